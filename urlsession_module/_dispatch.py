@@ -1,0 +1,165 @@
+"""Per-session serial delivery of events: one strategy, three implementations.
+
+A session hands every callback to its dispatcher; the dispatcher runs them one at a time, in
+order. Which thread runs them is the host's choice (the ``delegateQueue`` of Apple's URLSession):
+
+* :class:`ThreadDispatcher` (default) — a background thread, started when there is work and gone
+  after a short idle period, so idle sessions hold no thread.
+* :class:`LoopDispatcher` — an asyncio event loop (``call_soon_threadsafe``, FIFO).
+* :class:`EventQueue` — a queue the host drains itself from its own loop (scripting hosts).
+
+Callbacks never raise into a dispatcher: delivery catches listener errors before this layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["Dispatcher", "EventQueue", "LoopDispatcher", "ThreadDispatcher"]
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[], None]
+
+
+def _run(fn: Callback) -> None:
+    try:
+        fn()
+    except Exception:  # a bug in delivery must not kill the queue
+        log.exception("event delivery callback failed")
+
+
+class Dispatcher(Protocol):
+    def submit(self, fn: Callback) -> None:
+        """Queue ``fn`` to run after everything submitted before it."""
+
+    def close(self) -> None:
+        """No more work will come; release threads once what is queued has run."""
+
+    @property
+    def host_drained(self) -> bool:
+        """True when the waiting thread must drain this queue itself to make progress."""
+
+
+class ThreadDispatcher:
+    """Runs callbacks on one worker thread that exists only while there is work."""
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self, name: str = "urlsession-delivery") -> None:
+        self._name = name
+        self._queue: collections.deque[Callback] = collections.deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def host_drained(self) -> bool:
+        return False
+
+    def submit(self, fn: Callback) -> None:
+        with self._cond:
+            self._queue.append(fn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                deadline = time.monotonic() + self.IDLE_SECONDS
+                while not self._queue:
+                    remaining = deadline - time.monotonic()
+                    if self._closed or remaining <= 0:
+                        self._thread = None  # under the lock: submit() will start a new one
+                        return
+                    self._cond.wait(remaining)
+                fn = self._queue.popleft()
+            _run(fn)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+class LoopDispatcher:
+    """Runs callbacks on an asyncio event loop, in submission order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    @property
+    def host_drained(self) -> bool:
+        return False
+
+    def submit(self, fn: Callback) -> None:
+        try:
+            self._loop.call_soon_threadsafe(_run, fn)
+        except RuntimeError:  # loop closed: the host is gone; nothing can be delivered
+            log.warning("event loop closed; dropping an event")
+
+    def close(self) -> None:
+        pass
+
+
+class EventQueue:
+    """A delivery queue that a scripting host drains from its own loop.
+
+    Pass one as ``delegateQueue`` to ``createSession`` (several sessions may share it), then call
+    :meth:`drain` from the host's loop: it runs pending callbacks on the calling thread.
+    """
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Callback] = collections.deque()
+        self._cond = threading.Condition()
+
+    @property
+    def host_drained(self) -> bool:
+        return True
+
+    def submit(self, fn: Callback) -> None:
+        with self._cond:
+            self._queue.append(fn)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def drain(self, timeout: float | None = 0.0, max_events: int | None = None) -> int:
+        """Run pending callbacks here; wait up to ``timeout`` seconds for the first one.
+
+        Returns how many ran. ``timeout=0`` never waits; ``None`` waits until one comes.
+        """
+        ran = 0
+        with self._cond:
+            if not self._queue and timeout != 0:
+                self._cond.wait_for(lambda: bool(self._queue), timeout)
+        while max_events is None or ran < max_events:
+            with self._cond:
+                if not self._queue:
+                    break
+                fn = self._queue.popleft()
+            _run(fn)
+            ran += 1
+        return ran
+
+    # Titanium-flavoured alias for hosts written in that style.
+    processEvents = drain

@@ -1,0 +1,148 @@
+"""Titanium proxy semantics over pyee: listeners, ``fireEvent``, bubbling, ``applyProperties``.
+
+pyee keeps the listeners: it keys them by function (so the same callback added twice is
+registered once), guards them with a lock and hands out a copy to call. Delivery is ours: we never
+go through ``emit`` (whose ``'error'`` event raises when nobody listens), and the one hook that
+runs a listener, ``_emit_run``, is where a failing listener is logged and delivery goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from pyee import EventEmitter
+
+from ._events import Event
+from .exceptions import CreationOnlyError, InvalidArgumentTypeError, InvalidArgumentValueError
+
+__all__ = ["Listener", "Proxy"]
+
+log = logging.getLogger("urlsession_module")
+
+Listener = Callable[[Event], Any]
+
+
+class _Emitter(EventEmitter):
+    """A pyee emitter whose run hook catches, logs and swallows a listener's exception."""
+
+    def _emit_run(
+        self, f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        try:
+            f(*args, **kwargs)
+        except Exception:
+            log.exception("listener %r for event %r raised", f, args[0].type if args else None)
+
+    def deliver(self, name: str, event: Event) -> None:
+        for f in self.listeners(name):  # a copy made under pyee's lock: safe to add/remove meanwhile
+            self._emit_run(f, (event,), {})
+
+
+class Proxy:
+    """Base of every public object (module, configuration, session, task).
+
+    Subclasses set ``_api_name`` and may list ``_creation_only`` keys that ``applyProperties`` and
+    assignment refuse after creation. ``_bubble_target`` is the parent an event goes to next.
+    """
+
+    _api_name: ClassVar[str] = "Titanium.Proxy"
+    _creation_only: ClassVar[frozenset[str]] = frozenset()
+
+    def _proxy_init(self, parent: Proxy | None = None) -> None:
+        # A method, not __init__: the module proxy is a ModuleType whose __init__ we do not own.
+        object.__setattr__(self, "_emitter", _Emitter())
+        object.__setattr__(self, "_bubble_target", parent)
+        object.__setattr__(self, "bubbleParent", True)
+
+    def __init__(self, parent: Proxy | None = None) -> None:
+        self._proxy_init(parent)
+
+    # -- Titanium.Proxy ------------------------------------------------------------------------
+
+    @property
+    def apiName(self) -> str:
+        """Titanium's fully qualified name of the API, e.g. ``Modules.URLSession.Session``."""
+        return self._api_name
+
+    def addEventListener(self, name: str, callback: Listener) -> None:
+        """Register ``callback`` for ``name``; the same callback twice is registered once."""
+        _check_listener_args(name, callback)
+        self._emitter.add_listener(name, callback)
+
+    def removeEventListener(self, name: str, callback: Listener) -> None:
+        """Remove ``callback``; an unknown name or callback is a no-op, as in Titanium."""
+        try:
+            self._emitter.remove_listener(name, callback)
+        except (KeyError, ValueError):
+            pass
+
+    def fireEvent(self, name: str, event: Mapping[str, Any] | None = None) -> None:
+        """Deliver a synthesized event to this proxy's listeners, then bubble it to its parents."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentTypeError("name", f"'name' must be a non-empty str (got {name!r})")
+        if event is not None and not isinstance(event, Mapping):
+            raise InvalidArgumentTypeError("event", f"'event' must be a dict (got {event!r})")
+        self._dispatch_event(Event(name, self, event))
+
+    def applyProperties(self, props: Mapping[str, Any]) -> None:
+        """``proxy[key] = value`` for each pair; a creation-only key raises and nothing is set."""
+        if not isinstance(props, Mapping):
+            raise InvalidArgumentTypeError("props", f"'props' must be a dict (got {props!r})")
+        for key in props:
+            self._check_settable(key)
+        for key, value in props.items():
+            setattr(self, key, value)
+
+    def hasListeners(self, name: str) -> bool:
+        """Whether anyone listens for ``name`` here; lets hot paths skip building payloads."""
+        return bool(self._emitter.listeners(name))
+
+    # -- item access, Titanium's proxy[key] ------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        if not isinstance(key, str) or key.startswith("_"):
+            raise KeyError(key)
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str) or key.startswith("_"):
+            raise KeyError(key)
+        setattr(self, key, value)
+
+    def _check_settable(self, key: str) -> None:
+        if not isinstance(key, str) or key.startswith("_"):
+            raise InvalidArgumentValueError("props", f"property names must be public str (got {key!r})")
+        if key in self._creation_only:
+            raise CreationOnlyError(f"{key!r} can only be set at creation of {self._api_name}")
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def _bubble_chain(self) -> list[Proxy]:
+        """The proxies an event fired here visits, worked out before delivery starts."""
+        chain: list[Proxy] = [self]
+        node: Proxy | None = self._bubble_target
+        while node is not None and node not in chain:
+            chain.append(node)
+            node = node._bubble_target
+        return chain
+
+    def _dispatch_event(self, event: Event) -> None:
+        for proxy in self._bubble_chain():
+            proxy._emitter.deliver(event.type, event)
+            if event.cancelBubble or not event.bubbles or not proxy.bubbleParent:
+                break
+
+    def _drop_listeners(self) -> None:
+        self._emitter.remove_all_listeners()
+
+
+def _check_listener_args(name: object, callback: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentTypeError("name", f"'name' must be a non-empty str (got {name!r})")
+    if not callable(callback):
+        raise InvalidArgumentTypeError("callback", f"'callback' must be callable (got {callback!r})")

@@ -1,0 +1,595 @@
+"""``Session`` and ``Task`` proxies: argument checks, the task registry, scheduling, invalidation.
+
+A session validates a call completely before anything starts, builds a plain-data
+:class:`~._state.Request`, gives the task a :class:`~._state.TaskMachine`, and schedules it on a
+worker thread (at most ``httpMaximumConnectionsPerHost`` per host; the rest wait their turn,
+higher ``priority`` first). The worker runs the transport, which feeds the machine through
+:class:`_TaskRun`; what the machine answers goes to the session's serial delivery queue, where it
+becomes an ``Event`` on the Task proxy and bubbles to the session and the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import itertools
+import json
+import logging
+import mimetypes
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import _validate as check
+from ._configuration import ConfigValues, SessionConfiguration
+from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher
+from ._events import DownloadCompleted, Event, Payload, SessionCompleted
+from ._proxy import Proxy
+from ._state import (
+    Cancel,
+    Failed,
+    Input,
+    Request,
+    ResponseInfo,
+    Resume,
+    Suspend,
+    TaskKind,
+    TaskMachine,
+    TaskState,
+)
+from ._storage import Blob, private_dir, safe_name, state_dir
+from ._transport import Transport, build_request, origin
+from .exceptions import (
+    ErrorCode,
+    InvalidArgumentTypeError,
+    InvalidArgumentValueError,
+    SessionInvalidatedError,
+    TransferError,
+    UploadFileNotFoundError,
+)
+
+__all__ = ["Session", "Task"]
+
+log = logging.getLogger(__name__)
+
+_task_numbers = itertools.count(1)
+# Identifiers must never repeat among the tasks one host can see, across its sessions too: a
+# process-wide counter, prefixed with a per-process token so two hosts' ids never meet either.
+_PROCESS_TOKEN = uuid.uuid4().hex[:8]
+
+
+def _new_task_identifier() -> str:
+    return f"{_PROCESS_TOKEN}-{next(_task_numbers)}"
+
+
+_DATA_KEYS = frozenset(
+    {"url", "method", "data", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"}
+)
+_DOWNLOAD_KEYS = frozenset({"url", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"})
+
+
+class Task(Proxy):
+    """``Modules.URLSession.Task``: one transfer, with URLSessionTask's properties and controls."""
+
+    _api_name = "Modules.URLSession.Task"
+
+    def __init__(self, session: Session, machine: TaskMachine, *, priority: float,
+                 description: str | None, begin: float | None) -> None:
+        super().__init__(parent=session)
+        self._session = session
+        self._machine = machine
+        self._run = _TaskRun(self)
+        self._priority = priority
+        self.taskDescription = description
+        self._begin = begin
+        self._done = threading.Event()  # set once sessioncompleted was delivered
+
+    # -- identity and progress -------------------------------------------------------------------
+
+    @property
+    def taskIdentifier(self) -> str:
+        return self._machine.identifier
+
+    @property
+    def kind(self) -> str:
+        return self._machine.kind.value
+
+    @property
+    def state(self) -> TaskState:
+        return self._machine.state
+
+    @property
+    def priority(self) -> float:
+        return self._priority
+
+    @priority.setter
+    def priority(self, value: float) -> None:
+        self._priority = _priority(value)
+
+    @property
+    def earliestBeginDate(self) -> _dt.datetime | None:
+        return None if self._begin is None else _dt.datetime.fromtimestamp(self._begin, _dt.timezone.utc)
+
+    @property
+    def countOfBytesReceived(self) -> int:
+        return self._machine.count_received
+
+    @property
+    def countOfBytesExpectedToReceive(self) -> int:
+        return self._machine.count_expected_to_receive
+
+    @property
+    def countOfBytesSent(self) -> int:
+        return self._machine.count_sent
+
+    @property
+    def countOfBytesExpectedToSend(self) -> int:
+        return self._machine.count_expected_to_send
+
+    @property
+    def originalRequest(self) -> Request:
+        return self._machine.original_request
+
+    @property
+    def currentRequest(self) -> Request:
+        return self._machine.current_request
+
+    @property
+    def response(self) -> ResponseInfo | None:
+        return self._machine.response
+
+    @property
+    def error(self) -> TransferError | None:
+        return self._machine.error
+
+    # -- control -------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Cancel; the task reports ``sessioncompleted`` with -999 (a finished task ignores it)."""
+        self._run.control(Cancel())
+
+    def suspend(self) -> None:
+        """Stop reading: no progress until ``resume()``."""
+        self._run.control(Suspend())
+
+    def resume(self) -> None:
+        """Continue a suspended task (with Range if its connection had to be let go)."""
+        self._run.control(Resume())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until this task's ``sessioncompleted`` has been delivered; False on timeout."""
+        return self._session._wait_until(self._done.is_set, timeout)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.taskIdentifier} {self.kind} {self.state.value}>"
+
+
+def _priority(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InvalidArgumentValueError("priority", f"'priority' must be a number in [0, 1] (got {value!r})")
+    return float(value)
+
+
+def _begin_date(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return (value if value.tzinfo else value.astimezone()).timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidArgumentTypeError(
+        "earliestBeginDate", f"'earliestBeginDate' must be a datetime or epoch seconds (got {value!r})"
+    )
+
+
+class _TaskRun:
+    """The transport's view of a task (``TransferControl``): feed, cancel flag, suspension."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+        self._cond = threading.Condition()
+        self._abort: Callable[[], None] | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._task._machine.state is TaskState.CANCELING
+
+    def feed(self, event: Input) -> None:
+        session = self._task._session
+        with self._cond:
+            out = self._task._machine.send(event)
+            for payload in out:  # queued under the lock so one task's events never reorder
+                session._enqueue(self._task, payload)
+            self._cond.notify_all()
+
+    def control(self, event: Input) -> None:
+        with self._cond:
+            self._task._machine.send(event)
+            abort = self._abort if isinstance(event, Cancel) else None
+            self._cond.notify_all()
+        if abort is not None:
+            abort()  # outside the lock: wakes a worker blocked in recv()
+
+    def wait_running(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._task._machine.state is not TaskState.SUSPENDED, timeout
+            )
+
+    def set_abort(self, abort: Callable[[], None] | None) -> None:
+        with self._cond:
+            self._abort = abort
+            cancelled = self.cancelled
+        if abort is not None and cancelled:
+            abort()
+
+
+class Session(Proxy):
+    """``Modules.URLSession.Session``: starts tasks and delivers their events in order."""
+
+    _api_name = "Modules.URLSession.Session"
+    _creation_only = frozenset({"configuration"})
+
+    def __init__(self, config: ConfigValues, *, parent: Proxy | None = None,
+                 delegateQueue: Any = None) -> None:
+        super().__init__(parent)
+        self._config = config
+        self._dispatcher = _make_dispatcher(delegateQueue)
+        self._transport = Transport(config)
+        self._lock = threading.Condition()
+        self._tasks: dict[str, Task] = {}  # outstanding: created, sessioncompleted not yet delivered
+        self._pending: list[Task] = []
+        self._active: dict[tuple[str, str, int], int] = {}
+        self._workers: set[threading.Thread] = set()
+        self._timer: threading.Timer | None = None
+        self._invalidating = False
+        self._invalidated = False
+        self._key = (
+            f"background-{safe_name(config.identifier or '')}" if config.is_background
+            else "default" if config.type == "default" else f"ephemeral-{uuid.uuid4().hex[:12]}"
+        )
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def configuration(self) -> SessionConfiguration:
+        """The session's own copy: changing it does not change the session."""
+        return SessionConfiguration._from_values(self._config)
+
+    @property
+    def identifier(self) -> str | None:
+        return self._config.identifier
+
+    sessionIdentifier = identifier
+
+    @property
+    def tasks(self) -> list[Task]:
+        """The outstanding tasks (not yet reported complete), oldest first."""
+        with self._lock:
+            return list(self._tasks.values())
+
+    def getTask(self, identifier: str) -> Task | None:
+        """The outstanding task with this identifier, or None."""
+        with self._lock:
+            return self._tasks.get(identifier)
+
+    @property
+    def downloadDirectory(self) -> Path:
+        """Where this session's finished downloads wait for the host (private, 0700)."""
+        return private_dir(state_dir() / "downloads" / self._key)
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    def dataTask(self, *args: Any, **kwargs: Any) -> str:
+        """Start a data task; ``data`` as a dict/list goes as JSON, str as UTF-8, bytes as is."""
+        a = self._args("dataTask", args, kwargs, _DATA_KEYS)
+        url = check.http_url("url", a.get("url"))
+        method = check.method("method", a.get("method", "POST"))
+        headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
+        body, body_path, ctype = _data_body(a.get("data"))
+        request = build_request(method, url, self._config.headers, headers,
+                                body=body, body_path=body_path, content_type=ctype)
+        return self._start(TaskKind.DATA, request, a)
+
+    def uploadTask(self, *args: Any, **kwargs: Any) -> str:
+        """Start an upload; ``data`` is a Blob, bytes, or a file path streamed from disk."""
+        a = self._args("uploadTask", args, kwargs, _DATA_KEYS)
+        url = check.http_url("url", a.get("url"))
+        method = check.method("method", a.get("method", "POST"))
+        headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
+        body, body_path, ctype = _upload_body(a.get("data"))
+        request = build_request(method, url, self._config.headers, headers,
+                                body=body, body_path=body_path, content_type=ctype)
+        return self._start(TaskKind.UPLOAD, request, a)
+
+    def downloadTask(self, *args: Any, **kwargs: Any) -> str:
+        """Start a download streamed to a private file; ``downloadcompleted`` hands over a Blob."""
+        a = self._args("downloadTask", args, kwargs, _DOWNLOAD_KEYS)
+        url = check.http_url("url", a.get("url"))
+        headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
+        request = build_request("GET", url, self._config.headers, headers)
+        self.downloadDirectory  # noqa: B018  (made now, so a failure to make it raises here)
+        return self._start(TaskKind.DOWNLOAD, request, a)
+
+    def _args(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+              known: frozenset[str]) -> dict[str, Any]:
+        if self._invalidating:
+            raise SessionInvalidatedError(f"{name}() called on an invalidated session")
+        a = check.args_dict(name, args, kwargs)
+        for key in a:
+            if key not in known:
+                raise InvalidArgumentValueError(key, f"{key!r} is not an argument of {name}() (known: {sorted(known)})")
+        return a
+
+    def _start(self, kind: TaskKind, request: Request, a: Mapping[str, Any]) -> str:
+        priority = _priority(a.get("priority", 0.5))
+        begin = _begin_date(a.get("earliestBeginDate"))
+        description = a.get("taskDescription")
+        if description is not None and not isinstance(description, str):
+            raise InvalidArgumentTypeError("taskDescription", f"'taskDescription' must be a str (got {description!r})")
+        identifier = _new_task_identifier()
+        machine = TaskMachine(identifier, kind, request, self._config.identifier)
+        task = Task(self, machine, priority=priority, description=description, begin=begin)
+        with self._lock:
+            if self._invalidating:
+                raise SessionInvalidatedError(f"{kind.value}Task() called on an invalidated session")
+            self._tasks[identifier] = task
+            self._pending.append(task)
+        log.debug("task %s: %s %s", identifier, request.method, request.url)
+        self._schedule()
+        return identifier
+
+    # -- scheduling: per-host limits, priority, earliestBeginDate ---------------------------------
+
+    def _schedule(self) -> None:
+        with self._lock:
+            now = time.time()
+            next_begin: float | None = None
+            limit = self._config.httpMaximumConnectionsPerHost
+            ready: list[Task] = []
+            for task in sorted(self._pending, key=lambda t: -t._priority):
+                if task._begin is not None and task._begin > now:
+                    next_begin = task._begin if next_begin is None else min(next_begin, task._begin)
+                    continue
+                host = _host_key(task._machine.original_request.url)
+                if task._machine.state is TaskState.CANCELING or self._active.get(host, 0) < limit:
+                    self._active[host] = self._active.get(host, 0) + 1
+                    ready.append(task)
+            for task in ready:
+                self._pending.remove(task)
+                worker = threading.Thread(
+                    target=self._work, args=(task,), name=f"urlsession-task-{task.taskIdentifier}",
+                    daemon=True,
+                )
+                self._workers.add(worker)
+                worker.start()
+            if next_begin is not None and self._timer is None and not self._invalidated:
+                self._timer = threading.Timer(max(0.0, next_begin - now), self._timer_fired)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _timer_fired(self) -> None:
+        with self._lock:
+            self._timer = None
+        self._schedule()
+
+    def _work(self, task: Task) -> None:
+        host = _host_key(task._machine.original_request.url)
+        try:
+            if task._machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
+                task._run.feed(Failed(ErrorCode.CANCELLED))
+            else:
+                directory = str(self.downloadDirectory) if task._machine.kind is TaskKind.DOWNLOAD else None
+                self._transport.run(task._run, task._machine.kind, task._machine.original_request,
+                                    directory, task.taskIdentifier)
+        except Exception:  # the machine refused an input: a bug, but the task must still end
+            log.exception("task %s: engine error", task.taskIdentifier)
+            if not task._machine.finished:
+                task._run.feed(Failed(ErrorCode.UNKNOWN, "internal error"))
+        finally:
+            with self._lock:
+                self._active[host] -= 1
+                self._workers.discard(threading.current_thread())
+            self._schedule()
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def _enqueue(self, task: Task, payload: Payload) -> None:
+        self._dispatcher.submit(lambda: self._deliver(task, payload))
+
+    def _deliver(self, task: Task, payload: Payload) -> None:
+        fields = payload.to_dict()
+        if isinstance(payload, DownloadCompleted):
+            del fields["location"], fields["mimeType"]
+            fields["data"] = Blob(path=payload.location, mimeType=payload.mimeType)
+        task._dispatch_event(Event(payload.name, task, fields))
+        if isinstance(payload, SessionCompleted):
+            self._task_done(task)
+
+    def _task_done(self, task: Task) -> None:
+        with self._lock:
+            self._tasks.pop(task.taskIdentifier, None)
+            task._done.set()
+            finish = self._invalidating and not self._tasks and not self._invalidated
+            self._lock.notify_all()
+        task._drop_listeners()  # nothing fires on a finished task again
+        if finish:
+            self._complete_invalidation()
+
+    def _wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait for ``predicate`` without polling; a host-drained queue is drained meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not predicate():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if isinstance(self._dispatcher, EventQueue):
+                self._dispatcher.drain(timeout=remaining if remaining is not None else None)
+            else:
+                with self._lock:
+                    self._lock.wait_for(predicate, remaining)
+        return True
+
+    def waitForTasks(self, timeout: float | None = None) -> bool:
+        """Block until every task so far has delivered its ``sessioncompleted``; False on timeout."""
+        return self._wait_until(lambda: not self._tasks, timeout)
+
+    # -- stores ----------------------------------------------------------------------------------
+
+    def flush(self, callback: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        """Write stores to disk, drop idle connections, then call back on the delivery queue."""
+        _check_callback(callback)
+        self._transport.clear_idle()
+        self._callback(callback)
+
+    def reset(self, callback: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        """Empty the stores, remove the session's files (unclaimed downloads too), flush, call back."""
+        _check_callback(callback)
+        directory = state_dir() / "downloads" / self._key
+        with self._lock:
+            busy = {t.taskIdentifier for t in self._tasks.values()}
+        if directory.exists():
+            for entry in directory.iterdir():
+                # a running download's .part file belongs to that task; leave it be
+                if any(safe_name(b) in entry.name for b in busy):
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        self._transport.clear_idle()
+        self._callback(callback)
+
+    def _callback(self, callback: Callable[[dict[str, Any]], Any] | None) -> None:
+        if callback is None:
+            return
+
+        def call() -> None:
+            try:
+                callback({"completed": True})
+            except Exception:
+                log.exception("flush/reset callback raised")
+
+        self._dispatcher.submit(call)
+
+    # -- invalidation ----------------------------------------------------------------------------
+
+    def finishTasksAndInvalidate(self) -> None:
+        """No new tasks; running ones finish and report; then listeners are dropped. Returns now."""
+        with self._lock:
+            if self._invalidating:
+                return
+            self._invalidating = True
+            idle = not self._tasks
+        if idle:
+            self._dispatcher.submit(self._complete_invalidation)
+
+    def invalidateAndCancel(self) -> None:
+        """Cancel every outstanding task (each reports -999), then invalidate."""
+        self.finishTasksAndInvalidate()
+        for task in self.tasks:
+            task.cancel()
+        self._schedule()  # pending tasks that were cancelled start only to report -999
+
+    def _complete_invalidation(self) -> None:
+        with self._lock:
+            if self._invalidated:
+                return
+            self._invalidated = True
+            timer, self._timer = self._timer, None
+            workers = list(self._workers)
+        if timer is not None:
+            timer.cancel()
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(5.0)
+        self._transport.close()
+        self._drop_listeners()
+        self._dispatcher.close()
+        with self._lock:
+            self._lock.notify_all()
+        log.debug("session %s invalidated", self._key)
+
+    @property
+    def invalidated(self) -> bool:
+        """True once invalidation finished: listeners dropped, threads and connections released."""
+        return self._invalidated
+
+    def waitForInvalidation(self, timeout: float | None = None) -> bool:
+        """Block until invalidation has completed (see ``finishTasksAndInvalidate``)."""
+        ok = self._wait_until(lambda: self._invalidated, timeout)
+        if ok and isinstance(self._dispatcher, ThreadDispatcher):
+            self._dispatcher.join(timeout or 5.0)
+        return ok
+
+    def __repr__(self) -> str:
+        return f"<Session {self._key} tasks={len(self._tasks)}>"
+
+
+def _make_dispatcher(queue: Any) -> Dispatcher:
+    if queue is None:
+        return ThreadDispatcher()
+    if isinstance(queue, EventQueue):
+        return queue
+    if isinstance(queue, asyncio.AbstractEventLoop):
+        return LoopDispatcher(queue)
+    raise InvalidArgumentTypeError(
+        "delegateQueue", f"'delegateQueue' must be None, an asyncio loop or an EventQueue (got {queue!r})"
+    )
+
+
+def _host_key(url: str) -> tuple[str, str, int]:
+    return origin(url)
+
+
+def _check_callback(callback: object) -> None:
+    if callback is not None and not callable(callback):
+        raise InvalidArgumentTypeError("callback", f"'callback' must be callable (got {callback!r})")
+
+
+def _data_body(data: Any) -> tuple[bytes | None, str | None, str | None]:
+    """A data task's body: JSON for dict/list, UTF-8 for str, bytes or a Blob as is."""
+    if data is None:
+        return None, None, None
+    if isinstance(data, (dict, list)):
+        try:
+            return json.dumps(data).encode(), None, "application/json"
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentTypeError("data", f"'data' must be JSON-serializable ({exc})") from None
+    if isinstance(data, str):
+        return data.encode(), None, "text/plain; charset=utf-8"
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), None, "application/octet-stream"
+    if isinstance(data, Blob):
+        if data.nativePath is not None:
+            _must_exist(data.nativePath)
+            return None, data.nativePath, data.mimeType
+        return data.read(), None, data.mimeType
+    raise InvalidArgumentTypeError("data", f"'data' must be a dict, list, str, bytes or Blob (got {type(data).__name__})")
+
+
+def _upload_body(data: Any) -> tuple[bytes | None, str | None, str | None]:
+    """An upload's body: a Blob or bytes as is, or a file path streamed from disk."""
+    if data is None:
+        raise InvalidArgumentValueError("data", "'data' is required for an upload (a Blob, bytes or file path)")
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        _must_exist(path)
+        return None, path, mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), None, "application/octet-stream"
+    if isinstance(data, Blob):
+        return _data_body(data)
+    raise InvalidArgumentTypeError("data", f"'data' must be a Blob, bytes or a file path (got {type(data).__name__})")
+
+
+def _must_exist(path: str) -> None:
+    if not os.path.isfile(path):
+        raise UploadFileNotFoundError(2, f"'data' names a file that does not exist: {path!r}", path)
+    if not os.access(path, os.R_OK):
+        raise InvalidArgumentValueError("data", f"'data' names a file that cannot be read: {path!r}")

@@ -1,0 +1,380 @@
+"""The task lifecycle: a sans-IO state machine, table-driven, knowing nothing of sockets.
+
+Everything that decides a task's state, its byte counters and which Titanium event comes next
+lives here (as h11's ``_state.py`` does for HTTP). A driver (the in-process transport, or the
+background transfer process) feeds it small frozen *inputs* describing what happened on the wire
+or what the user asked for; :meth:`TaskMachine.send` answers with the *payloads* to deliver, in
+order. An input the table does not allow in the current state raises :class:`TaskStateError`
+and changes nothing. The machine owns the promise that every task produces exactly one
+``sessioncompleted``, and that it is the task's last event.
+
+No threads, no locks, no pyee, no urllib3: a driver that shares a machine between threads holds
+its own lock around ``send``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Union
+
+import attrs
+
+from ._events import (
+    DownloadCompleted,
+    DownloadProgress,
+    Payload,
+    SessionCompleted,
+    UploadProgress,
+)
+from .exceptions import ErrorCode, TaskStateError, TransferError
+
+__all__ = [
+    "BodyReceived",
+    "BodySent",
+    "Cancel",
+    "DownloadFinished",
+    "Failed",
+    "Finished",
+    "Input",
+    "Redirected",
+    "Request",
+    "ResponseInfo",
+    "ResponseStarted",
+    "Resume",
+    "Suspend",
+    "TaskKind",
+    "TaskMachine",
+    "TaskState",
+]
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class TaskKind(str, enum.Enum):
+    DATA = "data"
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+
+
+class TaskState(str, enum.Enum):
+    """URLSessionTask.State, as strings (``task.state == 'running'`` reads naturally)."""
+
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    CANCELING = "canceling"
+    COMPLETED = "completed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class Request:
+    """A request as plain data (it crosses the process boundary to the transfer process).
+
+    The body is either ``body`` (bytes) or ``body_path`` (a file streamed from disk).
+    """
+
+    method: str
+    url: str
+    headers: Headers = ()
+    body: bytes | None = attrs.field(default=None, repr=lambda b: f"<{len(b)} bytes>" if b else "None")
+    body_path: str | None = None
+    body_length: int = 0
+
+    @property
+    def has_body(self) -> bool:
+        return self.body is not None or self.body_path is not None
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        for key, value in self.headers:
+            if key.lower() == low:
+                return value
+        return None
+
+
+@attrs.frozen
+class ResponseInfo:
+    """What URLResponse tells: the final URL, status and headers."""
+
+    url: str
+    statusCode: int
+    headers: Headers = ()
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        for key, value in self.headers:
+            if key.lower() == low:
+                return value
+        return None
+
+    @property
+    def allHeaderFields(self) -> dict[str, str]:
+        return dict(self.headers)
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Suspend:
+    """The user suspended the task: no more reading, no progress, until Resume."""
+
+
+@attrs.frozen
+class Resume:
+    """The user resumed a suspended task."""
+
+
+@attrs.frozen
+class Cancel:
+    """The user cancelled the task; the driver answers with Failed(-999) once it has stopped."""
+
+
+@attrs.frozen
+class Redirected:
+    """The driver followed a redirect; ``request`` is the new current request."""
+
+    request: Request
+
+
+@attrs.frozen
+class BodySent:
+    """``n`` more bytes of the request body went to the server."""
+
+    n: int
+
+
+@attrs.frozen
+class ResponseStarted:
+    """A final (non-redirect) response's head arrived.
+
+    ``expected`` is this response's body length (-1 unknown); ``offset`` is how many bytes of the
+    resource the task already has when this response continues it (a 206 to a Range request);
+    a response that starts over has offset 0 and resets the received counter.
+    """
+
+    response: ResponseInfo
+    expected: int = -1
+    offset: int = 0
+
+
+@attrs.frozen
+class BodyReceived:
+    """``n`` more body bytes reached the destination (memory or the download file)."""
+
+    n: int
+
+
+@attrs.frozen
+class DownloadFinished:
+    """The download's file is complete and in its final place."""
+
+    location: str
+    mime_type: str = "application/octet-stream"
+
+
+@attrs.frozen
+class Finished:
+    """The transfer ended well; ``response_text`` for data and upload tasks."""
+
+    response_text: str | None = None
+
+
+@attrs.frozen
+class Failed:
+    """The transfer ended with a URLSession error code (cancellation included)."""
+
+    code: int
+    message: str = ""
+
+
+Input = Union[
+    Suspend, Resume, Cancel, Redirected, BodySent, ResponseStarted, BodyReceived,
+    DownloadFinished, Finished, Failed,
+]
+
+S = TaskState
+_WIRE = (Redirected, BodySent, ResponseStarted, BodyReceived, DownloadFinished)
+
+# TRANSITIONS[state][input type] -> next state. Absent pairs are illegal inputs.
+TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
+    S.RUNNING: {
+        Suspend: S.SUSPENDED, Resume: S.RUNNING, Cancel: S.CANCELING,
+        **{t: S.RUNNING for t in _WIRE},
+        Finished: S.COMPLETED, Failed: S.COMPLETED,
+    },
+    S.SUSPENDED: {
+        # The wire is quiet while suspended: a driver waits for Resume before feeding bytes.
+        Suspend: S.SUSPENDED, Resume: S.RUNNING, Cancel: S.CANCELING,
+        Failed: S.COMPLETED,  # e.g. the resource deadline passed while suspended
+    },
+    S.CANCELING: {
+        Suspend: S.CANCELING, Resume: S.CANCELING, Cancel: S.CANCELING,
+        # Bytes already in flight when the user cancelled are accepted and reported to nobody.
+        **{t: S.CANCELING for t in _WIRE},
+        Finished: S.COMPLETED, Failed: S.COMPLETED,
+    },
+    S.COMPLETED: {
+        # Apple ignores control calls on a finished task; anything from the wire is a bug.
+        Suspend: S.COMPLETED, Resume: S.COMPLETED, Cancel: S.COMPLETED,
+    },
+}
+
+
+class TaskMachine:
+    """One task's state, counters and event order. Feed inputs, deliver what comes back."""
+
+    def __init__(
+        self,
+        identifier: str,
+        kind: TaskKind,
+        request: Request,
+        session_identifier: str | None = None,
+    ) -> None:
+        self.identifier = identifier
+        self.kind = kind
+        self.session_identifier = session_identifier
+        self.original_request = request
+        self.current_request = request
+        self.state = TaskState.RUNNING
+        self.response: ResponseInfo | None = None
+        self.error: TransferError | None = None
+        self.count_sent = 0
+        self.count_expected_to_send = request.body_length if request.has_body else 0
+        self.count_received = 0
+        self.count_expected_to_receive = -1
+        self.location: str | None = None
+        self._download_done = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state is TaskState.COMPLETED
+
+    def send(self, event: Input) -> list[Payload]:
+        """Apply one input; return the payloads to deliver, in order. Illegal input raises."""
+        allowed = TRANSITIONS[self.state]
+        next_state = allowed.get(type(event))
+        if next_state is None:
+            raise TaskStateError(
+                f"task {self.identifier}: {type(event).__name__} is not allowed while {self.state.value}"
+            )
+        handler = getattr(self, f"_on_{type(event).__name__}")
+        out: list[Payload] = handler(event)  # raises before any change if the input is bad
+        self.state = next_state
+        return out
+
+    # -- handlers: validate first, then change, then say what to deliver ------------------------
+
+    def _on_Suspend(self, _e: Suspend) -> list[Payload]:
+        return []
+
+    def _on_Resume(self, _e: Resume) -> list[Payload]:
+        return []
+
+    def _on_Cancel(self, _e: Cancel) -> list[Payload]:
+        return []
+
+    def _on_Redirected(self, e: Redirected) -> list[Payload]:
+        self.current_request = e.request
+        self.count_sent = 0
+        self.count_expected_to_send = e.request.body_length if e.request.has_body else 0
+        return []
+
+    def _on_BodySent(self, e: BodySent) -> list[Payload]:
+        _check_count(e.n)
+        self.count_sent += e.n
+        if self.state is not TaskState.RUNNING:
+            return []
+        return [
+            UploadProgress(
+                taskIdentifier=self.identifier,
+                bytesSent=e.n,
+                totalBytesSent=self.count_sent,
+                totalBytesExpectedToSend=self.count_expected_to_send,
+                sessionIdentifier=self.session_identifier,
+            )
+        ]
+
+    def _on_ResponseStarted(self, e: ResponseStarted) -> list[Payload]:
+        if e.offset < 0 or e.offset > self.count_received:
+            raise TaskStateError(f"task {self.identifier}: resume offset {e.offset} beyond what was received")
+        self.response = e.response
+        self.count_received = e.offset
+        self.count_expected_to_receive = e.offset + e.expected if e.expected >= 0 else -1
+        return []
+
+    def _on_BodyReceived(self, e: BodyReceived) -> list[Payload]:
+        _check_count(e.n)
+        if self.response is None:
+            raise TaskStateError(f"task {self.identifier}: body bytes before a response")
+        self.count_received += e.n
+        if self.kind is not TaskKind.DOWNLOAD or self.state is not TaskState.RUNNING:
+            return []
+        return [
+            DownloadProgress(
+                taskIdentifier=self.identifier,
+                bytesWritten=e.n,
+                totalBytesWritten=self.count_received,
+                totalBytesExpectedToWrite=self.count_expected_to_receive,
+                sessionIdentifier=self.session_identifier,
+            )
+        ]
+
+    def _on_DownloadFinished(self, e: DownloadFinished) -> list[Payload]:
+        if self.kind is not TaskKind.DOWNLOAD or self._download_done or self.response is None:
+            raise TaskStateError(f"task {self.identifier}: unexpected DownloadFinished")
+        self._download_done = True
+        if self.state is not TaskState.RUNNING:
+            return []
+        self.location = e.location
+        return [
+            DownloadCompleted(
+                taskIdentifier=self.identifier,
+                location=e.location,
+                mimeType=e.mime_type,
+                sessionIdentifier=self.session_identifier,
+            )
+        ]
+
+    def _on_Finished(self, e: Finished) -> list[Payload]:
+        if self.state is TaskState.CANCELING:
+            return self._on_Failed(Failed(ErrorCode.CANCELLED))
+        if self.response is None:
+            raise TaskStateError(f"task {self.identifier}: finished without a response")
+        if self.kind is TaskKind.DOWNLOAD and not self._download_done:
+            raise TaskStateError(f"task {self.identifier}: a download finished without its file")
+        return [
+            SessionCompleted(
+                taskIdentifier=self.identifier,
+                success=True,
+                errorCode=0,
+                message="",
+                statusCode=self.response.statusCode,
+                responseText=(e.response_text or "") if self.kind is not TaskKind.DOWNLOAD else None,
+                sessionIdentifier=self.session_identifier,
+            )
+        ]
+
+    def _on_Failed(self, e: Failed) -> list[Payload]:
+        code = ErrorCode.CANCELLED if self.state is TaskState.CANCELING else e.code
+        if code == 0:
+            raise TaskStateError(f"task {self.identifier}: Failed needs a non-zero error code")
+        self.error = TransferError(code, e.message if code == e.code else None)
+        return [
+            SessionCompleted(
+                taskIdentifier=self.identifier,
+                success=False,
+                errorCode=self.error.code,
+                message=self.error.message,
+                statusCode=self.response.statusCode if self.response else 0,
+                responseText=None if self.kind is TaskKind.DOWNLOAD else "",
+                sessionIdentifier=self.session_identifier,
+            )
+        ]
+
+
+def _check_count(n: int) -> None:
+    if n < 0:
+        raise TaskStateError(f"byte count must be >= 0 (got {n})")

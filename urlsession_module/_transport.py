@@ -1,0 +1,664 @@
+"""The edge where bytes meet urllib3: one pool per session, the streaming loops, error mapping.
+
+This is the only module that imports urllib3. It drives a task's sans-IO machine through a
+:class:`TransferControl` (the in-process session and the background transfer process each supply
+one), following Foundation's redirect rules itself (urllib3 is called with ``redirect=False`` and
+``retries=False`` so the real error surfaces), streaming bodies in blocks, and resuming with
+``Range``/``If-Range`` when a connection had to be dropped. Every urllib3 or OS error is mapped to
+a URLSession code in one table, most specific first (:func:`map_exception`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import http.client
+import logging
+import mimetypes
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from email.message import Message
+from typing import Protocol
+from urllib.parse import unquote, urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    HTTPError,
+    LocationValueError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from ._configuration import ConfigValues
+from ._state import (
+    BodyReceived,
+    BodySent,
+    DownloadFinished,
+    Failed,
+    Finished,
+    Input,
+    Redirected,
+    Request,
+    ResponseInfo,
+    ResponseStarted,
+    TaskKind,
+)
+from .exceptions import ErrorCode, TransferError
+
+__all__ = ["Transport", "TransferControl", "map_exception", "build_request"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "urlsession_module/0.1 (com.appcelerator.urlSession)"
+BLOCK = 256 * 1024
+MAX_REDIRECTS = 20
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
+BODY_HEADERS = ("content-type", "content-length", "transfer-encoding", "content-encoding")
+
+
+class TransferControl(Protocol):
+    """What the transport needs from whoever owns the task: a machine to feed, user control."""
+
+    def feed(self, event: Input) -> None:
+        """Send one input to the task's machine and deliver what it answers."""
+
+    @property
+    def cancelled(self) -> bool:
+        """The user asked to cancel; stop at the next block."""
+
+    def wait_running(self, timeout: float) -> bool:
+        """Block while suspended, at most ``timeout`` s; True once running (or cancelled)."""
+
+    def set_abort(self, abort: Callable[[], None] | None) -> None:
+        """Give the owner a way to break a blocking read when the user cancels."""
+
+
+class _Stop(Exception):
+    """Unwinds the transfer when the user cancelled."""
+
+
+class _Dropped(Exception):
+    """A suspended transfer let go of its connection; resume with Range when resumed."""
+
+
+# -- request building -------------------------------------------------------------------------------
+
+
+def build_request(
+    method: str,
+    url: str,
+    config_headers: dict[str, str],
+    request_headers: dict[str, str],
+    *,
+    body: bytes | None = None,
+    body_path: str | None = None,
+    content_type: str | None = None,
+    accept_encoding: bool = True,
+) -> Request:
+    """Merge headers the Foundation way and describe the body; the call's headers win.
+
+    A ``requestHeaders`` entry replaces a configuration header of the same name whatever its
+    case, so each header goes out once. A bodiless request gets no default Content-Type.
+    """
+    merged: dict[str, tuple[str, str]] = {}
+    defaults = {"User-Agent": USER_AGENT, "Accept": "*/*"}
+    if accept_encoding:
+        defaults["Accept-Encoding"] = "gzip, deflate"
+    for source in (defaults, config_headers, request_headers):
+        for name, value in source.items():
+            merged[name.lower()] = (name, value)
+    length = 0
+    if body is not None:
+        length = len(body)
+    elif body_path is not None:
+        length = os.path.getsize(body_path)
+    has_body = body is not None or body_path is not None
+    if has_body:
+        merged.pop("transfer-encoding", None)
+        merged["content-length"] = ("Content-Length", str(length))
+        if "content-type" not in merged and content_type:
+            merged["content-type"] = ("Content-Type", content_type)
+    else:
+        merged.pop("content-length", None)
+    return Request(
+        method=method,
+        url=url,
+        headers=tuple(merged.values()),
+        body=body,
+        body_path=body_path,
+        body_length=length,
+    )
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def redirect_request(request: Request, status: int, location: str) -> Request:
+    """The request Foundation makes for a redirect (its rules, not urllib3's).
+
+    301/302 turn POST into GET; 303 turns any method but HEAD into GET; both drop the body.
+    307/308 keep method and body. Credentials never go to another origin.
+    """
+    target = urljoin(request.url, location.strip())
+    scheme = urlsplit(target).scheme.lower()
+    if scheme not in ("http", "https") or not urlsplit(target).hostname:
+        raise TransferError(ErrorCode.UNSUPPORTED_URL, f"redirect to an unsupported URL: {target}")
+    method = request.method
+    keep_body = request.has_body
+    if (status in (301, 302) and method == "POST") or (status == 303 and method != "HEAD"):
+        method, keep_body = "GET", False
+    drop = set() if keep_body else set(BODY_HEADERS)
+    if origin(target) != origin(request.url):
+        drop.update(CREDENTIAL_HEADERS)
+    headers = tuple((k, v) for k, v in request.headers if k.lower() not in drop)
+    if keep_body:
+        return Request(method, target, headers, request.body, request.body_path, request.body_length)
+    return Request(method, target, headers)
+
+
+# -- error mapping ----------------------------------------------------------------------------------
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (urllib3 puts causes in args and ``reason``)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        for inner in (*e.args, getattr(e, "reason", None), e.__cause__, e.__context__):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+def _ssl_code(exc: BaseException) -> ErrorCode:
+    for e in _causes(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            if e.verify_code in (9, 10):  # X509_V_ERR_CERT_NOT_YET_VALID / _HAS_EXPIRED
+                return ErrorCode.SERVER_CERTIFICATE_HAS_BAD_DATE
+            return ErrorCode.SERVER_CERTIFICATE_UNTRUSTED
+        if isinstance(e, ssl.CertificateError):
+            return ErrorCode.SERVER_CERTIFICATE_UNTRUSTED
+    return ErrorCode.SECURE_CONNECTION_FAILED
+
+
+def _protocol_code(exc: BaseException) -> ErrorCode:
+    for e in _causes(exc):
+        if isinstance(e, http.client.IncompleteRead):
+            return ErrorCode.NETWORK_CONNECTION_LOST
+        if isinstance(e, (http.client.BadStatusLine, http.client.LineTooLong)):
+            if isinstance(e, http.client.RemoteDisconnected):
+                return ErrorCode.NETWORK_CONNECTION_LOST
+            return ErrorCode.BAD_SERVER_RESPONSE
+        if isinstance(e, http.client.HTTPException) and not isinstance(e, http.client.IncompleteRead):
+            return ErrorCode.BAD_SERVER_RESPONSE
+    return ErrorCode.NETWORK_CONNECTION_LOST
+
+
+# Most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError.
+_ERROR_TABLE: tuple[tuple[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]], ...] = (
+    (TransferError, lambda e: ErrorCode(e.code) if isinstance(e, TransferError) else ErrorCode.UNKNOWN),
+    (NameResolutionError, ErrorCode.CANNOT_FIND_HOST),
+    (NewConnectionError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+    (ConnectTimeoutError, ErrorCode.TIMED_OUT),
+    (ReadTimeoutError, ErrorCode.TIMED_OUT),
+    (SSLError, _ssl_code),
+    (ssl.SSLError, _ssl_code),
+    (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+    (DecodeError, ErrorCode.CANNOT_DECODE_CONTENT_DATA),
+    (LocationValueError, ErrorCode.BAD_URL),
+    (ProtocolError, _protocol_code),
+    (http.client.HTTPException, _protocol_code),
+    (socket.gaierror, ErrorCode.CANNOT_FIND_HOST),
+    (ConnectionRefusedError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+    (TimeoutError, ErrorCode.TIMED_OUT),
+    (ConnectionError, ErrorCode.NETWORK_CONNECTION_LOST),
+    (HTTPError, ErrorCode.UNKNOWN),
+)
+
+
+def map_exception(exc: BaseException) -> TransferError:
+    """The URLSession error for an exception raised while transferring."""
+    if isinstance(exc, TransferError):
+        return exc
+    for kind, code in _ERROR_TABLE:
+        if isinstance(exc, kind):
+            resolved = code(exc) if callable(code) else code
+            return TransferError(resolved, f"{resolved.description} ({_describe(exc)})")
+    return TransferError(ErrorCode.UNKNOWN, f"unexpected error: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+def _file_error(code: ErrorCode, exc: OSError, path: str) -> TransferError:
+    return TransferError(code, f"{code.description} ({exc.strerror or exc}: {path})")
+
+
+# -- bodies -----------------------------------------------------------------------------------------
+
+
+class _Sink:
+    """Where a response body goes: memory for data tasks, a private file for downloads."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.size = 0
+        self._buf = bytearray()
+        self._fd: int | None = None
+        if path is not None:
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            except OSError as exc:
+                raise _file_error(ErrorCode.CANNOT_CREATE_FILE, exc, path) from None
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._fd is None:
+            self._buf += data
+        else:
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(self._fd, view)
+                except OSError as exc:
+                    raise _file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
+                view = view[n:]
+        self.size += len(data)
+
+    def truncate(self, offset: int) -> None:
+        """Keep the first ``offset`` bytes (a 206 continues there; a 200 starts over at 0)."""
+        if self._fd is None:
+            del self._buf[offset:]
+        else:
+            os.ftruncate(self._fd, offset)
+            os.lseek(self._fd, offset, os.SEEK_SET)
+        self.size = offset
+
+    def text(self, charset: str) -> str:
+        try:
+            return self._buf.decode(charset, errors="replace")
+        except LookupError:
+            return self._buf.decode("utf-8", errors="replace")
+
+    def finish(self, final_path: str, durable: bool) -> None:
+        assert self._fd is not None and self.path is not None
+        try:
+            if durable:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            os.replace(self.path, final_path)
+        except OSError as exc:
+            raise _file_error(ErrorCode.CANNOT_MOVE_FILE, exc, final_path) from None
+
+    def discard(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        self._buf = bytearray()
+
+
+def _charset(content_type: str | None) -> str:
+    if not content_type:
+        return "utf-8"
+    msg = Message()
+    msg["content-type"] = content_type
+    charset = msg.get_param("charset")
+    if isinstance(charset, str):
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def _filename(url: str, disposition: str | None) -> str:
+    if disposition:
+        msg = Message()
+        msg["content-disposition"] = disposition
+        name = msg.get_filename()
+        if name:
+            return os.path.basename(name)
+    name = os.path.basename(unquote(urlsplit(url).path))
+    return name or "download"
+
+
+def _safe(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return keep.strip(".")[:120] or "download"
+
+
+# -- the transport ----------------------------------------------------------------------------------
+
+
+class Transport:
+    """One per session: its connection pool and the loops that move a task's bytes."""
+
+    def __init__(self, config: ConfigValues) -> None:
+        self.config = config
+        kw: dict[str, object] = {
+            "num_pools": 32,
+            "maxsize": config.httpMaximumConnectionsPerHost,
+            "block": False,
+            "retries": False,
+        }
+        if config.tlsVerify:
+            kw["cert_reqs"] = "CERT_REQUIRED"
+            if config.caBundle:
+                kw["ca_certs"] = config.caBundle
+        else:
+            kw["cert_reqs"] = "CERT_NONE"
+            kw["assert_hostname"] = False
+        self._pool: urllib3.PoolManager
+        if config.proxyURL:
+            self._pool = urllib3.ProxyManager(config.proxyURL, **kw)  # type: ignore[arg-type]
+        else:
+            self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    clear_idle = close  # PoolManager.clear closes idle connections; busy ones close on release
+
+    # -- one task -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        ctl: TransferControl,
+        kind: TaskKind,
+        request: Request,
+        download_dir: str | None,
+        identifier: str,
+        *,
+        durable: bool = False,
+    ) -> None:
+        """Move one task's bytes, feeding its machine; always ends with Finished or Failed."""
+        sink: _Sink | None = None
+        try:
+            if kind is TaskKind.DOWNLOAD:
+                assert download_dir is not None
+                sink = _Sink(os.path.join(download_dir, f".{_safe(identifier)}.part"))
+            else:
+                sink = _Sink(None)
+            text = self._transfer(ctl, kind, request, sink, download_dir, identifier, durable)
+        except BaseException as exc:
+            if sink is not None:
+                sink.discard()
+            if ctl.cancelled or isinstance(exc, _Stop):
+                ctl.feed(Failed(ErrorCode.CANCELLED))
+            elif isinstance(exc, Exception):
+                err = map_exception(exc)
+                log.debug("task %s failed: %s", identifier, err, exc_info=exc)
+                ctl.feed(Failed(err.code, err.message))
+            else:
+                ctl.feed(Failed(ErrorCode.CANCELLED, "interrupted"))
+                raise
+        else:
+            ctl.feed(Finished(text))
+        finally:
+            ctl.set_abort(None)
+
+    def _transfer(
+        self,
+        ctl: TransferControl,
+        kind: TaskKind,
+        request: Request,
+        sink: _Sink,
+        download_dir: str | None,
+        identifier: str,
+        durable: bool,
+    ) -> str | None:
+        cfg = self.config
+        deadline = time.monotonic() + cfg.timeoutIntervalForResource
+        validator: str | None = None
+        self._checkpoint(ctl)  # a task suspended before it started waits here
+        while True:  # one pass per connection; a suspended task that let go comes round again
+            resume_at = sink.size if (sink.size and validator) else 0
+            resp, request = self._open_following_redirects(ctl, request, resume_at, validator, deadline)
+            if resume_at and resp.status not in (200, 206):
+                # e.g. 416: the resource changed size under us; ask again for all of it.
+                resp.drain_conn()
+                resp.release_conn()
+                validator = None
+                sink.truncate(0)
+                continue
+            clean = False
+            try:
+                self._start_body(ctl, resp, request, sink, resume_at)
+                validator = _validator(resp)
+                self._stream(ctl, resp, sink, deadline)
+                clean = True
+            except _Dropped:
+                continue
+            finally:
+                ctl.set_abort(None)
+                if not clean:  # never hand a half-read connection back to the pool
+                    resp.close()
+                resp.release_conn()
+            break
+        info = ResponseInfo(request.url, resp.status, tuple(resp.headers.items()))
+        if kind is TaskKind.DOWNLOAD:
+            assert download_dir is not None and sink.path is not None
+            if ctl.cancelled:
+                raise _Stop
+            final = os.path.join(
+                download_dir,
+                f"{_safe(identifier)}-{_safe(_filename(info.url, info.header('content-disposition')))}",
+            )
+            sink.finish(final, durable)
+            mime = (info.header("content-type") or "").split(";")[0].strip()
+            mime = mime or mimetypes.guess_type(final)[0] or "application/octet-stream"
+            ctl.feed(DownloadFinished(final, mime))
+            return None
+        return sink.text(_charset(info.header("content-type")))
+
+    def _open_following_redirects(
+        self,
+        ctl: TransferControl,
+        request: Request,
+        resume_at: int,
+        validator: str | None,
+        deadline: float,
+    ) -> tuple[urllib3.BaseHTTPResponse, Request]:
+        redirects = 0
+        while True:
+            if ctl.cancelled:
+                raise _Stop
+            resp = self._open(ctl, request, resume_at, validator, deadline)
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECT_CODES or location is None:
+                return resp, request
+            resp.drain_conn()
+            resp.release_conn()
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                raise TransferError(ErrorCode.HTTP_TOO_MANY_REDIRECTS)
+            request = redirect_request(request, resp.status, location)
+            ctl.feed(Redirected(request))
+
+    def _open(
+        self,
+        ctl: TransferControl,
+        request: Request,
+        resume_at: int,
+        validator: str | None,
+        deadline: float,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send the request and read the response head; retry once on a dead reused connection."""
+        headers = urllib3.HTTPHeaderDict(list(request.headers))
+        if resume_at:
+            headers["Range"] = f"bytes={resume_at}-"
+            if validator:
+                headers["If-Range"] = validator
+        idle = self.config.timeoutIntervalForRequest
+        for attempt in (0, 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+            timeout = urllib3.Timeout(connect=min(idle, remaining), read=min(idle, remaining))
+            try:
+                return self._pool.urlopen(
+                    request.method,
+                    request.url,
+                    body=self._body(ctl, request) if request.has_body else None,
+                    headers=headers,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    decode_content=True,
+                    timeout=timeout,
+                    assert_same_host=False,
+                )
+            except ProtocolError as exc:
+                if attempt or request.method not in IDEMPOTENT or not _dead_connection(exc):
+                    raise
+                log.debug("retrying %s %s once on a fresh connection: %s", request.method, request.url, exc)
+        raise AssertionError("unreachable")
+
+    def _body(self, ctl: TransferControl, request: Request) -> Iterator[bytes | memoryview]:
+        """The request body in blocks; each block is reported once urllib3 asks for the next."""
+        if request.body is not None:
+            view = memoryview(request.body)
+            for start in range(0, len(view), BLOCK):
+                self._checkpoint(ctl)
+                block = view[start : start + BLOCK]
+                yield block
+                ctl.feed(BodySent(len(block)))
+            return
+        assert request.body_path is not None
+        try:
+            f = open(request.body_path, "rb")  # noqa: SIM115 (closed in finally, across yields)
+        except OSError as exc:
+            raise _file_error(ErrorCode.CANNOT_OPEN_FILE, exc, request.body_path) from None
+        try:
+            buf = bytearray(BLOCK)
+            view = memoryview(buf)
+            while True:
+                self._checkpoint(ctl)
+                n = f.readinto(buf)
+                if not n:
+                    break
+                yield view[:n]
+                ctl.feed(BodySent(n))
+        finally:
+            f.close()
+
+    def _checkpoint(self, ctl: TransferControl) -> None:
+        if ctl.cancelled:
+            raise _Stop
+        while not ctl.wait_running(1.0):
+            pass
+        if ctl.cancelled:
+            raise _Stop
+
+    def _start_body(
+        self,
+        ctl: TransferControl,
+        resp: urllib3.BaseHTTPResponse,
+        request: Request,
+        sink: _Sink,
+        resume_at: int,
+    ) -> None:
+        offset = 0
+        if resume_at and resp.status == 206:
+            if _content_range_start(resp.headers.get("Content-Range")) != resume_at:
+                # Not the range we asked for: refuse rather than splice two pieces that don't meet.
+                raise TransferError(ErrorCode.BAD_SERVER_RESPONSE, "unexpected Content-Range on resume")
+            offset = resume_at
+        sink.truncate(offset)
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+        length = resp.headers.get("Content-Length")
+        expected = int(length) if (length and length.isdigit() and not encoded) else -1
+        # After our own Range request, report the resource's status (200), not the 206.
+        status = 200 if offset else resp.status
+        info = ResponseInfo(request.url, status, tuple(resp.headers.items()))
+        ctl.feed(ResponseStarted(info, expected, offset))
+        sock = _socket_of(resp)
+        if sock is not None:
+            ctl.set_abort(lambda: _shutdown(sock))
+
+    def _stream(
+        self, ctl: TransferControl, resp: urllib3.BaseHTTPResponse, sink: _Sink, deadline: float
+    ) -> None:
+        drop_after = max(0.5, self.config.timeoutIntervalForRequest / 2)
+        for chunk in resp.stream(BLOCK, decode_content=True):
+            if ctl.cancelled:
+                raise _Stop
+            if chunk:
+                sink.write(chunk)
+                ctl.feed(BodyReceived(len(chunk)))
+            if time.monotonic() > deadline:
+                raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+            if not ctl.wait_running(drop_after):
+                # Suspended past half the idle timeout: let the connection go rather than have
+                # the server time us out; come back with Range when resumed.
+                log.debug("suspended task lets its connection go at %d bytes", sink.size)
+                resp.close()
+                while not ctl.wait_running(1.0):
+                    if time.monotonic() > deadline:
+                        raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+                if ctl.cancelled:
+                    raise _Stop
+                raise _Dropped
+        if ctl.cancelled:
+            raise _Stop
+
+
+def _validator(resp: urllib3.BaseHTTPResponse) -> str | None:
+    """What If-Range can check: a strong ETag, else Last-Modified; None means never resume."""
+    etag = resp.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return resp.headers.get("Last-Modified")
+
+
+def _content_range_start(value: str | None) -> int | None:
+    if not value or not value.lower().startswith("bytes "):
+        return None
+    try:
+        return int(value[6:].split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+def _dead_connection(exc: ProtocolError) -> bool:
+    return any(
+        isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+        for e in _causes(exc)
+    )
+
+
+def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
+    conn = getattr(resp, "connection", None)
+    sock = getattr(conn, "sock", None)
+    return sock if isinstance(sock, (socket.socket, ssl.SSLSocket)) else None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
