@@ -22,6 +22,7 @@ import types
 import warnings
 from typing import Any
 
+from . import _validate as _check
 from ._configuration import SessionConfiguration
 from ._dispatch import EventQueue
 from ._events import Event
@@ -29,7 +30,6 @@ from ._proxy import Proxy
 from ._session import Session, Task
 from ._state import Request, ResponseInfo, TaskState
 from ._storage import Blob, state_dir
-from . import _validate as _check
 from .exceptions import (
     CreationOnlyError,
     ErrorCode,
@@ -39,9 +39,9 @@ from .exceptions import (
     SessionInvalidatedError,
     TaskStateError,
     TransferError,
-    URLSessionError,
     UnsupportedURLError,
     UploadFileNotFoundError,
+    URLSessionError,
 )
 
 __all__ = [
@@ -135,8 +135,10 @@ class _ModuleProxy(types.ModuleType, Proxy):
     # -- deprecated Titanium entry points ----------------------------------------------------------
 
     def createURLSessionBackgroundConfiguration(self, identifier: str) -> SessionConfiguration:
-        _deprecated("createURLSessionBackgroundConfiguration(identifier)",
-                    "createSessionConfiguration({'identifier': identifier})")
+        _deprecated(
+            "createURLSessionBackgroundConfiguration(identifier)",
+            "createSessionConfiguration({'identifier': identifier})",
+        )
         return SessionConfiguration({"identifier": identifier, "type": "background"})
 
     def createURLSession(self, configuration: SessionConfiguration) -> Session:
@@ -146,7 +148,9 @@ class _ModuleProxy(types.ModuleType, Proxy):
             return self.createSession({"configuration": configuration})
 
     def backgroundDownloadTaskWithURL(self, session: Session, url: str) -> str:
-        _deprecated("backgroundDownloadTaskWithURL(session, url)", "session.downloadTask({'url': url})")
+        _deprecated(
+            "backgroundDownloadTaskWithURL(session, url)", "session.downloadTask({'url': url})"
+        )
         _must_be_session(session)
         return session.downloadTask({"url": url})
 

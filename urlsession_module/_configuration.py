@@ -41,7 +41,9 @@ def _v(fn: Any, *extra: Any) -> Any:
 
 def _optional_str(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, str):
-        raise InvalidArgumentTypeError(attribute.name, f"{attribute.name!r} must be a str (got {value!r})")
+        raise InvalidArgumentTypeError(
+            attribute.name, f"{attribute.name!r} must be a str (got {value!r})"
+        )
 
 
 def _launch_command(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -49,7 +51,8 @@ def _launch_command(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         return
     if not isinstance(value, tuple) or not value or not all(isinstance(a, str) for a in value):
         raise InvalidArgumentTypeError(
-            attribute.name, f"{attribute.name!r} must be a non-empty list of str (argv) (got {value!r})"
+            attribute.name,
+            f"{attribute.name!r} must be a non-empty list of str (argv) (got {value!r})",
         )
 
 
@@ -70,8 +73,12 @@ class ConfigValues:
 
     type: str = attrs.field(default="default", validator=_v(check.one_of, KINDS))
     identifier: str | None = attrs.field(default=None, validator=_optional_str)
-    HTTPHeaderFields: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_freeze_headers)
-    timeoutIntervalForRequest: float = attrs.field(default=60.0, validator=_v(check.positive_number))
+    HTTPHeaderFields: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=_freeze_headers
+    )
+    timeoutIntervalForRequest: float = attrs.field(
+        default=60.0, validator=_v(check.positive_number)
+    )
     timeoutIntervalForResource: float = attrs.field(
         default=SEVEN_DAYS, validator=_v(check.positive_number)
     )
@@ -95,9 +102,13 @@ class ConfigValues:
     @httpMaximumConnectionsPerHost.validator
     def _check_connections(self, attribute: attrs.Attribute[int], value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgumentTypeError(attribute.name, f"{attribute.name!r} must be an int (got {value!r})")
+            raise InvalidArgumentTypeError(
+                attribute.name, f"{attribute.name!r} must be an int (got {value!r})"
+            )
         if value < 1:
-            raise InvalidArgumentValueError(attribute.name, f"{attribute.name!r} must be >= 1 (got {value!r})")
+            raise InvalidArgumentValueError(
+                attribute.name, f"{attribute.name!r} must be >= 1 (got {value!r})"
+            )
 
     def __attrs_post_init__(self) -> None:
         if self.type == "background":
@@ -133,7 +144,8 @@ def make_values(props: Mapping[str, Any]) -> ConfigValues:
     if unknown:
         name = sorted(unknown)[0]
         raise InvalidArgumentValueError(
-            name, f"{name!r} is not a SessionConfiguration property (known: {sorted(CONFIG_FIELDS)})"
+            name,
+            f"{name!r} is not a SessionConfiguration property (known: {sorted(CONFIG_FIELDS)})",
         )
     values = dict(props)
     if "type" not in values:
@@ -150,7 +162,9 @@ class SessionConfiguration(Proxy):
     _api_name = "Modules.URLSession.SessionConfiguration"
     _creation_only = frozenset({"identifier", "type"})
 
-    def __init__(self, props: Mapping[str, Any] | None = None, *, parent: Proxy | None = None) -> None:
+    def __init__(
+        self, props: Mapping[str, Any] | None = None, *, parent: Proxy | None = None
+    ) -> None:
         super().__init__(parent)
         object.__setattr__(self, "_values", make_values(props or {}))
 

@@ -8,6 +8,7 @@ runs a listener, ``_emit_run``, is where a failing listener is logged and delive
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -36,7 +37,9 @@ class _Emitter(EventEmitter):
             log.exception("listener %r for event %r raised", f, args[0].type if args else None)
 
     def deliver(self, name: str, event: Event) -> None:
-        for f in self.listeners(name):  # a copy made under pyee's lock: safe to add/remove meanwhile
+        for f in self.listeners(
+            name
+        ):  # a copy made under pyee's lock: safe to add/remove meanwhile
             self._emit_run(f, (event,), {})
 
 
@@ -49,6 +52,10 @@ class Proxy:
 
     _api_name: ClassVar[str] = "Titanium.Proxy"
     _creation_only: ClassVar[frozenset[str]] = frozenset()
+    _emitter: _Emitter
+    _bubble_target: Proxy | None
+    bubbleParent: bool
+    """Default True; False stops events from this proxy going on to its parent."""
 
     def _proxy_init(self, parent: Proxy | None = None) -> None:
         # A method, not __init__: the module proxy is a ModuleType whose __init__ we do not own.
@@ -73,10 +80,8 @@ class Proxy:
 
     def removeEventListener(self, name: str, callback: Listener) -> None:
         """Remove ``callback``; an unknown name or callback is a no-op, as in Titanium."""
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self._emitter.remove_listener(name, callback)
-        except (KeyError, ValueError):
-            pass
 
     def fireEvent(self, name: str, event: Mapping[str, Any] | None = None) -> None:
         """Deliver a synthesized event to this proxy's listeners, then bubble it to its parents."""
@@ -116,7 +121,9 @@ class Proxy:
 
     def _check_settable(self, key: str) -> None:
         if not isinstance(key, str) or key.startswith("_"):
-            raise InvalidArgumentValueError("props", f"property names must be public str (got {key!r})")
+            raise InvalidArgumentValueError(
+                "props", f"property names must be public str (got {key!r})"
+            )
         if key in self._creation_only:
             raise CreationOnlyError(f"{key!r} can only be set at creation of {self._api_name}")
 
@@ -145,4 +152,6 @@ def _check_listener_args(name: object, callback: object) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidArgumentTypeError("name", f"'name' must be a non-empty str (got {name!r})")
     if not callable(callback):
-        raise InvalidArgumentTypeError("callback", f"'callback' must be callable (got {callback!r})")
+        raise InvalidArgumentTypeError(
+            "callback", f"'callback' must be callable (got {callback!r})"
+        )

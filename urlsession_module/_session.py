@@ -70,7 +70,9 @@ def _new_task_identifier() -> str:
 _DATA_KEYS = frozenset(
     {"url", "method", "data", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"}
 )
-_DOWNLOAD_KEYS = frozenset({"url", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"})
+_DOWNLOAD_KEYS = frozenset(
+    {"url", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"}
+)
 
 
 class Task(Proxy):
@@ -78,8 +80,15 @@ class Task(Proxy):
 
     _api_name = "Modules.URLSession.Task"
 
-    def __init__(self, session: Session, machine: TaskMachine, *, priority: float,
-                 description: str | None, begin: float | None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        machine: TaskMachine,
+        *,
+        priority: float,
+        description: str | None,
+        begin: float | None,
+    ) -> None:
         super().__init__(parent=session)
         self._session = session
         self._machine = machine
@@ -113,7 +122,11 @@ class Task(Proxy):
 
     @property
     def earliestBeginDate(self) -> _dt.datetime | None:
-        return None if self._begin is None else _dt.datetime.fromtimestamp(self._begin, _dt.timezone.utc)
+        return (
+            None
+            if self._begin is None
+            else _dt.datetime.fromtimestamp(self._begin, _dt.timezone.utc)
+        )
 
     @property
     def countOfBytesReceived(self) -> int:
@@ -171,7 +184,9 @@ class Task(Proxy):
 
 def _priority(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise InvalidArgumentValueError("priority", f"'priority' must be a number in [0, 1] (got {value!r})")
+        raise InvalidArgumentValueError(
+            "priority", f"'priority' must be a number in [0, 1] (got {value!r})"
+        )
     return float(value)
 
 
@@ -183,7 +198,8 @@ def _begin_date(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     raise InvalidArgumentTypeError(
-        "earliestBeginDate", f"'earliestBeginDate' must be a datetime or epoch seconds (got {value!r})"
+        "earliestBeginDate",
+        f"'earliestBeginDate' must be a datetime or epoch seconds (got {value!r})",
     )
 
 
@@ -235,14 +251,17 @@ class Session(Proxy):
     _api_name = "Modules.URLSession.Session"
     _creation_only = frozenset({"configuration"})
 
-    def __init__(self, config: ConfigValues, *, parent: Proxy | None = None,
-                 delegateQueue: Any = None) -> None:
+    def __init__(
+        self, config: ConfigValues, *, parent: Proxy | None = None, delegateQueue: Any = None
+    ) -> None:
         super().__init__(parent)
         self._config = config
         self._dispatcher = _make_dispatcher(delegateQueue)
         self._transport = Transport(config)
         self._lock = threading.Condition()
-        self._tasks: dict[str, Task] = {}  # outstanding: created, sessioncompleted not yet delivered
+        self._tasks: dict[
+            str, Task
+        ] = {}  # outstanding: created, sessioncompleted not yet delivered
         self._pending: list[Task] = []
         self._active: dict[tuple[str, str, int], int] = {}
         self._workers: set[threading.Thread] = set()
@@ -250,8 +269,11 @@ class Session(Proxy):
         self._invalidating = False
         self._invalidated = False
         self._key = (
-            f"background-{safe_name(config.identifier or '')}" if config.is_background
-            else "default" if config.type == "default" else f"ephemeral-{uuid.uuid4().hex[:12]}"
+            f"background-{safe_name(config.identifier or '')}"
+            if config.is_background
+            else "default"
+            if config.type == "default"
+            else f"ephemeral-{uuid.uuid4().hex[:12]}"
         )
 
     # -- properties ------------------------------------------------------------------------------
@@ -292,8 +314,15 @@ class Session(Proxy):
         method = check.method("method", a.get("method", "POST"))
         headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
         body, body_path, ctype = _data_body(a.get("data"))
-        request = build_request(method, url, self._config.headers, headers,
-                                body=body, body_path=body_path, content_type=ctype)
+        request = build_request(
+            method,
+            url,
+            self._config.headers,
+            headers,
+            body=body,
+            body_path=body_path,
+            content_type=ctype,
+        )
         return self._start(TaskKind.DATA, request, a)
 
     def uploadTask(self, *args: Any, **kwargs: Any) -> str:
@@ -303,8 +332,15 @@ class Session(Proxy):
         method = check.method("method", a.get("method", "POST"))
         headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
         body, body_path, ctype = _upload_body(a.get("data"))
-        request = build_request(method, url, self._config.headers, headers,
-                                body=body, body_path=body_path, content_type=ctype)
+        request = build_request(
+            method,
+            url,
+            self._config.headers,
+            headers,
+            body=body,
+            body_path=body_path,
+            content_type=ctype,
+        )
         return self._start(TaskKind.UPLOAD, request, a)
 
     def downloadTask(self, *args: Any, **kwargs: Any) -> str:
@@ -316,14 +352,17 @@ class Session(Proxy):
         self.downloadDirectory  # noqa: B018  (made now, so a failure to make it raises here)
         return self._start(TaskKind.DOWNLOAD, request, a)
 
-    def _args(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-              known: frozenset[str]) -> dict[str, Any]:
+    def _args(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], known: frozenset[str]
+    ) -> dict[str, Any]:
         if self._invalidating:
             raise SessionInvalidatedError(f"{name}() called on an invalidated session")
         a = check.args_dict(name, args, kwargs)
         for key in a:
             if key not in known:
-                raise InvalidArgumentValueError(key, f"{key!r} is not an argument of {name}() (known: {sorted(known)})")
+                raise InvalidArgumentValueError(
+                    key, f"{key!r} is not an argument of {name}() (known: {sorted(known)})"
+                )
         return a
 
     def _start(self, kind: TaskKind, request: Request, a: Mapping[str, Any]) -> str:
@@ -331,13 +370,17 @@ class Session(Proxy):
         begin = _begin_date(a.get("earliestBeginDate"))
         description = a.get("taskDescription")
         if description is not None and not isinstance(description, str):
-            raise InvalidArgumentTypeError("taskDescription", f"'taskDescription' must be a str (got {description!r})")
+            raise InvalidArgumentTypeError(
+                "taskDescription", f"'taskDescription' must be a str (got {description!r})"
+            )
         identifier = _new_task_identifier()
         machine = TaskMachine(identifier, kind, request, self._config.identifier)
         task = Task(self, machine, priority=priority, description=description, begin=begin)
         with self._lock:
             if self._invalidating:
-                raise SessionInvalidatedError(f"{kind.value}Task() called on an invalidated session")
+                raise SessionInvalidatedError(
+                    f"{kind.value}Task() called on an invalidated session"
+                )
             self._tasks[identifier] = task
             self._pending.append(task)
         log.debug("task %s: %s %s", identifier, request.method, request.url)
@@ -363,7 +406,9 @@ class Session(Proxy):
             for task in ready:
                 self._pending.remove(task)
                 worker = threading.Thread(
-                    target=self._work, args=(task,), name=f"urlsession-task-{task.taskIdentifier}",
+                    target=self._work,
+                    args=(task,),
+                    name=f"urlsession-task-{task.taskIdentifier}",
                     daemon=True,
                 )
                 self._workers.add(worker)
@@ -384,9 +429,16 @@ class Session(Proxy):
             if task._machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
                 task._run.feed(Failed(ErrorCode.CANCELLED))
             else:
-                directory = str(self.downloadDirectory) if task._machine.kind is TaskKind.DOWNLOAD else None
-                self._transport.run(task._run, task._machine.kind, task._machine.original_request,
-                                    directory, task.taskIdentifier)
+                directory = (
+                    str(self.downloadDirectory) if task._machine.kind is TaskKind.DOWNLOAD else None
+                )
+                self._transport.run(
+                    task._run,
+                    task._machine.kind,
+                    task._machine.original_request,
+                    directory,
+                    task.taskIdentifier,
+                )
         except Exception:  # the machine refused an input: a bug, but the task must still end
             log.exception("task %s: engine error", task.taskIdentifier)
             if not task._machine.finished:
@@ -539,7 +591,8 @@ def _make_dispatcher(queue: Any) -> Dispatcher:
     if isinstance(queue, asyncio.AbstractEventLoop):
         return LoopDispatcher(queue)
     raise InvalidArgumentTypeError(
-        "delegateQueue", f"'delegateQueue' must be None, an asyncio loop or an EventQueue (got {queue!r})"
+        "delegateQueue",
+        f"'delegateQueue' must be None, an asyncio loop or an EventQueue (got {queue!r})",
     )
 
 
@@ -549,7 +602,9 @@ def _host_key(url: str) -> tuple[str, str, int]:
 
 def _check_callback(callback: object) -> None:
     if callback is not None and not callable(callback):
-        raise InvalidArgumentTypeError("callback", f"'callback' must be callable (got {callback!r})")
+        raise InvalidArgumentTypeError(
+            "callback", f"'callback' must be callable (got {callback!r})"
+        )
 
 
 def _data_body(data: Any) -> tuple[bytes | None, str | None, str | None]:
@@ -560,7 +615,9 @@ def _data_body(data: Any) -> tuple[bytes | None, str | None, str | None]:
         try:
             return json.dumps(data).encode(), None, "application/json"
         except (TypeError, ValueError) as exc:
-            raise InvalidArgumentTypeError("data", f"'data' must be JSON-serializable ({exc})") from None
+            raise InvalidArgumentTypeError(
+                "data", f"'data' must be JSON-serializable ({exc})"
+            ) from None
     if isinstance(data, str):
         return data.encode(), None, "text/plain; charset=utf-8"
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -570,13 +627,17 @@ def _data_body(data: Any) -> tuple[bytes | None, str | None, str | None]:
             _must_exist(data.nativePath)
             return None, data.nativePath, data.mimeType
         return data.read(), None, data.mimeType
-    raise InvalidArgumentTypeError("data", f"'data' must be a dict, list, str, bytes or Blob (got {type(data).__name__})")
+    raise InvalidArgumentTypeError(
+        "data", f"'data' must be a dict, list, str, bytes or Blob (got {type(data).__name__})"
+    )
 
 
 def _upload_body(data: Any) -> tuple[bytes | None, str | None, str | None]:
     """An upload's body: a Blob or bytes as is, or a file path streamed from disk."""
     if data is None:
-        raise InvalidArgumentValueError("data", "'data' is required for an upload (a Blob, bytes or file path)")
+        raise InvalidArgumentValueError(
+            "data", "'data' is required for an upload (a Blob, bytes or file path)"
+        )
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
         _must_exist(path)
@@ -585,11 +646,15 @@ def _upload_body(data: Any) -> tuple[bytes | None, str | None, str | None]:
         return bytes(data), None, "application/octet-stream"
     if isinstance(data, Blob):
         return _data_body(data)
-    raise InvalidArgumentTypeError("data", f"'data' must be a Blob, bytes or a file path (got {type(data).__name__})")
+    raise InvalidArgumentTypeError(
+        "data", f"'data' must be a Blob, bytes or a file path (got {type(data).__name__})"
+    )
 
 
 def _must_exist(path: str) -> None:
     if not os.path.isfile(path):
         raise UploadFileNotFoundError(2, f"'data' names a file that does not exist: {path!r}", path)
     if not os.access(path, os.R_OK):
-        raise InvalidArgumentValueError("data", f"'data' names a file that cannot be read: {path!r}")
+        raise InvalidArgumentValueError(
+            "data", f"'data' names a file that cannot be read: {path!r}"
+        )

@@ -15,7 +15,6 @@ its own lock around ``send``.
 from __future__ import annotations
 
 import enum
-from typing import Union
 
 import attrs
 
@@ -78,7 +77,9 @@ class Request:
     method: str
     url: str
     headers: Headers = ()
-    body: bytes | None = attrs.field(default=None, repr=lambda b: f"<{len(b)} bytes>" if b else "None")
+    body: bytes | None = attrs.field(
+        default=None, repr=lambda b: f"<{len(b)} bytes>" if b else "None"
+    )
     body_path: str | None = None
     body_length: int = 0
 
@@ -190,10 +191,18 @@ class Failed:
     message: str = ""
 
 
-Input = Union[
-    Suspend, Resume, Cancel, Redirected, BodySent, ResponseStarted, BodyReceived,
-    DownloadFinished, Finished, Failed,
-]
+Input = (
+    Suspend
+    | Resume
+    | Cancel
+    | Redirected
+    | BodySent
+    | ResponseStarted
+    | BodyReceived
+    | DownloadFinished
+    | Finished
+    | Failed
+)
 
 S = TaskState
 _WIRE = (Redirected, BodySent, ResponseStarted, BodyReceived, DownloadFinished)
@@ -201,24 +210,34 @@ _WIRE = (Redirected, BodySent, ResponseStarted, BodyReceived, DownloadFinished)
 # TRANSITIONS[state][input type] -> next state. Absent pairs are illegal inputs.
 TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
     S.RUNNING: {
-        Suspend: S.SUSPENDED, Resume: S.RUNNING, Cancel: S.CANCELING,
+        Suspend: S.SUSPENDED,
+        Resume: S.RUNNING,
+        Cancel: S.CANCELING,
         **{t: S.RUNNING for t in _WIRE},
-        Finished: S.COMPLETED, Failed: S.COMPLETED,
+        Finished: S.COMPLETED,
+        Failed: S.COMPLETED,
     },
     S.SUSPENDED: {
         # The wire is quiet while suspended: a driver waits for Resume before feeding bytes.
-        Suspend: S.SUSPENDED, Resume: S.RUNNING, Cancel: S.CANCELING,
+        Suspend: S.SUSPENDED,
+        Resume: S.RUNNING,
+        Cancel: S.CANCELING,
         Failed: S.COMPLETED,  # e.g. the resource deadline passed while suspended
     },
     S.CANCELING: {
-        Suspend: S.CANCELING, Resume: S.CANCELING, Cancel: S.CANCELING,
+        Suspend: S.CANCELING,
+        Resume: S.CANCELING,
+        Cancel: S.CANCELING,
         # Bytes already in flight when the user cancelled are accepted and reported to nobody.
         **{t: S.CANCELING for t in _WIRE},
-        Finished: S.COMPLETED, Failed: S.COMPLETED,
+        Finished: S.COMPLETED,
+        Failed: S.COMPLETED,
     },
     S.COMPLETED: {
         # Apple ignores control calls on a finished task; anything from the wire is a bug.
-        Suspend: S.COMPLETED, Resume: S.COMPLETED, Cancel: S.COMPLETED,
+        Suspend: S.COMPLETED,
+        Resume: S.COMPLETED,
+        Cancel: S.COMPLETED,
     },
 }
 
@@ -299,7 +318,9 @@ class TaskMachine:
 
     def _on_ResponseStarted(self, e: ResponseStarted) -> list[Payload]:
         if e.offset < 0 or e.offset > self.count_received:
-            raise TaskStateError(f"task {self.identifier}: resume offset {e.offset} beyond what was received")
+            raise TaskStateError(
+                f"task {self.identifier}: resume offset {e.offset} beyond what was received"
+            )
         self.response = e.response
         self.count_received = e.offset
         self.count_expected_to_receive = e.offset + e.expected if e.expected >= 0 else -1
@@ -352,7 +373,9 @@ class TaskMachine:
                 errorCode=0,
                 message="",
                 statusCode=self.response.statusCode,
-                responseText=(e.response_text or "") if self.kind is not TaskKind.DOWNLOAD else None,
+                responseText=(e.response_text or "")
+                if self.kind is not TaskKind.DOWNLOAD
+                else None,
                 sessionIdentifier=self.session_identifier,
             )
         ]

@@ -104,7 +104,7 @@ class Blob:
 
             return io.BytesIO(self._data)
         assert self._path is not None
-        return open(self._path, "rb")  # noqa: SIM115 (returned to the caller, who closes it)
+        return open(self._path, "rb")
 
     @property
     def text(self) -> str:

@@ -11,6 +11,7 @@ a URLSession code in one table, most specific first (:func:`map_exception`).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import http.client
 import logging
 import mimetypes
@@ -53,7 +54,7 @@ from ._state import (
 )
 from .exceptions import ErrorCode, TransferError
 
-__all__ = ["Transport", "TransferControl", "map_exception", "build_request"]
+__all__ = ["TransferControl", "Transport", "build_request", "map_exception"]
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,11 @@ class TransferControl(Protocol):
         """Give the owner a way to break a blocking read when the user cancels."""
 
 
-class _Stop(Exception):
+class _CancelledSignal(Exception):
     """Unwinds the transfer when the user cancelled."""
 
 
-class _Dropped(Exception):
+class _LetGoSignal(Exception):
     """A suspended transfer let go of its connection; resume with Range when resumed."""
 
 
@@ -165,7 +166,9 @@ def redirect_request(request: Request, status: int, location: str) -> Request:
         drop.update(CREDENTIAL_HEADERS)
     headers = tuple((k, v) for k, v in request.headers if k.lower() not in drop)
     if keep_body:
-        return Request(method, target, headers, request.body, request.body_path, request.body_length)
+        return Request(
+            method, target, headers, request.body, request.body_path, request.body_length
+        )
     return Request(method, target, headers)
 
 
@@ -206,14 +209,21 @@ def _protocol_code(exc: BaseException) -> ErrorCode:
             if isinstance(e, http.client.RemoteDisconnected):
                 return ErrorCode.NETWORK_CONNECTION_LOST
             return ErrorCode.BAD_SERVER_RESPONSE
-        if isinstance(e, http.client.HTTPException) and not isinstance(e, http.client.IncompleteRead):
+        if isinstance(e, http.client.HTTPException) and not isinstance(
+            e, http.client.IncompleteRead
+        ):
             return ErrorCode.BAD_SERVER_RESPONSE
     return ErrorCode.NETWORK_CONNECTION_LOST
 
 
 # Most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError.
-_ERROR_TABLE: tuple[tuple[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]], ...] = (
-    (TransferError, lambda e: ErrorCode(e.code) if isinstance(e, TransferError) else ErrorCode.UNKNOWN),
+_ERROR_TABLE: tuple[
+    tuple[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]], ...
+] = (
+    (
+        TransferError,
+        lambda e: ErrorCode(e.code) if isinstance(e, TransferError) else ErrorCode.UNKNOWN,
+    ),
     (NameResolutionError, ErrorCode.CANNOT_FIND_HOST),
     (NewConnectionError, ErrorCode.CANNOT_CONNECT_TO_HOST),
     (ConnectTimeoutError, ErrorCode.TIMED_OUT),
@@ -279,7 +289,9 @@ class _Sink:
                 try:
                     n = os.write(self._fd, view)
                 except OSError as exc:
-                    raise _file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
+                    raise _file_error(
+                        ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or ""
+                    ) from None
                 view = view[n:]
         self.size += len(data)
 
@@ -314,10 +326,8 @@ class _Sink:
             os.close(self._fd)
             self._fd = None
         if self.path is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-            except FileNotFoundError:
-                pass
         self._buf = bytearray()
 
 
@@ -407,7 +417,7 @@ class Transport:
         except BaseException as exc:
             if sink is not None:
                 sink.discard()
-            if ctl.cancelled or isinstance(exc, _Stop):
+            if ctl.cancelled or isinstance(exc, _CancelledSignal):
                 ctl.feed(Failed(ErrorCode.CANCELLED))
             elif isinstance(exc, Exception):
                 err = map_exception(exc)
@@ -437,7 +447,9 @@ class Transport:
         self._checkpoint(ctl)  # a task suspended before it started waits here
         while True:  # one pass per connection; a suspended task that let go comes round again
             resume_at = sink.size if (sink.size and validator) else 0
-            resp, request = self._open_following_redirects(ctl, request, resume_at, validator, deadline)
+            resp, request = self._open_following_redirects(
+                ctl, request, resume_at, validator, deadline
+            )
             if resume_at and resp.status not in (200, 206):
                 # e.g. 416: the resource changed size under us; ask again for all of it.
                 resp.drain_conn()
@@ -451,7 +463,7 @@ class Transport:
                 validator = _validator(resp)
                 self._stream(ctl, resp, sink, deadline)
                 clean = True
-            except _Dropped:
+            except _LetGoSignal:
                 continue
             finally:
                 ctl.set_abort(None)
@@ -463,7 +475,7 @@ class Transport:
         if kind is TaskKind.DOWNLOAD:
             assert download_dir is not None and sink.path is not None
             if ctl.cancelled:
-                raise _Stop
+                raise _CancelledSignal
             final = os.path.join(
                 download_dir,
                 f"{_safe(identifier)}-{_safe(_filename(info.url, info.header('content-disposition')))}",
@@ -486,7 +498,7 @@ class Transport:
         redirects = 0
         while True:
             if ctl.cancelled:
-                raise _Stop
+                raise _CancelledSignal
             resp = self._open(ctl, request, resume_at, validator, deadline)
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_CODES or location is None:
@@ -535,7 +547,12 @@ class Transport:
             except ProtocolError as exc:
                 if attempt or request.method not in IDEMPOTENT or not _dead_connection(exc):
                     raise
-                log.debug("retrying %s %s once on a fresh connection: %s", request.method, request.url, exc)
+                log.debug(
+                    "retrying %s %s once on a fresh connection: %s",
+                    request.method,
+                    request.url,
+                    exc,
+                )
         raise AssertionError("unreachable")
 
     def _body(self, ctl: TransferControl, request: Request) -> Iterator[bytes | memoryview]:
@@ -568,11 +585,11 @@ class Transport:
 
     def _checkpoint(self, ctl: TransferControl) -> None:
         if ctl.cancelled:
-            raise _Stop
+            raise _CancelledSignal
         while not ctl.wait_running(1.0):
             pass
         if ctl.cancelled:
-            raise _Stop
+            raise _CancelledSignal
 
     def _start_body(
         self,
@@ -586,7 +603,9 @@ class Transport:
         if resume_at and resp.status == 206:
             if _content_range_start(resp.headers.get("Content-Range")) != resume_at:
                 # Not the range we asked for: refuse rather than splice two pieces that don't meet.
-                raise TransferError(ErrorCode.BAD_SERVER_RESPONSE, "unexpected Content-Range on resume")
+                raise TransferError(
+                    ErrorCode.BAD_SERVER_RESPONSE, "unexpected Content-Range on resume"
+                )
             offset = resume_at
         sink.truncate(offset)
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
@@ -606,7 +625,7 @@ class Transport:
         drop_after = max(0.5, self.config.timeoutIntervalForRequest / 2)
         for chunk in resp.stream(BLOCK, decode_content=True):
             if ctl.cancelled:
-                raise _Stop
+                raise _CancelledSignal
             if chunk:
                 sink.write(chunk)
                 ctl.feed(BodyReceived(len(chunk)))
@@ -621,10 +640,10 @@ class Transport:
                     if time.monotonic() > deadline:
                         raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
                 if ctl.cancelled:
-                    raise _Stop
-                raise _Dropped
+                    raise _CancelledSignal
+                raise _LetGoSignal
         if ctl.cancelled:
-            raise _Stop
+            raise _CancelledSignal
 
 
 def _validator(resp: urllib3.BaseHTTPResponse) -> str | None:
@@ -658,7 +677,5 @@ def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass

@@ -23,20 +23,27 @@ def header_fields(argument: str, value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidArgumentTypeError(argument, f"{argument!r} must be a dict of str to str (got {value!r})")
+        raise InvalidArgumentTypeError(
+            argument, f"{argument!r} must be a dict of str to str (got {value!r})"
+        )
     out: dict[str, str] = {}
     for name, val in value.items():
         if not isinstance(name, str):
-            raise InvalidArgumentTypeError(argument, f"{argument!r} header names must be str (got {name!r})")
+            raise InvalidArgumentTypeError(
+                argument, f"{argument!r} header names must be str (got {name!r})"
+            )
         if not isinstance(val, str):
             raise InvalidArgumentTypeError(
                 argument, f"{argument!r} value of header {name!r} must be str (got {val!r})"
             )
         if not _TOKEN.match(name):
-            raise InvalidArgumentValueError(argument, f"{argument!r} has an invalid header name {name!r}")
+            raise InvalidArgumentValueError(
+                argument, f"{argument!r} has an invalid header name {name!r}"
+            )
         if _BAD_VALUE.search(val):
             raise InvalidArgumentValueError(
-                argument, f"{argument!r} value of header {name!r} must not contain CR, LF or NUL (got {val!r})"
+                argument,
+                f"{argument!r} value of header {name!r} must not contain CR, LF or NUL (got {val!r})",
             )
         out[name] = val
     return out
@@ -46,7 +53,9 @@ def method(argument: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(argument, f"{argument!r} must be a str (got {value!r})")
     if not _TOKEN.match(value):
-        raise InvalidArgumentValueError(argument, f"{argument!r} must be an HTTP method token (got {value!r})")
+        raise InvalidArgumentValueError(
+            argument, f"{argument!r} must be an HTTP method token (got {value!r})"
+        )
     return value.upper() if value.lower() in _STANDARD_METHODS else value
 
 
@@ -60,12 +69,16 @@ def http_url(argument: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(argument, f"{argument!r} must be a str (got {value!r})")
     if _BAD_VALUE.search(value) or " " in value.strip():
-        raise InvalidArgumentValueError(argument, f"{argument!r} must not contain whitespace or CR/LF (got {value!r})")
+        raise InvalidArgumentValueError(
+            argument, f"{argument!r} must not contain whitespace or CR/LF (got {value!r})"
+        )
     try:
         parts = urlsplit(value.strip())
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError as exc:
-        raise UnsupportedURLError(argument, f"{argument!r} is not a valid URL ({exc}) (got {value!r})") from None
+        raise UnsupportedURLError(
+            argument, f"{argument!r} is not a valid URL ({exc}) (got {value!r})"
+        ) from None
     if parts.scheme.lower() not in ("http", "https"):
         raise UnsupportedURLError(argument, f"{argument!r} must be an http(s) URL (got {value!r})")
     if not parts.hostname:
@@ -89,7 +102,9 @@ def boolean(argument: str, value: Any) -> bool:
 
 def one_of(argument: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise InvalidArgumentValueError(argument, f"{argument!r} must be one of {choices} (got {value!r})")
+        raise InvalidArgumentValueError(
+            argument, f"{argument!r} must be one of {choices} (got {value!r})"
+        )
     return str(value)
 
 
@@ -108,5 +123,7 @@ def args_dict(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[
     merged.update(kwargs)
     for key in merged:
         if not isinstance(key, str):
-            raise InvalidArgumentTypeError("args", f"{name}() argument names must be str (got {key!r})")
+            raise InvalidArgumentTypeError(
+                "args", f"{name}() argument names must be str (got {key!r})"
+            )
     return merged
