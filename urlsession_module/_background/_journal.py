@@ -1,0 +1,283 @@
+"""The transfer process's durable journal: sessions, tasks and an outbox of events, in SQLite.
+
+WAL mode with ``synchronous=FULL``: a commit is on disk when it returns, so a SIGKILL of either
+side loses no task and no event. Commits happen at state changes only (task created, response
+started, finished, event queued, event acknowledged), never per block of bytes: how much of a
+download is done is the size of its ``.part`` file, which survives a killed process.
+
+Plain data in, plain data out: requests and event fields are stored as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["Journal", "OutboxEvent", "TaskRecord"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    identifier TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    number INTEGER NOT NULL,
+    session TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority REAL NOT NULL DEFAULT 0.5,
+    description TEXT,
+    begin_at REAL,
+    validator TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    status_code INTEGER NOT NULL DEFAULT 0,
+    error_code INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, session);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL,
+    task_id TEXT,
+    name TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (session, acked, seq);
+"""
+
+# Task states in the journal. 'queued' and 'running' are both "outstanding"; a restart puts
+# every 'running' task back in the queue.
+QUEUED, RUNNING, SUSPENDED, COMPLETED = "queued", "running", "suspended", "completed"
+OUTSTANDING = (QUEUED, RUNNING, SUSPENDED)
+
+
+@attrs.frozen
+class TaskRecord:
+    id: str
+    number: int
+    session: str
+    kind: str
+    request: dict[str, Any]
+    state: str
+    priority: float = 0.5
+    description: str | None = None
+    begin_at: float | None = None
+    validator: str | None = None
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    status_code: int = 0
+    error_code: int = 0
+    created: float = 0.0
+
+
+@attrs.frozen
+class OutboxEvent:
+    seq: int
+    session: str
+    task_id: str | None
+    name: str
+    fields: dict[str, Any]
+
+
+_TASK_COLUMNS = [a.name for a in attrs.fields(TaskRecord)]
+
+
+class Journal:
+    """One SQLite database; safe to share between the transfer process's threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        old_umask = os.umask(0o077)  # the db, -wal and -shm files are born 0600
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        finally:
+            os.umask(old_umask)
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(f"{path}{suffix}")
+            if p.exists():
+                p.chmod(0o600)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    def upsert_session(self, identifier: str, config: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sessions (identifier, config, created) VALUES (?, ?, ?) "
+                "ON CONFLICT(identifier) DO UPDATE SET config = excluded.config",
+                (identifier, json.dumps(config), time.time()),
+            )
+
+    def session_config(self, identifier: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT config FROM sessions WHERE identifier = ?", (identifier,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def sessions(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT identifier FROM sessions ORDER BY created")]
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    def new_task_number(self) -> int:
+        """A durable counter: task identifiers never repeat, across restarts too."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('task_number', 0)")
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'task_number'")
+            return int(
+                db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()[0]
+            )
+
+    def add_task(self, rec: TaskRecord) -> None:
+        values = attrs.asdict(rec)
+        values["request"] = json.dumps(rec.request)
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})",
+                [values[c] for c in _TASK_COLUMNS],
+            )
+
+    def update_task(self, task_id: str, **fields: Any) -> None:
+        bad = set(fields) - set(_TASK_COLUMNS) or {"id"} & set(fields)
+        if bad:
+            raise ValueError(f"not updatable task fields: {sorted(bad)}")
+        if "request" in fields:
+            fields["request"] = json.dumps(fields["request"])
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE tasks SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                [*fields.values(), task_id],
+            )
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE id = ?", (task_id,)
+            ).fetchone()
+        return _task(row) if row else None
+
+    def tasks(self, session: str | None = None, states: Iterable[str] | None = None) -> list[TaskRecord]:
+        sql = f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE 1=1"
+        args: list[Any] = []
+        if session is not None:
+            sql += " AND session = ?"
+            args.append(session)
+        if states is not None:
+            states = list(states)
+            sql += f" AND state IN ({', '.join('?' for _ in states)})"
+            args.extend(states)
+        sql += " ORDER BY number"
+        with self._lock:
+            return [_task(r) for r in self._db.execute(sql, args)]
+
+    def complete_task(
+        self, task_id: str, session: str, events: list[tuple[str, dict[str, Any]]],
+        status_code: int, error_code: int,
+    ) -> list[int]:
+        """Mark the task completed and queue its last events, in one transaction."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tasks SET state = ?, status_code = ?, error_code = ? WHERE id = ?",
+                (COMPLETED, status_code, error_code, task_id),
+            )
+            return [self._append(db, session, task_id, name, fields) for name, fields in events]
+
+    # -- outbox ------------------------------------------------------------------------------------
+
+    def append_event(self, session: str, task_id: str | None, name: str, fields: dict[str, Any]) -> int:
+        with self._tx() as db:
+            return self._append(db, session, task_id, name, fields)
+
+    @staticmethod
+    def _append(
+        db: sqlite3.Connection, session: str, task_id: str | None, name: str, fields: dict[str, Any]
+    ) -> int:
+        cur = db.execute(
+            "INSERT INTO outbox (session, task_id, name, fields) VALUES (?, ?, ?, ?)",
+            (session, task_id, name, json.dumps(fields)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def pending_events(self, session: str, after: int = 0, limit: int | None = None) -> list[OutboxEvent]:
+        sql = (
+            "SELECT seq, session, task_id, name, fields FROM outbox "
+            "WHERE session = ? AND acked = 0 AND seq > ? ORDER BY seq"
+        )
+        args: list[Any] = [session, after]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [OutboxEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def count_pending(self, session: str | None = None) -> int:
+        with self._lock:
+            if session is None:
+                row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE acked = 0").fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE acked = 0 AND session = ?", (session,)
+                ).fetchone()
+        return int(row[0])
+
+    def sessions_with_pending(self) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self._db.execute("SELECT DISTINCT session FROM outbox WHERE acked = 0")
+            ]
+
+    def ack(self, session: str, upto: int) -> int:
+        """Acknowledge every event of ``session`` up to ``upto``: they are never sent again."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET acked = 1 WHERE session = ? AND seq <= ? AND acked = 0",
+                (session, upto),
+            )
+            # Acknowledged rows are history: keep the table small.
+            db.execute("DELETE FROM outbox WHERE session = ? AND acked = 1", (session,))
+            return cur.rowcount
+
+
+def _task(row: tuple[Any, ...]) -> TaskRecord:
+    values = dict(zip(_TASK_COLUMNS, row, strict=True))
+    values["request"] = json.loads(values["request"])
+    return TaskRecord(**values)
