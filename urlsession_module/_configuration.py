@@ -195,6 +195,20 @@ class SessionConfiguration(Proxy):
         else:
             raise AttributeError(f"{type(self).__name__!r} has no property {name!r}")
 
+    def applyProperties(self, props: Mapping[str, Any]) -> None:
+        """Set every pair at once: one refused key or value and nothing changes."""
+        if not isinstance(props, Mapping):
+            raise InvalidArgumentTypeError("props", f"'props' must be a dict (got {props!r})")
+        for key in props:
+            self._check_settable(key)
+            if key not in CONFIG_FIELDS and key != "bubbleParent":
+                raise AttributeError(f"{type(self).__name__!r} has no property {key!r}")
+        fields = {k: v for k, v in props.items() if k in CONFIG_FIELDS}
+        bubble = check.boolean("bubbleParent", props.get("bubbleParent", self.bubbleParent))
+        values = attrs.evolve(self._values, **fields)
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "bubbleParent", bubble)
+
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | CONFIG_FIELDS)
 

@@ -150,6 +150,8 @@ class Event(Mapping[str, Any]):
         return merged
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # e.g. copy's __setstate__ probe before _fields exists
+            raise AttributeError(name)
         try:
             return self._fields[name]
         except KeyError:

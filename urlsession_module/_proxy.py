@@ -36,11 +36,16 @@ class _Emitter(EventEmitter):
         except Exception:
             log.exception("listener %r for event %r raised", f, args[0].type if args else None)
 
+    def emit(self, event: str, *args: Any, **kwargs: Any) -> bool:
+        # Our events never go through emit (see deliver). pyee itself calls it on every add, to
+        # announce 'new_listener' with (name, callback): a user listening for an event that happens
+        # to be called 'new_listener' must not be called with that. So emit delivers nothing.
+        return False
+
     def deliver(self, name: str, event: Event) -> None:
-        for f in self.listeners(
-            name
-        ):  # a copy made under pyee's lock: safe to add/remove meanwhile
-            self._emit_run(f, (event,), {})
+        # pyee copies the handler list under its lock and calls each through _emit_run, outside
+        # the lock: listeners may be added or removed meanwhile, from any thread.
+        self._call_handlers(name, (event,), {})
 
 
 class Proxy:
@@ -103,6 +108,12 @@ class Proxy:
     def hasListeners(self, name: str) -> bool:
         """Whether anyone listens for ``name`` here; lets hot paths skip building payloads."""
         return bool(self._emitter.listeners(name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Creation-only keys refuse plain assignment too, not just applyProperties and proxy[key].
+        if name in self._creation_only:
+            raise CreationOnlyError(f"{name!r} can only be set at creation of {self._api_name}")
+        super().__setattr__(name, value)
 
     # -- item access, Titanium's proxy[key] ------------------------------------------------------
 

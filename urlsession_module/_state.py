@@ -267,6 +267,16 @@ class TaskMachine:
         self.location: str | None = None
         self._download_done = False
 
+    def restore_received(self, n: int) -> None:
+        """Count ``n`` bytes an earlier run already received (a ``.part`` file being resumed).
+
+        Only before anything happened on the wire: this is how a restarted transfer process
+        rebuilds a machine for a download it continues with Range.
+        """
+        if self.response is not None or self.state is not TaskState.RUNNING or n < 0:
+            raise TaskStateError(f"task {self.identifier}: restore_received only before the response")
+        self.count_received = n
+
     @property
     def finished(self) -> bool:
         return self.state is TaskState.COMPLETED
@@ -278,6 +288,12 @@ class TaskMachine:
         if next_state is None:
             raise TaskStateError(
                 f"task {self.identifier}: {type(event).__name__} is not allowed while {self.state.value}"
+            )
+        if self._download_done and isinstance(event, _WIRE):
+            # The file is complete and in place (downloadcompleted went out): only the end may
+            # follow, or progress would be reported after downloadcompleted.
+            raise TaskStateError(
+                f"task {self.identifier}: {type(event).__name__} after the download finished"
             )
         handler = getattr(self, f"_on_{type(event).__name__}")
         out: list[Payload] = handler(event)  # raises before any change if the input is bad
