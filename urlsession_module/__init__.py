@@ -20,13 +20,14 @@ import logging
 import sys
 import types
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from . import _validate as _check
 from ._configuration import SessionConfiguration
 from ._dispatch import EventQueue
 from ._events import Event
-from ._proxy import Proxy
+from ._proxy import Listener, Proxy
 from ._session import Session, Task
 from ._state import Request, ResponseInfo, TaskState
 from ._storage import Blob, state_dir
@@ -96,73 +97,119 @@ def _deprecated(old: str, new: str) -> None:
 
 
 class _ModuleProxy(types.ModuleType, Proxy):
-    """The type of this module once imported: a ``ModuleType`` that is also a Titanium proxy."""
+    """The type of this module once imported: a ``ModuleType`` that is also a Titanium proxy.
+
+    The module's functions below are plain module-level functions (typed, visible to editors);
+    this class adds only what makes the module a proxy: listeners, ``fireEvent``, ``apiName``.
+    """
 
     _api_name = "Modules.URLSession"
 
-    def createSessionConfiguration(self, *args: Any, **kwargs: Any) -> SessionConfiguration:
-        """A background configuration when an ``identifier`` is given, else a default one.
 
-        ``type`` picks 'background', 'default' or 'ephemeral'; any configuration property may be
-        given here too, as Titanium's create functions take properties.
-        """
-        props = _check.args_dict("createSessionConfiguration", args, kwargs)
-        return SessionConfiguration(props)
+# Typed names for the proxy members the class above provides (no runtime effect).
+apiName: str
+bubbleParent: bool
 
-    def createSession(self, *args: Any, **kwargs: Any) -> Session:
-        """A session from ``{'configuration': cfg}`` (or ``configuration=cfg``).
 
-        ``delegateQueue`` chooses where events are delivered: None (a background thread), an
-        asyncio loop, or an :class:`EventQueue` the host drains itself.
-        """
-        if len(args) == 1 and isinstance(args[0], SessionConfiguration) and not kwargs:
-            _deprecated("createSession(configuration)", "createSession({'configuration': cfg})")
-            args = ({"configuration": args[0]},)
-        props = _check.args_dict("createSession", args, kwargs)
-        unknown = set(props) - {"configuration", "delegateQueue"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise InvalidArgumentValueError(name, f"{name!r} is not an argument of createSession()")
-        cfg = props.get("configuration")
-        if cfg is None:
-            cfg = SessionConfiguration()
-        if not isinstance(cfg, SessionConfiguration):
-            raise InvalidArgumentTypeError(
-                "configuration", f"'configuration' must be a SessionConfiguration (got {cfg!r})"
-            )
-        return Session(cfg._values, parent=self, delegateQueue=props.get("delegateQueue"))
+def _self() -> Proxy:
+    return sys.modules[__name__]  # type: ignore[return-value]
 
-    # -- deprecated Titanium entry points ----------------------------------------------------------
 
-    def createURLSessionBackgroundConfiguration(self, identifier: str) -> SessionConfiguration:
-        _deprecated(
-            "createURLSessionBackgroundConfiguration(identifier)",
-            "createSessionConfiguration({'identifier': identifier})",
+def addEventListener(name: str, callback: Listener) -> None:
+    """Listen on the module: every task event of every session bubbles here (``Ti.App.iOS``)."""
+    Proxy.addEventListener(_self(), name, callback)
+
+
+def removeEventListener(name: str, callback: Listener) -> None:
+    """Remove a module listener; an unknown name or callback is a no-op."""
+    Proxy.removeEventListener(_self(), name, callback)
+
+
+def fireEvent(name: str, event: Mapping[str, Any] | None = None) -> None:
+    """Deliver a synthesized event to the module's listeners."""
+    Proxy.fireEvent(_self(), name, event)
+
+
+def applyProperties(props: Mapping[str, Any]) -> None:
+    """``module[key] = value`` for each pair."""
+    Proxy.applyProperties(_self(), props)
+
+
+def createSessionConfiguration(*args: Any, **kwargs: Any) -> SessionConfiguration:
+    """A background configuration when an ``identifier`` is given, else a default one.
+
+    ``type`` picks 'background', 'default' or 'ephemeral'; any configuration property may be
+    given here too, as Titanium's create functions take properties.
+    """
+    props = _check.args_dict("createSessionConfiguration", args, kwargs)
+    return SessionConfiguration(props)
+
+
+def createSession(*args: Any, **kwargs: Any) -> Session:
+    """A session from ``{'configuration': cfg}`` (or ``configuration=cfg``).
+
+    ``delegateQueue`` chooses where events are delivered: None (a background thread), an
+    asyncio loop, or an :class:`EventQueue` the host drains itself.
+    """
+    if len(args) == 1 and isinstance(args[0], SessionConfiguration) and not kwargs:
+        _deprecated("createSession(configuration)", "createSession({'configuration': cfg})")
+        args = ({"configuration": args[0]},)
+    return _create_session(*args, **kwargs)
+
+
+def _create_session(*args: Any, **kwargs: Any) -> Session:
+    props = _check.args_dict("createSession", args, kwargs)
+    unknown = set(props) - {"configuration", "delegateQueue"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidArgumentValueError(name, f"{name!r} is not an argument of createSession()")
+    cfg = props.get("configuration")
+    if cfg is None:
+        cfg = SessionConfiguration()
+    if not isinstance(cfg, SessionConfiguration):
+        raise InvalidArgumentTypeError(
+            "configuration", f"'configuration' must be a SessionConfiguration (got {cfg!r})"
         )
-        return SessionConfiguration({"identifier": identifier, "type": "background"})
+    return Session(cfg._values, parent=_self(), delegateQueue=props.get("delegateQueue"))
 
-    def createURLSession(self, configuration: SessionConfiguration) -> Session:
-        _deprecated("createURLSession(configuration)", "createSession({'configuration': cfg})")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return self.createSession({"configuration": configuration})
 
-    def backgroundDownloadTaskWithURL(self, session: Session, url: str) -> str:
-        _deprecated(
-            "backgroundDownloadTaskWithURL(session, url)", "session.downloadTask({'url': url})"
-        )
-        _must_be_session(session)
-        return session.downloadTask({"url": url})
+# -- deprecated Titanium entry points --------------------------------------------------------------
 
-    def finishTasksAndInvalidate(self, session: Session) -> None:
-        _deprecated("finishTasksAndInvalidate(session)", "session.finishTasksAndInvalidate()")
-        _must_be_session(session)
-        session.finishTasksAndInvalidate()
 
-    def invalidateAndCancel(self, session: Session) -> None:
-        _deprecated("invalidateAndCancel(session)", "session.invalidateAndCancel()")
-        _must_be_session(session)
-        session.invalidateAndCancel()
+def createURLSessionBackgroundConfiguration(identifier: str) -> SessionConfiguration:
+    """Deprecated: ``createSessionConfiguration({'identifier': identifier})``."""
+    _deprecated(
+        "createURLSessionBackgroundConfiguration(identifier)",
+        "createSessionConfiguration({'identifier': identifier})",
+    )
+    return SessionConfiguration({"identifier": identifier, "type": "background"})
+
+
+def createURLSession(configuration: SessionConfiguration) -> Session:
+    """Deprecated: ``createSession({'configuration': configuration})``."""
+    _deprecated("createURLSession(configuration)", "createSession({'configuration': cfg})")
+    return _create_session({"configuration": configuration})
+
+
+def backgroundDownloadTaskWithURL(session: Session, url: str) -> str:
+    """Deprecated: ``session.downloadTask({'url': url})``."""
+    _deprecated("backgroundDownloadTaskWithURL(session, url)", "session.downloadTask({'url': url})")
+    _must_be_session(session)
+    return session.downloadTask({"url": url})
+
+
+def finishTasksAndInvalidate(session: Session) -> None:
+    """Deprecated: ``session.finishTasksAndInvalidate()``."""
+    _deprecated("finishTasksAndInvalidate(session)", "session.finishTasksAndInvalidate()")
+    _must_be_session(session)
+    session.finishTasksAndInvalidate()
+
+
+def invalidateAndCancel(session: Session) -> None:
+    """Deprecated: ``session.invalidateAndCancel()``."""
+    _deprecated("invalidateAndCancel(session)", "session.invalidateAndCancel()")
+    _must_be_session(session)
+    session.invalidateAndCancel()
 
 
 def _must_be_session(session: object) -> None:

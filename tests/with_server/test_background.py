@@ -62,7 +62,11 @@ class Transfer:
         self.pids: set[int] = set()
 
     def pid(self, timeout: float = 15.0) -> int:
-        _wait(lambda: _pid(self.home) is not None and _alive(_pid(self.home) or 0), timeout, "transfer pid")
+        _wait(
+            lambda: _pid(self.home) is not None and _alive(_pid(self.home) or 0),
+            timeout,
+            "transfer pid",
+        )
         pid = _pid(self.home)
         assert pid is not None
         self.pids.add(pid)
@@ -114,15 +118,22 @@ def _host_script(body: str) -> str:
     ) + textwrap.dedent(body)
 
 
-def _run_host(script: str, timeout: float = 60) -> str:
+def _run_host(body: str, timeout: float = 60) -> str:
+    """Run a host script (after the common preamble) in its own process; return its stdout."""
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+        [sys.executable, "-c", _host_script(body)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
     )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
 
-def test_download_outlives_host_and_is_replayed(server: LocalServer, transfer: Transfer, recorder: Any) -> None:
+def test_download_outlives_host_and_is_replayed(
+    server: LocalServer, transfer: Transfer, recorder: Any
+) -> None:
     """A host starts a download and dies; a second host gets backgroundtransfer, the missed events in order, then sessioneventscompleted."""
     size = 3 * 1024 * 1024
     url = server.url(f"/bytes/{size}?rate={2 * 1024 * 1024}")
@@ -134,14 +145,20 @@ def test_download_outlives_host_and_is_replayed(server: LocalServer, transfer: T
         """
     )
     transfer.pid()
-    _wait(lambda: transfer.task_state(task_id) == "completed", 30, "download to complete with no host")
+    _wait(
+        lambda: transfer.task_state(task_id) == "completed", 30, "download to complete with no host"
+    )
 
     rec = recorder(URLSession)
     session = _bg_session()
     rec.wait_for(lambda ev: any(e.type == "sessioneventscompleted" for e in ev), 15)
     names = [e.type for e in rec.events]
     assert names[0] == "backgroundtransfer"
-    assert names.index("downloadcompleted") < names.index("sessioncompleted") < names.index("sessioneventscompleted")
+    assert (
+        names.index("downloadcompleted")
+        < names.index("sessioncompleted")
+        < names.index("sessioneventscompleted")
+    )
     first = rec.events[0]
     assert first.sessionIdentifier == "com.test.bg" and first.handlerId
     done = rec.of(task_id, "downloadcompleted")[0]
@@ -162,7 +179,9 @@ def test_download_outlives_host_and_is_replayed(server: LocalServer, transfer: T
     assert again.waitForInvalidation(10)
 
 
-def test_live_events_bubble_with_session_identifier(server: LocalServer, transfer: Transfer, recorder: Any) -> None:
+def test_live_events_bubble_with_session_identifier(
+    server: LocalServer, transfer: Transfer, recorder: Any
+) -> None:
     """A connected host hears a background task's progress live, each event carrying sessionIdentifier."""
     session = _bg_session()
     rec = recorder(session)
@@ -171,7 +190,9 @@ def test_live_events_bubble_with_session_identifier(server: LocalServer, transfe
     assert done.success and done.sessionIdentifier == "com.test.bg"
     progress = rec.of(tid, "downloadprogress")
     assert progress and progress[-1].totalBytesWritten == 2000000
-    assert all(e.sessionIdentifier == "com.test.bg" for e in rec.events if e.get("taskIdentifier") == tid)
+    assert all(
+        e.sessionIdentifier == "com.test.bg" for e in rec.events if e.get("taskIdentifier") == tid
+    )
     data = session.dataTask({"url": server.url("/echo"), "data": {"a": 1}})
     echoed = json.loads(rec.completed(data, 30).responseText)
     assert echoed["method"] == "POST" and json.loads(echoed["body_text"]) == {"a": 1}
@@ -180,7 +201,9 @@ def test_live_events_bubble_with_session_identifier(server: LocalServer, transfe
 
 
 @pytest.mark.parametrize("norange", [False, True], ids=["range", "norange"])
-def test_sigkill_mid_download_resumes(server: LocalServer, transfer: Transfer, recorder: Any, norange: bool) -> None:
+def test_sigkill_mid_download_resumes(
+    server: LocalServer, transfer: Transfer, recorder: Any, norange: bool
+) -> None:
     """SIGKILL of the transfer process mid-download: it comes back and the file is right (Range when the server allows)."""
     size = 6 * 1024 * 1024
     path = f"/bytes/{size}?rate={3 * 1024 * 1024}" + ("&norange=1" if norange else "")
@@ -188,14 +211,21 @@ def test_sigkill_mid_download_resumes(server: LocalServer, transfer: Transfer, r
     rec = recorder(session)
     server.clear_requests()
     tid = session.downloadTask({"url": server.url(path)})
-    rec.wait_for(lambda ev: any(e.type == "downloadprogress" and e.totalBytesWritten >= 1024 * 1024 for e in ev), 20)
+    rec.wait_for(
+        lambda ev: any(
+            e.type == "downloadprogress" and e.totalBytesWritten >= 1024 * 1024 for e in ev
+        ),
+        20,
+    )
     old = transfer.kill()
     done = rec.completed(tid, 60)
     assert done.success, done.message
     assert transfer.pid() != old
     blob = rec.of(tid, "downloadcompleted")[0].data
     assert hashlib.sha256(blob.read()).hexdigest() == content_sha256(size)
-    ranged = [r for r in server.requests if r.path.startswith(f"/bytes/{size}") and "range" in r.headers]
+    ranged = [
+        r for r in server.requests if r.path.startswith(f"/bytes/{size}") and "range" in r.headers
+    ]
     if norange:
         assert len([r for r in server.requests if r.path.startswith(f"/bytes/{size}")]) >= 2
     else:
@@ -210,7 +240,7 @@ def test_identifiers_unique_across_relaunches(server: LocalServer, transfer: Tra
     first = json.loads(
         _run_host(
             f"""
-            ids = [session.dataTask({{'url': {server.url('/status/204')!r}}}) for _ in range(5)]
+            ids = [session.dataTask({{'url': {server.url("/status/204")!r}}}) for _ in range(5)]
             session.waitForTasks(30)
             print(json.dumps(ids))
             """
@@ -220,7 +250,7 @@ def test_identifiers_unique_across_relaunches(server: LocalServer, transfer: Tra
     second = json.loads(
         _run_host(
             f"""
-            ids = [session.dataTask({{'url': {server.url('/status/204')!r}}}) for _ in range(5)]
+            ids = [session.dataTask({{'url': {server.url("/status/204")!r}}}) for _ in range(5)]
             session.waitForTasks(30)
             print(json.dumps(ids))
             """
@@ -233,7 +263,9 @@ def test_thousand_queued_tasks(server: LocalServer, transfer: Transfer, recorder
     """1000 tasks queued in one background session each complete exactly once."""
     session = _bg_session()
     rec = recorder(session)
-    ids = [session.dataTask({"url": server.url("/status/200"), "method": "GET"}) for _ in range(1000)]
+    ids = [
+        session.dataTask({"url": server.url("/status/200"), "method": "GET"}) for _ in range(1000)
+    ]
     assert len(set(ids)) == 1000
     assert session.waitForTasks(120)
     completed = [e for e in rec.events if e.type == "sessioncompleted"]
@@ -243,11 +275,16 @@ def test_thousand_queued_tasks(server: LocalServer, transfer: Transfer, recorder
     assert session.waitForInvalidation(10)
 
 
-def test_launch_command_runs_when_events_wait(server: LocalServer, transfer: Transfer, tmp_path: Path) -> None:
+def test_launch_command_runs_when_events_wait(
+    server: LocalServer, transfer: Transfer, tmp_path: Path
+) -> None:
     """With sessionSendsLaunchEvents and a launch command, the process runs it when events wait and no host is there."""
     marker = tmp_path / "launched.json"
-    command = [sys.executable, "-c",
-               f"import os, json; open({str(marker)!r}, 'w').write(json.dumps(os.environ['URLSESSION_LAUNCH_SESSION']))"]
+    command = [
+        sys.executable,
+        "-c",
+        f"import os, json; open({str(marker)!r}, 'w').write(json.dumps(os.environ['URLSESSION_LAUNCH_SESSION']))",
+    ]
     url = server.url("/bytes/100000?rate=200000")
     _run_host(
         f"""
@@ -281,7 +318,9 @@ def test_transient_failure_is_retried(transfer: Transfer, recorder: Any) -> None
     assert session.waitForInvalidation(10)
 
 
-def test_503_retried_until_resource_timeout(server: LocalServer, transfer: Transfer, recorder: Any) -> None:
+def test_503_retried_until_resource_timeout(
+    server: LocalServer, transfer: Transfer, recorder: Any
+) -> None:
     """A server that keeps answering 503 is retried (Retry-After honoured) until timeoutIntervalForResource, then -1001."""
     session = _bg_session(timeoutIntervalForResource=3.0)
     rec = recorder(session)
@@ -295,7 +334,9 @@ def test_503_retried_until_resource_timeout(server: LocalServer, transfer: Trans
     assert session.waitForInvalidation(10)
 
 
-def test_state_is_private(server: LocalServer, transfer: Transfer, state_home: Path, recorder: Any) -> None:
+def test_state_is_private(
+    server: LocalServer, transfer: Transfer, state_home: Path, recorder: Any
+) -> None:
     """The state directory is 0700 and every file in it 0600 (journal WAL and SHM too)."""
     session = _bg_session()
     rec = recorder(session)
@@ -328,7 +369,7 @@ def test_peer_of_another_user_is_refused(transfer: Transfer, state_home: Path) -
         os.setgid(65534); os.setuid(65534)
         from multiprocessing.connection import Client
         try:
-            c = Client({str(state_home / 'transfer.sock')!r}, family='AF_UNIX', authkey=b'guess')
+            c = Client({str(state_home / "transfer.sock")!r}, family='AF_UNIX', authkey=b'guess')
         except Exception as exc:
             print('refused', type(exc).__name__)
         else:

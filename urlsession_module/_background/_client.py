@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from .._state import Request, ResponseInfo, TaskKind, TaskState
 from ..exceptions import TransferError, URLSessionError
@@ -59,7 +59,9 @@ class RemoteTaskView:
 
     def update(self, snap: dict[str, Any]) -> None:
         self.state = TaskState(snap["state"])
-        self.current_request: Request = proto.request_from_dict(snap.get("current_request") or snap["request"])
+        self.current_request: Request = proto.request_from_dict(
+            snap.get("current_request") or snap["request"]
+        )
         self.count_received: int = int(snap.get("received", 0))
         self.count_expected_to_receive: int = int(snap.get("expected_receive", -1))
         self.count_sent: int = int(snap.get("sent", 0))
@@ -79,8 +81,8 @@ class RemoteTaskView:
 class TransferClient:
     """The connection of this host process to the transfer process of one state directory."""
 
-    _instances: dict[Path, TransferClient] = {}
-    _instances_lock = threading.Lock()
+    _instances: ClassVar[dict[Path, TransferClient]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def for_home(cls, home: Path) -> TransferClient:
@@ -136,13 +138,19 @@ class TransferClient:
         number = next(self._numbers)
         self._send({**message, "req": number})
         with self._cond:
-            if not self._cond.wait_for(lambda: number in self._replies or self._conn is None, timeout):
-                raise TransferUnavailableError(f"the transfer process did not answer {message['op']!r}")
+            if not self._cond.wait_for(
+                lambda: number in self._replies or self._conn is None, timeout
+            ):
+                raise TransferUnavailableError(
+                    f"the transfer process did not answer {message['op']!r}"
+                )
             reply = self._replies.pop(number, None)
         if reply is None:
             raise TransferUnavailableError("the connection to the transfer process was lost")
         if not reply.get("ok", False):
-            raise URLSessionError(f"the transfer process refused {message['op']!r}: {reply.get('error')}")
+            raise URLSessionError(
+                f"the transfer process refused {message['op']!r}: {reply.get('error')}"
+            )
         return reply
 
     def send(self, message: dict[str, Any]) -> None:
@@ -168,7 +176,9 @@ class TransferClient:
             if self._conn is None:
                 self._conn = conn
                 if self._reader is None or not self._reader.is_alive():
-                    self._reader = threading.Thread(target=self._read_loop, name="urlsession-background", daemon=True)
+                    self._reader = threading.Thread(
+                        target=self._read_loop, name="urlsession-background", daemon=True
+                    )
                     self._reader.start()
             else:
                 conn.close()
@@ -252,7 +262,14 @@ def connect(home: Path, timeout: float = CONNECT_TIMEOUT, spawn: bool = True) ->
 def spawn_process(home: Path, runner: Callable[..., Any] = subprocess.run) -> None:
     """Start a detached transfer process with the host's environment (it double-forks)."""
     runner(
-        [sys.executable, "-m", "urlsession_module._background._daemon", "--home", str(home), "--detach"],
+        [
+            sys.executable,
+            "-m",
+            "urlsession_module._background._daemon",
+            "--home",
+            str(home),
+            "--detach",
+        ],
         env=dict(os.environ),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

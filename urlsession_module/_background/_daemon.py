@@ -29,12 +29,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
 from pathlib import Path
 from typing import Any
 
 from .._configuration import ConfigValues
+from .._driver import TaskDriver
 from .._events import DownloadCompleted, Payload, SessionCompleted
 from .._state import (
     Cancel,
@@ -45,13 +45,12 @@ from .._state import (
     Suspend,
     TaskKind,
     TaskMachine,
-    TaskState,
 )
 from .._storage import private_dir, safe_name
 from .._transport import Transport, origin
 from ..exceptions import ErrorCode
 from . import _protocol as proto
-from ._journal import COMPLETED, OUTSTANDING, QUEUED, RUNNING, SUSPENDED, Journal, TaskRecord
+from ._journal import OUTSTANDING, QUEUED, RUNNING, SUSPENDED, Journal, TaskRecord
 
 log = logging.getLogger("urlsession_module.transfer")
 
@@ -95,34 +94,26 @@ class _Host:
             self.alive = False
 
 
-class _Running:
-    """A task being moved now: the transport's ``TransferControl`` and the retry policy."""
+class _Running(TaskDriver):
+    """A task being moved now: the driver whose payloads go to the journal, then the host.
+
+    It adds the background retry policy: a transient failure (refused, lost, timed out, or a 503
+    response) does not reach the machine; the attempt ends and the task is queued again.
+    """
 
     def __init__(self, daemon: TransferProcess, rec: TaskRecord, machine: TaskMachine) -> None:
+        super().__init__(machine)
         self.daemon = daemon
         self.rec = rec
-        self.machine = machine
-        self.cond = threading.Condition()
-        self.abort: Callable[[], None] | None = None
         self.retry: tuple[int, str, float | None] | None = None  # code, message, retry-after
 
-    @property
-    def cancelled(self) -> bool:
-        return self.machine.state is TaskState.CANCELING
-
     def feed(self, event: Input) -> None:
-        with self.cond:
+        with self._cond:
             if self.retry is not None:
                 return  # this attempt is over; what the transport still says does not count
             if not self.cancelled and self._transient(event):
                 return
-            out = self.machine.send(event)
-            if isinstance(event, ResponseStarted):
-                self.daemon.journal.update_task(
-                    self.rec.id, state=RUNNING, validator=_validator(event)
-                )
-            self.daemon.publish(self.rec, self.machine, out)
-            self.cond.notify_all()
+        super().feed(event)
 
     def _transient(self, event: Input) -> bool:
         if isinstance(event, Failed) and event.code in TRANSIENT:
@@ -135,24 +126,10 @@ class _Running:
             raise _RetrySignal
         return False
 
-    def control(self, event: Input) -> None:
-        with self.cond:
-            self.machine.send(event)
-            abort = self.abort if isinstance(event, Cancel) else None
-            self.cond.notify_all()
-        if abort is not None:
-            abort()
-
-    def wait_running(self, timeout: float) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: self.machine.state is not TaskState.SUSPENDED, timeout)
-
-    def set_abort(self, abort: Callable[[], None] | None) -> None:
-        with self.cond:
-            self.abort = abort
-            cancelled = self.cancelled
-        if abort is not None and cancelled:
-            abort()
+    def publish(self, event: Input, payloads: list[Payload]) -> None:
+        if isinstance(event, ResponseStarted):
+            self.daemon.journal.update_task(self.rec.id, state=RUNNING, validator=_validator(event))
+        self.daemon.publish(self.rec, self.machine, payloads)
 
 
 def _validator(event: ResponseStarted) -> str | None:
@@ -165,20 +142,39 @@ def _validator(event: ResponseStarted) -> str | None:
 def snapshot(rec: TaskRecord, machine: TaskMachine | None) -> dict[str, Any]:
     """What a host's Task proxy shows: plain data from the machine (or the journal)."""
     if machine is None:
-        state = {QUEUED: "running", RUNNING: "running", SUSPENDED: "suspended"}.get(rec.state, "completed")
+        state = {QUEUED: "running", RUNNING: "running", SUSPENDED: "suspended"}.get(
+            rec.state, "completed"
+        )
         return {
-            "id": rec.id, "kind": rec.kind, "state": state, "request": rec.request,
-            "current_request": rec.request, "priority": rec.priority, "description": rec.description,
-            "begin_at": rec.begin_at, "received": 0, "expected_receive": -1, "sent": 0,
-            "expected_send": rec.request.get("body_length", 0), "response": None, "error": None,
+            "id": rec.id,
+            "kind": rec.kind,
+            "state": state,
+            "request": rec.request,
+            "current_request": rec.request,
+            "priority": rec.priority,
+            "description": rec.description,
+            "begin_at": rec.begin_at,
+            "received": 0,
+            "expected_receive": -1,
+            "sent": 0,
+            "expected_send": rec.request.get("body_length", 0),
+            "response": None,
+            "error": None,
         }
     err = machine.error
     return {
-        "id": rec.id, "kind": rec.kind, "state": machine.state.value, "request": rec.request,
+        "id": rec.id,
+        "kind": rec.kind,
+        "state": machine.state.value,
+        "request": rec.request,
         "current_request": proto.request_to_dict(machine.current_request),
-        "priority": rec.priority, "description": rec.description, "begin_at": rec.begin_at,
-        "received": machine.count_received, "expected_receive": machine.count_expected_to_receive,
-        "sent": machine.count_sent, "expected_send": machine.count_expected_to_send,
+        "priority": rec.priority,
+        "description": rec.description,
+        "begin_at": rec.begin_at,
+        "received": machine.count_received,
+        "expected_receive": machine.count_expected_to_receive,
+        "sent": machine.count_sent,
+        "expected_send": machine.count_expected_to_send,
         "response": proto.response_to_dict(machine.response),
         "error": [err.code, err.message] if err else None,
     }
@@ -283,7 +279,9 @@ class TransferProcess:
             with self.cond:
                 self.hosts.append(host)
                 self.cond.notify_all()
-            t = threading.Thread(target=self._host_loop, args=(host,), name="transfer-host", daemon=True)
+            t = threading.Thread(
+                target=self._host_loop, args=(host,), name="transfer-host", daemon=True
+            )
             self.threads.add(t)
             t.start()
 
@@ -336,11 +334,23 @@ class TransferProcess:
                     self._control(rec.id, "cancel")
             return {"ok": True}
         if op == "status":
-            return {"ok": True, "pid": os.getpid(), "tasks": [
-                {**snapshot(rec, self.running[rec.id].machine if rec.id in self.running else None),
-                 "session": rec.session, "journal_state": rec.state}
-                for rec in self.journal.tasks()
-            ], "pending_events": {s: self.journal.count_pending(s) for s in self.journal.sessions()}}
+            return {
+                "ok": True,
+                "pid": os.getpid(),
+                "tasks": [
+                    {
+                        **snapshot(
+                            rec, self.running[rec.id].machine if rec.id in self.running else None
+                        ),
+                        "session": rec.session,
+                        "journal_state": rec.state,
+                    }
+                    for rec in self.journal.tasks()
+                ],
+                "pending_events": {
+                    s: self.journal.count_pending(s) for s in self.journal.sessions()
+                },
+            }
         if op == "shutdown":
             self.stop()
             return {"ok": True}
@@ -364,11 +374,16 @@ class TransferProcess:
             ]
             self.session_host[ident] = host
             host.sessions.add(ident)
-            host.send({
-                "op": "replay", "session": ident, "handlerId": handler,
-                "events": [[e.seq, e.name, e.fields] for e in events], "tasks": tasks,
-                "drained": not tasks,
-            })
+            host.send(
+                {
+                    "op": "replay",
+                    "session": ident,
+                    "handlerId": handler,
+                    "events": [[e.seq, e.name, e.fields] for e in events],
+                    "tasks": tasks,
+                    "drained": not tasks,
+                }
+            )
         return {"ok": True}
 
     def _create(self, m: dict[str, Any]) -> dict[str, Any]:
@@ -377,9 +392,16 @@ class TransferProcess:
             raise ValueError(f"session {ident!r} is not attached")
         number = self.journal.new_task_number()
         rec = TaskRecord(
-            id=f"bg{number}", number=number, session=ident, kind=m["kind"], request=m["request"],
-            state=QUEUED, priority=float(m.get("priority", 0.5)), description=m.get("description"),
-            begin_at=m.get("begin_at"), created=time.time(),
+            id=f"bg{number}",
+            number=number,
+            session=ident,
+            kind=m["kind"],
+            request=m["request"],
+            state=QUEUED,
+            priority=float(m.get("priority", 0.5)),
+            description=m.get("description"),
+            begin_at=m.get("begin_at"),
+            created=time.time(),
         )
         self.journal.add_task(rec)  # durable before the host hears the identifier
         with self.cond:
@@ -388,7 +410,8 @@ class TransferProcess:
         return {"ok": True, "taskIdentifier": rec.id, "task": snapshot(rec, None)}
 
     def _control(self, task_id: str, action: str) -> dict[str, Any]:
-        event: Input = {"cancel": Cancel(), "suspend": Suspend(), "resume": Resume()}[action]
+        controls: dict[str, Input] = {"cancel": Cancel(), "suspend": Suspend(), "resume": Resume()}
+        event = controls[action]
         with self.cond:
             run = self.running.get(task_id)
             queued = self.queue.get(task_id)
@@ -398,8 +421,12 @@ class TransferProcess:
             if action == "cancel":
                 with self.cond:
                     self.queue.pop(task_id, None)
-                machine = TaskMachine(queued.id, TaskKind(queued.kind),
-                                      proto.request_from_dict(queued.request), queued.session)
+                machine = TaskMachine(
+                    queued.id,
+                    TaskKind(queued.kind),
+                    proto.request_from_dict(queued.request),
+                    queued.session,
+                )
                 machine.send(Cancel())
                 self.publish(queued, machine, machine.send(Failed(ErrorCode.CANCELLED)))
             else:
@@ -427,8 +454,16 @@ class TransferProcess:
                     seq = self.journal.append_event(rec.session, rec.id, p.name, fields)
                 host = self.session_host.get(rec.session)
                 if host is not None:
-                    host.send({"op": "event", "session": rec.session, "seq": seq, "name": p.name,
-                               "fields": fields, "task": snapshot(rec, machine)})
+                    host.send(
+                        {
+                            "op": "event",
+                            "session": rec.session,
+                            "seq": seq,
+                            "name": p.name,
+                            "fields": fields,
+                            "task": snapshot(rec, machine),
+                        }
+                    )
                 elif seq:
                     self._maybe_launch(rec.session)
             if isinstance(p, SessionCompleted):
@@ -444,8 +479,15 @@ class TransferProcess:
         with self.pub_lock:
             host = self.session_host.get(session)
             if host is not None:
-                host.send({"op": "event", "session": session, "seq": 0,
-                           "name": "sessioneventscompleted", "fields": {"sessionIdentifier": session}})
+                host.send(
+                    {
+                        "op": "event",
+                        "session": session,
+                        "seq": 0,
+                        "name": "sessioneventscompleted",
+                        "fields": {"sessionIdentifier": session},
+                    }
+                )
 
     def _cleanup_upload(self, rec: TaskRecord) -> None:
         path = rec.request.get("body_path")
@@ -466,8 +508,12 @@ class TransferProcess:
         env = dict(os.environ, URLSESSION_LAUNCH_SESSION=session, URLSESSION_HOME=str(self.home))
         try:
             proc = subprocess.Popen(
-                list(config.launchCommand), env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                list(config.launchCommand),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
         except OSError as exc:
             log.warning("launch command for %s failed: %s", session, exc)
@@ -520,6 +566,7 @@ class TransferProcess:
             ready.append(rec)
         if not ready:
             return wake
+
         # Discretionary sessions' tasks go after everyone else's, and fewer at a time.
         def order(rec: TaskRecord) -> tuple[int, float, int]:
             cfg = self.configs.get(rec.session)
@@ -533,7 +580,9 @@ class TransferProcess:
             key = origin(rec.request["url"])
             if per_host.get(key, 0) >= cfg.httpMaximumConnectionsPerHost:
                 continue
-            if cfg.isDiscretionary and (urgent_waiting or discretionary_running >= DISCRETIONARY_CONCURRENCY):
+            if cfg.isDiscretionary and (
+                urgent_waiting or discretionary_running >= DISCRETIONARY_CONCURRENCY
+            ):
                 continue
             per_host[key] = per_host.get(key, 0) + 1
             discretionary_running += 1 if cfg.isDiscretionary else 0
@@ -546,10 +595,14 @@ class TransferProcess:
 
     def _start(self, rec: TaskRecord, cfg: ConfigValues) -> None:
         del self.queue[rec.id]
-        machine = TaskMachine(rec.id, TaskKind(rec.kind), proto.request_from_dict(rec.request), rec.session)
+        machine = TaskMachine(
+            rec.id, TaskKind(rec.kind), proto.request_from_dict(rec.request), rec.session
+        )
         run = _Running(self, rec, machine)
         self.running[rec.id] = run
-        t = threading.Thread(target=self._work, args=(run, cfg), name=f"transfer-{rec.id}", daemon=True)
+        t = threading.Thread(
+            target=self._work, args=(run, cfg), name=f"transfer-{rec.id}", daemon=True
+        )
         self.threads.add(t)
         t.start()
 
@@ -569,8 +622,14 @@ class TransferProcess:
             if resume is not None:
                 run.machine.restore_received(resume[0])
             self._transport(rec.session, cfg).run(
-                run, TaskKind(rec.kind), run.machine.original_request, str(directory), rec.id,
-                durable=True, resume=resume, keep_partial=True,
+                run,
+                TaskKind(rec.kind),
+                run.machine.original_request,
+                str(directory),
+                rec.id,
+                durable=True,
+                resume=resume,
+                keep_partial=True,
             )
             if run.retry is not None:
                 self._retry_or_fail(run, cfg)
@@ -606,11 +665,15 @@ class TransferProcess:
         assert run.retry is not None
         code, message, retry_after = run.retry
         attempts = rec.attempts + 1
-        delay = retry_after if retry_after is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempts - 1))
+        delay = (
+            retry_after if retry_after is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempts - 1))
+        )
         deadline = rec.created + cfg.timeoutIntervalForResource
         if time.time() + delay < deadline and not run.cancelled:
             log.info("task %s: retry %d in %.1fs (%s)", rec.id, attempts, delay, message)
-            self.journal.update_task(rec.id, state=QUEUED, attempts=attempts, next_attempt_at=time.time() + delay)
+            self.journal.update_task(
+                rec.id, state=QUEUED, attempts=attempts, next_attempt_at=time.time() + delay
+            )
             with self.cond:
                 self.queue[rec.id] = self.journal.task(rec.id) or rec
                 self.cond.notify_all()
@@ -638,7 +701,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="urlsession-transfer")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--detach", action="store_true", help="double-fork away from the caller")
-    parser.add_argument("--idle", type=float, default=float(os.environ.get("URLSESSION_TRANSFER_IDLE", "10")))
+    parser.add_argument(
+        "--idle", type=float, default=float(os.environ.get("URLSESSION_TRANSFER_IDLE", "10"))
+    )
     args = parser.parse_args(argv)
     home = private_dir(args.home)
     if args.detach:
@@ -650,7 +715,8 @@ def main(argv: list[str] | None = None) -> int:
     if lock_fd is None:
         return 0  # another transfer process serves this user and state directory
     logging.basicConfig(
-        filename=str(home / proto.LOG_NAME), level=logging.INFO,
+        filename=str(home / proto.LOG_NAME),
+        level=logging.INFO,
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
     (home / proto.PID_NAME).write_text(str(os.getpid()))

@@ -151,7 +151,9 @@ class Journal:
 
     def sessions(self) -> list[str]:
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT identifier FROM sessions ORDER BY created")]
+            return [
+                r[0] for r in self._db.execute("SELECT identifier FROM sessions ORDER BY created")
+            ]
 
     # -- tasks -------------------------------------------------------------------------------------
 
@@ -160,9 +162,7 @@ class Journal:
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('task_number', 0)")
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'task_number'")
-            return int(
-                db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()[0]
-            )
+            return int(db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()[0])
 
     def add_task(self, rec: TaskRecord) -> None:
         values = attrs.asdict(rec)
@@ -193,7 +193,9 @@ class Journal:
             ).fetchone()
         return _task(row) if row else None
 
-    def tasks(self, session: str | None = None, states: Iterable[str] | None = None) -> list[TaskRecord]:
+    def tasks(
+        self, session: str | None = None, states: Iterable[str] | None = None
+    ) -> list[TaskRecord]:
         sql = f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE 1=1"
         args: list[Any] = []
         if session is not None:
@@ -208,8 +210,12 @@ class Journal:
             return [_task(r) for r in self._db.execute(sql, args)]
 
     def complete_task(
-        self, task_id: str, session: str, events: list[tuple[str, dict[str, Any]]],
-        status_code: int, error_code: int,
+        self,
+        task_id: str,
+        session: str,
+        events: list[tuple[str, dict[str, Any]]],
+        status_code: int,
+        error_code: int,
     ) -> list[int]:
         """Mark the task completed and queue its last events, in one transaction."""
         with self._tx() as db:
@@ -221,7 +227,9 @@ class Journal:
 
     # -- outbox ------------------------------------------------------------------------------------
 
-    def append_event(self, session: str, task_id: str | None, name: str, fields: dict[str, Any]) -> int:
+    def append_event(
+        self, session: str, task_id: str | None, name: str, fields: dict[str, Any]
+    ) -> int:
         with self._tx() as db:
             return self._append(db, session, task_id, name, fields)
 
@@ -235,7 +243,9 @@ class Journal:
         )
         return int(cur.lastrowid or 0)
 
-    def pending_events(self, session: str, after: int = 0, limit: int | None = None) -> list[OutboxEvent]:
+    def pending_events(
+        self, session: str, after: int = 0, limit: int | None = None
+    ) -> list[OutboxEvent]:
         sql = (
             "SELECT seq, session, task_id, name, fields FROM outbox "
             "WHERE session = ? AND acked = 0 AND seq > ? ORDER BY seq"

@@ -82,13 +82,19 @@ def request_from_dict(d: dict[str, Any]) -> Request:
 def response_to_dict(response: ResponseInfo | None) -> dict[str, Any] | None:
     if response is None:
         return None
-    return {"url": response.url, "statusCode": response.statusCode, "headers": [list(h) for h in response.headers]}
+    return {
+        "url": response.url,
+        "statusCode": response.statusCode,
+        "headers": [list(h) for h in response.headers],
+    }
 
 
 def response_from_dict(d: dict[str, Any] | None) -> ResponseInfo | None:
     if d is None:
         return None
-    return ResponseInfo(d["url"], int(d["statusCode"]), tuple((str(k), str(v)) for k, v in d["headers"]))
+    return ResponseInfo(
+        d["url"], int(d["statusCode"]), tuple((str(k), str(v)) for k, v in d["headers"])
+    )
 
 
 def config_to_dict(config: ConfigValues) -> dict[str, Any]:
