@@ -165,6 +165,7 @@ class Task(Proxy):
     def cancel(self) -> None:
         """Cancel; the task reports ``sessioncompleted`` with -999 (a finished task ignores it)."""
         self._run.control(Cancel())
+        self._session._schedule()  # a task still waiting its turn reports now, not when due
 
     def suspend(self) -> None:
         """Stop reading: no progress until ``resume()``."""
@@ -173,6 +174,7 @@ class Task(Proxy):
     def resume(self) -> None:
         """Continue a suspended task (with Range if its connection had to be let go)."""
         self._run.control(Resume())
+        self._session._schedule()  # a task suspended before it started may start now
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until this task's ``sessioncompleted`` has been delivered; False on timeout."""
@@ -204,32 +206,51 @@ def _begin_date(value: Any) -> float | None:
 
 
 class _TaskRun:
-    """The transport's view of a task (``TransferControl``): feed, cancel flag, suspension."""
+    """The transport's view of a task (``TransferControl``): feed, cancel flag, suspension.
+
+    The wire does not stop the instant the user suspends: a block already being read (or sent),
+    a response head, the end of the transfer may still arrive. The machine accepts none of that
+    while suspended, so such inputs are held here, in order, and fed on ``resume()`` (their
+    progress is reported then) or absorbed by ``cancel()`` (which then reports -999).
+    """
 
     def __init__(self, task: Task) -> None:
         self._task = task
         self._cond = threading.Condition()
         self._abort: Callable[[], None] | None = None
+        self._held: list[Input] = []  # inputs that arrived while suspended
 
     @property
     def cancelled(self) -> bool:
         return self._task._machine.state is TaskState.CANCELING
 
     def feed(self, event: Input) -> None:
-        session = self._task._session
         with self._cond:
-            out = self._task._machine.send(event)
-            for payload in out:  # queued under the lock so one task's events never reorder
-                session._enqueue(self._task, payload)
-            self._cond.notify_all()
+            suspended = self._task._machine.state is TaskState.SUSPENDED
+            if suspended and not isinstance(event, Failed):
+                self._held.append(event)
+                return
+            if isinstance(event, Failed):
+                self._held.clear()  # the task ends here; what was held no longer matters
+            self._send(event)
 
     def control(self, event: Input) -> None:
         with self._cond:
-            self._task._machine.send(event)
+            self._send(event)
+            if self._held and self._task._machine.state is not TaskState.SUSPENDED:
+                held, self._held = self._held, []
+                for item in held:
+                    self._send(item)
             abort = self._abort if isinstance(event, Cancel) else None
-            self._cond.notify_all()
         if abort is not None:
             abort()  # outside the lock: wakes a worker blocked in recv()
+
+    def _send(self, event: Input) -> None:
+        """Apply one input under the lock, so one task's events are queued in order."""
+        out = self._task._machine.send(event)
+        for payload in out:
+            self._task._session._enqueue(self._task, payload)
+        self._cond.notify_all()
 
     def wait_running(self, timeout: float) -> bool:
         with self._cond:
@@ -266,6 +287,7 @@ class Session(Proxy):
         self._active: dict[tuple[str, str, int], int] = {}
         self._workers: set[threading.Thread] = set()
         self._timer: threading.Timer | None = None
+        self._timer_due = 0.0
         self._invalidating = False
         self._invalidated = False
         self._key = (
@@ -396,11 +418,16 @@ class Session(Proxy):
             limit = self._config.httpMaximumConnectionsPerHost
             ready: list[Task] = []
             for task in sorted(self._pending, key=lambda t: -t._priority):
-                if task._begin is not None and task._begin > now:
+                # A cancelled task starts at once, whatever its date or the limit, only to report
+                # -999; a task suspended before it started takes no slot until it is resumed.
+                cancelled = task._machine.state is TaskState.CANCELING
+                if task._machine.state is TaskState.SUSPENDED:
+                    continue
+                if not cancelled and task._begin is not None and task._begin > now:
                     next_begin = task._begin if next_begin is None else min(next_begin, task._begin)
                     continue
                 host = _host_key(task._machine.original_request.url)
-                if task._machine.state is TaskState.CANCELING or self._active.get(host, 0) < limit:
+                if cancelled or self._active.get(host, 0) < limit:
                     self._active[host] = self._active.get(host, 0) + 1
                     ready.append(task)
             for task in ready:
@@ -413,14 +440,23 @@ class Session(Proxy):
                 )
                 self._workers.add(worker)
                 worker.start()
-            if next_begin is not None and self._timer is None and not self._invalidated:
+            if (
+                next_begin is not None
+                and not self._invalidated
+                and (self._timer is None or next_begin < self._timer_due)
+            ):
+                if self._timer is not None:  # a task due sooner than the one the timer waits for
+                    self._timer.cancel()
                 self._timer = threading.Timer(max(0.0, next_begin - now), self._timer_fired)
+                self._timer.name = "urlsession-timer"
                 self._timer.daemon = True
+                self._timer_due = next_begin
                 self._timer.start()
 
     def _timer_fired(self) -> None:
         with self._lock:
-            self._timer = None
+            if self._timer is threading.current_thread():  # not a timer replaced meanwhile
+                self._timer = None
         self._schedule()
 
     def _work(self, task: Task) -> None:
@@ -429,9 +465,14 @@ class Session(Proxy):
             if task._machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
                 task._run.feed(Failed(ErrorCode.CANCELLED))
             else:
-                directory = (
-                    str(self.downloadDirectory) if task._machine.kind is TaskKind.DOWNLOAD else None
-                )
+                directory = None
+                if task._machine.kind is TaskKind.DOWNLOAD:
+                    try:
+                        directory = str(self.downloadDirectory)
+                    except OSError as exc:  # e.g. the directory was replaced by a file meanwhile
+                        code = ErrorCode.CANNOT_CREATE_FILE
+                        task._run.feed(Failed(code, f"{code.description} ({exc})"))
+                        return
                 self._transport.run(
                     task._run,
                     task._machine.kind,
@@ -504,11 +545,15 @@ class Session(Proxy):
         _check_callback(callback)
         directory = state_dir() / "downloads" / self._key
         with self._lock:
-            busy = {t.taskIdentifier for t in self._tasks.values()}
+            busy = [safe_name(t.taskIdentifier) for t in self._tasks.values()]
+        # An outstanding download's files (its .part, or the finished file whose
+        # downloadcompleted is still on its way) belong to that task: leave them be. Matched
+        # exactly: a substring test would let task "x-2" shield the files of task "x-26".
+        spared = {f".{b}.part" for b in busy}
+        prefixes = tuple(f"{b}-" for b in busy)
         if directory.exists():
             for entry in directory.iterdir():
-                # a running download's .part file belongs to that task; leave it be
-                if any(safe_name(b) in entry.name for b in busy):
+                if entry.name in spared or (prefixes and entry.name.startswith(prefixes)):
                     continue
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)

@@ -18,13 +18,16 @@ import mimetypes
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from email.message import Message
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
@@ -54,6 +57,9 @@ from ._state import (
 )
 from .exceptions import ErrorCode, TransferError
 
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
+
 __all__ = ["TransferControl", "Transport", "build_request", "map_exception"]
 
 log = logging.getLogger(__name__)
@@ -71,7 +77,12 @@ class TransferControl(Protocol):
     """What the transport needs from whoever owns the task: a machine to feed, user control."""
 
     def feed(self, event: Input) -> None:
-        """Send one input to the task's machine and deliver what it answers."""
+        """Send one input to the task's machine and deliver what it answers.
+
+        May come while the task is suspended (a block, a response head or the end was already
+        on its way): the owner holds such inputs and feeds them on resume, since the machine
+        takes nothing from the wire while suspended.
+        """
 
     @property
     def cancelled(self) -> bool:
@@ -81,7 +92,11 @@ class TransferControl(Protocol):
         """Block while suspended, at most ``timeout`` s; True once running (or cancelled)."""
 
     def set_abort(self, abort: Callable[[], None] | None) -> None:
-        """Give the owner a way to break a blocking read when the user cancels."""
+        """Give the owner a way to break a blocking send or read when the user cancels.
+
+        Called from the sending thread while a request goes out and its response is read; if
+        the task is already cancelled the owner calls ``abort`` at once.
+        """
 
 
 class _CancelledSignal(Exception):
@@ -269,16 +284,20 @@ def _file_error(code: ErrorCode, exc: OSError, path: str) -> TransferError:
 class _Sink:
     """Where a response body goes: memory for data tasks, a private file for downloads."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, keep: int = 0) -> None:
+        """``keep``: bytes of an earlier attempt's file to continue after (the rest is cut)."""
         self.path = path
         self.size = 0
         self._buf = bytearray()
         self._fd: int | None = None
         if path is not None:
+            flags = os.O_WRONLY | os.O_CREAT | (0 if keep else os.O_TRUNC)
             try:
-                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                self._fd = os.open(path, flags, 0o600)
             except OSError as exc:
                 raise _file_error(ErrorCode.CANNOT_CREATE_FILE, exc, path) from None
+            if keep:
+                self.truncate(keep)
 
     def write(self, data: bytes | memoryview) -> None:
         if self._fd is None:
@@ -321,10 +340,14 @@ class _Sink:
         except OSError as exc:
             raise _file_error(ErrorCode.CANNOT_MOVE_FILE, exc, final_path) from None
 
-    def discard(self) -> None:
+    def close(self) -> None:
+        """Let go of the file but keep what it holds (a later attempt may continue it)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def discard(self) -> None:
+        self.close()
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
@@ -361,6 +384,66 @@ def _safe(name: str) -> str:
     return keep.strip(".")[:120] or "download"
 
 
+# -- connections that a cancel can interrupt -------------------------------------------------------
+
+# What this thread is sending (urllib3 gives no handle on the connection until urlopen returns):
+# ``ctl``, the task, so its connection can hand it a way to break the wait for the response head;
+# ``reused``, whether that connection had served a request before (None: not known yet).
+_sending = threading.local()
+
+
+def _offer_abort(conn: HTTPConnection) -> None:
+    ctl: TransferControl | None = getattr(_sending, "ctl", None)
+    sock = conn.sock
+    if ctl is not None and sock is not None:
+        ctl.set_abort(lambda: _shutdown(sock))
+
+
+def _response_awaited(conn: HTTPConnection) -> None:
+    _offer_abort(conn)
+    served = getattr(conn, "_urlsession_served", 0)
+    _sending.reused = served > 0
+    conn._urlsession_served = served + 1  # type: ignore[attr-defined]
+
+
+class _AbortableHTTPConnection(HTTPConnection):
+    def send(self, data: Any) -> None:
+        _offer_abort(self)  # a body block blocked in sendall (server not reading) is cancellable
+        super().send(data)
+
+    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]
+        _response_awaited(self)
+        return super().getresponse()
+
+
+class _AbortableHTTPSConnection(HTTPSConnection):
+    def send(self, data: Any) -> None:
+        _offer_abort(self)
+        super().send(data)
+
+    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]
+        _response_awaited(self)
+        return super().getresponse()
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _AbortableHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _AbortableHTTPSConnection
+
+    def _validate_conn(self, conn: BaseHTTPConnection) -> None:
+        if self.cert_reqs != "CERT_NONE":
+            super()._validate_conn(conn)
+            return
+        # tlsVerify=False is the session's explicit choice (logged once when the session is
+        # made): connect as urllib3 does, without its InsecureRequestWarning on every request,
+        # which a warnings filter set to "error" would turn into a failed task.
+        if conn.is_closed:
+            conn.connect()
+
+
 # -- the transport ----------------------------------------------------------------------------------
 
 
@@ -380,6 +463,7 @@ class Transport:
             if config.caBundle:
                 kw["ca_certs"] = config.caBundle
         else:
+            log.warning("TLS certificate verification is off for this session (tlsVerify=False)")
             kw["cert_reqs"] = "CERT_NONE"
             kw["assert_hostname"] = False
         self._pool: urllib3.PoolManager
@@ -387,6 +471,7 @@ class Transport:
             self._pool = urllib3.ProxyManager(config.proxyURL, **kw)  # type: ignore[arg-type]
         else:
             self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
+        self._pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def close(self) -> None:
         self._pool.clear()
@@ -404,19 +489,34 @@ class Transport:
         identifier: str,
         *,
         durable: bool = False,
+        resume: tuple[int, str] | None = None,
+        keep_partial: bool = False,
     ) -> None:
-        """Move one task's bytes, feeding its machine; always ends with Finished or Failed."""
+        """Move one task's bytes, feeding its machine; always ends with Finished or Failed.
+
+        ``resume=(size, validator)`` continues a download whose ``.part`` file holds ``size``
+        bytes of an earlier attempt (Range + If-Range; the machine must already count them).
+        ``keep_partial`` keeps that file when the transfer fails (not when it is cancelled),
+        so the owner can resume it later.
+        """
         sink: _Sink | None = None
+        keep, validator = resume if resume is not None and resume[0] > 0 else (0, None)
         try:
             if kind is TaskKind.DOWNLOAD:
                 assert download_dir is not None
-                sink = _Sink(os.path.join(download_dir, f".{_safe(identifier)}.part"))
+                sink = _Sink(os.path.join(download_dir, f".{_safe(identifier)}.part"), keep)
             else:
                 sink = _Sink(None)
-            text = self._transfer(ctl, kind, request, sink, download_dir, identifier, durable)
+            text = self._transfer(
+                ctl, kind, request, sink, download_dir, identifier, durable, validator
+            )
         except BaseException as exc:
             if sink is not None:
-                sink.discard()
+                cancelled = ctl.cancelled or isinstance(exc, _CancelledSignal)
+                if keep_partial and not cancelled:
+                    sink.close()
+                else:
+                    sink.discard()
             if ctl.cancelled or isinstance(exc, _CancelledSignal):
                 ctl.feed(Failed(ErrorCode.CANCELLED))
             elif isinstance(exc, Exception):
@@ -440,11 +540,11 @@ class Transport:
         download_dir: str | None,
         identifier: str,
         durable: bool,
+        validator: str | None = None,
     ) -> str | None:
         cfg = self.config
         deadline = time.monotonic() + cfg.timeoutIntervalForResource
-        validator: str | None = None
-        self._checkpoint(ctl)  # a task suspended before it started waits here
+        self._checkpoint(ctl, deadline)  # a task suspended before it started waits here
         while True:  # one pass per connection; a suspended task that let go comes round again
             resume_at = sink.size if (sink.size and validator) else 0
             resp, request = self._open_following_redirects(
@@ -452,6 +552,7 @@ class Transport:
             )
             if resume_at and resp.status not in (200, 206):
                 # e.g. 416: the resource changed size under us; ask again for all of it.
+                ctl.set_abort(None)
                 resp.drain_conn()
                 resp.release_conn()
                 validator = None
@@ -503,6 +604,7 @@ class Transport:
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_CODES or location is None:
                 return resp, request
+            ctl.set_abort(None)  # the connection goes back to the pool: no longer this task's
             resp.drain_conn()
             resp.release_conn()
             redirects += 1
@@ -519,7 +621,11 @@ class Transport:
         validator: str | None,
         deadline: float,
     ) -> urllib3.BaseHTTPResponse:
-        """Send the request and read the response head; retry once on a dead reused connection."""
+        """Send the request and read the response head; retry once on a dead reused connection.
+
+        A server may close an idle keep-alive connection without saying so; an idempotent request
+        that finds the pooled connection dead goes out once more on a fresh one.
+        """
         headers = urllib3.HTTPHeaderDict(list(request.headers))
         if resume_at:
             headers["Range"] = f"bytes={resume_at}-"
@@ -531,11 +637,12 @@ class Transport:
             if remaining <= 0:
                 raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
             timeout = urllib3.Timeout(connect=min(idle, remaining), read=min(idle, remaining))
+            _sending.ctl, _sending.reused = ctl, None
             try:
                 return self._pool.urlopen(
                     request.method,
                     request.url,
-                    body=self._body(ctl, request) if request.has_body else None,
+                    body=self._body(ctl, request, deadline) if request.has_body else None,
                     headers=headers,
                     redirect=False,
                     retries=False,
@@ -544,8 +651,16 @@ class Transport:
                     timeout=timeout,
                     assert_same_host=False,
                 )
-            except ProtocolError as exc:
-                if attempt or request.method not in IDEMPOTENT or not _dead_connection(exc):
+            except BaseException as exc:
+                ctl.set_abort(None)
+                if (
+                    not isinstance(exc, ProtocolError)
+                    or attempt
+                    or request.method not in IDEMPOTENT
+                    or not _dead_connection(exc)
+                    or _sending.reused is False  # a fresh connection that failed is no stale one
+                    or ctl.cancelled
+                ):
                     raise
                 log.debug(
                     "retrying %s %s once on a fresh connection: %s",
@@ -553,14 +668,18 @@ class Transport:
                     request.url,
                     exc,
                 )
+            finally:
+                _sending.ctl = None
         raise AssertionError("unreachable")
 
-    def _body(self, ctl: TransferControl, request: Request) -> Iterator[bytes | memoryview]:
+    def _body(
+        self, ctl: TransferControl, request: Request, deadline: float
+    ) -> Iterator[bytes | memoryview]:
         """The request body in blocks; each block is reported once urllib3 asks for the next."""
         if request.body is not None:
             view = memoryview(request.body)
             for start in range(0, len(view), BLOCK):
-                self._checkpoint(ctl)
+                self._checkpoint(ctl, deadline)
                 block = view[start : start + BLOCK]
                 yield block
                 ctl.feed(BodySent(len(block)))
@@ -574,7 +693,7 @@ class Transport:
             buf = bytearray(BLOCK)
             view = memoryview(buf)
             while True:
-                self._checkpoint(ctl)
+                self._checkpoint(ctl, deadline)
                 n = f.readinto(buf)
                 if not n:
                     break
@@ -583,13 +702,34 @@ class Transport:
         finally:
             f.close()
 
-    def _checkpoint(self, ctl: TransferControl) -> None:
+    def _checkpoint(self, ctl: TransferControl, deadline: float) -> None:
+        """Stop here while suspended; raise if cancelled or the resource deadline passed."""
         if ctl.cancelled:
             raise _CancelledSignal
-        while not ctl.wait_running(1.0):
-            pass
+        self._await_running(ctl, deadline)
         if ctl.cancelled:
             raise _CancelledSignal
+
+    @staticmethod
+    def _await_running(
+        ctl: TransferControl, deadline: float, patience: float | None = None
+    ) -> bool:
+        """True once running (or cancelled); False if still suspended after ``patience`` s.
+
+        The resource deadline keeps running while a task is suspended: passing it raises -1001.
+        """
+        give_up = None if patience is None else time.monotonic() + patience
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+            step = min(1.0, deadline - now)
+            if give_up is not None:
+                if now >= give_up:
+                    return False
+                step = min(step, give_up - now)
+            if ctl.wait_running(step):
+                return True
 
     def _start_body(
         self,
@@ -629,18 +769,12 @@ class Transport:
             if chunk:
                 sink.write(chunk)
                 ctl.feed(BodyReceived(len(chunk)))
-            if time.monotonic() > deadline:
-                raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
-            if not ctl.wait_running(drop_after):
+            if not self._await_running(ctl, deadline, drop_after):
                 # Suspended past half the idle timeout: let the connection go rather than have
                 # the server time us out; come back with Range when resumed.
                 log.debug("suspended task lets its connection go at %d bytes", sink.size)
                 resp.close()
-                while not ctl.wait_running(1.0):
-                    if time.monotonic() > deadline:
-                        raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
-                if ctl.cancelled:
-                    raise _CancelledSignal
+                self._checkpoint(ctl, deadline)
                 raise _LetGoSignal
         if ctl.cancelled:
             raise _CancelledSignal
@@ -677,5 +811,7 @@ def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
 
 
 def _shutdown(sock: socket.socket) -> None:
+    # socket.socket's shutdown also for an SSLSocket: kick the descriptor, leave the TLS state to
+    # the reading thread (SSLSocket.shutdown would drop it under that thread's feet).
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)

@@ -643,8 +643,6 @@ class TransferProcess:
                 self.running.pop(rec.id, None)
                 self.threads.discard(threading.current_thread())
                 self.cond.notify_all()
-            if run.machine.finished:
-                self._maybe_drained(rec.session)
 
     def _resume_point(self, rec: TaskRecord, directory: Path) -> tuple[int, str] | None:
         """Where a download left off, if the server can be asked to continue it safely."""
