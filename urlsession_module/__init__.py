@@ -75,6 +75,7 @@ __all__ = [
     "createSessionConfiguration",
     "createURLSession",
     "createURLSessionBackgroundConfiguration",
+    "endBackgroundHandler",
     "finishTasksAndInvalidate",
     "fireEvent",
     "invalidateAndCancel",
@@ -171,6 +172,20 @@ def _create_session(*args: Any, **kwargs: Any) -> Session:
             "configuration", f"'configuration' must be a SessionConfiguration (got {cfg!r})"
         )
     return Session(cfg._values, parent=_self(), delegateQueue=props.get("delegateQueue"))
+
+
+def endBackgroundHandler(handlerId: str) -> None:
+    """Tell the package the host has handled a ``backgroundtransfer`` (Titanium's
+    ``Ti.App.iOS.endBackgroundHandler``).
+
+    The events it announced are acknowledged as their listeners return, so nothing else is
+    owed; the call exists so that ported apps keep working, and it checks its argument.
+    """
+    if not isinstance(handlerId, str) or not handlerId:
+        raise InvalidArgumentTypeError(
+            "handlerId", f"'handlerId' must be a non-empty str (got {handlerId!r})"
+        )
+    logging.getLogger(__name__).debug("background handler %s ended", handlerId)
 
 
 # -- deprecated Titanium entry points --------------------------------------------------------------

@@ -11,6 +11,7 @@ becomes an ``Event`` on the Task proxy and bubbles to the session and the module
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as _dt
 import itertools
 import json
@@ -26,8 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from . import _validate as check
+from ._background._client import RemoteTaskView
+from ._background._link import BackgroundLink
 from ._configuration import ConfigValues, SessionConfiguration
 from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher
+from ._driver import TaskDriver
 from ._events import DownloadCompleted, Event, Payload, SessionCompleted
 from ._proxy import Proxy
 from ._state import (
@@ -67,6 +71,8 @@ def _new_task_identifier() -> str:
     return f"{_PROCESS_TOKEN}-{next(_task_numbers)}"
 
 
+_FINISHED_KEPT = 1000  # finished tasks getTask() still finds
+
 _DATA_KEYS = frozenset(
     {"url", "method", "data", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"}
 )
@@ -83,16 +89,22 @@ class Task(Proxy):
     def __init__(
         self,
         session: Session,
-        machine: TaskMachine,
+        machine: TaskMachine | RemoteTaskView,
         *,
         priority: float,
         description: str | None,
         begin: float | None,
+        link: BackgroundLink | None = None,
     ) -> None:
         super().__init__(parent=session)
         self._session = session
         self._machine = machine
-        self._run = _TaskRun(self)
+        self._run: _TaskRun | _RemoteControl
+        if isinstance(machine, TaskMachine):
+            self._run = _TaskRun(self, machine)
+        else:
+            assert link is not None
+            self._run = _RemoteControl(link, machine.identifier)
         self._priority = priority
         self.taskDescription = description
         self._begin = begin
@@ -205,65 +217,28 @@ def _begin_date(value: Any) -> float | None:
     )
 
 
-class _TaskRun:
-    """The transport's view of a task (``TransferControl``): feed, cancel flag, suspension.
+class _TaskRun(TaskDriver):
+    """An in-process task's driver: what its machine answers goes to the session's queue."""
 
-    The wire does not stop the instant the user suspends: a block already being read (or sent),
-    a response head, the end of the transfer may still arrive. The machine accepts none of that
-    while suspended, so such inputs are held here, in order, and fed on ``resume()`` (their
-    progress is reported then) or absorbed by ``cancel()`` (which then reports -999).
-    """
-
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, machine: TaskMachine) -> None:
+        super().__init__(machine)
         self._task = task
-        self._cond = threading.Condition()
-        self._abort: Callable[[], None] | None = None
-        self._held: list[Input] = []  # inputs that arrived while suspended
 
-    @property
-    def cancelled(self) -> bool:
-        return self._task._machine.state is TaskState.CANCELING
+    def publish(self, event: Input, payloads: list[Payload]) -> None:
+        for payload in payloads:
+            self._task._session._enqueue(self._task, payload)
 
-    def feed(self, event: Input) -> None:
-        with self._cond:
-            suspended = self._task._machine.state is TaskState.SUSPENDED
-            if suspended and not isinstance(event, Failed):
-                self._held.append(event)
-                return
-            if isinstance(event, Failed):
-                self._held.clear()  # the task ends here; what was held no longer matters
-            self._send(event)
+
+class _RemoteControl:
+    """A background task's controls: forwarded to the transfer process, which runs its machine."""
+
+    def __init__(self, link: BackgroundLink, task_id: str) -> None:
+        self._link = link
+        self._task_id = task_id
 
     def control(self, event: Input) -> None:
-        with self._cond:
-            self._send(event)
-            if self._held and self._task._machine.state is not TaskState.SUSPENDED:
-                held, self._held = self._held, []
-                for item in held:
-                    self._send(item)
-            abort = self._abort if isinstance(event, Cancel) else None
-        if abort is not None:
-            abort()  # outside the lock: wakes a worker blocked in recv()
-
-    def _send(self, event: Input) -> None:
-        """Apply one input under the lock, so one task's events are queued in order."""
-        out = self._task._machine.send(event)
-        for payload in out:
-            self._task._session._enqueue(self._task, payload)
-        self._cond.notify_all()
-
-    def wait_running(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: self._task._machine.state is not TaskState.SUSPENDED, timeout
-            )
-
-    def set_abort(self, abort: Callable[[], None] | None) -> None:
-        with self._cond:
-            self._abort = abort
-            cancelled = self.cancelled
-        if abort is not None and cancelled:
-            abort()
+        action = {Cancel: "cancel", Suspend: "suspend", Resume: "resume"}[type(event)]
+        self._link.control(self._task_id, action)
 
 
 class Session(Proxy):
@@ -290,6 +265,14 @@ class Session(Proxy):
         self._timer_due = 0.0
         self._invalidating = False
         self._invalidated = False
+        self._cancelling = False
+        # Finished tasks stay reachable by getTask() for a while (bounded: hosts run for days).
+        self._finished: collections.OrderedDict[str, Task] = collections.OrderedDict()
+        # Background sessions: the line to the transfer process, and replay bookkeeping.
+        self._link: BackgroundLink | None = None
+        self._delivered_seq = 0  # highest journaled event delivered to listeners
+        self._remote_queued = 0  # journaled events queued for delivery, not yet delivered
+        self._completed_ids: set[str] = set()  # sessioncompleted already delivered here
         self._key = (
             f"background-{safe_name(config.identifier or '')}"
             if config.is_background
@@ -297,6 +280,10 @@ class Session(Proxy):
             if config.type == "default"
             else f"ephemeral-{uuid.uuid4().hex[:12]}"
         )
+        if config.is_background:
+            assert config.identifier is not None
+            self._link = BackgroundLink(self, config.identifier, config, state_dir())
+            self._link.attach()  # starts the transfer process if need be; replay follows
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -318,9 +305,9 @@ class Session(Proxy):
             return list(self._tasks.values())
 
     def getTask(self, identifier: str) -> Task | None:
-        """The outstanding task with this identifier, or None."""
+        """The task with this identifier (outstanding, or among the last finished), or None."""
         with self._lock:
-            return self._tasks.get(identifier)
+            return self._tasks.get(identifier) or self._finished.get(identifier)
 
     @property
     def downloadDirectory(self) -> Path:
@@ -395,6 +382,9 @@ class Session(Proxy):
             raise InvalidArgumentTypeError(
                 "taskDescription", f"'taskDescription' must be a str (got {description!r})"
             )
+        if self._link is not None:
+            snap = self._link.create(kind, request, priority, description, begin)
+            return self._remote_task(snap).taskIdentifier
         identifier = _new_task_identifier()
         machine = TaskMachine(identifier, kind, request, self._config.identifier)
         task = Task(self, machine, priority=priority, description=description, begin=begin)
@@ -461,9 +451,11 @@ class Session(Proxy):
 
     def _work(self, task: Task) -> None:
         host = _host_key(task._machine.original_request.url)
+        run = task._run
+        assert isinstance(run, _TaskRun)  # only in-process tasks have workers
         try:
             if task._machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
-                task._run.feed(Failed(ErrorCode.CANCELLED))
+                run.feed(Failed(ErrorCode.CANCELLED))
             else:
                 directory = None
                 if task._machine.kind is TaskKind.DOWNLOAD:
@@ -471,10 +463,10 @@ class Session(Proxy):
                         directory = str(self.downloadDirectory)
                     except OSError as exc:  # e.g. the directory was replaced by a file meanwhile
                         code = ErrorCode.CANNOT_CREATE_FILE
-                        task._run.feed(Failed(code, f"{code.description} ({exc})"))
+                        run.feed(Failed(code, f"{code.description} ({exc})"))
                         return
                 self._transport.run(
-                    task._run,
+                    run,
                     task._machine.kind,
                     task._machine.original_request,
                     directory,
@@ -483,7 +475,7 @@ class Session(Proxy):
         except Exception:  # the machine refused an input: a bug, but the task must still end
             log.exception("task %s: engine error", task.taskIdentifier)
             if not task._machine.finished:
-                task._run.feed(Failed(ErrorCode.UNKNOWN, "internal error"))
+                run.feed(Failed(ErrorCode.UNKNOWN, "internal error"))
         finally:
             with self._lock:
                 self._active[host] -= 1
@@ -507,6 +499,9 @@ class Session(Proxy):
     def _task_done(self, task: Task) -> None:
         with self._lock:
             self._tasks.pop(task.taskIdentifier, None)
+            self._finished[task.taskIdentifier] = task
+            while len(self._finished) > _FINISHED_KEPT:
+                self._finished.popitem(last=False)
             task._done.set()
             finish = self._invalidating and not self._tasks and not self._invalidated
             self._lock.notify_all()
@@ -531,6 +526,96 @@ class Session(Proxy):
     def waitForTasks(self, timeout: float | None = None) -> bool:
         """Block until every task so far has delivered its ``sessioncompleted``; False on timeout."""
         return self._wait_until(lambda: not self._tasks, timeout)
+
+    # -- background sessions: what the transfer process sends ------------------------------------
+    # These run on the client's reader thread; delivery itself goes through the session's queue.
+
+    def _remote_task(self, snap: dict[str, Any]) -> Task:
+        """The Task proxy for a task of the transfer process, made on first sight."""
+        assert self._link is not None
+        with self._lock:
+            task = self._tasks.get(snap["id"]) or self._finished.get(snap["id"])
+            if task is None:
+                view = RemoteTaskView(snap, self._link.identifier)
+                task = Task(
+                    self,
+                    view,
+                    priority=float(snap.get("priority", 0.5)),
+                    description=snap.get("description"),
+                    begin=snap.get("begin_at"),
+                    link=self._link,
+                )
+                if not view.finished:
+                    self._tasks[view.identifier] = task
+            elif isinstance(task._machine, RemoteTaskView) and not task._machine.finished:
+                task._machine.update(snap)
+            return task
+
+    def _remote_replay(self, message: dict[str, Any]) -> None:
+        """A (re)attach: adopt outstanding tasks; deliver what was missed, framed by Titanium's
+        ``backgroundtransfer`` (on the module) and ``sessioneventscompleted``."""
+        for snap in message.get("tasks", ()):
+            self._remote_task(snap)
+        events = message.get("events") or []
+        fresh = [e for e in events if e[0] > self._delivered_seq]
+        if not fresh:
+            return
+        fields = {"sessionIdentifier": message["session"], "handlerId": message.get("handlerId")}
+        self._dispatcher.submit(lambda: self._fire_on_module("backgroundtransfer", fields))
+        for seq, name, event_fields, snap in fresh:
+            self._queue_remote(seq, name, event_fields, snap)
+        if message.get("drained", False):
+            done = {"sessionIdentifier": message["session"]}
+            self._dispatcher.submit(
+                lambda: self._dispatch_event(Event("sessioneventscompleted", self, done))
+            )
+
+    def _remote_event(self, message: dict[str, Any]) -> None:
+        self._queue_remote(message["seq"], message["name"], message["fields"], message.get("task"))
+
+    def _queue_remote(
+        self, seq: int, name: str, fields: dict[str, Any], snap: dict[str, Any] | None
+    ) -> None:
+        task = self._remote_task(snap) if snap is not None else None
+        if seq:
+            with self._lock:
+                self._remote_queued += 1
+        self._dispatcher.submit(lambda: self._deliver_remote(seq, name, fields, task))
+
+    def _deliver_remote(
+        self, seq: int, name: str, fields: dict[str, Any], task: Task | None
+    ) -> None:
+        try:
+            if seq and seq <= self._delivered_seq:
+                return  # delivered before a reconnect replayed it again
+            if task is None:
+                self._dispatch_event(Event(name, self, fields))
+                return
+            if name == "sessioncompleted" and task.taskIdentifier in self._completed_ids:
+                return  # the package drops duplicates before listeners (SPEC 5)
+            out = dict(fields)
+            if name == "downloadcompleted":
+                out["data"] = Blob(path=out.pop("location"), mimeType=out.pop("mimeType", None))
+            task._dispatch_event(Event(name, task, out))
+            if name == "sessioncompleted":
+                self._completed_ids.add(task.taskIdentifier)
+                if isinstance(task._machine, RemoteTaskView):
+                    task._machine.mark_completed()
+                self._task_done(task)
+        finally:
+            if seq:
+                self._delivered_seq = max(self._delivered_seq, seq)
+                with self._lock:
+                    self._remote_queued -= 1
+                    batch_done = self._remote_queued == 0
+                # Acknowledge once the listeners ran (at least once), in batches during a replay.
+                if batch_done and self._link is not None:
+                    self._link.ack(self._delivered_seq)
+
+    def _fire_on_module(self, name: str, fields: dict[str, Any]) -> None:
+        module = self._bubble_target
+        if module is not None:
+            module._dispatch_event(Event(name, module, fields))
 
     # -- stores ----------------------------------------------------------------------------------
 
@@ -588,6 +673,7 @@ class Session(Proxy):
 
     def invalidateAndCancel(self) -> None:
         """Cancel every outstanding task (each reports -999), then invalidate."""
+        self._cancelling = True
         self.finishTasksAndInvalidate()
         for task in self.tasks:
             task.cancel()
@@ -606,6 +692,8 @@ class Session(Proxy):
             if worker is not threading.current_thread():
                 worker.join(5.0)
         self._transport.close()
+        if self._link is not None:
+            self._link.detach(cancel=self._cancelling)
         self._drop_listeners()
         self._dispatcher.close()
         with self._lock:

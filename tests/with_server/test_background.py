@@ -360,27 +360,42 @@ def test_peer_of_another_user_is_refused(transfer: Transfer, state_home: Path) -
     """A process of another uid reaching the socket is refused before any handshake."""
     session = _bg_session()
     pid = transfer.pid()
-    # Open the way on purpose (0711 dir, 0666 socket) so only the peer-uid check stands.
-    state_home.chmod(0o711)
+    # Open the way on purpose (o+x on the directories above, a 0666 socket) so that only the
+    # transfer process's peer-uid check stands between the other user and the socket.
+    opened = [
+        p
+        for p in [state_home, *state_home.parents]
+        if p != Path("/") and not p.stat().st_mode & 0o001
+    ]
+    modes = {p: p.stat().st_mode for p in opened}
+    for p in opened:
+        p.chmod(modes[p] | 0o001)
     (state_home / "transfer.sock").chmod(0o666)
     script = textwrap.dedent(
         f"""
-        import os
+        import os, socket
         os.setgid(65534); os.setuid(65534)
-        from multiprocessing.connection import Client
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
         try:
-            c = Client({str(state_home / "transfer.sock")!r}, family='AF_UNIX', authkey=b'guess')
-        except Exception as exc:
+            s.connect({str(state_home / "transfer.sock")!r})
+            data = s.recv(100)
+        except OSError as exc:
             print('refused', type(exc).__name__)
         else:
-            print('accepted')
+            print('refused (closed)' if not data else 'accepted: challenge sent')
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        for p in opened:
+            p.chmod(modes[p])
     assert "refused" in out.stdout, out.stdout + out.stderr
     log = (state_home / "transfer.log").read_text()
     assert "refused a peer of uid 65534" in log
     assert _alive(pid)
-    state_home.chmod(0o700)
     session.finishTasksAndInvalidate()
     assert session.waitForInvalidation(10)

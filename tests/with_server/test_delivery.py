@@ -143,7 +143,8 @@ def test_host_drained_queue_delivers_only_when_drained(
     assert ran >= 3  # progress, downloadcompleted, sessioncompleted
     me = threading.current_thread().name
     assert seen == [("downloadcompleted", me), ("sessioncompleted", me)]
-    assert session.getTask(tid) is None
+    assert task not in session.tasks  # no longer outstanding...
+    assert session.getTask(tid) is task  # ...but getTask still finds it (SPEC 4)
     assert queue.drain(timeout=0) == 0
 
 

@@ -122,7 +122,7 @@ def test_higher_priority_waiting_task_goes_first(
 def test_get_task_and_tasks_list_outstanding_tasks(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:
-    """getTask returns the same Task proxy while it is outstanding; tasks lists them in order."""
+    """getTask returns the same Task proxy, finished or not; tasks lists the outstanding in order."""
     session = make_session()
     rec = recorder(session)
     a = session.downloadTask(url=server.url(f"/bytes/{N}?rate={RATE}"))
@@ -135,7 +135,7 @@ def test_get_task_and_tasks_list_outstanding_tasks(
     rec.completed(a)
     rec.completed(b)
     assert session.waitForTasks(5)
-    assert session.getTask(a) is None and session.tasks == []
+    assert session.getTask(a) is task_a and session.tasks == []
     assert task_a.state == task_b.state == "completed"
 
 

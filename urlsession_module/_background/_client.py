@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -127,8 +128,7 @@ class TransferClient:
             if last:
                 self._conn = None
         if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.close()
+            _hang_up(conn)
         if reader is not None and reader is not threading.current_thread():
             reader.join(5.0)
 
@@ -235,6 +235,18 @@ class TransferClient:
     def _reattach(self, session: SessionEndpoint) -> None:
         with contextlib.suppress(URLSessionError, OSError):
             self.request(session._remote_attach_message())
+
+
+def _hang_up(conn: Connection) -> None:
+    """Close a connection so that a thread blocked reading it wakes up (close alone does not)."""
+    with contextlib.suppress(OSError):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+    with contextlib.suppress(OSError):
+        conn.close()
 
 
 def connect(home: Path, timeout: float = CONNECT_TIMEOUT, spawn: bool = True) -> Connection:

@@ -115,6 +115,10 @@ class _Running(TaskDriver):
                 return
         super().feed(event)
 
+    def give_up(self, code: int, message: str) -> None:
+        """End the task with this failure: retrying is over, so no policy applies."""
+        super().feed(Failed(code, message))
+
     def _transient(self, event: Input) -> bool:
         if isinstance(event, Failed) and event.code in TRANSIENT:
             self.retry = (event.code, event.message, None)
@@ -379,12 +383,21 @@ class TransferProcess:
                     "op": "replay",
                     "session": ident,
                     "handlerId": handler,
-                    "events": [[e.seq, e.name, e.fields] for e in events],
+                    "events": [
+                        [e.seq, e.name, e.fields, self._snapshot_of(e.task_id)] for e in events
+                    ],
                     "tasks": tasks,
                     "drained": not tasks,
                 }
             )
         return {"ok": True}
+
+    def _snapshot_of(self, task_id: str | None) -> dict[str, Any] | None:
+        rec = self.journal.task(task_id) if task_id else None
+        if rec is None:
+            return None
+        run = self.running.get(rec.id)
+        return snapshot(rec, run.machine if run else None)
 
     def _create(self, m: dict[str, Any]) -> dict[str, Any]:
         ident = m["session"]
@@ -678,11 +691,11 @@ class TransferProcess:
             return
         run.retry = None
         if run.cancelled:
-            run.feed(Failed(ErrorCode.CANCELLED))
+            run.give_up(ErrorCode.CANCELLED, "")
         elif code:
-            run.feed(Failed(code, message))
-        else:  # the server kept answering 503: report the response as URLSession would
-            run.feed(Failed(ErrorCode.TIMED_OUT, f"the resource timeout passed ({message})"))
+            run.give_up(code, message)
+        else:  # the server kept answering 503 until the resource deadline
+            run.give_up(ErrorCode.TIMED_OUT, f"the resource timeout passed ({message})")
 
 
 def _lock(home: Path) -> int | None:
