@@ -274,8 +274,27 @@ class TaskMachine:
         rebuilds a machine for a download it continues with Range.
         """
         if self.response is not None or self.state is not TaskState.RUNNING or n < 0:
-            raise TaskStateError(f"task {self.identifier}: restore_received only before the response")
+            raise TaskStateError(
+                f"task {self.identifier}: restore_received only before the response"
+            )
         self.count_received = n
+
+    def restore_download_finished(self, response: ResponseInfo, location: str) -> None:
+        """Rebuild a download whose file an earlier run already put in place (and reported).
+
+        Only on a fresh machine: what follows is Finished (its sessioncompleted) or Failed.
+        """
+        if (
+            self.kind is not TaskKind.DOWNLOAD
+            or self.response is not None
+            or self.state is not TaskState.RUNNING
+        ):
+            raise TaskStateError(
+                f"task {self.identifier}: restore_download_finished only on a fresh download"
+            )
+        self.response = response
+        self.location = location
+        self._download_done = True
 
     @property
     def finished(self) -> bool:

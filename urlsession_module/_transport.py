@@ -20,6 +20,7 @@ import socket
 import ssl
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from email.message import Message
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +33,8 @@ from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
     HTTPError,
+    InvalidChunkLength,
+    InvalidHeader,
     LocationValueError,
     NameResolutionError,
     NewConnectionError,
@@ -216,8 +219,29 @@ def _ssl_code(exc: BaseException) -> ErrorCode:
     return ErrorCode.SECURE_CONNECTION_FAILED
 
 
+def _raised_in(exc: BaseException, modules: tuple[str, ...], functions: tuple[str, ...]) -> bool:
+    """Whether ``exc`` was raised inside one of ``functions`` of a file ending in ``modules``."""
+    return any(
+        frame.filename.replace(os.sep, "/").endswith(modules) and frame.name in functions
+        for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
+def _in_tls_handshake(exc: BaseException) -> bool:
+    """A connection that broke while the TLS handshake ran (Foundation says -1200 for that)."""
+    return any(
+        isinstance(e, OSError)
+        and _raised_in(e, ("/ssl.py",), ("do_handshake", "_create", "wrap_socket"))
+        for e in _causes(exc)
+    )
+
+
 def _protocol_code(exc: BaseException) -> ErrorCode:
+    if _in_tls_handshake(exc):
+        return ErrorCode.SECURE_CONNECTION_FAILED
     for e in _causes(exc):
+        if isinstance(e, InvalidChunkLength):  # a chunk-size line that is not hex: bad framing
+            return ErrorCode.BAD_SERVER_RESPONSE
         if isinstance(e, http.client.IncompleteRead):
             return ErrorCode.NETWORK_CONNECTION_LOST
         if isinstance(e, (http.client.BadStatusLine, http.client.LineTooLong)):
@@ -229,6 +253,34 @@ def _protocol_code(exc: BaseException) -> ErrorCode:
         ):
             return ErrorCode.BAD_SERVER_RESPONSE
     return ErrorCode.NETWORK_CONNECTION_LOST
+
+
+def _connection_code(exc: BaseException) -> ErrorCode:
+    if _in_tls_handshake(exc):
+        return ErrorCode.SECURE_CONNECTION_FAILED
+    return ErrorCode.NETWORK_CONNECTION_LOST
+
+
+# Where a ValueError means "this URL cannot be used": a redirect's Location that does not parse
+# (``http://[::1``, a port out of range) or that http.client refuses to put on the wire.
+_URL_PARSERS = ("/urllib/parse.py", "/urllib3/util/url.py", "/http/client.py")
+_URL_FUNCTIONS = (
+    "urlsplit",
+    "urlparse",
+    "urljoin",
+    "port",
+    "_check_bracketed_host",
+    "_checknetloc",
+    "parse_url",
+    "_validate_path",
+    "_validate_host",
+)
+
+
+def _value_code(exc: BaseException) -> ErrorCode:
+    if not isinstance(exc, UnicodeError) and _raised_in(exc, _URL_PARSERS, _URL_FUNCTIONS):
+        return ErrorCode.BAD_URL
+    return ErrorCode.UNKNOWN
 
 
 # Most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError.
@@ -246,14 +298,18 @@ _ERROR_TABLE: tuple[
     (SSLError, _ssl_code),
     (ssl.SSLError, _ssl_code),
     (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST),
-    (DecodeError, ErrorCode.CANNOT_DECODE_CONTENT_DATA),
+    # A known encoding (gzip, deflate) whose data does not decode: Foundation's -1015;
+    # -1016 is for an encoding it does not know, which urllib3 passes through undecoded.
+    (DecodeError, ErrorCode.CANNOT_DECODE_RAW_DATA),
+    (InvalidHeader, ErrorCode.BAD_SERVER_RESPONSE),  # e.g. two Content-Lengths that disagree
     (LocationValueError, ErrorCode.BAD_URL),
     (ProtocolError, _protocol_code),
     (http.client.HTTPException, _protocol_code),
     (socket.gaierror, ErrorCode.CANNOT_FIND_HOST),
     (ConnectionRefusedError, ErrorCode.CANNOT_CONNECT_TO_HOST),
     (TimeoutError, ErrorCode.TIMED_OUT),
-    (ConnectionError, ErrorCode.NETWORK_CONNECTION_LOST),
+    (ConnectionError, _connection_code),
+    (ValueError, _value_code),
     (HTTPError, ErrorCode.UNKNOWN),
 )
 
@@ -763,7 +819,10 @@ class Transport:
         self, ctl: TransferControl, resp: urllib3.BaseHTTPResponse, sink: _Sink, deadline: float
     ) -> None:
         drop_after = max(0.5, self.config.timeoutIntervalForRequest / 2)
-        for chunk in resp.stream(BLOCK, decode_content=True):
+        # read1: whatever one read of the socket gives (up to BLOCK), not "wait until BLOCK".
+        # Bytes reach the file as they arrive, so a process killed mid-transfer keeps them (the
+        # .part file is what a resume continues from) and progress is as fresh as the wire.
+        while chunk := resp.read1(BLOCK, decode_content=True):
             if ctl.cancelled:
                 raise _CancelledSignal
             if chunk:

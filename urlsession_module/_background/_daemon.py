@@ -39,7 +39,9 @@ from .._events import DownloadCompleted, Payload, SessionCompleted
 from .._state import (
     Cancel,
     Failed,
+    Finished,
     Input,
+    ResponseInfo,
     ResponseStarted,
     Resume,
     Suspend,
@@ -50,7 +52,7 @@ from .._storage import private_dir, safe_name
 from .._transport import Transport, origin
 from ..exceptions import ErrorCode
 from . import _protocol as proto
-from ._journal import OUTSTANDING, QUEUED, RUNNING, SUSPENDED, Journal, TaskRecord
+from ._journal import DOWNLOADED, OUTSTANDING, QUEUED, RUNNING, SUSPENDED, Journal, TaskRecord
 
 log = logging.getLogger("urlsession_module.transfer")
 
@@ -146,9 +148,12 @@ def _validator(event: ResponseStarted) -> str | None:
 def snapshot(rec: TaskRecord, machine: TaskMachine | None) -> dict[str, Any]:
     """What a host's Task proxy shows: plain data from the machine (or the journal)."""
     if machine is None:
-        state = {QUEUED: "running", RUNNING: "running", SUSPENDED: "suspended"}.get(
-            rec.state, "completed"
-        )
+        state = {
+            QUEUED: "running",
+            RUNNING: "running",
+            DOWNLOADED: "running",
+            SUSPENDED: "suspended",
+        }.get(rec.state, "completed")
         return {
             "id": rec.id,
             "kind": rec.kind,
@@ -464,7 +469,10 @@ class TransferProcess:
                     )[0]
                     self._cleanup_upload(rec)
                 elif isinstance(p, DownloadCompleted):
-                    seq = self.journal.append_event(rec.session, rec.id, p.name, fields)
+                    status = machine.response.statusCode if machine.response else 0
+                    seq = self.journal.record_download(
+                        rec.id, rec.session, p.location, status, fields
+                    )
                 host = self.session_host.get(rec.session)
                 if host is not None:
                     host.send(
@@ -629,6 +637,8 @@ class TransferProcess:
     def _work(self, run: _Running, cfg: ConfigValues) -> None:
         rec = run.rec
         try:
+            if self._finish_recovered_download(run):
+                return
             self.journal.update_task(rec.id, state=RUNNING)
             directory = private_dir(download_dir(self.home, rec.session))
             resume = self._resume_point(rec, directory)
@@ -656,6 +666,20 @@ class TransferProcess:
                 self.running.pop(rec.id, None)
                 self.threads.discard(threading.current_thread())
                 self.cond.notify_all()
+
+    def _finish_recovered_download(self, run: _Running) -> bool:
+        """A download whose file was in place before a crash: complete it, don't fetch it again."""
+        rec = self.journal.task(run.rec.id) or run.rec
+        if rec.state != DOWNLOADED or not rec.location:
+            return False
+        if not os.path.exists(rec.location):
+            # The host already moved the file it was told about: the download is still done.
+            log.info("task %s: finished file already collected", rec.id)
+        run.machine.restore_download_finished(
+            ResponseInfo(rec.request["url"], rec.status_code or 200), rec.location
+        )
+        run.feed(Finished())
+        return True
 
     def _resume_point(self, rec: TaskRecord, directory: Path) -> tuple[int, str] | None:
         """Where a download left off, if the server can be asked to continue it safely."""

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     description TEXT,
     begin_at REAL,
     validator TEXT,
+    location TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL,
     status_code INTEGER NOT NULL DEFAULT 0,
@@ -60,10 +61,17 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (session, acked, seq);
 """
 
-# Task states in the journal. 'queued' and 'running' are both "outstanding"; a restart puts
-# every 'running' task back in the queue.
-QUEUED, RUNNING, SUSPENDED, COMPLETED = "queued", "running", "suspended", "completed"
-OUTSTANDING = (QUEUED, RUNNING, SUSPENDED)
+# Task states in the journal. All but 'completed' are outstanding; a restart puts every 'running'
+# task back in the queue. 'downloaded': the file is in its final place and downloadcompleted is
+# journaled, so a restart only completes the task, never fetches it again.
+QUEUED, RUNNING, SUSPENDED, DOWNLOADED, COMPLETED = (
+    "queued",
+    "running",
+    "suspended",
+    "downloaded",
+    "completed",
+)
+OUTSTANDING = (QUEUED, RUNNING, SUSPENDED, DOWNLOADED)
 
 
 @attrs.frozen
@@ -78,6 +86,7 @@ class TaskRecord:
     description: str | None = None
     begin_at: float | None = None
     validator: str | None = None
+    location: str | None = None
     attempts: int = 0
     next_attempt_at: float | None = None
     status_code: int = 0
@@ -208,6 +217,17 @@ class Journal:
         sql += " ORDER BY number"
         with self._lock:
             return [_task(r) for r in self._db.execute(sql, args)]
+
+    def record_download(
+        self, task_id: str, session: str, location: str, status_code: int, fields: dict[str, Any]
+    ) -> int:
+        """The file is in place: mark the task downloaded and queue downloadcompleted, atomically."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tasks SET state = ?, location = ?, status_code = ? WHERE id = ?",
+                (DOWNLOADED, location, status_code, task_id),
+            )
+            return self._append(db, session, task_id, "downloadcompleted", fields)
 
     def complete_task(
         self,

@@ -388,6 +388,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 write(b"\r\n")
             else:
                 write(view)
+            self._owner._count_body_bytes(len(view))
             if rate:
                 sent += len(view)
                 self._wait(sent / rate - (time.monotonic() - started))
@@ -774,6 +775,7 @@ class LocalServer:
         self._ssl_context: ssl.SSLContext | None = None
         self._accept_thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._body_bytes = 0
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._conns: dict[int, tuple[socket.socket, threading.Thread]] = {}
@@ -845,6 +847,16 @@ class LocalServer:
         """Number of TCP connections accepted so far (lets tests observe keep-alive reuse)."""
         with self._lock:
             return self._conn_counter
+
+    @property
+    def body_bytes_sent(self) -> int:
+        """Response body bytes written so far by content endpoints (lets tests measure refetches)."""
+        with self._lock:
+            return self._body_bytes
+
+    def _count_body_bytes(self, n: int) -> None:
+        with self._lock:
+            self._body_bytes += n
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
