@@ -393,6 +393,12 @@ class _Sink:
             os.close(self._fd)
             self._fd = None
             os.replace(self.path, final_path)
+            if durable:  # the rename itself must survive a crash too: sync the directory entry
+                dir_fd = os.open(os.path.dirname(final_path) or ".", os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
         except OSError as exc:
             raise _file_error(ErrorCode.CANNOT_MOVE_FILE, exc, final_path) from None
 

@@ -272,20 +272,32 @@ def connect(home: Path, timeout: float = CONNECT_TIMEOUT, spawn: bool = True) ->
 
 
 def spawn_process(home: Path, runner: Callable[..., Any] = subprocess.run) -> None:
-    """Start a detached transfer process with the host's environment (it double-forks)."""
-    runner(
-        [
-            sys.executable,
-            "-m",
-            "urlsession_module._background._daemon",
-            "--home",
-            str(home),
-            "--detach",
-        ],
-        env=dict(os.environ),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=30,
-        check=False,
-    )
+    """Start a detached transfer process with the host's environment (it double-forks).
+
+    The package's own location goes first on PYTHONPATH, so the process imports the same code
+    as the host even when the host runs from a source tree; its stderr goes to a private file
+    in the state directory, so a process that dies before it can log still leaves a trace.
+    """
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    fd = os.open(home / "transfer.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        runner(
+            [
+                sys.executable,
+                "-m",
+                "urlsession_module._background._daemon",
+                "--home",
+                str(home),
+                "--detach",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=fd,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(fd)

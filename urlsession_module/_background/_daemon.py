@@ -408,20 +408,21 @@ class TransferProcess:
         ident = m["session"]
         if ident not in self.configs:
             raise ValueError(f"session {ident!r} is not attached")
-        number = self.journal.new_task_number()
-        rec = TaskRecord(
-            id=f"bg{number}",
-            number=number,
-            session=ident,
-            kind=m["kind"],
-            request=m["request"],
-            state=QUEUED,
-            priority=float(m.get("priority", 0.5)),
-            description=m.get("description"),
-            begin_at=m.get("begin_at"),
-            created=time.time(),
+        # Durable (numbered and stored in one commit) before the host hears the identifier.
+        rec = self.journal.create_task(
+            lambda number: TaskRecord(
+                id=f"bg{number}",
+                number=number,
+                session=ident,
+                kind=m["kind"],
+                request=m["request"],
+                state=QUEUED,
+                priority=float(m.get("priority", 0.5)),
+                description=m.get("description"),
+                begin_at=m.get("begin_at"),
+                created=time.time(),
+            )
         )
-        self.journal.add_task(rec)  # durable before the host hears the identifier
         with self.cond:
             self.queue[rec.id] = rec
             self.cond.notify_all()

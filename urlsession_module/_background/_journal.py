@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -169,19 +169,34 @@ class Journal:
     def new_task_number(self) -> int:
         """A durable counter: task identifiers never repeat, across restarts too."""
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('task_number', 0)")
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'task_number'")
-            return int(db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()[0])
+            return self._next_number(db)
+
+    @staticmethod
+    def _next_number(db: sqlite3.Connection) -> int:
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('task_number', 0)")
+        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'task_number'")
+        return int(db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()[0])
 
     def add_task(self, rec: TaskRecord) -> None:
+        with self._tx() as db:
+            self._insert(db, rec)
+
+    def create_task(self, make: Callable[[int], TaskRecord]) -> TaskRecord:
+        """Number and store a new task in one durable commit (one fsync, not two)."""
+        with self._tx() as db:
+            rec = make(self._next_number(db))
+            self._insert(db, rec)
+            return rec
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, rec: TaskRecord) -> None:
         values = attrs.asdict(rec)
         values["request"] = json.dumps(rec.request)
-        with self._tx() as db:
-            db.execute(
-                f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
-                f"VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})",
-                [values[c] for c in _TASK_COLUMNS],
-            )
+        db.execute(
+            f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})",
+            [values[c] for c in _TASK_COLUMNS],
+        )
 
     def update_task(self, task_id: str, **fields: Any) -> None:
         bad = set(fields) - set(_TASK_COLUMNS) or {"id"} & set(fields)
