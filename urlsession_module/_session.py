@@ -11,7 +11,9 @@ becomes an ``Event`` on the Task proxy and bubbles to the session and the module
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
+import contextlib
 import datetime as _dt
 import itertools
 import json
@@ -19,6 +21,7 @@ import logging
 import mimetypes
 import os
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -29,8 +32,8 @@ from typing import Any
 from . import _validate as check
 from ._background._client import RemoteTaskView
 from ._background._link import BackgroundLink
-from ._configuration import ConfigValues, SessionConfiguration
-from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher
+from ._configuration import ConfigValues, SessionConfiguration, credential_value
+from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher, WorkerPool
 from ._driver import TaskDriver
 from ._events import DownloadCompleted, Event, Payload, SessionCompleted
 from ._proxy import Proxy
@@ -47,6 +50,7 @@ from ._state import (
     TaskState,
 )
 from ._storage import Blob, private_dir, safe_name, state_dir
+from ._stores import Stores, memory_stores, persistent_stores, redact
 from ._transport import Transport, build_request, origin
 from .exceptions import (
     ErrorCode,
@@ -74,10 +78,19 @@ def _new_task_identifier() -> str:
 _FINISHED_KEPT = 1000  # finished tasks getTask() still finds
 
 _DATA_KEYS = frozenset(
-    {"url", "method", "data", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"}
+    {
+        "url",
+        "method",
+        "data",
+        "requestHeaders",
+        "taskDescription",
+        "priority",
+        "earliestBeginDate",
+        "credential",
+    }
 )
 _DOWNLOAD_KEYS = frozenset(
-    {"url", "requestHeaders", "taskDescription", "priority", "earliestBeginDate"}
+    {"url", "requestHeaders", "taskDescription", "priority", "earliestBeginDate", "credential"}
 )
 
 
@@ -131,6 +144,7 @@ class Task(Proxy):
     @priority.setter
     def priority(self, value: float) -> None:
         self._priority = _priority(value)
+        self._session._waiting.dirty = True  # waiting tasks are re-ordered before the next start
 
     @property
     def earliestBeginDate(self) -> _dt.datetime | None:
@@ -253,14 +267,20 @@ class Session(Proxy):
         super().__init__(parent)
         self._config = config
         self._dispatcher = _make_dispatcher(delegateQueue)
-        self._transport = Transport(config)
+        # Default and background sessions share the persistent stores; ephemeral ones own theirs.
+        stores: Stores = (
+            memory_stores() if config.type == "ephemeral" else persistent_stores(state_dir())
+        )
+        self._transport = Transport(config, stores)
         self._lock = threading.Condition()
         self._tasks: dict[
             str, Task
         ] = {}  # outstanding: created, sessioncompleted not yet delivered
-        self._pending: list[Task] = []
+        self._pending: list[Task] = []  # new tasks, not yet placed in their host's queue
+        self._waiting = _WaitingTasks()
         self._active: dict[tuple[str, str, int], int] = {}
         self._workers: set[threading.Thread] = set()
+        self._pool = WorkerPool()
         self._timer: threading.Timer | None = None
         self._timer_due = 0.0
         self._invalidating = False
@@ -331,6 +351,7 @@ class Session(Proxy):
             body=body,
             body_path=body_path,
             content_type=ctype,
+            credential=credential_value("credential", a.get("credential")),
         )
         return self._start(TaskKind.DATA, request, a)
 
@@ -349,6 +370,7 @@ class Session(Proxy):
             body=body,
             body_path=body_path,
             content_type=ctype,
+            credential=credential_value("credential", a.get("credential")),
         )
         return self._start(TaskKind.UPLOAD, request, a)
 
@@ -357,7 +379,13 @@ class Session(Proxy):
         a = self._args("downloadTask", args, kwargs, _DOWNLOAD_KEYS)
         url = check.http_url("url", a.get("url"))
         headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
-        request = build_request("GET", url, self._config.headers, headers)
+        request = build_request(
+            "GET",
+            url,
+            self._config.headers,
+            headers,
+            credential=credential_value("credential", a.get("credential")),
+        )
         self.downloadDirectory  # noqa: B018  (made now, so a failure to make it raises here)
         return self._start(TaskKind.DOWNLOAD, request, a)
 
@@ -395,41 +423,36 @@ class Session(Proxy):
                 )
             self._tasks[identifier] = task
             self._pending.append(task)
-        log.debug("task %s: %s %s", identifier, request.method, request.url)
-        self._schedule()
+        log.debug("task %s: %s %s", identifier, request.method, redact(request.url))
+        self._schedule(full=False)
         return identifier
 
     # -- scheduling: per-host limits, priority, earliestBeginDate ---------------------------------
 
-    def _schedule(self) -> None:
+    def _schedule(self, full: bool = True) -> None:
+        """Start what may start now: per host, highest priority first, up to the limit.
+
+        ``full=False`` (a task was added, or one ended and freed its slot) only looks at the
+        head of each host's queue that has a free slot, so many waiting tasks cost nothing per
+        start. A full pass (cancel, resume, the timer) also finds a cancelled task deep in a
+        queue (it starts at once, whatever its date or the limit, only to report -999) and
+        every task that has become due.
+        """
         with self._lock:
             now = time.time()
             next_begin: float | None = None
-            limit = self._config.httpMaximumConnectionsPerHost
-            ready: list[Task] = []
-            for task in sorted(self._pending, key=lambda t: -t._priority):
-                # A cancelled task starts at once, whatever its date or the limit, only to report
-                # -999; a task suspended before it started takes no slot until it is resumed.
-                cancelled = task._machine.state is TaskState.CANCELING
-                if task._machine.state is TaskState.SUSPENDED:
-                    continue
-                if not cancelled and task._begin is not None and task._begin > now:
+            for task in self._pending:
+                self._waiting.add(task)
+                if task._begin is not None and task._begin > now:
                     next_begin = task._begin if next_begin is None else min(next_begin, task._begin)
-                    continue
-                host = _host_key(task._machine.original_request.url)
-                if cancelled or self._active.get(host, 0) < limit:
-                    self._active[host] = self._active.get(host, 0) + 1
-                    ready.append(task)
+            self._pending.clear()
+            ready, due = self._waiting.take(
+                self._active, self._config.httpMaximumConnectionsPerHost, now, full
+            )
+            if due is not None:
+                next_begin = due if next_begin is None else min(next_begin, due)
             for task in ready:
-                self._pending.remove(task)
-                worker = threading.Thread(
-                    target=self._work,
-                    args=(task,),
-                    name=f"urlsession-task-{task.taskIdentifier}",
-                    daemon=True,
-                )
-                self._workers.add(worker)
-                worker.start()
+                self._pool.submit(lambda task=task: self._work(task))  # type: ignore[misc]
             if (
                 next_begin is not None
                 and not self._invalidated
@@ -453,6 +476,8 @@ class Session(Proxy):
         host = _host_key(task._machine.original_request.url)
         run = task._run
         assert isinstance(run, _TaskRun)  # only in-process tasks have workers
+        with self._lock:
+            self._workers.add(threading.current_thread())
         try:
             if task._machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
                 run.feed(Failed(ErrorCode.CANCELLED))
@@ -480,7 +505,7 @@ class Session(Proxy):
             with self._lock:
                 self._active[host] -= 1
                 self._workers.discard(threading.current_thread())
-            self._schedule()
+            self._schedule(full=False)
 
     # -- delivery --------------------------------------------------------------------------------
 
@@ -494,6 +519,11 @@ class Session(Proxy):
             fields["data"] = Blob(path=payload.location, mimeType=payload.mimeType)
         task._dispatch_event(Event(payload.name, task, fields))
         if isinstance(payload, SessionCompleted):
+            if self._invalidating:
+                with self._lock:
+                    last = len(self._tasks) == 1 and task.taskIdentifier in self._tasks
+                if last:  # workers leave as they finish, so invalidation can join them at once
+                    self._pool.close()
             self._task_done(task)
 
     def _task_done(self, task: Task) -> None:
@@ -622,12 +652,23 @@ class Session(Proxy):
     def flush(self, callback: Callable[[dict[str, Any]], Any] | None = None) -> None:
         """Write stores to disk, drop idle connections, then call back on the delivery queue."""
         _check_callback(callback)
-        self._transport.clear_idle()
+        self._flush_stores()
         self._callback(callback)
+
+    def _flush_stores(self) -> None:
+        try:
+            self._transport.stores.flush()
+        except (OSError, sqlite3.Error):  # the callback still comes: nothing was lost in memory
+            log.exception("session %s: flushing the stores failed", self._key)
+        self._transport.clear_idle()
 
     def reset(self, callback: Callable[[dict[str, Any]], Any] | None = None) -> None:
         """Empty the stores, remove the session's files (unclaimed downloads too), flush, call back."""
         _check_callback(callback)
+        try:
+            self._transport.stores.clear()  # cookies, cache, credentials (shared ones for all)
+        except (OSError, sqlite3.Error):
+            log.exception("session %s: emptying the stores failed", self._key)
         directory = state_dir() / "downloads" / self._key
         with self._lock:
             busy = [safe_name(t.taskIdentifier) for t in self._tasks.values()]
@@ -644,7 +685,7 @@ class Session(Proxy):
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)
-        self._transport.clear_idle()
+        self._flush_stores()
         self._callback(callback)
 
     def _callback(self, callback: Callable[[dict[str, Any]], Any] | None) -> None:
@@ -694,6 +735,11 @@ class Session(Proxy):
         self._transport.close()
         if self._link is not None:
             self._link.detach(cancel=self._cancelling)
+        if self._config.type == "ephemeral":
+            # An ephemeral session's folder is its own: gone with it, unless downloads the host
+            # has not collected yet are in it (they stay until moved, as SPEC 5 says).
+            with contextlib.suppress(OSError):
+                (state_dir() / "downloads" / self._key).rmdir()
         self._drop_listeners()
         self._dispatcher.close()
         with self._lock:
@@ -714,6 +760,70 @@ class Session(Proxy):
 
     def __repr__(self) -> str:
         return f"<Session {self._key} tasks={len(self._tasks)}>"
+
+
+class _WaitingTasks:
+    """Tasks waiting for a connection: one queue per host, highest priority first, then FIFO.
+
+    Only the session touches it, under its lock. ``dirty`` is set when a task's priority
+    changes; the queues are re-sorted before the next start.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, str, int], list[tuple[float, int, Task]]] = {}
+        self._arrivals = itertools.count()
+        self.dirty = False
+
+    def add(self, task: Task) -> None:
+        host = _host_key(task._machine.original_request.url)
+        queue = self._queues.setdefault(host, [])
+        entry = (-task._priority, next(self._arrivals), task)
+        if not queue or entry[:2] > queue[-1][:2]:
+            queue.append(entry)
+        else:
+            bisect.insort(queue, entry, key=lambda e: e[:2])
+
+    def take(
+        self, active: dict[tuple[str, str, int], int], limit: int, now: float, full: bool
+    ) -> tuple[list[Task], float | None]:
+        """Tasks to start now (counted in ``active``), and when the next dated one is due."""
+        if self.dirty:
+            self.dirty = False
+            for host, queue in self._queues.items():
+                self._queues[host] = sorted(
+                    ((-t._priority, n, t) for _, n, t in queue), key=lambda e: e[:2]
+                )
+        ready: list[Task] = []
+        due: float | None = None
+        for host in list(self._queues):
+            queue = self._queues[host]
+            free = limit - active.get(host, 0)
+            if free <= 0 and not full:
+                continue
+            i = 0
+            while i < len(queue):
+                task = queue[i][2]
+                state = task._machine.state
+                cancelled = state is TaskState.CANCELING
+                if state is TaskState.SUSPENDED:
+                    i += 1  # takes no slot until it is resumed
+                    continue
+                if not cancelled and task._begin is not None and task._begin > now:
+                    due = task._begin if due is None else min(due, task._begin)
+                    i += 1
+                    continue
+                if cancelled or free > 0:
+                    del queue[i]
+                    active[host] = active.get(host, 0) + 1
+                    free -= 1
+                    ready.append(task)
+                    continue
+                if not full:
+                    break
+                i += 1
+            if not queue:
+                del self._queues[host]
+        return ready, due
 
 
 def _make_dispatcher(queue: Any) -> Dispatcher:

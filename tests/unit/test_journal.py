@@ -78,3 +78,25 @@ def test_outbox_order_ack_and_completion(tmp_path: Path) -> None:
     assert [e.seq for e in j.pending_events("s")] == [s2]
     assert j.pending_events("other") == []
     j.close()
+
+
+def test_old_journal_is_migrated(tmp_path: Path) -> None:
+    """A journal written before the 'location' column opens and gains the column."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE tasks (id TEXT PRIMARY KEY, number INTEGER NOT NULL, session TEXT NOT NULL,"
+        " kind TEXT NOT NULL, request TEXT NOT NULL, state TEXT NOT NULL,"
+        " priority REAL NOT NULL DEFAULT 0.5, description TEXT, begin_at REAL, validator TEXT,"
+        " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL,"
+        " status_code INTEGER NOT NULL DEFAULT 0, error_code INTEGER NOT NULL DEFAULT 0,"
+        " created REAL NOT NULL)"
+    )
+    db.close()
+    j = Journal(path)
+    rec = _rec(j)
+    j.update_task(rec.id, location="/x")
+    assert j.task(rec.id).location == "/x"  # type: ignore[union-attr]
+    j.close()

@@ -49,6 +49,7 @@ from .._state import (
     TaskMachine,
 )
 from .._storage import private_dir, safe_name
+from .._stores import persistent_stores
 from .._transport import Transport, origin
 from ..exceptions import ErrorCode
 from . import _protocol as proto
@@ -434,6 +435,8 @@ class TransferProcess:
         with self.cond:
             run = self.running.get(task_id)
             queued = self.queue.get(task_id)
+        if run is None and queued is None:
+            return {"ok": False, "error": f"no outstanding task {task_id!r}"}
         if run is not None:
             run.control(event)
         elif queued is not None:
@@ -632,7 +635,10 @@ class TransferProcess:
         with self.cond:
             transport = self.transports.get(session)
             if transport is None:
-                transport = self.transports[session] = Transport(cfg)
+                # The shared persistent stores of default and background sessions (file locks
+                # and SQLite keep this process and the hosts from losing each other's writes).
+                stores = persistent_stores(self.home)
+                transport = self.transports[session] = Transport(cfg, stores)
             return transport
 
     def _work(self, run: _Running, cfg: ConfigValues) -> None:

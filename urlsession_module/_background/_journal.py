@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (session, acked, seq);
 """
 
+# Columns added after the first schema, for _migrate: (name, declaration).
+_ADDED_COLUMNS = (("location", "TEXT"),)
+
 # Task states in the journal. All but 'completed' are outstanding; a restart puts every 'running'
 # task back in the queue. 'downloaded': the file is in its final place and downloadcompleted is
 # journaled, so a restart only completes the task, never fetches it again.
@@ -117,6 +120,7 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._migrate()
         finally:
             os.umask(old_umask)
         for suffix in ("", "-wal", "-shm"):
@@ -124,6 +128,13 @@ class Journal:
             if p.exists():
                 p.chmod(0o600)
         self._lock = threading.RLock()
+
+    def _migrate(self) -> None:
+        """Bring a journal written by an older version up to this schema (columns only grow)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+        for column, decl in _ADDED_COLUMNS:
+            if column not in have:
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         with self._lock:
