@@ -1,0 +1,53 @@
+"""Helpers for tests that run the package's programs as subprocesses (CLI, examples)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from urlsession_module._background._client import TransferUnavailableError
+from urlsession_module._cli._status import _ask, _connect
+
+
+def subprocess_env(home: Path) -> dict[str, str]:
+    """The test's state directory, and a transfer process that leaves one second after its work."""
+    env = dict(os.environ)
+    env["URLSESSION_HOME"] = str(home)
+    env["URLSESSION_TRANSFER_IDLE"] = "1"
+    env.pop("COLUMNS", None)
+    return env
+
+
+def transfer_pid(home: Path) -> int | None:
+    """The live transfer process of ``home``, or None."""
+    try:
+        pid = int((home / "transfer.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            alive = f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        alive = False
+    return pid if alive else None
+
+
+def stop_transfer_process(home: Path, timeout: float = 10.0) -> int | None:
+    """Ask the transfer process a test caused to leave; kill it (by pid) if it does not.
+
+    Returns the pid that had to be killed, or None when it left by itself.
+    """
+    conn = _connect(home)
+    if conn is not None:
+        with contextlib.suppress(OSError, EOFError, ValueError, TransferUnavailableError):
+            _ask(conn, {"op": "shutdown"})
+        conn.close()
+    deadline = time.monotonic() + timeout
+    while (pid := transfer_pid(home)) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    return pid

@@ -1,0 +1,147 @@
+"""What every command shares: exit codes, the output channels, logging, argument helpers."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from rich.console import Console
+
+from .._storage import Blob
+from ._display import Display, make_display, stderr_is_terminal
+
+__all__ = ["ExitCode", "Output", "UsageError", "event_to_json", "parse_header", "parse_size"]
+
+
+class ExitCode(enum.IntEnum):
+    """The tool's exit status: which kind of thing failed (documented in ``docs/cli.md``)."""
+
+    OK = 0
+    TRANSFER_ERROR = 1  #: the transfer failed (``sessioncompleted`` with ``success`` false)
+    USAGE = 2  #: bad command line or bad argument (URL, header, missing upload file)
+    HTTP_ERROR = 3  #: with ``--fail``: the server answered with a status >= 400
+    NO_BACKGROUND = 4  #: no transfer process runs (``cancel``), has that task, or can start
+    LOCAL_FILE = 5  #: the output file could not be written
+    INTERRUPTED = 130  #: Ctrl-C (SIGINT): the transfer was cancelled
+
+
+class UsageError(Exception):
+    """A command line that parses but makes no sense (exit code 2)."""
+
+
+_EVENT_ATTRIBUTES = frozenset({"type", "source", "bubbles", "cancelBubble"})
+
+
+def event_to_json(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as plain JSON: ``type`` first, then Titanium's fields; a Blob becomes a dict."""
+    out: dict[str, Any] = {"type": event["type"]}
+    for key in event:
+        if key in _EVENT_ATTRIBUTES:
+            continue
+        value = event[key]
+        if isinstance(value, Blob):
+            value = {
+                "nativePath": value.nativePath,
+                "length": value.length,
+                "mimeType": value.mimeType,
+            }
+        out[key] = value
+    return out
+
+
+class Output:
+    """Where a command speaks: JSON lines on stdout, progress and messages on stderr.
+
+    ``--json`` makes stdout one JSON object per line (and nothing else); ``--quiet`` silences
+    progress and messages; errors always reach stderr.
+    """
+
+    def __init__(self, *, quiet: bool = False, json_mode: bool = False, verbose: int = 0) -> None:
+        self.quiet = quiet
+        self.json = json_mode
+        self.stdout: TextIO = sys.stdout
+        self.stderr: TextIO = sys.stderr
+        # One console for the live bars and for log records, so logging never tears a bar.
+        self.console = Console(stderr=True) if stderr_is_terminal() else None
+        self.display: Display = make_display(quiet, json_mode, self.console)
+        _setup_logging(verbose, self.console)
+
+    def emit(self, obj: Mapping[str, Any]) -> None:
+        """One JSON object on one line of stdout (``--json`` only)."""
+        if self.json:
+            self.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
+            self.stdout.flush()
+
+    def info(self, text: str) -> None:
+        """A message for people: not with ``--quiet`` nor ``--json``."""
+        if not self.quiet and not self.json:
+            self.display.message(text)
+
+    def error(self, text: str) -> None:
+        """An error: always on stderr, whatever the mode."""
+        if self.console is not None and not self.json:
+            self.console.print(f"[red]error:[/] {text}", highlight=False)
+        else:
+            self.stderr.write(f"urlsession: error: {text}\n")
+            self.stderr.flush()
+
+    def close(self) -> None:
+        self.display.close()
+
+
+def _setup_logging(verbose: int, console: Console | None) -> None:
+    """``-v``: the package's INFO records on stderr; ``-vv``: DEBUG too. Quiet otherwise."""
+    if verbose <= 0:
+        return
+    logger = logging.getLogger("urlsession_module")
+    for old in [h for h in logger.handlers if h.get_name() == "urlsession-cli"]:
+        logger.removeHandler(old)  # main() run again in one process: one handler, not two
+    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    handler: logging.Handler
+    if console is not None:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name("urlsession-cli")
+    logger.addHandler(handler)
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 1 << 20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 1 << 30,
+}
+
+
+def parse_size(text: str) -> int:
+    """``8MiB`` → 8388608 (an ``argparse`` type)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64MiB)")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` → ``('Name', 'value')`` (an ``argparse`` type, as curl's ``-H``)."""
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"not a header: {text!r} (expected 'Name: value')")
+    return name.strip(), value.strip()

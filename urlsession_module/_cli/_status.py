@@ -1,0 +1,261 @@
+"""``status`` and ``cancel``: ask the background transfer process, or read its journal.
+
+The transfer process (see :mod:`urlsession_module._background`) answers ``status`` with every
+task it knows and the events waiting for each session's host. When none runs, ``status`` reads
+the journal it left (read only): what is queued there resumes when a background session next
+needs the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .._background import _protocol as proto
+from .._background._client import TransferUnavailableError, connect
+from .._background._journal import OUTSTANDING, Journal, TaskRecord
+from .._storage import state_dir
+from ._common import ExitCode, Output
+from ._display import human_size
+
+__all__ = ["cancel", "status"]
+
+CONNECT_TIMEOUT = 0.5  # a live process answers at once; a stale socket only refuses
+REPLY_TIMEOUT = 10.0
+_REQ = 1
+
+
+def _connect(home: Path) -> Connection | None:
+    """A connection to the running transfer process of ``home``, or None (never starts one)."""
+    if not (home / proto.SOCKET_NAME).exists():
+        return None
+    try:
+        return connect(home, timeout=CONNECT_TIMEOUT, spawn=False)
+    except (TransferUnavailableError, OSError, EOFError):
+        return None
+
+
+def _ask(conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
+    """Send one request and wait (bounded) for its reply; other messages are skipped."""
+    conn.send_bytes(proto.encode({**message, "req": _REQ}))
+    while True:
+        if not conn.poll(REPLY_TIMEOUT):
+            raise TransferUnavailableError(f"the transfer process did not answer {message['op']!r}")
+        reply = proto.decode(conn.recv_bytes())
+        if reply["op"] == "reply" and reply.get("req") == _REQ:
+            return reply
+
+
+def _from_snapshot(snap: dict[str, Any]) -> dict[str, Any]:
+    """A task as ``status --json`` shows it, from the transfer process's snapshot."""
+    request = snap.get("request") or {}
+    response = snap.get("response") or {}
+    error = snap.get("error") or [0, ""]
+    return {
+        "taskIdentifier": snap["id"],
+        "sessionIdentifier": snap.get("session"),
+        "kind": snap["kind"],
+        "state": snap["state"],
+        "method": request.get("method"),
+        "url": request.get("url"),
+        "countOfBytesReceived": snap.get("received", 0),
+        "countOfBytesExpectedToReceive": snap.get("expected_receive", -1),
+        "countOfBytesSent": snap.get("sent", 0),
+        "countOfBytesExpectedToSend": snap.get("expected_send", 0),
+        "statusCode": response.get("statusCode", 0),
+        "errorCode": error[0],
+        "message": error[1],
+        "outstanding": snap.get("journal_state", "") in OUTSTANDING,
+    }
+
+
+def _from_record(rec: TaskRecord) -> dict[str, Any]:
+    """A task as ``status --json`` shows it, from the journal (no process: no live counters)."""
+    return {
+        "taskIdentifier": rec.id,
+        "sessionIdentifier": rec.session,
+        "kind": rec.kind,
+        "state": rec.state,
+        "method": rec.request.get("method"),
+        "url": rec.request.get("url"),
+        "countOfBytesReceived": None,
+        "countOfBytesExpectedToReceive": None,
+        "countOfBytesSent": None,
+        "countOfBytesExpectedToSend": rec.request.get("body_length", 0),
+        "statusCode": rec.status_code,
+        "errorCode": rec.error_code,
+        "message": "",
+        "outstanding": rec.state in OUTSTANDING,
+    }
+
+
+def _collect(home: Path) -> dict[str, Any]:
+    """Everything ``status`` reports, from the live process or else from the journal."""
+    report: dict[str, Any] = {
+        "type": "status",
+        "stateDir": str(home),
+        "running": False,
+        "pid": None,
+        "source": None,
+        "sessions": [],
+        "tasks": [],
+    }
+    conn = _connect(home)
+    if conn is not None:
+        try:
+            reply = _ask(conn, {"op": "status"})
+        except (TransferUnavailableError, OSError, EOFError, ValueError):
+            reply = None
+        finally:
+            conn.close()
+        if reply is not None and reply.get("ok"):
+            report.update(running=True, pid=reply.get("pid"), source="transfer process")
+            report["tasks"] = [_from_snapshot(t) for t in reply.get("tasks", [])]
+            _add_outcomes(home, report["tasks"])
+            pending = reply.get("pending_events", {})
+            report["sessions"] = [
+                {"sessionIdentifier": s, "pendingEvents": n} for s, n in pending.items()
+            ]
+            return report
+    path = home / proto.JOURNAL_NAME
+    if path.exists():
+        journal = Journal(path)
+        try:
+            report["source"] = "journal"
+            report["tasks"] = [_from_record(r) for r in journal.tasks()]
+            report["sessions"] = [
+                {"sessionIdentifier": s, "pendingEvents": journal.count_pending(s)}
+                for s in journal.sessions()
+            ]
+        finally:
+            journal.close()
+    return report
+
+
+def _add_outcomes(home: Path, tasks: list[dict[str, Any]]) -> None:
+    """Finished tasks' status and error codes, which live snapshots leave out, from the journal."""
+    path = home / proto.JOURNAL_NAME
+    finished = [t for t in tasks if not t["outstanding"]]
+    if not finished or not path.exists():
+        return
+    journal = Journal(path)
+    try:
+        for t in finished:
+            rec = journal.task(t["taskIdentifier"])
+            if rec is not None:
+                t["statusCode"] = t["statusCode"] or rec.status_code
+                t["errorCode"] = t["errorCode"] or rec.error_code
+                t["countOfBytesReceived"] = None  # not kept once a task is over
+                t["countOfBytesSent"] = None
+    finally:
+        journal.close()
+
+
+def _progress(task: dict[str, Any]) -> str:
+    if task["kind"] == "upload":
+        done, total = task["countOfBytesSent"], task["countOfBytesExpectedToSend"]
+    else:
+        done, total = task["countOfBytesReceived"], task["countOfBytesExpectedToReceive"]
+    if done is None:
+        return "-"
+    if total and total > 0:
+        return f"{human_size(done)} / {human_size(total)} ({done / total:.0%})"
+    return human_size(done)
+
+
+def _result(task: dict[str, Any]) -> str:
+    if task["errorCode"]:
+        return f"error {task['errorCode']}" + (f": {task['message']}" if task["message"] else "")
+    if task["statusCode"]:
+        return f"HTTP {task['statusCode']}"
+    return ""
+
+
+def _table(tasks: Iterable[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for name in ("TASK", "KIND", "STATE", "PROGRESS", "RESULT", "URL"):
+        table.add_column(name, no_wrap=True)
+    for t in tasks:
+        table.add_row(
+            t["taskIdentifier"], t["kind"], t["state"], _progress(t), _result(t), t["url"] or ""
+        )
+    return table
+
+
+def status(args: argparse.Namespace, out: Output) -> ExitCode:
+    """``urlsession status [--all]``: background sessions and their tasks."""
+    report = _collect(state_dir())
+    if not args.all:
+        report["tasks"] = [t for t in report["tasks"] if t["outstanding"]]
+    if out.json:
+        out.emit(report)
+        return ExitCode.OK
+    console = Console(file=out.stdout, width=None if out.stdout.isatty() else 200)
+    if report["running"]:
+        console.print(f"transfer process {report['pid']} ({report['stateDir']})", highlight=False)
+    elif report["source"] == "journal":
+        console.print(
+            "no transfer process is running; from its journal "
+            f"({report['stateDir']}), queued tasks resume when a background session needs it",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"no transfer process is running, and no background session has been used "
+            f"with {report['stateDir']}",
+            highlight=False,
+        )
+        return ExitCode.OK
+    sessions = {s["sessionIdentifier"]: s["pendingEvents"] for s in report["sessions"]}
+    for t in report["tasks"]:
+        sessions.setdefault(t["sessionIdentifier"], 0)
+    if not sessions:
+        console.print("no background sessions", highlight=False)
+    for ident, pending in sessions.items():
+        tasks = [t for t in report["tasks"] if t["sessionIdentifier"] == ident]
+        waiting = f", {pending} event(s) waiting for the host" if pending else ""
+        count = f"{len(tasks)} task(s)" if tasks else "no outstanding task"
+        console.print(f"\n[bold]session {ident}[/] ({count}{waiting})", highlight=False)
+        if tasks:
+            console.print(_table(tasks))
+    if not args.all:
+        console.print("\n(outstanding tasks only; --all lists finished ones too)", highlight=False)
+    return ExitCode.OK
+
+
+def cancel(args: argparse.Namespace, out: Output) -> ExitCode:
+    """``urlsession cancel ID``: cancel a background task (it reports -999 to its session)."""
+    home = state_dir()
+    conn = _connect(home)
+    if conn is None:
+        out.error("no transfer process is running: no background task to cancel")
+        return ExitCode.NO_BACKGROUND
+    try:
+        reply = _ask(conn, {"op": "status"})
+        known = {t["id"]: t for t in reply.get("tasks", [])}
+        task = known.get(args.id)
+        if task is None:
+            out.error(f"the transfer process has no task {args.id!r}")
+            return ExitCode.NO_BACKGROUND
+        if task.get("journal_state") not in OUTSTANDING:
+            out.info(f"task {args.id} has already completed: nothing to cancel")
+            out.emit({"type": "cancel", "taskIdentifier": args.id, "cancelled": False})
+            return ExitCode.OK
+        reply = _ask(conn, {"op": "control", "task": args.id, "action": "cancel"})
+    except (TransferUnavailableError, OSError, EOFError, ValueError) as exc:
+        out.error(f"lost the transfer process: {exc}")
+        return ExitCode.NO_BACKGROUND
+    finally:
+        conn.close()
+    if not reply.get("ok"):
+        out.error(f"the transfer process refused: {reply.get('error')}")
+        return ExitCode.NO_BACKGROUND
+    out.info(f"cancelled task {args.id}")
+    out.emit({"type": "cancel", "taskIdentifier": args.id, "cancelled": True})
+    return ExitCode.OK
