@@ -21,16 +21,27 @@ import sys
 import types
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from . import _validate as _check
-from ._configuration import SessionConfiguration
+from ._configuration import CONFIG_FIELDS, SessionConfiguration
 from ._dispatch import EventQueue
 from ._events import Event
 from ._proxy import Listener, Proxy
 from ._session import Session, Task
 from ._state import Request, ResponseInfo, TaskState
 from ._storage import Blob, state_dir
+from ._types import (
+    ConfigurationArgs,
+    Credential,
+    DataTaskArgs,
+    DownloadTaskArgs,
+    SessionArgs,
+    UploadTaskArgs,
+)
 from .exceptions import (
     CreationOnlyError,
     ErrorCode,
@@ -47,7 +58,11 @@ from .exceptions import (
 
 __all__ = [
     "Blob",
+    "ConfigurationArgs",
     "CreationOnlyError",
+    "Credential",
+    "DataTaskArgs",
+    "DownloadTaskArgs",
     "ErrorCode",
     "Event",
     "EventQueue",
@@ -57,6 +72,7 @@ __all__ = [
     "Request",
     "ResponseInfo",
     "Session",
+    "SessionArgs",
     "SessionConfiguration",
     "SessionInvalidatedError",
     "Task",
@@ -66,6 +82,7 @@ __all__ = [
     "URLSessionError",
     "UnsupportedURLError",
     "UploadFileNotFoundError",
+    "UploadTaskArgs",
     "addEventListener",
     "apiName",
     "applyProperties",
@@ -136,16 +153,24 @@ def applyProperties(props: Mapping[str, Any]) -> None:
     Proxy.applyProperties(_self(), props)
 
 
+@overload
+def createSessionConfiguration(props: ConfigurationArgs, /) -> SessionConfiguration: ...
+@overload
+def createSessionConfiguration(**kwargs: Unpack[ConfigurationArgs]) -> SessionConfiguration: ...
 def createSessionConfiguration(*args: Any, **kwargs: Any) -> SessionConfiguration:
     """A background configuration when an ``identifier`` is given, else a default one.
 
     ``type`` picks 'background', 'default' or 'ephemeral'; any configuration property may be
     given here too, as Titanium's create functions take properties.
     """
-    props = _check.args_dict("createSessionConfiguration", args, kwargs)
+    props = _check.args_dict("createSessionConfiguration", args, kwargs, CONFIG_FIELDS)
     return SessionConfiguration(props)
 
 
+@overload
+def createSession(props: SessionArgs | SessionConfiguration, /) -> Session: ...
+@overload
+def createSession(**kwargs: Unpack[SessionArgs]) -> Session: ...
 def createSession(*args: Any, **kwargs: Any) -> Session:
     """A session from ``{'configuration': cfg}`` (or ``configuration=cfg``).
 
@@ -159,7 +184,7 @@ def createSession(*args: Any, **kwargs: Any) -> Session:
 
 
 def _create_session(*args: Any, **kwargs: Any) -> Session:
-    props = _check.args_dict("createSession", args, kwargs)
+    props = _check.args_dict("createSession", args, kwargs, ("configuration", "delegateQueue"))
     unknown = set(props) - {"configuration", "delegateQueue"}
     if unknown:
         name = sorted(unknown)[0]

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from . import _validate as check
 from ._background._client import RemoteTaskView
@@ -60,6 +60,11 @@ from .exceptions import (
     TransferError,
     UploadFileNotFoundError,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._types import DataTaskArgs, DownloadTaskArgs, UploadTaskArgs
 
 __all__ = ["Session", "Task"]
 
@@ -336,6 +341,10 @@ class Session(Proxy):
 
     # -- tasks -----------------------------------------------------------------------------------
 
+    @overload
+    def dataTask(self, args: DataTaskArgs, /) -> str: ...
+    @overload
+    def dataTask(self, /, **kwargs: Unpack[DataTaskArgs]) -> str: ...
     def dataTask(self, *args: Any, **kwargs: Any) -> str:
         """Start a data task; ``data`` as a dict/list goes as JSON, str as UTF-8, bytes as is."""
         a = self._args("dataTask", args, kwargs, _DATA_KEYS)
@@ -355,6 +364,10 @@ class Session(Proxy):
         )
         return self._start(TaskKind.DATA, request, a)
 
+    @overload
+    def uploadTask(self, args: UploadTaskArgs, /) -> str: ...
+    @overload
+    def uploadTask(self, /, **kwargs: Unpack[UploadTaskArgs]) -> str: ...
     def uploadTask(self, *args: Any, **kwargs: Any) -> str:
         """Start an upload; ``data`` is a Blob, bytes, or a file path streamed from disk."""
         a = self._args("uploadTask", args, kwargs, _DATA_KEYS)
@@ -374,6 +387,10 @@ class Session(Proxy):
         )
         return self._start(TaskKind.UPLOAD, request, a)
 
+    @overload
+    def downloadTask(self, args: DownloadTaskArgs, /) -> str: ...
+    @overload
+    def downloadTask(self, /, **kwargs: Unpack[DownloadTaskArgs]) -> str: ...
     def downloadTask(self, *args: Any, **kwargs: Any) -> str:
         """Start a download streamed to a private file; ``downloadcompleted`` hands over a Blob."""
         a = self._args("downloadTask", args, kwargs, _DOWNLOAD_KEYS)
@@ -394,7 +411,7 @@ class Session(Proxy):
     ) -> dict[str, Any]:
         if self._invalidating:
             raise SessionInvalidatedError(f"{name}() called on an invalidated session")
-        a = check.args_dict(name, args, kwargs)
+        a = check.args_dict(name, args, kwargs, known)
         for key in a:
             if key not in known:
                 raise InvalidArgumentValueError(

@@ -7,7 +7,7 @@ names the argument, so a user reading a traceback knows which key of their dict 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,8 +108,22 @@ def one_of(argument: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def args_dict(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Titanium passes one dict, Python users pass keywords: accept either, or both merged."""
+def snake_case(name: str) -> str:
+    """``requestHeaders`` → ``request_headers``, ``HTTPHeaderFields`` → ``http_header_fields``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def args_dict(
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    known: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Titanium passes one dict, Python users pass keywords: accept either, or both merged.
+
+    With ``known`` (the Titanium names), the snake_case spelling a Python user reaches for is
+    accepted too and comes back under the Titanium name; giving both spellings is refused.
+    """
     if len(args) > 1:
         raise InvalidArgumentTypeError("args", f"{name}() takes one dict or keyword arguments")
     merged: dict[str, Any] = {}
@@ -126,4 +140,15 @@ def args_dict(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[
             raise InvalidArgumentTypeError(
                 "args", f"{name}() argument names must be str (got {key!r})"
             )
-    return merged
+    if known is None:
+        return merged
+    titanium = {snake_case(k): k for k in known if snake_case(k) != k}
+    out: dict[str, Any] = {}
+    for key, value in merged.items():
+        target = titanium.get(key, key)
+        if target in out:
+            raise InvalidArgumentValueError(
+                key, f"{name}() got {target!r} twice (as {target!r} and {key!r})"
+            )
+        out[target] = value
+    return out

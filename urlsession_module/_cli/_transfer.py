@@ -109,7 +109,7 @@ class TaskRun:
 
 def make_session(args: argparse.Namespace) -> URLSession.Session:
     """A session from the common transfer options: ephemeral, or background with ``--background``."""
-    props: dict[str, Any] = {}
+    props: URLSession.ConfigurationArgs = {}
     if getattr(args, "background", None):
         props["identifier"] = args.background
     else:
@@ -300,7 +300,7 @@ def demo(args: argparse.Namespace, out: Output) -> ExitCode:
             up = TaskRun(out, session, "upload")
             up.run(
                 lambda: session.uploadTask(
-                    url=srv.url("/upload"), data=blob.nativePath, method="PUT"
+                    url=srv.url("/upload"), data=blob.nativePath or blob.read(), method="PUT"
                 ),
                 total=size,
             )
