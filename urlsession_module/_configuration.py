@@ -56,6 +56,41 @@ def _launch_command(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         )
 
 
+def credential_value(argument: str, value: Any) -> tuple[str, str] | None:
+    """A credential given as ``{'user': ..., 'password': ...}`` (or a pair), as a (user, password) pair.
+
+    Messages never echo the value: it holds a password.
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        user, password = value.get("user"), value.get("password")
+        unknown = set(value) - {"user", "password"}
+        if unknown:
+            raise InvalidArgumentValueError(
+                argument, f"{argument!r} takes only 'user' and 'password' (got {sorted(unknown)})"
+            )
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        user, password = value
+    else:
+        raise InvalidArgumentTypeError(
+            argument, f"{argument!r} must be a dict with 'user' and 'password' (a str each)"
+        )
+    if not isinstance(user, str) or not isinstance(password, str):
+        raise InvalidArgumentTypeError(
+            argument, f"{argument!r} must be a dict with 'user' and 'password' (a str each)"
+        )
+    if ":" in user or any(c in user + password for c in "\r\n\x00"):
+        raise InvalidArgumentValueError(
+            argument, f"{argument!r} user must not contain ':', and neither part CR, LF or NUL"
+        )
+    return user, password
+
+
+def _to_credential(value: Any) -> Any:
+    return credential_value("credential", value)
+
+
 def _to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
@@ -98,6 +133,11 @@ class ConfigValues:
     tlsVerify: bool = attrs.field(default=True, validator=_v(check.boolean))
     caBundle: str | None = attrs.field(default=None, validator=_optional_str)
     proxyURL: str | None = attrs.field(default=None, validator=_optional_str)
+    # Answers a 401 Basic challenge from the origin of each task's first request (never another
+    # origin's); given as {'user': ..., 'password': ...}, kept as a pair, never shown in a repr.
+    credential: tuple[str, str] | None = attrs.field(
+        default=None, converter=_to_credential, repr=False
+    )
 
     @httpMaximumConnectionsPerHost.validator
     def _check_connections(self, attribute: attrs.Attribute[int], value: Any) -> None:
@@ -182,6 +222,8 @@ class SessionConfiguration(Proxy):
                 return dict(value)
             if name == "launchCommand" and value is not None:
                 return list(value)
+            if name == "credential" and value is not None:
+                return {"user": value[0], "password": value[1]}
             return value
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 

@@ -272,11 +272,7 @@ class Session(Proxy):
         super().__init__(parent)
         self._config = config
         self._dispatcher = _make_dispatcher(delegateQueue)
-        # Default and background sessions share the persistent stores; ephemeral ones own theirs.
-        stores: Stores = (
-            memory_stores() if config.type == "ephemeral" else persistent_stores(state_dir())
-        )
-        self._transport = Transport(config, stores)
+        self._transport = Transport(config, _stores_for(config))
         self._lock = threading.Condition()
         self._tasks: dict[
             str, Task
@@ -841,6 +837,17 @@ class _WaitingTasks:
             if not queue:
                 del self._queues[host]
         return ready, due
+
+
+def _stores_for(config: ConfigValues) -> Stores:
+    """Default and background sessions share the persistent stores; ephemeral ones own theirs."""
+    if config.type == "ephemeral":
+        return memory_stores()
+    try:
+        return persistent_stores(state_dir())
+    except OSError as exc:  # an unwritable state directory: keep working, forget on exit
+        log.warning("session stores kept in memory: the state directory is unusable (%s)", exc)
+        return memory_stores()
 
 
 def _make_dispatcher(queue: Any) -> Dispatcher:

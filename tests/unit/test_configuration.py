@@ -261,6 +261,10 @@ BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("proxyURL", "ftp://proxy.local", InvalidArgumentValueError),
     ("proxyURL", "", InvalidArgumentValueError),
     ("HTTPHeaderFields", {"X": 1}, InvalidArgumentTypeError),
+    ("credential", "user:password", InvalidArgumentTypeError),
+    ("credential", {"user": "u", "password": 1}, InvalidArgumentTypeError),
+    ("credential", {"user": "a:b", "password": "p"}, InvalidArgumentValueError),
+    ("credential", {"user": "u", "password": "p", "realm": "r"}, InvalidArgumentValueError),
 ]
 
 

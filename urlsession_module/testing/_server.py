@@ -19,6 +19,7 @@ import email.utils
 import hashlib
 import http.cookies
 import http.server
+import itertools
 import json
 import logging
 import selectors
@@ -65,6 +66,7 @@ _DEFAULT_WRITE = PATTERN_SIZE
 _THROTTLE_WRITE = 16 * 1024
 _MAX_STALL = 60.0
 _NO_BODY_STATUSES = frozenset({204, 304})
+_CACHE_SERIAL = itertools.count(1)  # /cache: every full response a new number
 
 
 @dataclass(frozen=True)
@@ -494,6 +496,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._auth_basic(query)
         elif path == "/charset":
             self._charset(query)
+        elif path == "/cache":
+            self._cache(query)
+        elif path == "/auth/basic-hashed":
+            self._auth_basic_hashed(query)
         else:
             self._respond(404, f"not found: {path}\n".encode())
 
@@ -737,6 +743,76 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except (binascii.Error, UnicodeDecodeError):
                 decoded = ""
             ok = decoded == f"{user}:{password}"
+        if ok:
+            self._json(200, {"authenticated": True, "user": user})
+        else:
+            self._json(
+                401,
+                {"authenticated": False},
+                [("WWW-Authenticate", f'Basic realm="{realm}"')],
+            )
+
+    def _cache(self, query: dict[str, list[str]]) -> None:
+        """Caching headers on demand; the body names this response (``response N``).
+
+        ``max_age``, ``no_store``, ``no_cache``, ``private``, ``must_revalidate`` make the
+        Cache-Control; ``expires=S`` an Expires S seconds ahead (negative: past); ``etag=X`` and
+        ``last_modified=1`` validators (a matching If-None-Match / If-Modified-Since answers 304);
+        ``vary=Name`` a Vary on that request header, whose value the body then names too.
+        Every full response takes the next N, so a test tells a cached body from a fresh one.
+        """
+        directives = []
+        max_age = self._qint(query, "max_age")
+        if max_age is not None:
+            directives.append(f"max-age={max_age}")
+        for flag in ("no_store", "no_cache", "private", "must_revalidate"):
+            if self._qflag(query, flag):
+                directives.append(flag.replace("_", "-"))
+        headers: list[tuple[str, str]] = []
+        if directives:
+            headers.append(("Cache-Control", ", ".join(directives)))
+        expires = self._qint(query, "expires")
+        if expires is not None:
+            headers.append(("Expires", email.utils.formatdate(time.time() + expires, usegmt=True)))
+        etag_opt = self._q(query, "etag")
+        etag = f'"{etag_opt}"' if etag_opt else None
+        if etag is not None:
+            headers.append(("ETag", etag))
+        last_modified = self._qflag(query, "last_modified")
+        if last_modified:
+            headers.append(("Last-Modified", LAST_MODIFIED))
+        vary = self._q(query, "vary")
+        if vary:
+            headers.append(("Vary", vary))
+        inm = self.headers.get("If-None-Match")
+        ims = self.headers.get("If-Modified-Since")
+        if (etag is not None and inm is not None and _etag_matches(inm, etag)) or (
+            inm is None and last_modified and ims is not None and _same_date(ims, _LAST_MODIFIED_DT)
+        ):
+            self._respond(304, headers=headers)
+            return
+        text = f"response {next(_CACHE_SERIAL)}"
+        if vary:
+            text += f" {vary}={self.headers.get(vary, '')}"
+        self._respond(200, text.encode(), headers=headers)
+
+    def _auth_basic_hashed(self, query: dict[str, list[str]]) -> None:
+        """/auth/basic, but the URL holds the password's SHA-256 (hex), never the password.
+
+        For tests that must show a password appears nowhere, URLs and their logs included.
+        """
+        user = self._q(query, "user") or "user"
+        digest = (self._q(query, "password_sha256") or "").lower()
+        realm = self._q(query, "realm") or "test"
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        ok = False
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            name, _, password = decoded.partition(":")
+            ok = name == user and hashlib.sha256(password.encode()).hexdigest() == digest
         if ok:
             self._json(200, {"authenticated": True, "user": user})
         else:
