@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Dispatcher", "EventQueue", "LoopDispatcher", "ThreadDispatcher"]
+__all__ = ["Dispatcher", "EventQueue", "LoopDispatcher", "ThreadDispatcher", "WorkerPool"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,62 @@ class ThreadDispatcher:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+
+
+class WorkerPool:
+    """Runs jobs concurrently on threads that are reused, and gone after a short idle period.
+
+    A session starts each task's transfer here: starting a thread per task costs more than a
+    small request itself. A job that is submitted while no thread is idle gets a new one, so
+    the pool never queues work behind a busy thread (the session already limits how many
+    tasks run at once).
+    """
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self, name: str = "urlsession-worker") -> None:
+        self._name = name
+        self._jobs: collections.deque[Callback] = collections.deque()
+        self._cond = threading.Condition()
+        self._idle = 0
+        self._threads = 0
+        self._closed = False
+
+    def submit(self, fn: Callback) -> None:
+        with self._cond:
+            self._jobs.append(fn)
+            if len(self._jobs) <= self._idle:
+                self._cond.notify()
+                return
+            self._threads += 1
+        threading.Thread(target=self._work, name=self._name, daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                if not self._jobs:
+                    self._idle += 1
+                    deadline = time.monotonic() + self.IDLE_SECONDS
+                    while not self._jobs:
+                        remaining = deadline - time.monotonic()
+                        if self._closed or remaining <= 0:
+                            self._idle -= 1
+                            self._threads -= 1
+                            return
+                        self._cond.wait(remaining)
+                    self._idle -= 1
+                fn = self._jobs.popleft()
+            _run(fn)
+
+    def close(self) -> None:
+        """Idle threads leave now; busy ones when their job is done and none is waiting."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def threads(self) -> int:
+        return self._threads
 
 
 class LoopDispatcher:

@@ -67,6 +67,8 @@ class TaskDriver:
             abort()  # outside the lock: wakes a worker blocked in recv()
 
     def wait_running(self, timeout: float) -> bool:
+        if self.machine.state is not TaskState.SUSPENDED:
+            return True  # the per-block fast path: no lock (a state is read atomically)
         with self._cond:
             return self._cond.wait_for(
                 lambda: self.machine.state is not TaskState.SUSPENDED, timeout

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import http.client
+import io
 import logging
 import mimetypes
 import os
+import select
 import socket
 import ssl
 import threading
@@ -58,6 +61,16 @@ from ._state import (
     ResponseStarted,
     TaskKind,
 )
+from ._stores import (
+    CacheLookup,
+    Exchange,
+    Stored,
+    Stores,
+    memory_stores,
+    redact,
+    with_userinfo,
+    without_userinfo,
+)
 from .exceptions import ErrorCode, TransferError
 
 if TYPE_CHECKING:
@@ -68,7 +81,14 @@ __all__ = ["TransferControl", "Transport", "build_request", "map_exception"]
 log = logging.getLogger(__name__)
 
 USER_AGENT = "urlsession_module/0.1 (com.appcelerator.urlSession)"
-BLOCK = 256 * 1024
+BLOCK = 256 * 1024  # request body blocks: what one uploadprogress can report at most
+READ_BLOCK = 1024 * 1024  # the reused buffer a response body is read into
+# Progress is coalesced: a block is reported once PROGRESS_STEP bytes (or 1 % of the expected
+# total, if less) or PROGRESS_INTERVAL seconds have gathered since the last report; bytes that
+# wait are reported within PROGRESS_INTERVAL even if the wire stalls, and the last bytes always
+# are, before the transfer's end, so totals are exact.
+PROGRESS_INTERVAL = 0.003
+PROGRESS_STEP = 1 << 20
 MAX_REDIRECTS = 20
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
@@ -123,12 +143,16 @@ def build_request(
     body_path: str | None = None,
     content_type: str | None = None,
     accept_encoding: bool = True,
+    credential: tuple[str, str] | None = None,
 ) -> Request:
     """Merge headers the Foundation way and describe the body; the call's headers win.
 
     A ``requestHeaders`` entry replaces a configuration header of the same name whatever its
     case, so each header goes out once. A bodiless request gets no default Content-Type.
+    A ``credential`` travels as the URL's user info (to the transfer process too): it answers a
+    401 from that origin only, and never goes on the wire by itself.
     """
+    url = with_userinfo(url, credential)
     merged: dict[str, tuple[str, str]] = {}
     defaults = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     if accept_encoding:
@@ -240,8 +264,8 @@ def _protocol_code(exc: BaseException) -> ErrorCode:
     if _in_tls_handshake(exc):
         return ErrorCode.SECURE_CONNECTION_FAILED
     for e in _causes(exc):
-        if isinstance(e, InvalidChunkLength):  # a chunk-size line that is not hex: bad framing
-            return ErrorCode.BAD_SERVER_RESPONSE
+        if isinstance(e, InvalidChunkLength) or _bad_chunk_size(e):
+            return ErrorCode.BAD_SERVER_RESPONSE  # a chunk-size line that is not hex: framing
         if isinstance(e, http.client.IncompleteRead):
             return ErrorCode.NETWORK_CONNECTION_LOST
         if isinstance(e, (http.client.BadStatusLine, http.client.LineTooLong)):
@@ -253,6 +277,23 @@ def _protocol_code(exc: BaseException) -> ErrorCode:
         ):
             return ErrorCode.BAD_SERVER_RESPONSE
     return ErrorCode.NETWORK_CONNECTION_LOST
+
+
+def _bad_chunk_size(exc: BaseException) -> bool:
+    """http.client's IncompleteRead for a chunk-size line that is there but not hexadecimal.
+
+    http.client raises ``IncompleteRead(b'')`` both when the connection ends where a chunk-size
+    line should be (lost: -1005) and when that line is garbage (bad framing: -1011); only the
+    ``int(line, 16)`` error it was raised from tells them apart.
+    """
+    context = exc.__context__
+    return (
+        isinstance(exc, http.client.IncompleteRead)
+        and not exc.partial
+        and isinstance(context, ValueError)
+        and "base 16" in str(context)
+        and not str(context).endswith("b''")
+    )
 
 
 def _connection_code(exc: BaseException) -> ErrorCode:
@@ -315,9 +356,15 @@ _ERROR_TABLE: tuple[
 
 
 def map_exception(exc: BaseException) -> TransferError:
-    """The URLSession error for an exception raised while transferring."""
+    """The URLSession error for an exception raised while transferring.
+
+    Always a fresh exception without a traceback: the caught one holds the transfer's frames
+    (its response, hence its connection pool), and a caller that keeps the answer in a local
+    would otherwise make a reference cycle that keeps the connection open until the garbage
+    collector runs, past the session's invalidation.
+    """
     if isinstance(exc, TransferError):
-        return exc
+        return TransferError(exc.code, exc.message)
     for kind, code in _ERROR_TABLE:
         if isinstance(exc, kind):
             resolved = code(exc) if callable(code) else code
@@ -335,6 +382,84 @@ def _file_error(code: ErrorCode, exc: OSError, path: str) -> TransferError:
 
 
 # -- bodies -----------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Coalesced byte counts for one direction of one transfer: BodyReceived or BodySent.
+
+    ``add`` reports at once when the gathered bytes reach 1 % of ``total`` (when known) or
+    ``PROGRESS_INTERVAL`` has passed since the last report; otherwise the bytes wait for the next
+    block, ``overdue`` or ``flush``. One input per report, never more than one per block.
+    """
+
+    __slots__ = ("_ctl", "_kind", "_last", "_step", "pending")
+
+    def __init__(
+        self, ctl: TransferControl, kind: type[BodyReceived] | type[BodySent], total: int
+    ) -> None:
+        self._ctl = ctl
+        self._kind = kind
+        self._step = max(1, min(PROGRESS_STEP, total // 100)) if total > 0 else PROGRESS_STEP
+        self._last = time.monotonic()
+        self.pending = 0
+
+    def add(self, n: int) -> None:
+        self.pending += n
+        now = time.monotonic()
+        if self.pending >= self._step or now - self._last >= PROGRESS_INTERVAL:
+            self._report(now)
+
+    def wait(self) -> float:
+        """How long the waiting bytes may still wait (0: report them now)."""
+        return max(0.0, self._last + PROGRESS_INTERVAL - time.monotonic())
+
+    def flush(self) -> None:
+        if self.pending:
+            self._report(time.monotonic())
+
+    def _report(self, now: float) -> None:
+        n, self.pending, self._last = self.pending, 0, now
+        self._ctl.feed(self._kind(n))
+
+
+class _RawResponse(http.client.HTTPResponse):
+    """http.client's response with ``readinto1``: one read of the socket into a reused buffer.
+
+    urllib3's ``read1``/``stream`` hand out a new bytes object per read (and ``read1`` copies
+    through a BytesIO when a read comes up short); a body without Content-Encoding is read here
+    instead, with http.client's own bookkeeping (``length``, closing at the end), as its
+    ``readinto`` does, so the connection goes back to the pool as usual.
+    """
+
+    def readinto1(self, buffer: Any) -> int:
+        b = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+        if self.fp is None:
+            return 0
+        if self.chunked or self._method == "HEAD":  # type: ignore[attr-defined]
+            data = self.read1(len(b))  # http.client's chunk framing
+            b[: len(data)] = data
+            return len(data)
+        if self.length is not None and len(b) > self.length:
+            b = b[: self.length]
+        n = self.fp.readinto1(b)
+        if not n and b:
+            self._close_conn()  # type: ignore[attr-defined]
+            if self.length:  # the server closed before Content-Length bytes came
+                raise http.client.IncompleteRead(b"", self.length)
+        elif self.length is not None:
+            self.length -= n
+            if not self.length:
+                self._close_conn()  # type: ignore[attr-defined]
+        return n
+
+
+def _raw_reader(resp: urllib3.BaseHTTPResponse) -> _RawResponse | None:
+    """The http.client response under ``resp`` when its body can be read as is (no decoding)."""
+    raw = getattr(resp, "_fp", None)
+    if not isinstance(raw, _RawResponse) or type(resp) is not urllib3.HTTPResponse:
+        return None
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    return raw if encoding in ("identity", "") else None
 
 
 class _Sink:
@@ -469,6 +594,8 @@ def _response_awaited(conn: HTTPConnection) -> None:
 
 
 class _AbortableHTTPConnection(HTTPConnection):
+    response_class = _RawResponse
+
     def send(self, data: Any) -> None:
         _offer_abort(self)  # a body block blocked in sendall (server not reading) is cancellable
         super().send(data)
@@ -479,6 +606,8 @@ class _AbortableHTTPConnection(HTTPConnection):
 
 
 class _AbortableHTTPSConnection(HTTPSConnection):
+    response_class = _RawResponse
+
     def send(self, data: Any) -> None:
         _offer_abort(self)
         super().send(data)
@@ -512,8 +641,12 @@ class _HTTPSPool(HTTPSConnectionPool):
 class Transport:
     """One per session: its connection pool and the loops that move a task's bytes."""
 
-    def __init__(self, config: ConfigValues) -> None:
+    def __init__(self, config: ConfigValues, stores: Stores | None = None) -> None:
+        """``stores``: the session's cookies, cache and credentials (taken over: ``close``
+        releases them); private in-memory ones when not given."""
         self.config = config
+        self.stores = stores if stores is not None else memory_stores()
+        self._released = False
         kw: dict[str, object] = {
             "num_pools": 32,
             "maxsize": config.httpMaximumConnectionsPerHost,
@@ -537,8 +670,12 @@ class Transport:
 
     def close(self) -> None:
         self._pool.clear()
+        if not self._released:
+            self._released = True
+            self.stores.release()
 
-    clear_idle = close  # PoolManager.clear closes idle connections; busy ones close on release
+    def clear_idle(self) -> None:
+        self._pool.clear()  # closes idle connections; busy ones close on release
 
     # -- one task -----------------------------------------------------------------------------
 
@@ -610,7 +747,7 @@ class Transport:
         while True:  # one pass per connection; a suspended task that let go comes round again
             resume_at = sink.size if (sink.size and validator) else 0
             resp, request = self._open_following_redirects(
-                ctl, request, resume_at, validator, deadline
+                ctl, request, resume_at, validator, deadline, kind
             )
             if resume_at and resp.status not in (200, 206):
                 # e.g. 416: the resource changed size under us; ask again for all of it.
@@ -657,23 +794,93 @@ class Transport:
         resume_at: int,
         validator: str | None,
         deadline: float,
+        kind: TaskKind | None = None,
     ) -> tuple[urllib3.BaseHTTPResponse, Request]:
+        """The final response and the request that got it, each hop through the stores.
+
+        Cookies go and come on every hop by the cookie rules (never by the Authorization rule);
+        a data task's GET may be answered by the cache without the network.
+        """
+        exchange = self.stores.exchange(request.url, self.config)
+        cacheable = kind is TaskKind.DATA and not resume_at
         redirects = 0
         while True:
             if ctl.cancelled:
                 raise _CancelledSignal
-            resp = self._open(ctl, request, resume_at, validator, deadline)
+            resp = self._open_hop(ctl, request, resume_at, validator, deadline, exchange, cacheable)
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_CODES or location is None:
                 return resp, request
-            ctl.set_abort(None)  # the connection goes back to the pool: no longer this task's
-            resp.drain_conn()
-            resp.release_conn()
+            _let_go(ctl, resp)  # the connection goes back to the pool: no longer this task's
             redirects += 1
             if redirects > MAX_REDIRECTS:
                 raise TransferError(ErrorCode.HTTP_TOO_MANY_REDIRECTS)
             request = redirect_request(request, resp.status, location)
             ctl.feed(Redirected(request))
+
+    def _open_hop(
+        self,
+        ctl: TransferControl,
+        request: Request,
+        resume_at: int,
+        validator: str | None,
+        deadline: float,
+        exchange: Exchange,
+        cacheable: bool,
+    ) -> urllib3.BaseHTTPResponse:
+        """One hop: the cache may answer it; a 401 a credential can answer is retried once."""
+        lookup: CacheLookup | None = exchange.cache_lookup(request) if cacheable else None
+        if lookup is not None:
+            if lookup.hit is not None:
+                return _CachedResponse(lookup.hit, request.method)
+            if lookup.unavailable:
+                raise TransferError(
+                    ErrorCode.RESOURCE_UNAVAILABLE,
+                    "no cached response and the cache policy forbids loading "
+                    "(returnCacheDataDontLoad)",
+                )
+        authorization: str | None = None
+        resent = False
+        while True:
+            extra = exchange.request_headers(request)
+            if lookup is not None:
+                extra += lookup.send_headers
+            if authorization is not None:
+                extra.append(("Authorization", authorization))
+            resp = self._open(ctl, request, resume_at, validator, deadline, extra)
+            exchange.response_received(request.url, resp.headers.items())
+            if authorization is None and resp.status == 401:
+                authorization = exchange.authorization(
+                    request, resp.headers.getlist("WWW-Authenticate")
+                )
+                if authorization is not None:
+                    _let_go(ctl, resp)
+                    if request.has_body:
+                        ctl.feed(Redirected(request))  # the body goes again: count it afresh
+                    continue
+            elif authorization is not None:
+                exchange.authenticated(resp.status)
+            if lookup is None or (resp.status in REDIRECT_CODES and "Location" in resp.headers):
+                return resp
+            outcome = lookup.response(
+                resp.status,
+                list(resp.headers.items()),
+                functools.partial(_raw_chunks, resp),
+            )
+            if outcome.stored is not None:  # a 304 freshened what the cache holds: serve that
+                _let_go(ctl, resp)
+                return _CachedResponse(outcome.stored, request.method)
+            if outcome.chunks is not None:  # stored as it is read
+                return _CachedResponse(
+                    Stored(resp.status, list(resp.headers.items()), outcome.chunks),
+                    request.method,
+                    upstream=resp,
+                )
+            if outcome.resend and not resent:
+                resent = True
+                _let_go(ctl, resp)
+                continue
+            return resp
 
     def _open(
         self,
@@ -682,13 +889,19 @@ class Transport:
         resume_at: int,
         validator: str | None,
         deadline: float,
+        extra: list[tuple[str, str]] | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """Send the request and read the response head; retry once on a dead reused connection.
 
-        A server may close an idle keep-alive connection without saying so; an idempotent request
-        that finds the pooled connection dead goes out once more on a fresh one.
+        ``extra`` (the stores' Cookie, Authorization, validators) replaces the request's headers of
+        the same name on the wire. A server may close an idle keep-alive connection without
+        saying so; an idempotent request that finds the pooled connection dead goes out once
+        more on a fresh one.
         """
         headers = urllib3.HTTPHeaderDict(list(request.headers))
+        for name, value in extra or ():
+            headers[name] = value
+        url = without_userinfo(request.url)
         if resume_at:
             headers["Range"] = f"bytes={resume_at}-"
             if validator:
@@ -703,7 +916,7 @@ class Transport:
             try:
                 return self._pool.urlopen(
                     request.method,
-                    request.url,
+                    url,
                     body=self._body(ctl, request, deadline) if request.has_body else None,
                     headers=headers,
                     redirect=False,
@@ -727,7 +940,7 @@ class Transport:
                 log.debug(
                     "retrying %s %s once on a fresh connection: %s",
                     request.method,
-                    request.url,
+                    redact(request.url),
                     exc,
                 )
             finally:
@@ -737,18 +950,24 @@ class Transport:
     def _body(
         self, ctl: TransferControl, request: Request, deadline: float
     ) -> Iterator[bytes | memoryview]:
-        """The request body in blocks; each block is reported once urllib3 asks for the next."""
+        """The request body in blocks; each block counts once urllib3 asks for the next.
+
+        Progress is coalesced (:class:`_Progress`); what is still waiting is reported when the
+        last block has gone, before the response is read.
+        """
+        progress = _Progress(ctl, BodySent, request.body_length)
         if request.body is not None:
             view = memoryview(request.body)
             for start in range(0, len(view), BLOCK):
                 self._checkpoint(ctl, deadline)
                 block = view[start : start + BLOCK]
                 yield block
-                ctl.feed(BodySent(len(block)))
+                progress.add(len(block))
+            progress.flush()
             return
         assert request.body_path is not None
         try:
-            f = open(request.body_path, "rb")  # noqa: SIM115 (closed in finally, across yields)
+            f = open(request.body_path, "rb", buffering=0)  # noqa: SIM115 (closed in finally)
         except OSError as exc:
             raise _file_error(ErrorCode.CANNOT_OPEN_FILE, exc, request.body_path) from None
         try:
@@ -760,7 +979,8 @@ class Transport:
                 if not n:
                     break
                 yield view[:n]
-                ctl.feed(BodySent(n))
+                progress.add(n)
+            progress.flush()
         finally:
             f.close()
 
@@ -824,25 +1044,189 @@ class Transport:
     def _stream(
         self, ctl: TransferControl, resp: urllib3.BaseHTTPResponse, sink: _Sink, deadline: float
     ) -> None:
-        drop_after = max(0.5, self.config.timeoutIntervalForRequest / 2)
-        # read1: whatever one read of the socket gives (up to BLOCK), not "wait until BLOCK".
-        # Bytes reach the file as they arrive, so a process killed mid-transfer keeps them (the
-        # .part file is what a resume continues from) and progress is as fresh as the wire.
-        while chunk := resp.read1(BLOCK, decode_content=True):
-            if ctl.cancelled:
-                raise _CancelledSignal
-            if chunk:
+        """Move the body to the sink as it arrives, reporting coalesced progress.
+
+        Each read takes whatever one read of the socket gives (up to a block), not "wait until a
+        block is full": bytes reach the file as they arrive, so a process killed mid-transfer
+        keeps them (the .part file is what a resume continues from) and progress is as fresh as
+        the wire. A body without Content-Encoding is read into one reused buffer.
+        """
+        length = resp.headers.get("Content-Length")
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+        total = int(length) if (length and length.isdigit() and not encoded) else -1
+        progress = _Progress(ctl, BodyReceived, total)
+        raw = _raw_reader(resp)
+        sock = _socket_of(resp)
+        poller = None
+        if raw is not None and raw.fp is not None:
+            poller = select.poll()
+            poller.register(raw.fileno(), select.POLLIN)
+        buf = bytearray(READ_BLOCK if raw is not None else 0)
+        view = memoryview(buf)
+        try:
+            while True:
+                # Bytes wait to be reported: if the wire stays quiet past the interval, report
+                # them now rather than when the next bytes come.
+                if (
+                    progress.pending
+                    and poller is not None
+                    and not _tls_pending(sock)
+                    and not poller.poll(progress.wait() * 1000)
+                ):
+                    progress.flush()
+                if raw is not None:
+                    n = raw.readinto1(view)
+                    chunk: bytes | memoryview = view[:n]
+                else:
+                    chunk = resp.read1(READ_BLOCK, decode_content=True)
+                    n = len(chunk)
+                if not n:
+                    break
+                if ctl.cancelled:
+                    raise _CancelledSignal
                 sink.write(chunk)
-                ctl.feed(BodyReceived(len(chunk)))
-            if not self._await_running(ctl, deadline, drop_after):
-                # Suspended past half the idle timeout: let the connection go rather than have
-                # the server time us out; come back with Range when resumed.
-                log.debug("suspended task lets its connection go at %d bytes", sink.size)
-                resp.close()
-                self._checkpoint(ctl, deadline)
-                raise _LetGoSignal
+                progress.add(n)
+                if time.monotonic() > deadline:
+                    raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+                if ctl.wait_running(0):
+                    continue
+                progress.flush()  # held by the driver until resumed: no progress while suspended
+                if not self._await_running(ctl, deadline, self._patience()):
+                    # Suspended past half the idle timeout: let the connection go rather than
+                    # have the server time us out; come back with Range when resumed.
+                    log.debug("suspended task lets its connection go at %d bytes", sink.size)
+                    resp.close()
+                    self._checkpoint(ctl, deadline)
+                    raise _LetGoSignal
+        finally:
+            progress.flush()  # before downloadcompleted, a resume's Range or the failure
         if ctl.cancelled:
             raise _CancelledSignal
+
+    def _patience(self) -> float:
+        return max(0.5, self.config.timeoutIntervalForRequest / 2)
+
+
+def _tls_pending(sock: socket.socket | None) -> bool:
+    """Whether decrypted bytes already wait in the TLS layer (a poll of the socket misses them).
+
+    http.client's own buffer needs no such check: after the head, ``readinto1`` into a buffer
+    larger than it always empties it.
+    """
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+
+def _raw_chunks(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The body as it comes off the wire, still encoded (what the cache keeps), read by read."""
+    while chunk := resp.read1(BLOCK, decode_content=False):
+        yield chunk
+
+
+def _let_go(ctl: TransferControl, resp: urllib3.BaseHTTPResponse) -> None:
+    """Done with a response we will not hand on (a redirect, a 401 retried, a 304): pool it."""
+    ctl.set_abort(None)
+    resp.drain_conn()
+    resp.release_conn()
+
+
+class _ChunkReader(io.RawIOBase):
+    """An iterator of byte chunks read like a file, which is what urllib3 wants as a body.
+
+    ``expected`` is the body's length when known: urllib3 stops reading once it has that many
+    bytes, before the iterator says it is done, so :meth:`finish` runs it to its end (that is
+    when a cache write completes). An iterator closed before its end drops its cache write.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], expected: int | None) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._expected = expected
+        self._given = 0
+        self._done = False
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                self._done = True
+                return 0
+        n = min(len(view), len(self._left))
+        view[:n] = self._left[:n]
+        self._left = self._left[n:]
+        self._given += n
+        return n
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def finish(self) -> None:
+        """The consumer has the whole body: let the iterator reach its end."""
+        if self._done or self._expected is None or self._given < self._expected:
+            return
+        for _ in self._chunks:  # nothing is left but the iterator's own ending
+            pass
+        self._done = True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.finish()
+            close = getattr(self._chunks, "close", None)
+            if not self._done and close is not None:
+                close()  # a cache write that did not reach the end is dropped
+        super().close()
+
+
+class _CachedResponse(urllib3.HTTPResponse):
+    """A response the cache serves (``upstream`` None) or one it stores while it is read.
+
+    Stored bodies keep their Content-Encoding, so this decodes them as a response from the
+    wire would be. With an ``upstream``, its connection is the one a cancel shuts and the one
+    that goes back to the pool.
+    """
+
+    def __init__(
+        self, stored: Stored, method: str, upstream: urllib3.BaseHTTPResponse | None = None
+    ) -> None:
+        headers = [(k, v) for k, v in stored.headers if k.lower() != "transfer-encoding"]
+        length = urllib3.HTTPHeaderDict(headers).get("Content-Length", "")
+        expected = 0 if method == "HEAD" else int(length) if length.isdigit() else None
+        self._reader = _ChunkReader(stored.chunks, expected)
+        super().__init__(
+            body=self._reader,
+            headers=urllib3.HTTPHeaderDict(headers),
+            status=stored.status,
+            reason=http.client.responses.get(stored.status),
+            preload_content=False,
+            decode_content=True,
+            request_method=method,
+        )
+        self._upstream = upstream
+
+    @property
+    def connection(self) -> HTTPConnection | None:
+        upstream = self._upstream
+        return None if upstream is None else getattr(upstream, "connection", None)
+
+    def release_conn(self) -> None:
+        self._reader.finish()
+        if self._upstream is not None:
+            self._upstream.release_conn()
+
+    def drain_conn(self) -> None:
+        super().drain_conn()
+        if self._upstream is not None:
+            self._upstream.drain_conn()
+
+    def close(self) -> None:
+        super().close()
+        if self._upstream is not None:
+            self._upstream.close()
 
 
 def _validator(resp: urllib3.BaseHTTPResponse) -> str | None:
@@ -872,6 +1256,11 @@ def _dead_connection(exc: ProtocolError) -> bool:
 def _socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
     conn = getattr(resp, "connection", None)
     sock = getattr(conn, "sock", None)
+    if sock is None:
+        # A "Connection: close" response: http.client handed the socket over to the response
+        # (the connection's ``sock`` is None); it is under the response's file object.
+        fp = getattr(getattr(resp, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
     return sock if isinstance(sock, (socket.socket, ssl.SSLSocket)) else None
 
 

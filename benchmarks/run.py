@@ -1,0 +1,757 @@
+"""Benchmarks: urlsession_module against curl, urllib3, requests, httpx and aiohttp, side by side.
+
+    python benchmarks/run.py                 # everything (installs nginx, curl and the peers)
+    python benchmarks/run.py --smoke         # tiny sizes, one repetition (CI keeps it from rotting)
+    python benchmarks/run.py --scenarios a,d --repeat 7
+
+Scenarios (issue 6): a) one big download to a file; b) many 1 KiB data tasks over 6
+connections; c) one big upload from a file; d) the cost of progress listeners and the latency
+from a byte's arrival to its listener; e) background sessions: the transfer process's cold start,
+the replay of missed events to a relaunched host, the process's memory with queued tasks.
+
+Each contender runs in a process of its own, one after another, the order rotating from one
+repetition to the next. Throughput and CPU are measured by the contender around the transfer
+only; peak RSS is the whole process's (``wait4``). Downloads go to a RAM file system when there
+is one, and memory is warmed just before each run (see ``docs/performance.md``: on a VM, memory
+freed a second ago costs 5x more to touch again). The server is nginx (``sendfile``,
+keep-alive, a PUT endpoint), whose CPU seconds are reported next to each contender. Results:
+``benchmarks/results/latest.md`` and ``latest.json`` (``smoke.md``/``smoke.json`` with ``--smoke``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _servers import Nginx, Server, StandIn, ensure_nginx, make_file  # noqa: E402
+
+PEERS = ("requests", "httpx", "aiohttp")
+MIB = 1 << 20
+GIB = 1 << 30
+BACKGROUND_ID = "bench.background"
+
+FULL = {
+    "download": GIB,
+    "small": 2000,
+    "upload": 256 * MIB,
+    "latency_chunks": 300,
+    "events": 10_000,
+    "repeat": 5,
+}
+SMOKE = {
+    "download": 8 * MIB,
+    "small": 60,
+    "upload": 4 * MIB,
+    "latency_chunks": 20,
+    "events": 40,
+    "repeat": 1,
+}
+
+TARGETS = {
+    "a": "us >= 0.9x curl and >= 1.0x urllib3; peak RSS <= 64 MiB",
+    "b": "us >= 1.0x aiohttp",
+    "c": "us >= 0.9x curl",
+    "d": "10 listeners cost <= 5 % of throughput; latency p99 < 5 ms",
+    "e": "cold start < 300 ms; replay < 1 s",
+}
+
+
+# -- set-up -----------------------------------------------------------------------------------------
+
+
+def in_venv() -> bool:
+    return sys.prefix != sys.base_prefix
+
+
+def ensure_peers(install: bool) -> list[str]:
+    """The peers importable here, pip-installing the missing ones into this venv (or a new one)."""
+    missing = [p for p in PEERS if importlib.util.find_spec(p) is None]
+    if missing and install:
+        if not in_venv():
+            venv = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (
+                "urlsession_module-bench"
+            )
+            python = venv / "bin" / "python"
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PEERS], check=False
+            )
+            os.execv(str(python), [str(python), *sys.argv])  # go on inside the venv
+        print(f"installing {', '.join(missing)} into {sys.prefix}", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=False)
+        importlib.invalidate_caches()
+    return [p for p in PEERS if importlib.util.find_spec(p) is not None]
+
+
+def ram_dir() -> Path:
+    """A scratch directory on a RAM file system when there is one (the disk is not measured)."""
+    for base in ("/dev/shm", f"/run/user/{os.getuid()}"):
+        if os.path.isdir(base) and os.access(base, os.W_OK):
+            return Path(tempfile.mkdtemp(prefix="urlsession-bench-", dir=base))
+    return Path(tempfile.mkdtemp(prefix="urlsession-bench-"))
+
+
+def warm(directory: Path, size: int) -> None:
+    """Touch ``size`` bytes of memory and free them, so the run that follows gets warm pages.
+
+    On a VM with free page reporting, memory freed a second ago has gone back to the host and
+    costs several times more to touch again than memory freed just now; every contender gets
+    the same head start.
+    """
+    path = directory / ".warm"
+    block = bytes(MIB)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(max(1, size // MIB)):
+            os.write(fd, block)
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+# -- running one contender ----------------------------------------------------------------------------
+
+
+def run_child(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 900
+) -> tuple[int, str, str, float, float, int]:
+    """Run a process to its end: exit status, stdout, stderr, wall s, CPU s, peak RSS (KiB)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+            time.sleep(0.002)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            wall,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss,
+        )
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.smoke = args.smoke
+        self.p = SMOKE if args.smoke else FULL
+        self.repeat = args.repeat or self.p["repeat"]
+        self.work = ram_dir()
+        self.out_dir = self.work / "out"
+        self.out_dir.mkdir()
+        self.home = self.work / "home"
+        self.home.mkdir()
+        self.server: Server
+        self.results: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self.peers: list[str] = []
+        self.curl = shutil.which("curl")
+
+    # -- environment --------------------------------------------------------------------------------
+
+    def start(self, install: bool, local: bool = False) -> None:
+        self.peers = ensure_peers(install)
+        nginx = None if local else ensure_nginx(install and not self.smoke)
+        if nginx is not None:
+            self.server = Nginx(nginx, self.work, self.p["download"], self.work)
+        else:
+            self.server = StandIn(self.p["download"])
+            self.notes.append("nginx could not be had: the package's LocalServer served instead")
+        if self.curl is None:
+            self.notes.append("curl is not installed: its columns are empty")
+        self.upload_file = make_file(self.work / "upload.bin", self.p["upload"])
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["URLSESSION_HOME"] = str(self.home)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        return env
+
+    # -- one measurement --------------------------------------------------------------------------
+
+    def python_run(self, spec: dict[str, Any], warm_bytes: int = 0) -> dict[str, Any]:
+        # The contender warms memory itself, just before its clock starts.
+        spec = {"out_dir": str(self.out_dir), "warm": warm_bytes, **spec}
+        cpu0 = self.server.cpu_seconds()
+        code, out, err, wall, cpu, rss = run_child(
+            [sys.executable, str(HERE / "_contenders.py"), json.dumps(spec)], self.env()
+        )
+        server_cpu = self.server.cpu_seconds() - cpu0
+        self._clean_out()
+        if code != 0:
+            raise RuntimeError(f"{spec['kind']}:{spec['contender']} failed ({code}): {err[-2000:]}")
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        result.update(rss_kib=rss, process_cpu=cpu, server_cpu=server_cpu, wall=wall)
+        return result
+
+    def curl_run(self, argv: list[str], warm_bytes: int = 0) -> dict[str, Any]:
+        assert self.curl is not None
+        if warm_bytes:
+            warm(self.out_dir, warm_bytes)
+        cpu0 = self.server.cpu_seconds()
+        code, out, err, wall, cpu, rss = run_child([self.curl, *argv], self.env())
+        server_cpu = self.server.cpu_seconds() - cpu0
+        self._clean_out()
+        if code != 0:
+            raise RuntimeError(f"curl failed ({code}): {err[-2000:]}")
+        result: dict[str, Any] = {"seconds": wall, "cpu": cpu}
+        with contextlib.suppress(ValueError, IndexError):
+            result["seconds"] = float(out.strip().splitlines()[-1])  # -w '%{time_total}'
+        result.update(rss_kib=rss, process_cpu=cpu, server_cpu=server_cpu, wall=wall)
+        return result
+
+    def _clean_out(self) -> None:
+        for entry in self.out_dir.iterdir():
+            if entry.is_file():
+                entry.unlink()
+        downloads = self.home / "downloads"
+        if downloads.exists():
+            shutil.rmtree(downloads, ignore_errors=True)
+
+    # -- scenarios ----------------------------------------------------------------------------------
+
+    def contenders_for(self, names: list[str]) -> list[str]:
+        available = {"curl": self.curl is not None, "us": True, "urllib3": True}
+        for peer in PEERS:
+            available[peer] = peer in self.peers
+        available["httpx-async"] = "httpx" in self.peers
+        kept = [n for n in names if available.get(n, False)]
+        for n in names:
+            if n not in kept:
+                self.notes.append(f"{n} is not installed: skipped")
+        return kept
+
+    def rounds(
+        self, scenario: str, contenders: list[str], one: Callable[[str], dict[str, Any]]
+    ) -> None:
+        """``repeat`` rounds; the order of the contenders rotates from one round to the next."""
+        runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+        for r in range(self.repeat):
+            order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
+            for name in order:
+                print(f"  [{scenario}] round {r + 1}/{self.repeat}: {name}", flush=True)
+                runs[name].append(one(name))
+        self.results[scenario] = {"runs": runs}
+
+    def scenario_a(self) -> None:
+        size = self.p["download"]
+        url = self.server.url(self.server.download_path)
+        names = self.contenders_for(["curl", "urllib3", "requests", "httpx", "aiohttp", "us"])
+        warm_bytes = size + 64 * MIB
+
+        def one(name: str) -> dict[str, Any]:
+            if name == "curl":
+                out = str(self.out_dir / "curl.bin")
+                return self.curl_run(["-sS", "-o", out, "-w", "%{time_total}\n", url], warm_bytes)
+            spec = {"kind": "download", "contender": name, "url": url, "size": size}
+            return self.python_run(spec, warm_bytes)
+
+        self.rounds("a", names, one)
+        self.results["a"]["bytes"] = size
+
+    def scenario_b(self) -> None:
+        n = self.p["small"]
+        url = self.server.url(self.server.small_path)
+        names = self.contenders_for(
+            ["curl", "urllib3", "requests", "httpx", "httpx-async", "aiohttp", "us"]
+        )
+        config = self.work / "curl-small.cfg"
+        config.write_text("".join(f'url = "{url}"\noutput = "/dev/null"\n' for _ in range(n)))
+
+        def one(name: str) -> dict[str, Any]:
+            if name == "curl":
+                argv = ["-sS", "--parallel", "--parallel-max", "6", "-K", str(config)]
+                return self.curl_run(argv)
+            spec = {"kind": "small", "contender": name, "url": url, "n": n, "conns": 6}
+            return self.python_run(spec)
+
+        self.rounds("b", names, one)
+        self.results["b"]["requests"] = n
+
+    def scenario_c(self) -> None:
+        size = self.p["upload"]
+        names = self.contenders_for(["curl", "urllib3", "requests", "httpx", "us"])
+        warm_bytes = 2 * size + 64 * MIB  # nginx writes what it receives to a file too
+
+        def one(name: str) -> dict[str, Any]:
+            url = self.server.url(f"{self.server.upload_prefix}{name}.bin")
+            if name == "curl":
+                argv = ["-sS", "-o", "/dev/null", "-T", str(self.upload_file), url]
+                return self.curl_run([*argv, "-w", "%{time_total}\n"], warm_bytes)
+            spec = {
+                "kind": "upload",
+                "contender": name,
+                "url": url,
+                "path": str(self.upload_file),
+                "size": size,
+            }
+            return self.python_run(spec, warm_bytes)
+
+        self.rounds("c", names, one)
+        self.results["c"]["bytes"] = size
+
+    def scenario_d(self) -> None:
+        size = self.p["download"]
+        url = self.server.url(self.server.download_path)
+        warm_bytes = size + 64 * MIB
+
+        def one(name: str) -> dict[str, Any]:
+            listeners = int(name.split()[0])
+            spec = {
+                "kind": "download",
+                "contender": "us",
+                "url": url,
+                "size": size,
+                "listeners": listeners,
+            }
+            return self.python_run(spec, warm_bytes)
+
+        self.rounds("d", ["0 listeners", "1 listener", "10 listeners"], one)
+        self.results["d"]["bytes"] = size
+        self.results["d"]["latency"] = [self.latency(r) for r in range(self.repeat)]
+
+    def latency(self, seed: int) -> dict[str, Any]:
+        chunks, size = self.p["latency_chunks"], 16 * 1024
+        times = self.work / "trickle.json"
+        trickle = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "_trickle.py"),
+                str(times),
+                str(chunks),
+                str(size),
+                str(seed),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert trickle.stdout is not None
+            port = int(trickle.stdout.readline())
+            spec = {"kind": "latency", "contender": "us", "url": f"http://127.0.0.1:{port}/t"}
+            result = self.python_run(spec)
+            trickle.wait(30)
+        finally:
+            if trickle.poll() is None:
+                trickle.kill()
+                trickle.wait()
+        sent = json.loads(times.read_text())
+        calls = result.pop("calls")
+        lat = []
+        i = 0
+        for t_sent, end in sent:
+            while i < len(calls) and calls[i][1] < end:
+                i += 1
+            if i == len(calls):
+                raise RuntimeError("a chunk was never reported to the listener")
+            lat.append((calls[i][0] - t_sent) / 1e6)
+        lat.sort()
+        return {
+            "chunks": len(lat),
+            "events": len(calls),
+            "p50_ms": _pct(lat, 50),
+            "p99_ms": _pct(lat, 99),
+            "max_ms": lat[-1],
+        }
+
+    def scenario_e(self) -> None:
+        n = self.p["events"]
+        url = self.server.url(self.server.small_path)
+        cold: list[dict[str, Any]] = []
+        replay: list[dict[str, Any]] = []
+        memory: list[dict[str, Any]] = []
+        rounds = min(self.repeat, 3)  # a round hands 10,000 tasks over: ~1 min
+        for r in range(rounds):
+            print(f"  [e] round {r + 1}/{rounds}", flush=True)
+            with self.background_home() as home:
+                spec = {"kind": "background", "identifier": BACKGROUND_ID}
+                cold.append(self.bg_run({**spec, "contender": "cold"}, home))
+                self.stop_daemon(home)
+                fill = {**spec, "contender": "fill", "url": url, "n": n}
+                filled = self.bg_run(fill, home)
+                self.wait_drained(home, n)
+                result = self.bg_run({**spec, "contender": "replay"}, home)
+                if result["events"] != n:
+                    raise RuntimeError(f"replayed {result['events']} of {n} events")
+                result["fill_seconds"] = filled["seconds"]
+                replay.append(result)
+                self.stop_daemon(home)
+            with self.background_home() as home:
+                base = self.bg_run({**spec, "contender": "cold"}, home)
+                idle = self.daemon_rss(home)
+                queued = {**spec, "contender": "fill", "url": url, "n": n, "queued": True}
+                self.bg_run(queued, home)
+                memory.append({"idle_rss_kib": idle, **self.daemon_rss_detail(home), "cold": base})
+                self.stop_daemon(home)
+        self.results["e"] = {"cold": cold, "replay": replay, "memory": memory, "events": n}
+
+    @contextlib.contextmanager
+    def background_home(self) -> Iterator[Path]:
+        # On disk, as a user's state directory is: the journal's fsyncs are part of the cost.
+        home = Path(tempfile.mkdtemp(prefix="urlsession-bench-bg-"))
+        try:
+            yield home
+        finally:
+            self.stop_daemon(home)
+            shutil.rmtree(home, ignore_errors=True)
+
+    def bg_run(self, spec: dict[str, Any], home: Path) -> dict[str, Any]:
+        env = self.env()
+        env["URLSESSION_HOME"] = str(home)
+        code, out, err, wall, cpu, rss = run_child(
+            [sys.executable, str(HERE / "_contenders.py"), json.dumps(spec)], env
+        )
+        if code != 0:
+            raise RuntimeError(f"background {spec['contender']} failed ({code}): {err[-2000:]}")
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        result.update(rss_kib=rss, process_cpu=cpu, wall=wall)
+        return result
+
+    def daemon_pid(self, home: Path) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int((home / "transfer.pid").read_text())
+        return None
+
+    def daemon_rss(self, home: Path) -> int:
+        return self.daemon_rss_detail(home)["rss_kib"]
+
+    def daemon_rss_detail(self, home: Path) -> dict[str, int]:
+        pid = self.daemon_pid(home)
+        fields = {"rss_kib": 0, "peak_rss_kib": 0}
+        if pid is None:
+            return fields
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    fields["rss_kib"] = int(line.split()[1])
+                elif line.startswith("VmHWM:"):
+                    fields["peak_rss_kib"] = int(line.split()[1])
+        return fields
+
+    def wait_drained(self, home: Path, n: int, timeout: float = 900) -> None:
+        """Until the journal holds ``n`` finished tasks (the host that made them is gone)."""
+        import sqlite3
+
+        from urlsession_module._background._journal import OUTSTANDING
+
+        marks = ",".join("?" * len(OUTSTANDING))
+        deadline = time.monotonic() + timeout
+        db = home / "journal.sqlite3"
+        while time.monotonic() < deadline:
+            with contextlib.suppress(sqlite3.Error):
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+                try:
+                    left = con.execute(
+                        f"SELECT COUNT(*) FROM tasks WHERE state IN ({marks})", OUTSTANDING
+                    ).fetchone()[0]
+                    total = con.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+                finally:
+                    con.close()
+                if total >= n and left == 0:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("the transfer process did not finish the tasks in time")
+
+    def stop_daemon(self, home: Path) -> None:
+        pid = self.daemon_pid(home)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+# -- summaries --------------------------------------------------------------------------------------
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def _stat(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(bench: Bench) -> dict[str, Any]:
+    res = bench.results
+    summary: dict[str, Any] = {}
+    for key, unit in (("a", "MB/s"), ("b", "req/s"), ("c", "MB/s"), ("d", "MB/s")):
+        if key not in res:
+            continue
+        amount = res[key].get("bytes", res[key].get("requests", 0))
+        scale = 1e6 if unit == "MB/s" else 1
+        rows = {}
+        for name, runs in res[key]["runs"].items():
+            rows[name] = {
+                "rate": _stat([amount / r["seconds"] / scale for r in runs]),
+                "seconds": _stat([r["seconds"] for r in runs]),
+                "cpu": _stat([r["cpu"] for r in runs]),
+                "rss_mib": _stat([r["rss_kib"] / 1024 for r in runs]),
+                "server_cpu": _stat([r["server_cpu"] for r in runs]),
+                "events": _stat([r.get("events", 0) for r in runs]),
+            }
+        summary[key] = {"unit": unit, "rows": rows}
+    ratios: dict[str, Any] = {}
+
+    def ratio(key: str, a: str, b: str) -> float | None:
+        rows = summary.get(key, {}).get("rows", {})
+        if a in rows and b in rows:
+            return float(rows[a]["rate"]["median"] / rows[b]["rate"]["median"])
+        return None
+
+    for name in ("curl", "urllib3", "requests", "httpx", "aiohttp"):
+        ratios[f"a: us / {name}"] = ratio("a", "us", name)
+    for name in ("curl", "urllib3", "requests", "httpx", "httpx-async", "aiohttp"):
+        ratios[f"b: us / {name}"] = ratio("b", "us", name)
+    for name in ("curl", "urllib3", "requests", "httpx"):
+        ratios[f"c: us / {name}"] = ratio("c", "us", name)
+    if "d" in summary:
+        d0 = ratio("d", "10 listeners", "0 listeners")
+        d1 = ratio("d", "1 listener", "0 listeners")
+        ratios["d: cost of 10 listeners"] = None if d0 is None else 1 - d0
+        ratios["d: cost of 1 listener"] = None if d1 is None else 1 - d1
+        lat = res["d"]["latency"]
+        summary["d"]["latency"] = {
+            "p50_ms": _stat([x["p50_ms"] for x in lat]),
+            "p99_ms": _stat([x["p99_ms"] for x in lat]),
+            "max_ms": _stat([x["max_ms"] for x in lat]),
+            "events": _stat([x["events"] for x in lat]),
+            "chunks": lat[0]["chunks"],
+        }
+    if "e" in res:
+        e = res["e"]
+        summary["e"] = {
+            "cold_ms": _stat([r["seconds"] * 1000 for r in e["cold"]]),
+            "replay_ms": _stat([r["seconds"] * 1000 for r in e["replay"]]),
+            "fill_seconds": _stat([r["fill_seconds"] for r in e["replay"]]),
+            "host_rss_mib_after_replay": _stat([r["rss_kib"] / 1024 for r in e["replay"]]),
+            "daemon_idle_rss_mib": _stat([m["idle_rss_kib"] / 1024 for m in e["memory"]]),
+            "daemon_rss_mib_queued": _stat([m["rss_kib"] / 1024 for m in e["memory"]]),
+            "daemon_peak_rss_mib_queued": _stat([m["peak_rss_kib"] / 1024 for m in e["memory"]]),
+            "events": e["events"],
+        }
+    summary["ratios"] = ratios
+    summary["targets"] = check_targets(summary)
+    return summary
+
+
+def check_targets(s: dict[str, Any]) -> dict[str, bool | None]:
+    r = s.get("ratios", {})
+
+    def ge(value: float | None, bound: float) -> bool | None:
+        return None if value is None else value >= bound
+
+    out: dict[str, bool | None] = {}
+    if "a" in s:
+        rss = s["a"]["rows"].get("us", {}).get("rss_mib", {}).get("max")
+        out["a: >= 0.9x curl"] = ge(r.get("a: us / curl"), 0.9)
+        out["a: >= 1.0x urllib3"] = ge(r.get("a: us / urllib3"), 1.0)
+        out["a: peak RSS <= 64 MiB"] = None if rss is None else rss <= 64
+    if "b" in s:
+        out["b: >= 1.0x aiohttp"] = ge(r.get("b: us / aiohttp"), 1.0)
+    if "c" in s:
+        out["c: >= 0.9x curl"] = ge(r.get("c: us / curl"), 0.9)
+    if "d" in s:
+        cost = r.get("d: cost of 10 listeners")
+        out["d: 10 listeners cost <= 5 %"] = None if cost is None else cost <= 0.05
+        out["d: p99 < 5 ms"] = s["d"]["latency"]["p99_ms"]["median"] < 5
+    if "e" in s:
+        out["e: cold start < 300 ms"] = s["e"]["cold_ms"]["median"] < 300
+        out["e: replay < 1 s"] = s["e"]["replay_ms"]["median"] < 1000
+    return out
+
+
+def _f(x: float, digits: int = 0) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def _rng(st: dict[str, float], digits: int = 0) -> str:
+    return f"{_f(st['median'], digits)} ({_f(st['min'], digits)}-{_f(st['max'], digits)})"
+
+
+def markdown(bench: Bench, s: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"{meta['when']} · {meta['machine']} · Python {meta['python']} · server: {meta['server']}"
+        f" · {meta['repeat']} round(s){' · SMOKE (tiny sizes)' if meta['smoke'] else ''}",
+        "",
+        "Medians, with min-max in brackets. CPU: the contender's user+system seconds over the "
+        "transfer; RSS: the contender process's peak; server CPU: nginx's seconds in the same run.",
+        "",
+    ]
+    titles = {
+        "a": f"a) one {meta['sizes']['download'] // MIB} MiB download to a file",
+        "b": f"b) {meta['sizes']['small']} data tasks of 1 KiB, 6 connections",
+        "c": f"c) one {meta['sizes']['upload'] // MIB} MiB upload from a file",
+        "d": "d) event cost: scenario a with 0, 1 and 10 progress listeners",
+    }
+    for key in ("a", "b", "c", "d"):
+        if key not in s:
+            continue
+        unit = s[key]["unit"]
+        lines += [
+            f"## {titles[key]}",
+            "",
+            f"| contender | {unit} | seconds | CPU s | peak RSS MiB | server CPU s | events |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, row in s[key]["rows"].items():
+            lines.append(
+                f"| {name} | {_rng(row['rate'])} | {_rng(row['seconds'], 3)} | "
+                f"{_rng(row['cpu'], 2)} | {_rng(row['rss_mib'], 1)} | "
+                f"{_f(row['server_cpu']['median'], 2)} | {_f(row['events']['median'])} |"
+            )
+        if key == "d":
+            lat = s["d"]["latency"]
+            lines += [
+                "",
+                f"Latency from a byte's arrival to its listener ({lat['chunks']} chunks of 16 KiB"
+                " sent 1-20 ms apart): "
+                f"p50 {_rng(lat['p50_ms'], 2)} ms, p99 {_rng(lat['p99_ms'], 2)} ms, "
+                f"max {_rng(lat['max_ms'], 2)} ms; {_f(lat['events']['median'])} events.",
+            ]
+        lines.append("")
+    if "e" in s:
+        e = s["e"]
+        lines += [
+            f"## e) background sessions ({e['events']:,} tasks)",
+            "",
+            "| measure | value |",
+            "|---|---:|",
+            f"| cold start: createSession until the transfer process answers (ms) | {_rng(e['cold_ms'])} |",
+            f"| replay of {e['events']:,} missed events to a relaunched host, until sessioneventscompleted (ms) | {_rng(e['replay_ms'])} |",
+            f"| handing {e['events']:,} tasks to the transfer process (s) | {_rng(e['fill_seconds'], 2)} |",
+            f"| host peak RSS after the replay (MiB) | {_rng(e['host_rss_mib_after_replay'], 1)} |",
+            f"| transfer process RSS, idle (MiB) | {_rng(e['daemon_idle_rss_mib'], 1)} |",
+            f"| transfer process RSS with {e['events']:,} queued tasks (MiB) | {_rng(e['daemon_rss_mib_queued'], 1)} |",
+            "",
+        ]
+    lines += [
+        "## Ratios (us / contender, medians of the same run)",
+        "",
+        "| ratio | value |",
+        "|---|---:|",
+    ]
+    for name, value in s["ratios"].items():
+        if value is None:
+            continue
+        shown = f"{value * 100:.1f} %" if name.startswith("d: cost") else f"{value:.2f}x"
+        lines.append(f"| {name} | {shown} |")
+    lines += ["", "## Targets", "", "| target | met |", "|---|---|"]
+    for name, ok in s["targets"].items():
+        lines.append(f"| {name} | {'n/a' if ok is None else 'yes' if ok else '**no**'} |")
+    if bench.notes:
+        lines += ["", "Notes:", "", *[f"- {n}" for n in dict.fromkeys(bench.notes)]]
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        mem = f", {kib / (1 << 20):.0f} GiB"
+    return f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round, fast")
+    parser.add_argument("--scenarios", default="a,b,c,d,e", help="comma-separated, from a-e")
+    parser.add_argument("--repeat", type=int, default=0, help="rounds per scenario")
+    parser.add_argument("--no-install", action="store_true", help="use what is installed")
+    parser.add_argument(
+        "--local-server", action="store_true", help="serve with LocalServer, not nginx"
+    )
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    unknown = set(scenarios) - set("abcde")
+    if unknown:
+        parser.error(f"unknown scenarios: {sorted(unknown)}")
+    started = time.monotonic()
+    bench = Bench(args)
+    try:
+        bench.start(install=not args.no_install, local=args.local_server)
+        print(f"server: {bench.server.name} at {bench.server.base}", flush=True)
+        for key in scenarios:
+            getattr(bench, f"scenario_{key}")()
+    finally:
+        bench.stop()
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "python": platform.python_version(),
+        "server": bench.server.name,
+        "repeat": bench.repeat,
+        "smoke": bench.smoke,
+        "sizes": bench.p,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    summary = summarize(bench)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = "smoke" if args.smoke else "latest"  # a smoke run never replaces real figures
+    (args.results / f"{stem}.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "raw": bench.results}, indent=1) + "\n"
+    )
+    text = markdown(bench, summary, meta)
+    (args.results / f"{stem}.md").write_text(text)
+    print(text)
+    print(f"wrote {args.results / stem}.md and {stem}.json in {meta['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
