@@ -31,7 +31,7 @@ Callback = Callable[[], None]
 def _run(fn: Callback) -> None:
     try:
         fn()
-    except Exception:  # a bug in delivery must not kill the queue
+    except (Exception, SystemExit):  # a bug (or sys.exit) in a callback must not kill the queue
         log.exception("event delivery callback failed")
 
 
@@ -115,6 +115,7 @@ class WorkerPool:
         self._idle = 0
         self._threads = 0
         self._closed = False
+        self._alive: set[threading.Thread] = set()
 
     def submit(self, fn: Callback) -> None:
         with self._cond:
@@ -123,7 +124,9 @@ class WorkerPool:
                 self._cond.notify()
                 return
             self._threads += 1
-        threading.Thread(target=self._work, name=self._name, daemon=True).start()
+            thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+            self._alive.add(thread)
+        thread.start()
 
     def _work(self) -> None:
         while True:
@@ -136,6 +139,7 @@ class WorkerPool:
                         if self._closed or remaining <= 0:
                             self._idle -= 1
                             self._threads -= 1
+                            self._alive.discard(threading.current_thread())
                             return
                         self._cond.wait(remaining)
                     self._idle -= 1
@@ -147,6 +151,14 @@ class WorkerPool:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """After ``close``: wait (bounded) for every thread but the caller's to leave."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            others = [t for t in self._alive if t is not threading.current_thread()]
+        for thread in others:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def threads(self) -> int:

@@ -15,11 +15,13 @@ then) or, after a cancel, absorbed by the machine (which then reports -999).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable
 
 from ._events import Payload
-from ._state import Cancel, Failed, Input, TaskMachine, TaskState
+from ._state import Cancel, DownloadFinished, Failed, Input, TaskMachine, TaskState
 
 __all__ = ["TaskDriver"]
 
@@ -83,5 +85,10 @@ class TaskDriver:
 
     def _send(self, event: Input) -> None:
         out = self.machine.send(event)
+        if isinstance(event, DownloadFinished) and not out:
+            # The machine took the finished file but reports it to nobody (the task was
+            # cancelled meanwhile): no downloadcompleted will hand it over, so it must not stay.
+            with contextlib.suppress(OSError):
+                os.unlink(event.location)
         self.publish(event, out)
         self._cond.notify_all()

@@ -33,7 +33,7 @@ class _Emitter(EventEmitter):
     ) -> None:
         try:
             f(*args, **kwargs)
-        except Exception:
+        except (Exception, SystemExit):  # sys.exit() in a listener must not kill delivery
             log.exception("listener %r for event %r raised", f, args[0].type if args else None)
 
     def emit(self, event: str, *args: Any, **kwargs: Any) -> bool:

@@ -18,6 +18,7 @@ import datetime as _dt
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import os
 import shutil
@@ -81,6 +82,7 @@ def _new_task_identifier() -> str:
 
 
 _FINISHED_KEPT = 1000  # finished tasks getTask() still finds
+_MAX_TIMER_WAIT = 24 * 3600.0  # the begin-date timer re-arms at least daily
 
 _DATA_KEYS = frozenset(
     {
@@ -229,6 +231,10 @@ def _begin_date(value: Any) -> float | None:
     if isinstance(value, _dt.datetime):
         return (value if value.tzinfo else value.astimezone()).timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise InvalidArgumentValueError(
+                "earliestBeginDate", f"'earliestBeginDate' must be a finite time (got {value!r})"
+            )
         return float(value)
     raise InvalidArgumentTypeError(
         "earliestBeginDate",
@@ -473,7 +479,9 @@ class Session(Proxy):
             ):
                 if self._timer is not None:  # a task due sooner than the one the timer waits for
                     self._timer.cancel()
-                self._timer = threading.Timer(max(0.0, next_begin - now), self._timer_fired)
+                # Capped: a date centuries away must not overflow the timer; it just re-arms.
+                delay = min(max(0.0, next_begin - now), _MAX_TIMER_WAIT)
+                self._timer = threading.Timer(delay, self._timer_fired)
                 self._timer.name = "urlsession-timer"
                 self._timer.daemon = True
                 self._timer_due = next_begin
@@ -745,6 +753,8 @@ class Session(Proxy):
         for worker in workers:
             if worker is not threading.current_thread():
                 worker.join(5.0)
+        self._pool.close()  # idle workers leave now; invalidation returns once they have
+        self._pool.join(5.0)
         self._transport.close()
         if self._link is not None:
             self._link.detach(cancel=self._cancelling)

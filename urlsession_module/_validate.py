@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError, UnsupportedURLError
 
 # RFC 9110 token: the characters a header name or a method may have.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # always fullmatch: "$" would let "X\n" in
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 
@@ -36,7 +36,7 @@ def header_fields(argument: str, value: Any) -> dict[str, str]:
             raise InvalidArgumentTypeError(
                 argument, f"{argument!r} value of header {name!r} must be str (got {val!r})"
             )
-        if not _TOKEN.match(name):
+        if not _TOKEN.fullmatch(name):
             raise InvalidArgumentValueError(
                 argument, f"{argument!r} has an invalid header name {name!r}"
             )
@@ -45,6 +45,13 @@ def header_fields(argument: str, value: Any) -> dict[str, str]:
                 argument,
                 f"{argument!r} value of header {name!r} must not contain CR, LF or NUL (got {val!r})",
             )
+        try:
+            val.encode("latin-1")  # what HTTP/1.1 can carry in a header (http.client's encoding)
+        except UnicodeEncodeError:
+            raise InvalidArgumentValueError(
+                argument,
+                f"{argument!r} value of header {name!r} must be Latin-1 text (got {val!r})",
+            ) from None
         out[name] = val
     return out
 
@@ -52,7 +59,7 @@ def header_fields(argument: str, value: Any) -> dict[str, str]:
 def method(argument: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(argument, f"{argument!r} must be a str (got {value!r})")
-    if not _TOKEN.match(value):
+    if not _TOKEN.fullmatch(value):
         raise InvalidArgumentValueError(
             argument, f"{argument!r} must be an HTTP method token (got {value!r})"
         )
