@@ -246,8 +246,9 @@ def _ssl_code(exc: BaseException) -> ErrorCode:
 def _raised_in(exc: BaseException, modules: tuple[str, ...], functions: tuple[str, ...]) -> bool:
     """Whether ``exc`` was raised inside one of ``functions`` of a file ending in ``modules``."""
     return any(
-        frame.filename.replace(os.sep, "/").endswith(modules) and frame.name in functions
-        for frame in traceback.extract_tb(exc.__traceback__)
+        frame.f_code.co_name in functions
+        and frame.f_code.co_filename.replace(os.sep, "/").endswith(modules)
+        for frame, _line in traceback.walk_tb(exc.__traceback__)
     )
 
 
@@ -430,6 +431,16 @@ class _RawResponse(http.client.HTTPResponse):
     instead, with http.client's own bookkeeping (``length``, closing at the end), as its
     ``readinto`` does, so the connection goes back to the pool as usual.
     """
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client skips only 100 Continue; Foundation skips every interim 1xx response
+        # (102 Processing, 103 Early Hints) and reports the final one. 101 is final for us.
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if 100 < status < 200 and status != 101:
+                http.client.parse_headers(self.fp)  # the interim response's headers, dropped
+                continue
+            return version, status, reason
 
     def readinto1(self, buffer: Any) -> int:
         b = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
