@@ -583,43 +583,59 @@ class Session(Proxy):
 
     def _remote_task(self, snap: dict[str, Any]) -> Task:
         """The Task proxy for a task of the transfer process, made on first sight."""
-        assert self._link is not None
         with self._lock:
-            task = self._tasks.get(snap["id"]) or self._finished.get(snap["id"])
-            if task is None:
-                view = RemoteTaskView(snap, self._link.identifier)
-                task = Task(
-                    self,
-                    view,
-                    priority=float(snap.get("priority", 0.5)),
-                    description=snap.get("description"),
-                    begin=snap.get("begin_at"),
-                    link=self._link,
-                )
-                if not view.finished:
-                    self._tasks[view.identifier] = task
-            elif isinstance(task._machine, RemoteTaskView) and not task._machine.finished:
-                task._machine.update(snap)
-            return task
+            return self._remote_task_locked(snap)
+
+    def _remote_task_locked(self, snap: dict[str, Any]) -> Task:
+        assert self._link is not None
+        task = self._tasks.get(snap["id"]) or self._finished.get(snap["id"])
+        if task is None:
+            view = RemoteTaskView(snap, self._link.identifier)
+            task = Task(
+                self,
+                view,
+                priority=float(snap.get("priority", 0.5)),
+                description=snap.get("description"),
+                begin=snap.get("begin_at"),
+                link=self._link,
+            )
+            if not view.finished:
+                self._tasks[view.identifier] = task
+        elif isinstance(task._machine, RemoteTaskView) and not task._machine.finished:
+            task._machine.update(snap)
+        return task
 
     def _remote_replay(self, message: dict[str, Any]) -> None:
         """A (re)attach: adopt outstanding tasks; deliver what was missed, framed by Titanium's
-        ``backgroundtransfer`` (on the module) and ``sessioneventscompleted``."""
-        for snap in message.get("tasks", ()):
-            self._remote_task(snap)
+        ``backgroundtransfer`` (on the module) and ``sessioneventscompleted``.
+
+        A replay can hold thousands of events: they are prepared under one lock and delivered
+        by one queued callback, in order, rather than one queue entry each.
+        """
         events = message.get("events") or []
-        fresh = [e for e in events if e[0] > self._delivered_seq]
-        if not fresh:
+        with self._lock:
+            for snap in message.get("tasks", ()):
+                self._remote_task_locked(snap)
+            batch = [
+                (seq, name, fields, self._remote_task_locked(snap) if snap is not None else None)
+                for seq, name, fields, snap in events
+                if seq > self._delivered_seq
+            ]
+            self._remote_queued += len(batch)
+        if not batch:
             return
-        fields = {"sessionIdentifier": message["session"], "handlerId": message.get("handlerId")}
-        self._dispatcher.submit(lambda: self._fire_on_module("backgroundtransfer", fields))
-        for seq, name, event_fields, snap in fresh:
-            self._queue_remote(seq, name, event_fields, snap)
-        if message.get("drained", False):
-            done = {"sessionIdentifier": message["session"]}
-            self._dispatcher.submit(
-                lambda: self._dispatch_event(Event("sessioneventscompleted", self, done))
-            )
+        announce = {"sessionIdentifier": message["session"], "handlerId": message.get("handlerId")}
+        drained = bool(message.get("drained", False))
+
+        def deliver_all() -> None:
+            self._fire_on_module("backgroundtransfer", announce)
+            for seq, name, fields, task in batch:
+                self._deliver_remote(seq, name, fields, task)
+            if drained:
+                done = {"sessionIdentifier": message["session"]}
+                self._dispatch_event(Event("sessioneventscompleted", self, done))
+
+        self._dispatcher.submit(deliver_all)
 
     def _remote_event(self, message: dict[str, Any]) -> None:
         self._queue_remote(message["seq"], message["name"], message["fields"], message.get("task"))

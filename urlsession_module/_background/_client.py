@@ -60,8 +60,11 @@ class RemoteTaskView:
 
     def update(self, snap: dict[str, Any]) -> None:
         self.state = TaskState(snap["state"])
-        self.current_request: Request = proto.request_from_dict(
-            snap.get("current_request") or snap["request"]
+        current = snap.get("current_request")
+        self.current_request: Request = (
+            self.original_request
+            if current is None or current == snap["request"]
+            else proto.request_from_dict(current)
         )
         self.count_received: int = int(snap.get("received", 0))
         self.count_expected_to_receive: int = int(snap.get("expected_receive", -1))

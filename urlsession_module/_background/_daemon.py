@@ -377,6 +377,15 @@ class TransferProcess:
             old.close()
         with self.pub_lock:
             events = self.journal.pending_events(ident)
+            # One query for the tasks the events speak of, not one per event (replays are big).
+            wanted = {e.task_id for e in events if e.task_id}
+            snaps = {
+                rec.id: snapshot(
+                    rec, self.running[rec.id].machine if rec.id in self.running else None
+                )
+                for rec in (self.journal.tasks(session=ident) if wanted else [])
+                if rec.id in wanted
+            }
             handler = f"{ident}-{uuid.uuid4().hex[:8]}" if events else None
             tasks = [
                 snapshot(rec, self.running[rec.id].machine if rec.id in self.running else None)
@@ -390,20 +399,13 @@ class TransferProcess:
                     "session": ident,
                     "handlerId": handler,
                     "events": [
-                        [e.seq, e.name, e.fields, self._snapshot_of(e.task_id)] for e in events
+                        [e.seq, e.name, e.fields, snaps.get(e.task_id or "")] for e in events
                     ],
                     "tasks": tasks,
                     "drained": not tasks,
                 }
             )
         return {"ok": True}
-
-    def _snapshot_of(self, task_id: str | None) -> dict[str, Any] | None:
-        rec = self.journal.task(task_id) if task_id else None
-        if rec is None:
-            return None
-        run = self.running.get(rec.id)
-        return snapshot(rec, run.machine if run else None)
 
     def _create(self, m: dict[str, Any]) -> dict[str, Any]:
         ident = m["session"]
