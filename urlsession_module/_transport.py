@@ -680,13 +680,23 @@ class Transport:
         self._pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def close(self) -> None:
-        self._pool.clear()
+        self.clear_idle()
         if not self._released:
             self._released = True
             self.stores.release()
 
     def clear_idle(self) -> None:
-        self._pool.clear()  # closes idle connections; busy ones close on release
+        """Close every idle pooled connection now; busy ones close when they are released.
+
+        ``PoolManager.clear()`` alone only forgets the pools (their sockets close when the
+        garbage collector gets to them), so each pool is closed first.
+        """
+        pools = self._pool.pools
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
+        self._pool.clear()
 
     # -- one task -----------------------------------------------------------------------------
 
