@@ -1123,9 +1123,26 @@ class Transport:
             progress.flush()  # before downloadcompleted, a resume's Range or the failure
         if ctl.cancelled:
             raise _CancelledSignal
+        if encoded and not _decoder_finished(resp):
+            # urllib3 never checks that a gzip/deflate stream reached its end: a body cut short
+            # under an honest Content-Length would pass as complete.
+            raise TransferError(
+                ErrorCode.CANNOT_DECODE_RAW_DATA, "the compressed body ended before its stream did"
+            )
 
     def _patience(self) -> float:
         return max(0.5, self.config.timeoutIntervalForRequest / 2)
+
+
+def _decoder_finished(resp: urllib3.BaseHTTPResponse) -> bool:
+    """Whether the response's gzip/deflate stream reached its end marker (True if unknowable)."""
+    decoder = getattr(resp, "_decoder", None)
+    decoders = getattr(decoder, "_decoders", None) or [decoder]  # urllib3's MultiDecoder
+    for d in decoders:
+        obj = getattr(d, "_obj", None)
+        if obj is not None and hasattr(obj, "eof") and not obj.eof:
+            return False
+    return True
 
 
 def _tls_pending(sock: socket.socket | None) -> bool:
