@@ -21,18 +21,27 @@ def subprocess_env(home: Path) -> dict[str, str]:
     return env
 
 
-def transfer_pid(home: Path) -> int | None:
-    """The live transfer process of ``home``, or None."""
+def recorded_transfer_pid(home: Path) -> int | None:
+    """The pid in ``home``'s pid file, alive or not (a killed process leaves it behind)."""
     try:
-        pid = int((home / "transfer.pid").read_text())
+        return int((home / "transfer.pid").read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not count)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            alive = f.read().split()[2] != "Z"
+            return f.read().split()[2] != "Z"
     except FileNotFoundError:
-        alive = False
-    return pid if alive else None
+        return False
+
+
+def transfer_pid(home: Path) -> int | None:
+    """The live transfer process of ``home``, or None."""
+    pid = recorded_transfer_pid(home)
+    return pid if pid is not None and pid_alive(pid) else None
 
 
 def stop_transfer_process(home: Path, timeout: float = 10.0) -> int | None:

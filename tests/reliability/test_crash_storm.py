@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import urlsession_module as URLSession
+from tests._processes import pid_alive, recorded_transfer_pid
 from urlsession_module.testing import LocalServer, content_sha256
 
 FULL = os.environ.get("URLSESSION_STORM_FULL") == "1"
@@ -26,21 +27,6 @@ DOWNLOADS = 100 if FULL else 30
 KILLS = 20 if FULL else 6
 SIZE = 1024 * 1024
 RATE = 2 * 1024 * 1024  # per connection, so that kills land mid-transfer
-
-
-def _pid(home: Path) -> int | None:
-    try:
-        return int((home / "transfer.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture
@@ -71,8 +57,8 @@ def test_crash_storm(
             time.sleep(rng.uniform(0.15, 0.6))
             if len([e for e in rec.events if e.type == "sessioncompleted"]) == DOWNLOADS:
                 break
-            pid = _pid(state_home)
-            if pid is None or not _alive(pid) or pid in killed:
+            pid = recorded_transfer_pid(state_home)
+            if pid is None or not pid_alive(pid) or pid in killed:
                 continue  # the next process is still starting
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
@@ -104,6 +90,6 @@ def test_crash_storm(
     finally:
         session.invalidateAndCancel()
         session.waitForInvalidation(10)
-        pid = _pid(state_home)
-        if pid is not None and _alive(pid):
+        pid = recorded_transfer_pid(state_home)
+        if pid is not None and pid_alive(pid):
             os.kill(pid, signal.SIGKILL)

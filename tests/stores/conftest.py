@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests._processes import pid_alive, recorded_transfer_pid
 from urlsession_module.testing import LocalServer
 
 from ._util import HOST_SCRIPT
@@ -47,33 +48,14 @@ def other_process(state_home: Path) -> Callable[..., list[dict[str, Any]]]:
     return run
 
 
-def _pid(home: Path) -> int | None:
-    try:
-        return int((home / "transfer.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.fixture
 def transfer_process(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Let a test start the background transfer process; whatever it started is gone after."""
     monkeypatch.setenv("URLSESSION_TRANSFER_IDLE", "3")
     yield
-    pid = _pid(state_home)
-    if pid is not None and _alive(pid):
+    pid = recorded_transfer_pid(state_home)
+    if pid is not None and pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)

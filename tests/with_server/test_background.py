@@ -23,27 +23,8 @@ from typing import Any
 import pytest
 
 import urlsession_module as URLSession
+from tests._processes import pid_alive, recorded_transfer_pid, transfer_pid
 from urlsession_module.testing import LocalServer, content_sha256
-
-
-def _pid(home: Path) -> int | None:
-    try:
-        return int((home / "transfer.pid").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _wait(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
@@ -63,11 +44,11 @@ class Transfer:
 
     def pid(self, timeout: float = 15.0) -> int:
         _wait(
-            lambda: _pid(self.home) is not None and _alive(_pid(self.home) or 0),
+            lambda: transfer_pid(self.home) is not None,
             timeout,
             "transfer pid",
         )
-        pid = _pid(self.home)
+        pid = recorded_transfer_pid(self.home)
         assert pid is not None
         self.pids.add(pid)
         return pid
@@ -75,7 +56,7 @@ class Transfer:
     def kill(self) -> int:
         pid = self.pid()
         os.kill(pid, signal.SIGKILL)
-        _wait(lambda: not _alive(pid), 10, "transfer process to die")
+        _wait(lambda: not pid_alive(pid), 10, "transfer process to die")
         return pid
 
     def task_state(self, task_id: str) -> str | None:
@@ -92,14 +73,14 @@ def transfer(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tran
     monkeypatch.setenv("URLSESSION_TRANSFER_IDLE", "3")
     t = Transfer(state_home)
     yield t
-    pid = _pid(state_home)
+    pid = recorded_transfer_pid(state_home)
     if pid is not None:
         t.pids.add(pid)
     for pid in t.pids:
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
     for pid in t.pids:
-        _wait(lambda pid=pid: not _alive(pid), 10, f"process {pid} to end")
+        _wait(lambda pid=pid: not pid_alive(pid), 10, f"process {pid} to end")
 
 
 def _bg_session(identifier: str = "com.test.bg", **config: Any) -> Any:
@@ -396,6 +377,6 @@ def test_peer_of_another_user_is_refused(transfer: Transfer, state_home: Path) -
     assert "refused" in out.stdout, out.stdout + out.stderr
     log = (state_home / "transfer.log").read_text()
     assert "refused a peer of uid 65534" in log
-    assert _alive(pid)
+    assert pid_alive(pid)
     session.finishTasksAndInvalidate()
     assert session.waitForInvalidation(10)
