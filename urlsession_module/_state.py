@@ -308,6 +308,10 @@ class TaskMachine:
             raise TaskStateError(
                 f"task {self.identifier}: {type(event).__name__} is not allowed while {self.state.value}"
             )
+        if self._download_done and isinstance(event, Cancel) and self.state is TaskState.RUNNING:
+            # The file was handed over (downloadcompleted went out): as in Foundation, a cancel
+            # that comes now changes nothing, and the task ends as the success it is.
+            return []
         if self._download_done and isinstance(event, _WIRE):
             # The file is complete and in place (downloadcompleted went out): only the end may
             # follow, or progress would be reported after downloadcompleted.

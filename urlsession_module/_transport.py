@@ -680,13 +680,7 @@ class Transport:
         self._pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def close(self) -> None:
-        self.clear_idle()
-        if not self._released:
-            self._released = True
-            self.stores.release()
-
-    def clear_idle(self) -> None:
-        """Close every idle pooled connection now; busy ones close when they are released.
+        """The session is gone (no task runs): close every pooled connection now.
 
         ``PoolManager.clear()`` alone only forgets the pools (their sockets close when the
         garbage collector gets to them), so each pool is closed first.
@@ -696,6 +690,14 @@ class Transport:
             pool = pools.get(key)
             if pool is not None:
                 pool.close()
+        self._pool.clear()
+        if not self._released:
+            self._released = True
+            self.stores.release()
+
+    def clear_idle(self) -> None:
+        """Drop the pools (flush/reset) without closing them under a task that just took one:
+        tasks running keep theirs until they end; new ones get fresh pools."""
         self._pool.clear()
 
     # -- one task -----------------------------------------------------------------------------

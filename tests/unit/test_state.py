@@ -676,6 +676,11 @@ def test_random_inputs_keep_the_promises(
             continue
         allowed = EXPECTED[before["state"]]
         assert type(event) in allowed, f"{type(event).__name__} accepted while {before['state']}"
+        handed_over = "downloadcompleted" in [p.name for p in emitted]
+        if isinstance(event, Cancel) and handed_over and before["state"] is R:
+            # Foundation: once the file was handed over, a cancel changes nothing.
+            assert m.state is R and out == []
+            continue
         assert m.state is allowed[type(event)]
         if isinstance(event, Cancel) and before["state"] is not C:
             cancelled = True
@@ -706,3 +711,26 @@ def test_random_inputs_keep_the_promises(
     else:
         assert "downloadprogress" not in names
         assert "downloadcompleted" not in names
+
+
+def test_cancel_after_downloadcompleted_changes_nothing() -> None:
+    """Once the file was handed over, a cancel is ignored and the task ends as a success."""
+    from urlsession_module._state import (
+        Cancel,
+        DownloadFinished,
+        Finished,
+        Request,
+        ResponseInfo,
+        ResponseStarted,
+        TaskKind,
+        TaskMachine,
+        TaskState,
+    )
+
+    m = TaskMachine("t", TaskKind.DOWNLOAD, Request("GET", "http://127.0.0.1/x"))
+    m.send(ResponseStarted(ResponseInfo("http://127.0.0.1/x", 200), 0))
+    m.send(DownloadFinished("/tmp/x"))
+    assert m.send(Cancel()) == []
+    assert m.state is TaskState.RUNNING
+    (done,) = m.send(Finished())
+    assert done.success and done.errorCode == 0

@@ -11,6 +11,17 @@ It lets the package be exercised end to end on loopback only::
 from __future__ import annotations
 
 from ._content import content_bytes, content_sha256, iter_content
+from ._faults import SCENARIOS, FaultConnection, FaultRequest, FaultServer
 from ._server import LocalServer, RequestRecord
 
-__all__ = ["LocalServer", "RequestRecord", "content_bytes", "content_sha256", "iter_content"]
+__all__ = [
+    "SCENARIOS",
+    "FaultConnection",
+    "FaultRequest",
+    "FaultServer",
+    "LocalServer",
+    "RequestRecord",
+    "content_bytes",
+    "content_sha256",
+    "iter_content",
+]
