@@ -349,22 +349,7 @@ class Session(Proxy):
     def dataTask(self, /, **kwargs: Unpack[DataTaskArgs]) -> str: ...
     def dataTask(self, *args: Any, **kwargs: Any) -> str:
         """Start a data task; ``data`` as a dict/list goes as JSON, str as UTF-8, bytes as is."""
-        a = self._args("dataTask", args, kwargs, _DATA_KEYS)
-        url = check.http_url("url", a.get("url"))
-        method = check.method("method", a.get("method", "POST"))
-        headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
-        body, body_path, ctype = _data_body(a.get("data"))
-        request = build_request(
-            method,
-            url,
-            self._config.headers,
-            headers,
-            body=body,
-            body_path=body_path,
-            content_type=ctype,
-            credential=credential_value("credential", a.get("credential")),
-        )
-        return self._start(TaskKind.DATA, request, a)
+        return self._task_with_body("dataTask", TaskKind.DATA, _data_body, args, kwargs)
 
     @overload
     def uploadTask(self, args: UploadTaskArgs, /) -> str: ...
@@ -372,11 +357,22 @@ class Session(Proxy):
     def uploadTask(self, /, **kwargs: Unpack[UploadTaskArgs]) -> str: ...
     def uploadTask(self, *args: Any, **kwargs: Any) -> str:
         """Start an upload; ``data`` is a Blob, bytes, or a file path streamed from disk."""
-        a = self._args("uploadTask", args, kwargs, _DATA_KEYS)
+        return self._task_with_body("uploadTask", TaskKind.UPLOAD, _upload_body, args, kwargs)
+
+    def _task_with_body(
+        self,
+        name: str,
+        kind: TaskKind,
+        body_of: Callable[[Any], tuple[bytes | None, str | None, str | None]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> str:
+        """Data and upload tasks differ only in what ``data`` may be (and Titanium's name)."""
+        a = self._args(name, args, kwargs, _DATA_KEYS)
         url = check.http_url("url", a.get("url"))
         method = check.method("method", a.get("method", "POST"))
         headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
-        body, body_path, ctype = _upload_body(a.get("data"))
+        body, body_path, ctype = body_of(a.get("data"))
         request = build_request(
             method,
             url,
@@ -387,7 +383,7 @@ class Session(Proxy):
             content_type=ctype,
             credential=credential_value("credential", a.get("credential")),
         )
-        return self._start(TaskKind.UPLOAD, request, a)
+        return self._start(kind, request, a)
 
     @overload
     def downloadTask(self, args: DownloadTaskArgs, /) -> str: ...
