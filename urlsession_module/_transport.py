@@ -605,6 +605,8 @@ def _response_awaited(conn: HTTPConnection) -> None:
 
 
 class _AbortableHTTPConnection(HTTPConnection):
+    """A connection a cancel can interrupt, wherever the task waits on it."""
+
     response_class = _RawResponse
 
     def send(self, data: Any) -> None:
@@ -616,16 +618,8 @@ class _AbortableHTTPConnection(HTTPConnection):
         return super().getresponse()
 
 
-class _AbortableHTTPSConnection(HTTPSConnection):
-    response_class = _RawResponse
-
-    def send(self, data: Any) -> None:
-        _offer_abort(self)
-        super().send(data)
-
-    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]
-        _response_awaited(self)
-        return super().getresponse()
+class _AbortableHTTPSConnection(_AbortableHTTPConnection, HTTPSConnection):
+    """The same over TLS (the method resolution order puts our hooks before HTTPSConnection's)."""
 
 
 class _HTTPPool(HTTPConnectionPool):
