@@ -432,6 +432,11 @@ class _RawResponse(http.client.HTTPResponse):
     ``readinto`` does, so the connection goes back to the pool as usual.
     """
 
+    def begin(self) -> None:
+        super().begin()
+        if isinstance(self.fp, _HeadReplay):
+            self.fp = self.fp.real  # the head is parsed: the body comes from the socket again
+
     def _read_status(self) -> tuple[str, int, str]:
         # http.client skips only 100 Continue; Foundation skips every interim 1xx response
         # (102 Processing, 103 Early Hints) and reports the final one. 101 is final for us.
@@ -440,6 +445,8 @@ class _RawResponse(http.client.HTTPResponse):
             if 100 < status < 200 and status != 101:
                 http.client.parse_headers(self.fp)  # the interim response's headers, dropped
                 continue
+            if status != 100:  # begin() skips a 100 itself and comes back here
+                self.fp = _HeadReplay(_read_head(self.fp), self.fp)  # type: ignore[assignment]
             return version, status, reason
 
     def readinto1(self, buffer: Any) -> int:
@@ -462,6 +469,53 @@ class _RawResponse(http.client.HTTPResponse):
             if not self.length:
                 self._close_conn()  # type: ignore[attr-defined]
         return n
+
+
+# Foundation's limits on a response head, not http.client's (which refuses a 101st header line).
+_MAX_HEAD_LINES = 1000
+_MAX_HEAD_BYTES = 256 * 1024
+
+
+def _read_head(fp: Any) -> bytes:
+    """The header lines of a response, up to and excluding the blank line that ends them.
+
+    A head cut off by the server closing is the connection lost (-1005), not an empty success
+    as http.client would have it.
+    """
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        line = fp.readline(65537)
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines)
+        if len(line) > 65536:
+            raise http.client.LineTooLong("header line")
+        if not line.endswith(b"\n"):  # b"" or a partial line: the server closed mid-head
+            raise http.client.RemoteDisconnected("the connection closed inside the response head")
+        lines.append(line)
+        size += len(line)
+        if len(lines) > _MAX_HEAD_LINES or size > _MAX_HEAD_BYTES:
+            raise http.client.HTTPException("response head too large")
+
+
+class _HeadReplay:
+    """Hands a head already read (and checked) to http.client's parser as one line.
+
+    ``parse_headers`` joins the lines it reads and parses the whole; giving it the head as one
+    "line" keeps its per-line count (100) out of the way. Everything else goes to the socket.
+    """
+
+    def __init__(self, head: bytes, real: Any) -> None:
+        self.real = real
+        self._lines = [head, b"\r\n"] if head else [b"\r\n"]
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self._lines:
+            return self._lines.pop(0)
+        return bytes(self.real.readline(limit))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 def _raw_reader(resp: urllib3.BaseHTTPResponse) -> _RawResponse | None:

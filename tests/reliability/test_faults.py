@@ -221,11 +221,6 @@ def test_truncated_gzip_is_a_decoding_error(
     check_end(rec, session, tid, E.CANNOT_DECODE_RAW_DATA, status=200)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: http.client takes EOF as the end of the header section, so a response "
-    "cut off inside its headers is reported as a success with an empty body",
-)
 def test_headers_cut_off_by_close_report_minus_1005(
     faults: FaultServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:
@@ -236,11 +231,6 @@ def test_headers_cut_off_by_close_report_minus_1005(
     check_end(rec, session, tid, E.NETWORK_CONNECTION_LOST, status=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine deviation: http.client refuses more than 100 header lines (-1011); Foundation "
-    "and browsers accept a response with 150 headers",
-)
 def test_150_headers_are_accepted(
     faults: FaultServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:
