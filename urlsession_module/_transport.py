@@ -480,20 +480,30 @@ def _read_head(fp: Any) -> bytes:
     """The header lines of a response, up to and excluding the blank line that ends them.
 
     A head cut off by the server closing is the connection lost (-1005), not an empty success
-    as http.client would have it.
+    as http.client would have it. The head is read one socket read at a time (``peek``), so the
+    task's resource deadline is checked however slowly the server trickles it (slow-loris).
     """
+    deadline: float | None = getattr(_sending, "deadline", None)
     lines: list[bytes] = []
+    line = b""
     size = 0
     while True:
-        line = fp.readline(65537)
-        if line in (b"\r\n", b"\n"):
-            return b"".join(lines)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed (response head)")
+        data = fp.peek(1)
+        if not data:
+            raise http.client.RemoteDisconnected("the connection closed inside the response head")
+        end = data.find(b"\n")
+        line += fp.read(len(data) if end < 0 else end + 1)
         if len(line) > 65536:
             raise http.client.LineTooLong("header line")
-        if not line.endswith(b"\n"):  # b"" or a partial line: the server closed mid-head
-            raise http.client.RemoteDisconnected("the connection closed inside the response head")
+        if end < 0:
+            continue
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines)
         lines.append(line)
         size += len(line)
+        line = b""
         if len(lines) > _MAX_HEAD_LINES or size > _MAX_HEAD_BYTES:
             raise http.client.HTTPException("response head too large")
 
@@ -983,7 +993,7 @@ class Transport:
             if remaining <= 0:
                 raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
             timeout = urllib3.Timeout(connect=min(idle, remaining), read=min(idle, remaining))
-            _sending.ctl, _sending.reused = ctl, None
+            _sending.ctl, _sending.reused, _sending.deadline = ctl, None, deadline
             try:
                 return self._pool.urlopen(
                     request.method,
@@ -1015,7 +1025,7 @@ class Transport:
                     exc,
                 )
             finally:
-                _sending.ctl = None
+                _sending.ctl = _sending.deadline = None
         raise AssertionError("unreachable")
 
     def _body(

@@ -258,12 +258,6 @@ def _bounded_end(rec: Any, session: Any, tid: str, code: int, within: float) -> 
     settle(session)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: timeoutIntervalForResource is not enforced while the response head is "
-    "read; a server trickling a header byte more often than the idle timeout holds the task "
-    "forever (until the server stops)",
-)
 def test_slow_loris_headers_hit_the_resource_timeout(
     faults: FaultServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:
