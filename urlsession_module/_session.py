@@ -286,7 +286,6 @@ class Session(Proxy):
         self._pending: list[Task] = []  # new tasks, not yet placed in their host's queue
         self._waiting = _WaitingTasks()
         self._active: dict[tuple[str, str, int], int] = {}
-        self._workers: set[threading.Thread] = set()
         self._pool = WorkerPool()
         self._timer: threading.Timer | None = None
         self._timer_due = 0.0
@@ -493,8 +492,6 @@ class Session(Proxy):
         host = _host_key(task._machine.original_request.url)
         run = task._run
         assert isinstance(run, _TaskRun)  # only in-process tasks have workers
-        with self._lock:
-            self._workers.add(threading.current_thread())
         try:
             if task._machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
                 run.feed(Failed(ErrorCode.CANCELLED))
@@ -521,7 +518,6 @@ class Session(Proxy):
         finally:
             with self._lock:
                 self._active[host] -= 1
-                self._workers.discard(threading.current_thread())
             self._schedule(full=False)
 
     # -- delivery --------------------------------------------------------------------------------
@@ -759,13 +755,10 @@ class Session(Proxy):
                 return
             self._invalidated = True
             timer, self._timer = self._timer, None
-            workers = list(self._workers)
         if timer is not None:
             timer.cancel()
-        for worker in workers:
-            if worker is not threading.current_thread():
-                worker.join(5.0)
-        self._pool.close()  # idle workers leave now; invalidation returns once they have
+        # Idle workers leave now, busy ones as their job ends; invalidation returns once they have.
+        self._pool.close()
         self._pool.join(5.0)
         self._transport.close()
         if self._link is not None:
