@@ -743,6 +743,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             except (binascii.Error, UnicodeDecodeError):
                 decoded = ""
             ok = decoded == f"{user}:{password}"
+        self._auth_reply(ok, user, realm)
+
+    def _auth_reply(self, ok: bool, user: str, realm: str) -> None:
         if ok:
             self._json(200, {"authenticated": True, "user": user})
         else:
@@ -813,14 +816,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 decoded = ""
             name, _, password = decoded.partition(":")
             ok = name == user and hashlib.sha256(password.encode()).hexdigest() == digest
-        if ok:
-            self._json(200, {"authenticated": True, "user": user})
-        else:
-            self._json(
-                401,
-                {"authenticated": False},
-                [("WWW-Authenticate", f'Basic realm="{realm}"')],
-            )
+        self._auth_reply(ok, user, realm)
 
     def _charset(self, query: dict[str, list[str]]) -> None:
         charset = self._q(query, "charset") or "utf-8"
