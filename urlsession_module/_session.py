@@ -50,7 +50,7 @@ from ._state import (
     TaskMachine,
     TaskState,
 )
-from ._storage import Blob, private_dir, safe_name, state_dir
+from ._storage import Blob, background_key, part_name, private_dir, safe_name, state_dir
 from ._stores import Stores, memory_stores, persistent_stores, redact
 from ._transport import Transport, build_request, origin
 from .exceptions import (
@@ -300,7 +300,7 @@ class Session(Proxy):
         self._remote_queued = 0  # journaled events queued for delivery, not yet delivered
         self._completed_ids: set[str] = set()  # sessioncompleted already delivered here
         self._key = (
-            f"background-{safe_name(config.identifier or '')}"
+            background_key(config.identifier or "")
             if config.is_background
             else "default"
             if config.type == "default"
@@ -338,7 +338,11 @@ class Session(Proxy):
     @property
     def downloadDirectory(self) -> Path:
         """Where this session's finished downloads wait for the host (private, 0700)."""
-        return private_dir(state_dir() / "downloads" / self._key)
+        return private_dir(self._downloads_path)
+
+    @property
+    def _downloads_path(self) -> Path:
+        return state_dir() / "downloads" / self._key
 
     # -- tasks -----------------------------------------------------------------------------------
 
@@ -489,7 +493,7 @@ class Session(Proxy):
         self._schedule()
 
     def _work(self, task: Task) -> None:
-        host = _host_key(task._machine.original_request.url)
+        host = origin(task._machine.original_request.url)
         run = task._run
         assert isinstance(run, _TaskRun)  # only in-process tasks have workers
         try:
@@ -698,14 +702,14 @@ class Session(Proxy):
             self._transport.stores.clear()  # cookies, cache, credentials (shared ones for all)
         except (OSError, sqlite3.Error):
             log.exception("session %s: emptying the stores failed", self._key)
-        directory = state_dir() / "downloads" / self._key
+        directory = self._downloads_path
         with self._lock:
-            busy = [safe_name(t.taskIdentifier) for t in self._tasks.values()]
+            busy = [t.taskIdentifier for t in self._tasks.values()]
         # An outstanding download's files (its .part, or the finished file whose
         # downloadcompleted is still on its way) belong to that task: leave them be. Matched
         # exactly: a substring test would let task "x-2" shield the files of task "x-26".
-        spared = {f".{b}.part" for b in busy}
-        prefixes = tuple(f"{b}-" for b in busy)
+        spared = {part_name(b) for b in busy}
+        prefixes = tuple(f"{safe_name(b)}-" for b in busy)
         if directory.exists():
             for entry in directory.iterdir():
                 if entry.name in spared or (prefixes and entry.name.startswith(prefixes)):
@@ -767,7 +771,7 @@ class Session(Proxy):
             # An ephemeral session's folder is its own: gone with it, unless downloads the host
             # has not collected yet are in it (they stay until moved, as SPEC 5 says).
             with contextlib.suppress(OSError):
-                (state_dir() / "downloads" / self._key).rmdir()
+                self._downloads_path.rmdir()
         self._drop_listeners()
         self._dispatcher.close()
         with self._lock:
@@ -803,7 +807,7 @@ class _WaitingTasks:
         self.dirty = False
 
     def add(self, task: Task) -> None:
-        host = _host_key(task._machine.original_request.url)
+        host = origin(task._machine.original_request.url)
         queue = self._queues.setdefault(host, [])
         entry = (-task._priority, next(self._arrivals), task)
         if not queue or entry[:2] > queue[-1][:2]:
@@ -876,10 +880,6 @@ def _make_dispatcher(queue: Any) -> Dispatcher:
         "delegateQueue",
         f"'delegateQueue' must be None, an asyncio loop or an EventQueue (got {queue!r})",
     )
-
-
-def _host_key(url: str) -> tuple[str, str, int]:
-    return origin(url)
 
 
 def _check_callback(callback: object) -> None:

@@ -111,8 +111,20 @@ class ResponseInfo:
         return None
 
     @property
+    def resume_validator(self) -> str | None:
+        """What If-Range can check: a strong ETag, else Last-Modified; None means never resume."""
+        return resume_validator(self.header("etag"), self.header("last-modified"))
+
+    @property
     def allHeaderFields(self) -> dict[str, str]:
         return dict(self.headers)
+
+
+def resume_validator(etag: str | None, last_modified: str | None) -> str | None:
+    """A weak ETag cannot guard a Range request (RFC 9110 13.1.5): fall back to the date."""
+    if etag and not etag.startswith("W/"):
+        return etag
+    return last_modified
 
 
 # -- inputs ---------------------------------------------------------------------------------------

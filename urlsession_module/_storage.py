@@ -36,10 +36,20 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def safe_name(text: str) -> str:
-    """A file-system-safe rendering of an identifier (session ids are user strings)."""
+def safe_name(text: str, fallback: str = "_") -> str:
+    """A file-system-safe rendering of an identifier or a server's file name (bounded length)."""
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return keep.strip(".") or "_"
+    return keep.strip(".")[:120] or fallback
+
+
+def background_key(identifier: str) -> str:
+    """The folder name of a background session's downloads (host and transfer process agree)."""
+    return f"background-{safe_name(identifier)}"
+
+
+def part_name(task_id: str) -> str:
+    """The file a task's download grows in until it is complete (and a resume continues)."""
+    return f".{safe_name(task_id)}.part"
 
 
 class Blob:

@@ -60,7 +60,9 @@ from ._state import (
     ResponseInfo,
     ResponseStarted,
     TaskKind,
+    resume_validator,
 )
+from ._storage import part_name, safe_name
 from ._stores import (
     CacheLookup,
     Exchange,
@@ -641,11 +643,6 @@ def _filename(url: str, disposition: str | None) -> str:
     return name or "download"
 
 
-def _safe(name: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return keep.strip(".")[:120] or "download"
-
-
 # -- connections that a cancel can interrupt -------------------------------------------------------
 
 # What this thread is sending (urllib3 gives no handle on the connection until urlopen returns):
@@ -784,7 +781,7 @@ class Transport:
         try:
             if kind is TaskKind.DOWNLOAD:
                 assert download_dir is not None
-                sink = _Sink(os.path.join(download_dir, f".{_safe(identifier)}.part"), keep)
+                sink = _Sink(os.path.join(download_dir, part_name(identifier)), keep)
             else:
                 sink = _Sink(None)
             text = self._transfer(
@@ -859,7 +856,8 @@ class Transport:
                 raise _CancelledSignal
             final = os.path.join(
                 download_dir,
-                f"{_safe(identifier)}-{_safe(_filename(info.url, info.header('content-disposition')))}",
+                f"{safe_name(identifier)}-"
+                f"{safe_name(_filename(info.url, info.header('content-disposition')), 'download')}",
             )
             sink.finish(final, durable)
             mime = (info.header("content-type") or "").split(";")[0].strip()
@@ -1328,11 +1326,7 @@ class _CachedResponse(urllib3.HTTPResponse):
 
 
 def _validator(resp: urllib3.BaseHTTPResponse) -> str | None:
-    """What If-Range can check: a strong ETag, else Last-Modified; None means never resume."""
-    etag = resp.headers.get("ETag")
-    if etag and not etag.startswith("W/"):
-        return etag
-    return resp.headers.get("Last-Modified")
+    return resume_validator(resp.headers.get("ETag"), resp.headers.get("Last-Modified"))
 
 
 def _content_range_start(value: str | None) -> int | None:

@@ -48,7 +48,7 @@ from .._state import (
     TaskKind,
     TaskMachine,
 )
-from .._storage import private_dir, safe_name
+from .._storage import background_key, part_name, private_dir
 from .._stores import persistent_stores
 from .._transport import Transport, origin
 from ..exceptions import ErrorCode
@@ -70,7 +70,7 @@ DISCRETIONARY_CONCURRENCY = 1
 
 
 def download_dir(home: Path, session: str) -> Path:
-    return home / "downloads" / f"background-{safe_name(session)}"
+    return home / "downloads" / background_key(session)
 
 
 class _RetrySignal(Exception):
@@ -135,15 +135,10 @@ class _Running(TaskDriver):
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
         if isinstance(event, ResponseStarted):
-            self.daemon.journal.update_task(self.rec.id, state=RUNNING, validator=_validator(event))
+            self.daemon.journal.update_task(
+                self.rec.id, state=RUNNING, validator=event.response.resume_validator
+            )
         self.daemon.publish(self.rec, self.machine, payloads)
-
-
-def _validator(event: ResponseStarted) -> str | None:
-    etag = event.response.header("etag")
-    if etag and not etag.startswith("W/"):
-        return etag
-    return event.response.header("last-modified")
 
 
 def snapshot(rec: TaskRecord, machine: TaskMachine | None) -> dict[str, Any]:
@@ -695,7 +690,7 @@ class TransferProcess:
         if rec.kind != TaskKind.DOWNLOAD.value:
             return None
         rec = self.journal.task(rec.id) or rec
-        part = directory / f".{safe_name(rec.id)}.part"
+        part = directory / part_name(rec.id)
         try:
             size = part.stat().st_size
         except FileNotFoundError:
