@@ -15,6 +15,7 @@ import bisect
 import collections
 import contextlib
 import datetime as _dt
+import functools
 import itertools
 import json
 import logging
@@ -211,7 +212,7 @@ class Task(Proxy):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until this task's ``sessioncompleted`` has been delivered; False on timeout."""
-        return self._session._wait_until(self._done.is_set, timeout)
+        return self._session._wait_until(self._done.is_set, timeout, one_task=True)
 
     def __repr__(self) -> str:
         return f"<Task {self.taskIdentifier} {self.kind} {self.state.value}>"
@@ -287,6 +288,7 @@ class Session(Proxy):
         self._waiting = _WaitingTasks()
         self._active: dict[tuple[str, str, int], int] = {}
         self._pool = WorkerPool()
+        self._task_waiters = 0  # threads in Task.wait(): each task's end must wake them
         self._timer: threading.Timer | None = None
         self._timer_due = 0.0
         self._invalidating = False
@@ -447,7 +449,9 @@ class Session(Proxy):
 
     # -- scheduling: per-host limits, priority, earliestBeginDate ---------------------------------
 
-    def _schedule(self, full: bool = True) -> None:
+    def _schedule(
+        self, full: bool = True, ended: tuple[str, str, int] | None = None
+    ) -> Task | None:
         """Start what may start now: per host, highest priority first, up to the limit.
 
         ``full=False`` (a task was added, or one ended and freed its slot) only looks at the
@@ -455,8 +459,15 @@ class Session(Proxy):
         start. A full pass (cancel, resume, the timer) also finds a cancelled task deep in a
         queue (it starts at once, whatever its date or the limit, only to report -999) and
         every task that has become due.
+
+        ``ended``: the host of a task that just ended on a worker (its slot is freed under the
+        same lock hold); that worker gets one of the tasks that may start now back, to run it
+        itself, rather than hand it to another thread and go idle (one thread hand-off less
+        per task, which is most of a small task's cost).
         """
         with self._lock:
+            if ended is not None:
+                self._active[ended] -= 1
             now = time.time()
             next_begin: float | None = None
             for task in self._pending:
@@ -469,6 +480,7 @@ class Session(Proxy):
             )
             if due is not None:
                 next_begin = due if next_begin is None else min(next_begin, due)
+            mine = ready.pop(0) if ended is not None and ready else None
             for task in ready:
                 self._pool.submit(lambda task=task: self._work(task))  # type: ignore[misc]
             if (
@@ -485,6 +497,7 @@ class Session(Proxy):
                 self._timer.daemon = True
                 self._timer_due = next_begin
                 self._timer.start()
+        return mine
 
     def _timer_fired(self) -> None:
         with self._lock:
@@ -493,7 +506,20 @@ class Session(Proxy):
         self._schedule()
 
     def _work(self, task: Task) -> None:
-        host = origin(task._machine.original_request.url)
+        """A worker's job: this task, then whatever the end of each frees a slot for."""
+        next_task: Task | None = task
+        while next_task is not None:
+            host = origin(next_task._machine.original_request.url)
+            try:
+                self._run_task(next_task)
+            except BaseException:  # not an engine error (those end the task): pass the baton on
+                mine = self._schedule(full=False, ended=host)
+                if mine is not None:
+                    self._pool.submit(functools.partial(self._work, mine))
+                raise
+            next_task = self._schedule(full=False, ended=host)
+
+    def _run_task(self, task: Task) -> None:
         run = task._run
         assert isinstance(run, _TaskRun)  # only in-process tasks have workers
         try:
@@ -519,10 +545,6 @@ class Session(Proxy):
             log.exception("task %s: engine error", task.taskIdentifier)
             if not task._machine.finished:
                 run.feed(Failed(ErrorCode.UNKNOWN, "internal error"))
-        finally:
-            with self._lock:
-                self._active[host] -= 1
-            self._schedule(full=False)
 
     # -- delivery --------------------------------------------------------------------------------
 
@@ -551,13 +573,20 @@ class Session(Proxy):
                 self._finished.popitem(last=False)
             task._done.set()
             finish = self._invalidating and not self._tasks and not self._invalidated
-            self._lock.notify_all()
+            if not self._tasks or self._task_waiters:  # waitForTasks wakes once, not per task
+                self._lock.notify_all()
         task._drop_listeners()  # nothing fires on a finished task again
         if finish:
             self._complete_invalidation()
 
-    def _wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        """Wait for ``predicate`` without polling; a host-drained queue is drained meanwhile."""
+    def _wait_until(
+        self, predicate: Callable[[], bool], timeout: float | None, *, one_task: bool = False
+    ) -> bool:
+        """Wait for ``predicate`` without polling; a host-drained queue is drained meanwhile.
+
+        ``one_task``: the predicate is about one task, so every task's end must wake the waiter
+        (otherwise only the last one's does, and invalidation's).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not predicate():
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -567,7 +596,11 @@ class Session(Proxy):
                 self._dispatcher.drain(timeout=remaining if remaining is not None else None)
             else:
                 with self._lock:
-                    self._lock.wait_for(predicate, remaining)
+                    self._task_waiters += one_task
+                    try:
+                        self._lock.wait_for(predicate, remaining)
+                    finally:
+                        self._task_waiters -= one_task
         return True
 
     def waitForTasks(self, timeout: float | None = None) -> bool:

@@ -24,10 +24,13 @@ each response teaches them. It knows nothing of sockets; the transport asks and 
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
+import dataclasses
 import fcntl
 import http.cookiejar
 import ipaddress
+import itertools
 import json
 import logging
 import os
@@ -78,6 +81,8 @@ LOCK_NAME = "stores.lock"
 DISK_CACHE_SIZE = 50 * 1024 * 1024
 MEMORY_CACHE_SIZE = 10 * 1024 * 1024
 ENTRY_SHARE = 0.05
+# URLCache's memory capacity (4 MB on macOS): recently read entries, so a hit needs no SQLite.
+MEMORY_TIER_SIZE = 4 * 1024 * 1024
 
 Credential = tuple[str, str]  # (user, password)
 Space = tuple[str, str, int, str]  # (scheme, host, port, realm)
@@ -512,7 +517,7 @@ class CacheLookup:
             self._state = hishel.CacheMiss(request=request, options=_CACHE_OPTIONS)
             return
         stale_ok = policy in ("returnCacheDataElseLoad", "returnCacheDataDontLoad")
-        entries = cache.storage.get_entries(self._key)
+        entries = cache.entries(self._key)
         state = hishel.IdleClient(options=_STALE_OK if stale_ok else _CACHE_OPTIONS).next(
             request, entries
         )
@@ -546,17 +551,19 @@ class CacheLookup:
         self, status: int, headers: Headers, body: Callable[[], Iterator[bytes]]
     ) -> Outcome:
         """Tell the cache what came back; ``body`` gives the raw (still encoded) body on demand."""
-        storage = self._cache.storage
+        cache = self._cache
         kept = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
         state: Any = self._state.next(hishel.Response(status, _hishel_headers(kept)))
         while True:
             if isinstance(state, hishel.InvalidateEntries):
+                cache.changing(self._key)
                 for entry_id in state.entry_ids:
-                    storage.remove_entry(entry_id)
+                    cache.storage.remove_entry(entry_id)
                 state = state.next()
             elif isinstance(state, hishel.NeedToBeUpdated):
+                cache.changing(self._key)
                 for entry in state.updating_entries:
-                    storage.update_headers(entry.id, entry.response.headers)
+                    cache.storage.update_headers(entry.id, entry.response.headers)
                 state = state.next()
             elif isinstance(state, hishel.FromCache):
                 return Outcome(stored=_stored(state.entry.response))
@@ -568,6 +575,8 @@ class CacheLookup:
                     response.headers["date"] = formatdate(usegmt=True)
                 # The new response replaces what was stored for the same request (two entries
                 # of one second would leave "the most recent one" to chance).
+                cache.changing(self._key)
+                storage = cache.storage
                 for entry in storage.get_entries(self._key):
                     same = entry.request.method == self._request.method
                     if same and _vary_matches(self._request, entry):
@@ -575,7 +584,7 @@ class CacheLookup:
                 response.stream = body()
                 entry = storage.create_entry(self._request, response, self._key)
                 chunks = cast(Iterator[bytes], entry.response.stream)
-                return Outcome(chunks=self._cache._writing(entry.id.bytes, chunks))
+                return Outcome(chunks=cache._writing(self._key, entry.id.bytes, chunks))
             elif isinstance(state, hishel.CacheMiss):
                 self._state = state  # a 304 that freshened nothing: ask plainly
                 return Outcome(resend=True)
@@ -583,8 +592,64 @@ class CacheLookup:
                 return Outcome()
 
 
+class _MemoryTier:
+    """Entries recently read from SQLite, bodies and all, least recently used out first.
+
+    URLCache keeps such a memory cache in front of its disk cache; here it spares a hit the
+    SQLite reads that cost most of a small cached GET (one query for the entries, one per body
+    chunk, and hishel's lock shared by every thread). It only ever holds what SQLite said, and
+    forgets a key before any write to it (:meth:`HTTPCache.changing`), so a lookup answers as
+    SQLite would have, except for what another process wrote meanwhile — as with URLCache,
+    whose memory cache is its process's own.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: collections.OrderedDict[str, tuple[list[tuple[hishel.Entry, bytes]], int]]
+        self._items = collections.OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self.version = 0  # bumped by every forget: a read that overlapped one is not kept
+
+    def get(self, key: str) -> list[hishel.Entry] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+        return [
+            dataclasses.replace(e, response=dataclasses.replace(e.response, stream=iter((b,))))
+            for e, b in item[0]
+        ]
+
+    def put(self, key: str, entries: list[tuple[hishel.Entry, bytes]], version: int) -> None:
+        size = sum(len(body) + 1024 for _, body in entries)  # 1 KiB: headers and bookkeeping
+        with self._lock:
+            if version != self.version or key in self._items:
+                return
+            self._items[key] = (entries, size)
+            self._size += size
+            while self._size > self._capacity and self._items:
+                self._size -= self._items.popitem(last=False)[1][1]
+
+    def forget(self, key: str | None = None) -> None:
+        """Forget ``key`` (every key when None)."""
+        with self._lock:
+            self.version += 1
+            if key is None:
+                self._items.clear()
+                self._size = 0
+            else:
+                item = self._items.pop(key, None)
+                if item is not None:
+                    self._size -= item[1]
+
+
 class HTTPCache:
-    """hishel's SQLite storage: a 0600 file shared by processes, or a private in-memory database."""
+    """hishel's SQLite storage: a 0600 file shared by processes, or a private in-memory database.
+
+    A small memory tier in front of it (:class:`_MemoryTier`) answers repeated hits.
+    """
 
     def __init__(self, path: Path | None, max_size: int) -> None:
         self.path = path
@@ -595,6 +660,8 @@ class HTTPCache:
         # Entries this process is writing, and those of them a clear() condemned meanwhile.
         self._being_written: set[bytes] = set()
         self._condemned: set[bytes] = set()
+        self._memory = _MemoryTier(min(MEMORY_TIER_SIZE, max_size))
+        self._memory_entry = int(min(MEMORY_TIER_SIZE, max_size) * ENTRY_SHARE)
         self.closed = False
 
     @property
@@ -619,14 +686,73 @@ class HTTPCache:
                 )
             return self._storage
 
+    def entries(self, key: str) -> list[hishel.Entry]:
+        """What is stored under ``key``: from the memory tier, else from SQLite (and kept there
+        when every body is small enough)."""
+        found = self._memory.get(key)
+        if found is not None:
+            return found
+        version = self._memory.version
+        entries = self.storage.get_entries(key)
+        if not entries:
+            return entries
+        kept: list[tuple[hishel.Entry, bytes]] = []
+        out: list[hishel.Entry] = []
+        for entry in entries:
+            stream = cast(Iterator[bytes], entry.response.stream or iter(()))
+            parts: list[bytes] = []
+            size = 0
+            try:
+                for chunk in stream:
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > self._memory_entry:
+                        break
+                else:
+                    body = b"".join(parts)
+                    kept.append(
+                        (
+                            dataclasses.replace(
+                                entry, response=dataclasses.replace(entry.response, stream=None)
+                            ),
+                            body,
+                        )
+                    )
+                    out.append(
+                        dataclasses.replace(
+                            entry,
+                            response=dataclasses.replace(entry.response, stream=iter((body,))),
+                        )
+                    )
+                    continue
+            except RuntimeError:  # deleted while read (hishel): as if it had not been there
+                continue
+            rest = itertools.chain(parts, stream)  # too big to keep: the rest comes from SQLite
+            out.append(
+                dataclasses.replace(
+                    entry, response=dataclasses.replace(entry.response, stream=rest)
+                )
+            )
+        if len(kept) == len(out):
+            self._memory.put(key, kept, version)
+        return out
+
+    def changing(self, key: str) -> None:
+        """``key``'s entries are about to change: the memory tier lets go of them first."""
+        self._memory.forget(key)
+
     def lookup(
         self, method: str, url: str, headers: Iterable[tuple[str, str]], policy: str
     ) -> CacheLookup:
         request = hishel.Request(method, url, _hishel_headers(headers))
         return CacheLookup(self, request, policy)
 
-    def _writing(self, entry_id: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        """The body as hishel saves it; an entry a clear() condemned is deleted once written."""
+    def _writing(self, key: str, entry_id: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """The body as hishel saves it; an entry a clear() condemned is deleted once written.
+
+        The memory tier forgets ``key`` again when the entry is complete: a read made while it
+        was being written did not see it.
+        """
         with self._lock:
             self._being_written.add(entry_id)
         try:
@@ -636,6 +762,7 @@ class HTTPCache:
                 self._being_written.discard(entry_id)
                 condemned = entry_id in self._condemned
                 self._condemned.discard(entry_id)
+            self._memory.forget(key)
             if condemned:
                 self._execute(("DELETE FROM entries WHERE id = ?", (entry_id,)))
 
@@ -659,6 +786,7 @@ class HTTPCache:
         """
         if self.closed:
             return
+        self._memory.forget()
         if self.path is not None and self._connection is None and self.path.exists():
             self.storage  # noqa: B018  (open it: the file holds entries of an earlier run)
         with self._lock:
@@ -673,6 +801,8 @@ class HTTPCache:
         )
 
     def flush(self) -> None:
+        """SQLite's log folded into its file; the memory tier (a transient cache) emptied."""
+        self._memory.forget()
         if self.path is not None:
             self._execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -680,6 +810,7 @@ class HTTPCache:
         with self._lock:
             self.closed = True
             storage, self._storage, self._connection = self._storage, None, None
+        self._memory.forget()
         if storage is not None:
             storage.close()
 

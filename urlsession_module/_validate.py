@@ -6,6 +6,7 @@ names the argument, so a user reading a traceback knows which key of their dict 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -115,9 +116,17 @@ def one_of(argument: str, value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=256)
 def snake_case(name: str) -> str:
     """``requestHeaders`` → ``request_headers``, ``HTTPHeaderFields`` → ``http_header_fields``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+@functools.lru_cache(maxsize=64)
+def _aliases(known: frozenset[str]) -> dict[str, str]:
+    """snake_case spelling → Titanium name, for the names that have two spellings (cached: every
+    task creation asks, always with one of a few sets)."""
+    return {snake_case(k): k for k in known if snake_case(k) != k}
 
 
 def args_dict(
@@ -149,7 +158,7 @@ def args_dict(
             )
     if known is None:
         return merged
-    titanium = {snake_case(k): k for k in known if snake_case(k) != k}
+    titanium = _aliases(known if isinstance(known, frozenset) else frozenset(known))
     out: dict[str, Any] = {}
     for key, value in merged.items():
         target = titanium.get(key, key)
