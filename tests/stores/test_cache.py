@@ -260,3 +260,102 @@ def test_reset_empties_the_cache(
         db.close()
     assert fetch(session, rec, url) != first
     assert len(seen(server, marker)) == 2
+
+
+# -- the memory tier: repeated hits without SQLite -------------------------------------------------
+
+
+def _sqlite_reads(mocker: Any) -> Any:
+    import hishel
+
+    return mocker.spy(hishel.SqliteStorage, "get_entries")
+
+
+def test_a_repeated_hit_reads_no_sqlite(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+) -> None:
+    """The first hit reads the entry from SQLite and keeps it; later hits come from memory."""
+    session = make_session()
+    rec = recorder(session)
+    url, marker = cache_url(server, "max_age=600")
+    first = fetch(session, rec, url)  # a miss: stored
+    assert fetch(session, rec, url) == first  # a hit, from SQLite
+    reads = _sqlite_reads(mocker)
+    for _ in range(3):
+        assert fetch(session, rec, url) == first
+    assert reads.call_count == 0
+    assert len(seen(server, marker)) == 1
+
+
+def test_the_memory_tier_lets_go_of_what_changes(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """An entry held in memory is dropped with the one in SQLite: a POST invalidates both."""
+    session = make_session()
+    rec = recorder(session)
+    url, marker = cache_url(server, "max_age=600")
+    first = fetch(session, rec, url)
+    assert fetch(session, rec, url) == first
+    assert fetch(session, rec, url) == first  # from memory now
+    fetch(session, rec, url, method="POST", data="x")
+    assert fetch(session, rec, url) != first
+    assert [r.method for r in seen(server, marker)] == ["GET", "POST", "GET"]
+
+
+def test_revalidated_entries_are_not_served_stale_from_memory(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """no-cache: every use revalidates, whether the entry was read from SQLite or memory."""
+    session = make_session()
+    rec = recorder(session)
+    url, marker = cache_url(server, "etag=v1&no_cache=1")
+    first = fetch(session, rec, url)
+    for _ in range(3):
+        assert fetch(session, rec, url) == first
+    asked = seen(server, marker)
+    assert len(asked) == 4
+    assert [r.headers.get("if-none-match") for r in asked] == [None, '"v1"', '"v1"', '"v1"']
+
+
+def test_flush_empties_the_memory_tier(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+) -> None:
+    """flush() clears transient caches (SPEC): the next hit reads SQLite again, and is right."""
+    session = make_session()
+    rec = recorder(session)
+    url, marker = cache_url(server, "max_age=600")
+    first = fetch(session, rec, url)
+    fetch(session, rec, url)
+    done = threading.Event()
+    session.flush(lambda result: done.set())
+    assert done.wait(10)
+    reads = _sqlite_reads(mocker)
+    assert fetch(session, rec, url) == first
+    assert reads.call_count == 1
+    assert len(seen(server, marker)) == 1
+
+
+def test_memory_tier_is_bounded_and_ignores_reads_a_write_overlapped() -> None:
+    """Least recently used keys go first past the capacity; a read that a forget() overlapped
+    (it may hold what was just replaced) is not kept."""
+    import uuid
+
+    import hishel
+
+    from urlsession_module._stores import _MemoryTier
+
+    def entry() -> hishel.Entry:
+        return hishel.Entry(uuid.uuid4(), hishel.Request("GET", "http://x/"), hishel.Response(200))
+
+    tier = _MemoryTier(capacity=3 * (1024 + 100))
+    for key in ("a", "b", "c"):
+        tier.put(key, [(entry(), bytes(100))], tier.version)
+    assert tier.get("a") is not None  # a is now the most recently used
+    tier.put("d", [(entry(), bytes(100))], tier.version)
+    assert tier.get("b") is None and tier.get("a") is not None and tier.get("d") is not None
+    got = tier.get("a")
+    assert got is not None and b"".join(got[0].response.stream) == bytes(100)  # type: ignore[arg-type]
+    before = tier.version
+    tier.forget("c")
+    tier.put("e", [(entry(), b"")], before)
+    assert tier.get("e") is None
