@@ -255,7 +255,10 @@ def small_aiohttp(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def small_us(spec: dict[str, Any]) -> dict[str, Any]:
-    session = _session(spec, httpMaximumConnectionsPerHost=spec["conns"])
+    config: dict[str, Any] = {"httpMaximumConnectionsPerHost": spec["conns"]}
+    if spec.get("policy"):
+        config["requestCachePolicy"] = spec["policy"]
+    session = _session(spec, **config)
     failures: list[Any] = []
     lock = threading.Lock()
 
