@@ -10,7 +10,8 @@ multi-process safe on its own. Each ephemeral session has its own set in memory.
 - **Cookies** live in an :mod:`http.cookiejar` jar, which is handed small adapter objects for a
   request and a response (the ``MockRequest``/``MockResponse`` pattern of ``requests``).
 - **The HTTP cache** is hishel's sans-IO RFC 9111 core (its states decide what is fresh, what to
-  revalidate and what may be stored) over its SQLite storage; this module only maps
+  revalidate and what may be stored) over its SQLite storage, with a small memory tier in front
+  (URLCache's memory capacity) so that a repeated hit reads no SQLite; this module maps
   ``requestCachePolicy`` onto it and tells the transport what to send and what to serve.
 - **Credentials** answer a ``401`` Basic challenge. They are kept by protection space (scheme,
   host, port, realm) and come from the URL's user info, the task's ``credential`` or the
