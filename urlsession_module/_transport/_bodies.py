@@ -1,0 +1,239 @@
+"""Moving bodies: coalesced progress, where a response body goes, and bodies read like files."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import io
+import os
+import time
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import urllib3
+
+from .._state import BodyReceived, BodySent
+from ..exceptions import ErrorCode
+from ._control import TransferControl
+from ._errors import file_error
+
+BLOCK = 256 * 1024  # request body blocks: what one uploadprogress can report at most
+READ_BLOCK = 1024 * 1024  # the reused buffer a response body is read into
+# Progress is coalesced: a block is reported once PROGRESS_STEP bytes (or 1 % of the expected
+# total, if less) or PROGRESS_INTERVAL seconds have gathered since the last report; bytes that
+# wait are reported within PROGRESS_INTERVAL even if the wire stalls, and the last bytes always
+# are, before the transfer's end, so totals are exact.
+PROGRESS_INTERVAL = 0.003
+PROGRESS_STEP = 1 << 20
+
+
+class Progress:
+    """Coalesced byte counts for one direction of one transfer: BodyReceived or BodySent.
+
+    ``add`` reports at once when the gathered bytes reach 1 % of ``total`` (when known) or
+    ``PROGRESS_INTERVAL`` has passed since the last report; otherwise the bytes wait for the next
+    block, ``overdue`` or ``flush``. One input per report, never more than one per block.
+    """
+
+    __slots__ = ("_ctl", "_kind", "_last", "_step", "pending")
+
+    def __init__(
+        self, ctl: TransferControl, kind: type[BodyReceived] | type[BodySent], total: int
+    ) -> None:
+        self._ctl = ctl
+        self._kind = kind
+        self._step = max(1, min(PROGRESS_STEP, total // 100)) if total > 0 else PROGRESS_STEP
+        self._last = time.monotonic()
+        self.pending = 0
+
+    def add(self, n: int) -> None:
+        self.pending += n
+        now = time.monotonic()
+        if self.pending >= self._step or now - self._last >= PROGRESS_INTERVAL:
+            self._report(now)
+
+    def wait(self) -> float:
+        """How long the waiting bytes may still wait (0: report them now)."""
+        return max(0.0, self._last + PROGRESS_INTERVAL - time.monotonic())
+
+    def flush(self) -> None:
+        if self.pending:
+            self._report(time.monotonic())
+
+    def _report(self, now: float) -> None:
+        n, self.pending, self._last = self.pending, 0, now
+        self._ctl.feed(self._kind(n))
+
+
+class Sink:
+    """Where a response body goes: memory for data tasks, a private file for downloads."""
+
+    def __init__(self, path: str | None, keep: int = 0) -> None:
+        """``keep``: bytes of an earlier attempt's file to continue after (the rest is cut)."""
+        self.path = path
+        self.size = 0
+        self._buf = bytearray()
+        self._fd: int | None = None
+        if path is not None:
+            flags = os.O_WRONLY | os.O_CREAT | (0 if keep else os.O_TRUNC)
+            try:
+                self._fd = os.open(path, flags, 0o600)
+            except OSError as exc:
+                raise file_error(ErrorCode.CANNOT_CREATE_FILE, exc, path) from None
+            if keep:
+                self.truncate(keep)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._fd is None:
+            self._buf += data
+        else:
+            view = memoryview(data)
+            while view:
+                try:
+                    n = os.write(self._fd, view)
+                except OSError as exc:
+                    raise file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
+                view = view[n:]
+        self.size += len(data)
+
+    def truncate(self, offset: int) -> None:
+        """Keep the first ``offset`` bytes (a 206 continues there; a 200 starts over at 0)."""
+        if self._fd is None:
+            del self._buf[offset:]
+        else:
+            os.ftruncate(self._fd, offset)
+            os.lseek(self._fd, offset, os.SEEK_SET)
+        self.size = offset
+
+    def text(self, charset: str) -> str:
+        try:
+            return self._buf.decode(charset, errors="replace")
+        except LookupError:
+            return self._buf.decode("utf-8", errors="replace")
+
+    def finish(self, final_path: str, durable: bool) -> None:
+        assert self._fd is not None and self.path is not None
+        try:
+            if durable:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            os.replace(self.path, final_path)
+            if durable:  # the rename itself must survive a crash too: sync the directory entry
+                dir_fd = os.open(os.path.dirname(final_path) or ".", os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        except OSError as exc:
+            raise file_error(ErrorCode.CANNOT_MOVE_FILE, exc, final_path) from None
+
+    def close(self) -> None:
+        """Let go of the file but keep what it holds (a later attempt may continue it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        self.close()
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self._buf = bytearray()
+
+
+def charset(content_type: str | None) -> str:
+    if not content_type:
+        return "utf-8"
+    msg = Message()
+    msg["content-type"] = content_type
+    charset = msg.get_param("charset")
+    if isinstance(charset, str):
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def filename_for(url: str, disposition: str | None) -> str:
+    if disposition:
+        msg = Message()
+        msg["content-disposition"] = disposition
+        name = msg.get_filename()
+        if name:
+            return os.path.basename(name)
+    name = os.path.basename(unquote(urlsplit(url).path))
+    return name or "download"
+
+
+def decoder_finished(resp: urllib3.BaseHTTPResponse) -> bool:
+    """Whether the response's gzip/deflate stream reached its end marker (True if unknowable)."""
+    decoder = getattr(resp, "_decoder", None)
+    decoders = getattr(decoder, "_decoders", None) or [decoder]  # urllib3's MultiDecoder
+    for d in decoders:
+        obj = getattr(d, "_obj", None)
+        if obj is not None and hasattr(obj, "eof") and not obj.eof:
+            return False
+    return True
+
+
+def raw_chunks(resp: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The body as it comes off the wire, still encoded (what the cache keeps), read by read."""
+    while chunk := resp.read1(BLOCK, decode_content=False):
+        yield chunk
+
+
+class ChunkReader(io.RawIOBase):
+    """An iterator of byte chunks read like a file, which is what urllib3 wants as a body.
+
+    ``expected`` is the body's length when known: urllib3 stops reading once it has that many
+    bytes, before the iterator says it is done, so :meth:`finish` runs it to its end (that is
+    when a cache write completes). An iterator closed before its end drops its cache write.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], expected: int | None) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._expected = expected
+        self._given = 0
+        self._done = False
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._left:
+            try:
+                self._left = next(self._chunks)
+            except StopIteration:
+                self._done = True
+                return 0
+        n = min(len(view), len(self._left))
+        view[:n] = self._left[:n]
+        self._left = self._left[n:]
+        self._given += n
+        return n
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def finish(self) -> None:
+        """The consumer has the whole body: let the iterator reach its end."""
+        if self._done or self._expected is None or self._given < self._expected:
+            return
+        for _ in self._chunks:  # nothing is left but the iterator's own ending
+            pass
+        self._done = True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.finish()
+            close = getattr(self._chunks, "close", None)
+            if not self._done and close is not None:
+                close()  # a cache write that did not reach the end is dropped
+        super().close()

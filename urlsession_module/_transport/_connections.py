@@ -1,0 +1,226 @@
+"""urllib3's connections, made interruptible, and the response class that reads heads our way.
+
+A cancel must break a blocking send or read: the connection offers the task's owner a way to
+shut its socket (``sending`` carries the task's control into urllib3's call). Response heads
+are read by us, under Foundation's limits and the task's deadline, then parsed by http.client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import ssl
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ..exceptions import ErrorCode, TransferError
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
+
+from ._control import TransferControl
+
+
+class _RawResponse(http.client.HTTPResponse):
+    """http.client's response with ``readinto1``: one read of the socket into a reused buffer.
+
+    urllib3's ``read1``/``stream`` hand out a new bytes object per read (and ``read1`` copies
+    through a BytesIO when a read comes up short); a body without Content-Encoding is read here
+    instead, with http.client's own bookkeeping (``length``, closing at the end), as its
+    ``readinto`` does, so the connection goes back to the pool as usual.
+    """
+
+    def begin(self) -> None:
+        super().begin()
+        if isinstance(self.fp, _HeadReplay):
+            self.fp = self.fp.real  # the head is parsed: the body comes from the socket again
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client skips only 100 Continue; Foundation skips every interim 1xx response
+        # (102 Processing, 103 Early Hints) and reports the final one. 101 is final for us.
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if 100 < status < 200 and status != 101:
+                http.client.parse_headers(self.fp)  # the interim response's headers, dropped
+                continue
+            if status != 100:  # begin() skips a 100 itself and comes back here
+                self.fp = _HeadReplay(_read_head(self.fp), self.fp)  # type: ignore[assignment]
+            return version, status, reason
+
+    def readinto1(self, buffer: Any) -> int:
+        b = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+        if self.fp is None:
+            return 0
+        if self.chunked or self._method == "HEAD":  # type: ignore[attr-defined]
+            data = self.read1(len(b))  # http.client's chunk framing
+            b[: len(data)] = data
+            return len(data)
+        if self.length is not None and len(b) > self.length:
+            b = b[: self.length]
+        n = self.fp.readinto1(b)
+        if not n and b:
+            self._close_conn()  # type: ignore[attr-defined]
+            if self.length:  # the server closed before Content-Length bytes came
+                raise http.client.IncompleteRead(b"", self.length)
+        elif self.length is not None:
+            self.length -= n
+            if not self.length:
+                self._close_conn()  # type: ignore[attr-defined]
+        return n
+
+
+# Foundation's limits on a response head, not http.client's (which refuses a 101st header line).
+_MAX_HEAD_LINES = 1000
+_MAX_HEAD_BYTES = 256 * 1024
+
+
+def _read_head(fp: Any) -> bytes:
+    """The header lines of a response, up to and excluding the blank line that ends them.
+
+    A head cut off by the server closing is the connection lost (-1005), not an empty success
+    as http.client would have it. The head is read one socket read at a time (``peek``), so the
+    task's resource deadline is checked however slowly the server trickles it (slow-loris).
+    """
+    deadline: float | None = getattr(sending, "deadline", None)
+    lines: list[bytes] = []
+    line = b""
+    size = 0
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed (response head)")
+        data = fp.peek(1)
+        if not data:
+            raise http.client.RemoteDisconnected("the connection closed inside the response head")
+        end = data.find(b"\n")
+        line += fp.read(len(data) if end < 0 else end + 1)
+        if len(line) > 65536:
+            raise http.client.LineTooLong("header line")
+        if end < 0:
+            continue
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines)
+        lines.append(line)
+        size += len(line)
+        line = b""
+        if len(lines) > _MAX_HEAD_LINES or size > _MAX_HEAD_BYTES:
+            raise http.client.HTTPException("response head too large")
+
+
+class _HeadReplay:
+    """Hands a head already read (and checked) to http.client's parser as one line.
+
+    ``parse_headers`` joins the lines it reads and parses the whole; giving it the head as one
+    "line" keeps its per-line count (100) out of the way. Everything else goes to the socket.
+    """
+
+    def __init__(self, head: bytes, real: Any) -> None:
+        self.real = real
+        self._lines = [head, b"\r\n"] if head else [b"\r\n"]
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self._lines:
+            return self._lines.pop(0)
+        return bytes(self.real.readline(limit))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def raw_reader(resp: urllib3.BaseHTTPResponse) -> _RawResponse | None:
+    """The http.client response under ``resp`` when its body can be read as is (no decoding)."""
+    raw = getattr(resp, "_fp", None)
+    if not isinstance(raw, _RawResponse) or type(resp) is not urllib3.HTTPResponse:
+        return None
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    return raw if encoding in ("identity", "") else None
+
+
+# -- connections that a cancel can interrupt -------------------------------------------------------
+
+# What this thread is sending (urllib3 gives no handle on the connection until urlopen returns):
+# ``ctl``, the task, so its connection can hand it a way to break the wait for the response head;
+# ``reused``, whether that connection had served a request before (None: not known yet).
+sending = threading.local()
+
+
+def _offer_abort(conn: HTTPConnection) -> None:
+    ctl: TransferControl | None = getattr(sending, "ctl", None)
+    sock = conn.sock
+    if ctl is not None and sock is not None:
+        ctl.set_abort(lambda: shutdown(sock))
+
+
+def _response_awaited(conn: HTTPConnection) -> None:
+    _offer_abort(conn)
+    served = getattr(conn, "_urlsession_served", 0)
+    sending.reused = served > 0
+    conn._urlsession_served = served + 1  # type: ignore[attr-defined]
+
+
+class _AbortableHTTPConnection(HTTPConnection):
+    """A connection a cancel can interrupt, wherever the task waits on it."""
+
+    response_class = _RawResponse
+
+    def send(self, data: Any) -> None:
+        _offer_abort(self)  # a body block blocked in sendall (server not reading) is cancellable
+        super().send(data)
+
+    def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]
+        _response_awaited(self)
+        return super().getresponse()
+
+
+class _AbortableHTTPSConnection(_AbortableHTTPConnection, HTTPSConnection):
+    """The same over TLS (the method resolution order puts our hooks before HTTPSConnection's)."""
+
+
+class HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _AbortableHTTPConnection
+
+
+class HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _AbortableHTTPSConnection
+
+    def _validate_conn(self, conn: BaseHTTPConnection) -> None:
+        if self.cert_reqs != "CERT_NONE":
+            super()._validate_conn(conn)
+            return
+        # tlsVerify=False is the session's explicit choice (logged once when the session is
+        # made): connect as urllib3 does, without its InsecureRequestWarning on every request,
+        # which a warnings filter set to "error" would turn into a failed task.
+        if conn.is_closed:
+            conn.connect()
+
+
+def tls_pending(sock: socket.socket | None) -> bool:
+    """Whether decrypted bytes already wait in the TLS layer (a poll of the socket misses them).
+
+    http.client's own buffer needs no such check: after the head, ``readinto1`` into a buffer
+    larger than it always empties it.
+    """
+    return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+
+def socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
+    conn = getattr(resp, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        # A "Connection: close" response: http.client handed the socket over to the response
+        # (the connection's ``sock`` is None); it is under the response's file object.
+        fp = getattr(getattr(resp, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, (socket.socket, ssl.SSLSocket)) else None
+
+
+def shutdown(sock: socket.socket) -> None:
+    # socket.socket's shutdown also for an SSLSocket: kick the descriptor, leave the TLS state to
+    # the reading thread (SSLSocket.shutdown would drop it under that thread's feet).
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)

@@ -1,0 +1,199 @@
+"""urllib3's and the OS's errors as URLSession codes: one table, most specific first."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import ssl
+import traceback
+from collections.abc import Callable, Iterator
+
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    HTTPError,
+    InvalidChunkLength,
+    InvalidHeader,
+    LocationValueError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from ..exceptions import ErrorCode, TransferError
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (urllib3 puts causes in args and ``reason``)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        for inner in (*e.args, getattr(e, "reason", None), e.__cause__, e.__context__):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+def _ssl_code(exc: BaseException) -> ErrorCode:
+    for e in _causes(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            if e.verify_code in (9, 10):  # X509_V_ERR_CERT_NOT_YET_VALID / _HAS_EXPIRED
+                return ErrorCode.SERVER_CERTIFICATE_HAS_BAD_DATE
+            return ErrorCode.SERVER_CERTIFICATE_UNTRUSTED
+        if isinstance(e, ssl.CertificateError):
+            return ErrorCode.SERVER_CERTIFICATE_UNTRUSTED
+    return ErrorCode.SECURE_CONNECTION_FAILED
+
+
+def _raised_in(exc: BaseException, modules: tuple[str, ...], functions: tuple[str, ...]) -> bool:
+    """Whether ``exc`` was raised inside one of ``functions`` of a file ending in ``modules``."""
+    return any(
+        frame.f_code.co_name in functions
+        and frame.f_code.co_filename.replace(os.sep, "/").endswith(modules)
+        for frame, _line in traceback.walk_tb(exc.__traceback__)
+    )
+
+
+def _in_tls_handshake(exc: BaseException) -> bool:
+    """A connection that broke while the TLS handshake ran (Foundation says -1200 for that)."""
+    return any(
+        isinstance(e, OSError)
+        and _raised_in(e, ("/ssl.py",), ("do_handshake", "_create", "wrap_socket"))
+        for e in _causes(exc)
+    )
+
+
+def _protocol_code(exc: BaseException) -> ErrorCode:
+    if _in_tls_handshake(exc):
+        return ErrorCode.SECURE_CONNECTION_FAILED
+    for e in _causes(exc):
+        if isinstance(e, InvalidChunkLength) or _bad_chunk_size(e):
+            return ErrorCode.BAD_SERVER_RESPONSE  # a chunk-size line that is not hex: framing
+        if isinstance(e, http.client.IncompleteRead):
+            return ErrorCode.NETWORK_CONNECTION_LOST
+        if isinstance(e, (http.client.BadStatusLine, http.client.LineTooLong)):
+            if isinstance(e, http.client.RemoteDisconnected):
+                return ErrorCode.NETWORK_CONNECTION_LOST
+            return ErrorCode.BAD_SERVER_RESPONSE
+        if isinstance(e, http.client.HTTPException) and not isinstance(
+            e, http.client.IncompleteRead
+        ):
+            return ErrorCode.BAD_SERVER_RESPONSE
+    return ErrorCode.NETWORK_CONNECTION_LOST
+
+
+def _bad_chunk_size(exc: BaseException) -> bool:
+    """http.client's IncompleteRead for a chunk-size line that is there but not hexadecimal.
+
+    http.client raises ``IncompleteRead(b'')`` both when the connection ends where a chunk-size
+    line should be (lost: -1005) and when that line is garbage (bad framing: -1011); only the
+    ``int(line, 16)`` error it was raised from tells them apart.
+    """
+    context = exc.__context__
+    return (
+        isinstance(exc, http.client.IncompleteRead)
+        and not exc.partial
+        and isinstance(context, ValueError)
+        and "base 16" in str(context)
+        and not str(context).endswith("b''")
+    )
+
+
+def _connection_code(exc: BaseException) -> ErrorCode:
+    if _in_tls_handshake(exc):
+        return ErrorCode.SECURE_CONNECTION_FAILED
+    return ErrorCode.NETWORK_CONNECTION_LOST
+
+
+# Where a ValueError means "this URL cannot be used": a redirect's Location that does not parse
+# (``http://[::1``, a port out of range) or that http.client refuses to put on the wire.
+_URL_PARSERS = ("/urllib/parse.py", "/urllib3/util/url.py", "/http/client.py")
+_URL_FUNCTIONS = (
+    "urlsplit",
+    "urlparse",
+    "urljoin",
+    "port",
+    "_check_bracketed_host",
+    "_checknetloc",
+    "parse_url",
+    "_validate_path",
+    "_validate_host",
+)
+
+
+def _value_code(exc: BaseException) -> ErrorCode:
+    if not isinstance(exc, UnicodeError) and _raised_in(exc, _URL_PARSERS, _URL_FUNCTIONS):
+        return ErrorCode.BAD_URL
+    return ErrorCode.UNKNOWN
+
+
+# Most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError.
+_ERROR_TABLE: tuple[
+    tuple[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]], ...
+] = (
+    (
+        TransferError,
+        lambda e: ErrorCode(e.code) if isinstance(e, TransferError) else ErrorCode.UNKNOWN,
+    ),
+    (NameResolutionError, ErrorCode.CANNOT_FIND_HOST),
+    (NewConnectionError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+    (ConnectTimeoutError, ErrorCode.TIMED_OUT),
+    (ReadTimeoutError, ErrorCode.TIMED_OUT),
+    (SSLError, _ssl_code),
+    (ssl.SSLError, _ssl_code),
+    (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+    # A known encoding (gzip, deflate) whose data does not decode: Foundation's -1015;
+    # -1016 is for an encoding it does not know, which urllib3 passes through undecoded.
+    (DecodeError, ErrorCode.CANNOT_DECODE_RAW_DATA),
+    (InvalidHeader, ErrorCode.BAD_SERVER_RESPONSE),  # e.g. two Content-Lengths that disagree
+    (LocationValueError, ErrorCode.BAD_URL),
+    (ProtocolError, _protocol_code),
+    (http.client.HTTPException, _protocol_code),
+    (socket.gaierror, ErrorCode.CANNOT_FIND_HOST),
+    (ConnectionRefusedError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+    (TimeoutError, ErrorCode.TIMED_OUT),
+    (ConnectionError, _connection_code),
+    (ValueError, _value_code),
+    (HTTPError, ErrorCode.UNKNOWN),
+)
+
+
+def map_exception(exc: BaseException) -> TransferError:
+    """The URLSession error for an exception raised while transferring.
+
+    Always a fresh exception without a traceback: the caught one holds the transfer's frames
+    (its response, hence its connection pool), and a caller that keeps the answer in a local
+    would otherwise make a reference cycle that keeps the connection open until the garbage
+    collector runs, past the session's invalidation.
+    """
+    if isinstance(exc, TransferError):
+        return TransferError(exc.code, exc.message)
+    for kind, code in _ERROR_TABLE:
+        if isinstance(exc, kind):
+            resolved = code(exc) if callable(code) else code
+            return TransferError(resolved, f"{resolved.description} ({_describe(exc)})")
+    return TransferError(ErrorCode.UNKNOWN, f"unexpected error: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+def file_error(code: ErrorCode, exc: OSError, path: str) -> TransferError:
+    return TransferError(code, f"{code.description} ({exc.strerror or exc}: {path})")
+
+
+def dead_connection(exc: ProtocolError) -> bool:
+    return any(
+        isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+        for e in _causes(exc)
+    )
