@@ -547,6 +547,16 @@ def summarize(bench: Bench) -> dict[str, Any]:
             return float(rows[a]["rate"]["median"] / rows[b]["rate"]["median"])
         return None
 
+    def paired(key: str, a: str, b: str) -> float | None:
+        runs = res.get(key, {}).get("runs", {})
+        if a not in runs or b not in runs:
+            return None
+        return float(
+            statistics.median(
+                rb["seconds"] / ra["seconds"] for ra, rb in zip(runs[a], runs[b], strict=True)
+            )
+        )
+
     for name in ("curl", "urllib3", "requests", "httpx", "aiohttp"):
         ratios[f"a: us / {name}"] = ratio("a", "us", name)
     for name in ("curl", "urllib3", "requests", "httpx", "httpx-async", "aiohttp"):
@@ -556,8 +566,10 @@ def summarize(bench: Bench) -> dict[str, Any]:
     for name in ("curl", "urllib3", "requests", "httpx"):
         ratios[f"c: us / {name}"] = ratio("c", "us", name)
     if "d" in summary:
-        d0 = ratio("d", "10 listeners", "0 listeners")
-        d1 = ratio("d", "1 listener", "0 listeners")
+        # Paired: each round runs the three one after another, so a ratio within a round is
+        # free of the drift between rounds (a 1 GiB download varies by +-25 % from run to run).
+        d0 = paired("d", "10 listeners", "0 listeners")
+        d1 = paired("d", "1 listener", "0 listeners")
         ratios["d: cost of 10 listeners"] = None if d0 is None else 1 - d0
         ratios["d: cost of 1 listener"] = None if d1 is None else 1 - d1
         lat = res["d"]["latency"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import io
 import os
 import time
@@ -89,14 +90,35 @@ class Sink:
         if self._fd is None:
             self._buf += data
         else:
-            view = memoryview(data)
-            while view:
-                try:
-                    n = os.write(self._fd, view)
-                except OSError as exc:
-                    raise file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
-                view = view[n:]
+            self._write_file(self._fd, memoryview(data))
         self.size += len(data)
+
+    def _write_file(self, fd: int, view: memoryview) -> None:
+        while view:
+            try:
+                n = os.write(fd, view)
+            except OSError as exc:
+                raise file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
+            view = view[n:]
+
+    def write_from_pipe(self, pipe: int, n: int) -> None:
+        """Write the ``n`` bytes waiting in ``pipe`` to the file, kernel to kernel (``splice``).
+
+        A file system that takes no splice gets them copied through Python instead.
+        """
+        assert self._fd is not None
+        left = n
+        while left:
+            try:
+                left -= os.splice(pipe, self._fd, left, flags=os.SPLICE_F_MOVE)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
+                while left:  # this file system takes no splice: copy
+                    data = os.read(pipe, min(left, 1 << 20))
+                    self._write_file(self._fd, memoryview(data))
+                    left -= len(data)
+        self.size += n
 
     def truncate(self, offset: int) -> None:
         """Keep the first ``offset`` bytes (a 206 continues there; a 200 starts over at 0)."""

@@ -8,7 +8,11 @@ are read by us, under Foundation's limits and the task's deadline, then parsed b
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import http.client
+import os
+import select
 import socket
 import ssl
 import threading
@@ -20,11 +24,11 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..exceptions import ErrorCode, TransferError
+from ._bodies import Sink
+from ._control import TransferControl
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
-
-from ._control import TransferControl
 
 
 class _RawResponse(http.client.HTTPResponse):
@@ -224,3 +228,94 @@ def shutdown(sock: socket.socket) -> None:
     # the reading thread (SSLSocket.shutdown would drop it under that thread's feet).
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+# -- a plain-HTTP body straight from the socket to the file ----------------------------------------
+
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; the constant is in fcntl from 3.10
+
+
+class SpliceUnsupported(Exception):
+    """The kernel will not splice from this socket: read it the ordinary way."""
+
+
+class BodySplice:
+    """A download body moved from the socket to its file through a pipe with Linux ``splice``.
+
+    The bytes never come up into Python: one copy and most of the per-read work fewer than a
+    read and a write (2.0 → 2.35 GB/s for a 1 GiB body from nginx to tmpfs, on the benchmark
+    machine). Only for what http.client would read as is — no TLS, no chunks, a known length —
+    and only once http.client's own buffer is empty, which the first read into the transport's
+    1 MiB block guarantees (it is larger than that buffer). http.client's bookkeeping is kept as
+    in :meth:`_RawResponse.readinto1` (``length``, closing at the end), so the connection goes
+    back to the pool as usual, and a body cut short is the same ``IncompleteRead``.
+    """
+
+    def __init__(self, raw: _RawResponse, sock: socket.socket, pipe: tuple[int, int]) -> None:
+        self._raw = raw
+        self._sock = sock
+        self._read_end, self._write_end = pipe
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
+
+    @classmethod
+    def open(cls, raw: _RawResponse, sock: socket.socket | None) -> BodySplice | None:
+        """A splice for this response's body, or None when it cannot have one."""
+        eligible = (
+            hasattr(os, "splice")
+            and type(sock) is socket.socket  # not an SSLSocket: TLS bytes must be decrypted
+            and raw.fp is not None
+            and not raw.chunked
+            and raw.length  # known, and not all read yet
+            and raw._method != "HEAD"  # type: ignore[attr-defined]
+        )
+        if not eligible or sock is None:
+            return None
+        try:
+            pipe = os.pipe()
+        except OSError:  # out of descriptors: the ordinary read does without
+            return None
+        with contextlib.suppress(OSError):  # a smaller pipe only means more calls
+            fcntl.fcntl(pipe[1], _F_SETPIPE_SZ, PIPE_SIZE)
+        return cls(raw, sock, pipe)
+
+    def move(self, sink: Sink) -> int:
+        """Move what the socket has (up to the pipe's size) into ``sink``; 0 at the body's end.
+
+        Waits for bytes as long as the socket's own timeout (urllib3's read timeout) and raises
+        ``TimeoutError`` after, as a read would.
+        """
+        raw = self._raw
+        if not raw.length:
+            return 0
+        timeout = self._sock.gettimeout()
+        while True:
+            try:
+                n = os.splice(
+                    self._sock.fileno(),
+                    self._write_end,
+                    min(raw.length, PIPE_SIZE),
+                    flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK,
+                )
+                break
+            except BlockingIOError:
+                if not self._poll.poll(None if timeout is None else timeout * 1000):
+                    raise TimeoutError("timed out") from None
+            except OSError as exc:
+                if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise SpliceUnsupported from exc
+                raise
+        if not n:  # the server closed before Content-Length bytes came (or a cancel shut it)
+            raw._close_conn()  # type: ignore[attr-defined]
+            raise http.client.IncompleteRead(b"", raw.length)
+        sink.write_from_pipe(self._read_end, n)
+        raw.length -= n
+        if not raw.length:
+            raw._close_conn()  # type: ignore[attr-defined]
+        return n
+
+    def close(self) -> None:
+        for fd in (self._read_end, self._write_end):
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -41,7 +41,17 @@ from ._bodies import (
     raw_chunks,
 )
 from ._cached import CachedResponse
-from ._connections import HTTPPool, HTTPSPool, raw_reader, sending, shutdown, socket_of, tls_pending
+from ._connections import (
+    BodySplice,
+    HTTPPool,
+    HTTPSPool,
+    SpliceUnsupported,
+    raw_reader,
+    sending,
+    shutdown,
+    socket_of,
+    tls_pending,
+)
 from ._control import CancelledSignal, LetGoSignal, TransferControl
 from ._errors import dead_connection, file_error, map_exception
 from ._requests import IDEMPOTENT, MAX_REDIRECTS, REDIRECT_CODES, redirect_request
@@ -487,6 +497,8 @@ class Transport:
             poller.register(raw.fileno(), select.POLLIN)
         buf = bytearray(READ_BLOCK if raw is not None else 0)
         view = memoryview(buf)
+        splice: BodySplice | None = None
+        may_splice = raw is not None and sink.path is not None
         try:
             while True:
                 # Bytes wait to be reported: if the wire stays quiet past the interval, report
@@ -498,9 +510,21 @@ class Transport:
                     and not poller.poll(progress.wait() * 1000)
                 ):
                     progress.flush()
-                if raw is not None:
+                chunk: bytes | memoryview | None = None
+                if splice is not None:
+                    try:
+                        n = splice.move(sink)  # straight to the file
+                    except SpliceUnsupported:
+                        splice.close()
+                        splice = None
+                        continue
+                elif raw is not None:
                     n = raw.readinto1(view)
-                    chunk: bytes | memoryview = view[:n]
+                    chunk = view[:n]
+                    if may_splice and n:  # http.client's buffer is empty now: the rest may splice
+                        assert raw is not None
+                        splice = BodySplice.open(raw, sock)
+                        may_splice = False
                 else:
                     chunk = resp.read1(READ_BLOCK, decode_content=True)
                     n = len(chunk)
@@ -508,7 +532,8 @@ class Transport:
                     break
                 if ctl.cancelled:
                     raise CancelledSignal
-                sink.write(chunk)
+                if chunk is not None:
+                    sink.write(chunk)
                 progress.add(n)
                 if time.monotonic() > deadline:
                     raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
@@ -523,6 +548,8 @@ class Transport:
                     self._checkpoint(ctl, deadline)
                     raise LetGoSignal
         finally:
+            if splice is not None:
+                splice.close()
             progress.flush()  # before downloadcompleted, a resume's Range or the failure
         if ctl.cancelled:
             raise CancelledSignal
