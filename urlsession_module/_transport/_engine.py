@@ -483,7 +483,9 @@ class Transport:
         Each read takes whatever one read of the socket gives (up to a block), not "wait until a
         block is full": bytes reach the file as they arrive, so a process killed mid-transfer
         keeps them (the .part file is what a resume continues from) and progress is as fresh as
-        the wire. A body without Content-Encoding is read into one reused buffer.
+        the wire. A body without Content-Encoding is read into one reused buffer; a download's,
+        over plain HTTP, goes from the socket to its file with ``splice`` after the first read
+        (:class:`BodySplice`), the same bytes at the same moments, without coming up into Python.
         """
         length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
