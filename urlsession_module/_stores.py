@@ -39,6 +39,7 @@ import re
 import sqlite3
 import threading
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from email.message import Message
 from email.utils import formatdate
@@ -483,6 +484,20 @@ def _vary_matches(request: hishel.Request, entry: hishel.Entry) -> bool:
     return True
 
 
+def _same_representation(entry: hishel.Entry, headers: hishel.Headers) -> bool:
+    """Whether a new 200 carries the very bytes ``entry`` holds: the same strong ETag (RFC 9110
+    8.8.1: a strong validator changes whenever the bytes do), length and content coding."""
+    stored = entry.response.headers
+    etag = headers.get("etag")
+    return (
+        etag is not None
+        and not etag.startswith("W/")
+        and stored.get("etag") == etag
+        and stored.get("content-length") == headers.get("content-length")
+        and stored.get("content-encoding") == headers.get("content-encoding")
+    )
+
+
 def _worth_storing(headers: hishel.Headers) -> bool:
     """A response with neither freshness nor a validator could only ever be fetched again."""
     cc = (headers.get("cache-control") or "").lower()
@@ -562,9 +577,8 @@ class CacheLookup:
                     cache.storage.remove_entry(entry_id)
                 state = state.next()
             elif isinstance(state, hishel.NeedToBeUpdated):
-                cache.changing(self._key)
                 for entry in state.updating_entries:
-                    cache.storage.update_headers(entry.id, entry.response.headers)
+                    cache.refresh(self._key, entry.id, entry.response.headers)
                 state = state.next()
             elif isinstance(state, hishel.FromCache):
                 return Outcome(stored=_stored(state.entry.response))
@@ -576,12 +590,28 @@ class CacheLookup:
                     response.headers["date"] = formatdate(usegmt=True)
                 # The new response replaces what was stored for the same request (two entries
                 # of one second would leave "the most recent one" to chance).
+                variant = [
+                    entry
+                    for entry in cache.entries(self._key)
+                    if entry.request.method == self._request.method
+                    and _vary_matches(self._request, entry)
+                ]
+                twin = next((e for e in variant if _same_representation(e, response.headers)), None)
+                if twin is not None:
+                    # What is stored, sent again: keep its body, take the new headers (as a
+                    # 304 would have done) rather than write the same bytes once more. Other
+                    # entries of the variant (two tasks that stored at once) go.
+                    others = [e for e in variant if e is not twin]
+                    if others:
+                        cache.changing(self._key)
+                        for entry in others:
+                            cache.storage.remove_entry(entry.id)
+                    cache.refresh(self._key, twin.id, response.headers)
+                    return Outcome()
                 cache.changing(self._key)
                 storage = cache.storage
-                for entry in storage.get_entries(self._key):
-                    same = entry.request.method == self._request.method
-                    if same and _vary_matches(self._request, entry):
-                        storage.remove_entry(entry.id)
+                for entry in variant:
+                    storage.remove_entry(entry.id)
                 response.stream = body()
                 entry = storage.create_entry(self._request, response, self._key)
                 chunks = cast(Iterator[bytes], entry.response.stream)
@@ -632,6 +662,29 @@ class _MemoryTier:
             self._size += size
             while self._size > self._capacity and self._items:
                 self._size -= self._items.popitem(last=False)[1][1]
+
+    def refresh(self, key: str, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
+        """The entry's new headers (SQLite has them already); its body is unchanged."""
+        with self._lock:
+            self.version += 1  # a read that overlapped this may hold the old headers
+            item = self._items.get(key)
+            if item is None:
+                return
+            entries, size = item
+            self._items[key] = (
+                [
+                    (
+                        dataclasses.replace(
+                            e, response=dataclasses.replace(e.response, headers=headers)
+                        )
+                        if e.id == entry_id
+                        else e,
+                        body,
+                    )
+                    for e, body in entries
+                ],
+                size,
+            )
 
     def forget(self, key: str | None = None) -> None:
         """Forget ``key`` (every key when None)."""
@@ -737,6 +790,12 @@ class HTTPCache:
         if len(kept) == len(out):
             self._memory.put(key, kept, version)
         return out
+
+    def refresh(self, key: str, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
+        """An entry keeps its body and takes new headers (a 304, or the same bytes sent again),
+        in SQLite and in the memory tier alike."""
+        self.storage.update_headers(entry_id, headers)
+        self._memory.refresh(key, entry_id, headers)
 
     def changing(self, key: str) -> None:
         """``key``'s entries are about to change: the memory tier lets go of them first."""

@@ -359,3 +359,47 @@ def test_memory_tier_is_bounded_and_ignores_reads_a_write_overlapped() -> None:
     tier.forget("c")
     tier.put("e", [(entry(), b"")], before)
     assert tier.get("e") is None
+
+
+def test_the_same_representation_sent_again_refreshes_instead_of_storing() -> None:
+    """A 200 with the stored entry's strong ETag (and length and coding) carries the same bytes:
+    the entry takes its headers, nothing is written twice. Another ETag, or a weak one, is a
+    new representation and is stored."""
+    from urlsession_module._stores import HTTPCache
+
+    cache = HTTPCache(None, 10 * 1024 * 1024)
+    url = "http://127.0.0.1:1/r"
+
+    def answer(etag: str, body: bytes, policy: str, seq: int) -> bool:
+        """Send a response through a lookup; True when it was stored as a new entry."""
+        lookup = cache.lookup("GET", url, [], policy)
+        headers = [
+            ("ETag", etag),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "max-age=600"),
+            ("X-Seq", str(seq)),
+        ]
+        outcome = lookup.response(200, headers, lambda: iter((body,)))
+        if outcome.chunks is None:
+            return False
+        assert b"".join(outcome.chunks) == body
+        return True
+
+    def served() -> tuple[bytes, str | None]:
+        hit = cache.lookup("GET", url, [], "useProtocolCachePolicy").hit
+        assert hit is not None
+        return b"".join(hit.chunks), dict(hit.headers).get("x-seq")
+
+    try:
+        assert answer('"a"', b"one", "reloadIgnoringLocalCacheData", 1)
+        assert served() == (b"one", "1")
+        assert not answer('"a"', b"one", "reloadIgnoringLocalCacheData", 2)
+        assert served() == (b"one", "2")  # new headers, the stored body
+        assert answer('"b"', b"two", "reloadIgnoringLocalCacheData", 3)
+        assert served() == (b"two", "3")
+        assert answer('W/"w"', b"333", "reloadIgnoringLocalCacheData", 4)
+        assert answer('W/"w"', b"444", "reloadIgnoringLocalCacheData", 5)
+        assert served() == (b"444", "5")
+        assert len(cache.storage.get_entries(url)) == 1
+    finally:
+        cache.close()
