@@ -7,6 +7,7 @@ import logging
 import mimetypes
 import os
 import select
+import threading
 import time
 from collections.abc import Iterator
 
@@ -497,8 +498,7 @@ class Transport:
         if raw is not None and raw.fp is not None:
             poller = select.poll()
             poller.register(raw.fileno(), select.POLLIN)
-        buf = bytearray(READ_BLOCK if raw is not None else 0)
-        view = memoryview(buf)
+        view = _read_block() if raw is not None else memoryview(b"")
         splice: BodySplice | None = None
         may_splice = raw is not None and sink.path is not None
         try:
@@ -564,6 +564,18 @@ class Transport:
 
     def _patience(self) -> float:
         return max(0.5, self.config.timeoutIntervalForRequest / 2)
+
+
+_blocks = threading.local()
+
+
+def _read_block() -> memoryview:
+    """This thread's reused read block: a fresh 1 MiB one per response (zeroed, so every page
+    touched) cost more than reading a small body."""
+    view: memoryview | None = getattr(_blocks, "view", None)
+    if view is None:
+        view = _blocks.view = memoryview(bytearray(READ_BLOCK))
+    return view
 
 
 def _let_go(ctl: TransferControl, resp: urllib3.BaseHTTPResponse) -> None:
