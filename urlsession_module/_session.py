@@ -523,6 +523,10 @@ class Session(Proxy):
         run = task._run
         assert isinstance(run, _TaskRun)  # only in-process tasks have workers
         try:
+            if self._cancelling and task._machine.state is not TaskState.CANCELING:
+                # invalidateAndCancel() is on its way to this task (a worker freed by an earlier
+                # one's cancel took it from the queue first): it must not reach the network.
+                run.control(Cancel())
             if task._machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
                 run.feed(Failed(ErrorCode.CANCELLED))
             else:

@@ -146,6 +146,26 @@ def test_invalidate_and_cancel_reports_minus_999_for_every_task(
     no_session_threads_left(threads_before)
 
 
+def test_invalidate_and_cancel_starts_no_waiting_task(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """The worker freed by the first cancel must not start a waiting task on the network before
+    invalidateAndCancel has come to it: every waiting task reports -999 without a request."""
+    session = make_session(httpMaximumConnectionsPerHost=1)
+    rec = recorder(session)
+    busy = session.dataTask(url=server.url("/slow?delay=10"), method="GET")
+    waiting = [
+        session.dataTask(url=server.url(f"/echo?queued={i}"), method="GET") for i in range(50)
+    ]
+    wait_until(lambda: any("delay=10" in r.path for r in server.requests), 5, "the busy task")
+    session.invalidateAndCancel()
+    assert session.waitForInvalidation(10)
+    for tid in [busy, *waiting]:
+        (done,) = rec.of(tid, "sessioncompleted")
+        assert done.errorCode == ErrorCode.CANCELLED
+    assert not [r for r in server.requests if "queued=" in r.path]
+
+
 def test_invalidation_releases_threads_connections_and_files(
     server: LocalServer,
     make_session: MakeSession,
