@@ -628,10 +628,11 @@ class _MemoryTier:
 
     URLCache keeps such a memory cache in front of its disk cache; here it spares a hit the
     SQLite reads that cost most of a small cached GET (one query for the entries, one per body
-    chunk, and hishel's lock shared by every thread). It only ever holds what SQLite said, and
-    forgets a key before any write to it (:meth:`HTTPCache.changing`), so a lookup answers as
-    SQLite would have, except for what another process wrote meanwhile — as with URLCache,
-    whose memory cache is its process's own.
+    chunk, and hishel's lock shared by every thread). It only ever holds what SQLite said: it
+    forgets a key before any write to its entries (:meth:`HTTPCache.changing`) and takes the
+    same new headers SQLite is given when an entry is refreshed (:meth:`HTTPCache.refresh`), so
+    a lookup answers as SQLite would have, except for what another process wrote meanwhile — as
+    with URLCache, whose memory cache is its process's own.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -640,7 +641,7 @@ class _MemoryTier:
         self._items = collections.OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-        self.version = 0  # bumped by every forget: a read that overlapped one is not kept
+        self.version = 0  # bumped by every change: a read that overlapped one is not kept
 
     def get(self, key: str) -> list[hishel.Entry] | None:
         with self._lock:
