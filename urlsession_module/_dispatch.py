@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 Callback = Callable[[], None]
 
 
+_SLICE = 0.25  # the longest a host thread waits without running Python (signal handlers)
+
+
 def _run(fn: Callback) -> None:
     try:
         fn()
@@ -218,8 +221,13 @@ class EventQueue:
         """
         ran = 0
         with self._cond:
-            if not self._queue and timeout != 0:
-                self._cond.wait_for(lambda: bool(self._queue), timeout)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._queue and timeout != 0:
+                # In slices, so a Ctrl-C the kernel gave another thread is handled here soon.
+                left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                self._cond.wait(left)
         while max_events is None or ran < max_events:
             with self._cond:
                 if not self._queue:

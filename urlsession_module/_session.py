@@ -84,6 +84,7 @@ def _new_task_identifier() -> str:
 
 _FINISHED_KEPT = 1000  # finished tasks getTask() still finds
 _MAX_TIMER_WAIT = 24 * 3600.0  # the begin-date timer re-arms at least daily
+_WAIT_SLICE = 0.25  # a waiting host thread wakes this often to run pending signal handlers
 
 _DATA_KEYS = frozenset(
     {
@@ -596,13 +597,16 @@ class Session(Proxy):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
+            # In slices: a signal the kernel gave another thread (Ctrl-C) is handled only when
+            # this thread runs Python again, and a lock wait does not end for it.
+            step = _WAIT_SLICE if remaining is None else min(remaining, _WAIT_SLICE)
             if isinstance(self._dispatcher, EventQueue):
-                self._dispatcher.drain(timeout=remaining if remaining is not None else None)
+                self._dispatcher.drain(timeout=step)
             else:
                 with self._lock:
                     self._task_waiters += one_task
                     try:
-                        self._lock.wait_for(predicate, remaining)
+                        self._lock.wait_for(predicate, step)
                     finally:
                         self._task_waiters -= one_task
         return True

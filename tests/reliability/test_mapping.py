@@ -8,7 +8,14 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from urllib3.exceptions import DecodeError, InvalidChunkLength, InvalidHeader, ProtocolError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import (
+    DecodeError,
+    InvalidChunkLength,
+    InvalidHeader,
+    NewConnectionError,
+    ProtocolError,
+)
 
 from urlsession_module import ErrorCode, TransferError
 from urlsession_module._transport import map_exception
@@ -132,3 +139,29 @@ def test_certificate_errors_keep_their_codes() -> None:
     mismatch.verify_code = 62
     assert map_exception(expired).code == E.SERVER_CERTIFICATE_HAS_BAD_DATE
     assert map_exception(mismatch).code == E.SERVER_CERTIFICATE_UNTRUSTED
+
+
+@pytest.mark.parametrize(
+    ("https", "cause", "code"),
+    [
+        (True, ConnectionResetError(104, "Connection reset by peer"), E.SECURE_CONNECTION_FAILED),
+        (False, ConnectionResetError(104, "Connection reset by peer"), E.NETWORK_CONNECTION_LOST),
+        (True, ConnectionRefusedError(111, "Connection refused"), E.CANNOT_CONNECT_TO_HOST),
+        (False, ConnectionRefusedError(111, "Connection refused"), E.CANNOT_CONNECT_TO_HOST),
+    ],
+)
+def test_a_reset_seen_while_connecting_is_not_cannot_connect(
+    https: bool, cause: OSError, code: ErrorCode
+) -> None:
+    """Under load the client can first see a server's reset when it checks its connect: the
+    connection was made (a refusal says so), so it is the handshake failing (https) or the
+    connection lost (http), as when the reset comes a moment later — not -1004."""
+    conn = (HTTPSConnection if https else HTTPConnection)("localhost", 1)
+
+    def connect() -> None:
+        try:
+            raise cause
+        except OSError as e:
+            raise NewConnectionError(conn, f"Failed to establish a new connection: {e}") from e
+
+    assert map_exception(_raised(connect)).code == code

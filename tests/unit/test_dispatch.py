@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -333,3 +334,19 @@ def test_loop_dispatcher_after_loop_closed_drops_with_warning(
         d.submit(lambda: ran.append(1))
     assert ran == []
     assert any("loop closed" in r.getMessage() for r in caplog.records)
+
+
+def test_drain_without_timeout_lets_ctrl_c_through() -> None:
+    """drain(None) waits in slices: a SIGINT the kernel gave another thread is raised here soon,
+    not when the next event comes."""
+    queue = EventQueue()
+    bystander = threading.Thread(target=time.sleep, args=(3,), daemon=True)
+    bystander.start()
+    assert bystander.ident is not None
+    timer = threading.Timer(0.3, signal.pthread_kill, (bystander.ident, signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        queue.drain(timeout=None)
+    assert time.monotonic() - t0 < 2.0
+    timer.join()

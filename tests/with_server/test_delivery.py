@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -165,6 +166,29 @@ def test_host_drained_queue_with_wait_for_tasks(
     assert sorted(got) == sorted([a, b])
     first.finishTasksAndInvalidate()
     assert first.waitForInvalidation(5)  # drains the queue for the invalidation too
+
+
+def test_ctrl_c_reaches_a_host_waiting_on_its_queue(
+    server: LocalServer, make_session: MakeSession
+) -> None:
+    """The kernel may hand SIGINT to any thread; Python runs the handler in the main thread only
+    when that thread runs again. A host waiting for its queue must not sleep through it until
+    the next event: the wait wakes in bounded slices, and the KeyboardInterrupt comes soon."""
+    queue = URLSession.EventQueue()
+    session = make_session(delegateQueue=queue)
+    tid = session.dataTask(url=server.url("/slow?delay=5"), method="GET")
+    bystander = threading.Thread(target=time.sleep, args=(3,), daemon=True)
+    bystander.start()
+    assert bystander.ident is not None
+    timer = threading.Timer(0.3, signal.pthread_kill, (bystander.ident, signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        session.getTask(tid).wait(10)
+    assert time.monotonic() - t0 < 2.0
+    timer.join()
+    session.invalidateAndCancel()
+    assert session.waitForInvalidation(10)
 
 
 def test_flush_and_reset_call_back_on_the_delivery_queue(

@@ -9,6 +9,7 @@ import ssl
 import traceback
 from collections.abc import Callable, Iterator
 
+from urllib3.connection import HTTPSConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
@@ -113,6 +114,18 @@ def _connection_code(exc: BaseException) -> ErrorCode:
     return ErrorCode.NETWORK_CONNECTION_LOST
 
 
+def _new_connection_code(exc: BaseException) -> ErrorCode:
+    """A connection that failed as it was made. A reset means it *was* made (a refusal would
+    have said so) and the server dropped it at once: under load the client may only see it when
+    it checks the connect's result. That is the TLS handshake failing for https (-1200, as when
+    the reset comes a moment later), the connection lost for http."""
+    if any(isinstance(e, ConnectionResetError) for e in _causes(exc)):
+        if isinstance(getattr(exc, "conn", None), HTTPSConnection):
+            return ErrorCode.SECURE_CONNECTION_FAILED
+        return ErrorCode.NETWORK_CONNECTION_LOST
+    return ErrorCode.CANNOT_CONNECT_TO_HOST
+
+
 # Where a ValueError means "this URL cannot be used": a redirect's Location that does not parse
 # (``http://[::1``, a port out of range) or that http.client refuses to put on the wire.
 _URL_PARSERS = ("/urllib/parse.py", "/urllib3/util/url.py", "/http/client.py")
@@ -144,7 +157,7 @@ _ERROR_TABLE: tuple[
         lambda e: ErrorCode(e.code) if isinstance(e, TransferError) else ErrorCode.UNKNOWN,
     ),
     (NameResolutionError, ErrorCode.CANNOT_FIND_HOST),
-    (NewConnectionError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+    (NewConnectionError, _new_connection_code),
     (ConnectTimeoutError, ErrorCode.TIMED_OUT),
     (ReadTimeoutError, ErrorCode.TIMED_OUT),
     (SSLError, _ssl_code),
