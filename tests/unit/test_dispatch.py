@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests._signals import sigint_to_another_thread
 from urlsession_module import EventQueue
 from urlsession_module._dispatch import LoopDispatcher, ThreadDispatcher
 
@@ -340,13 +340,7 @@ def test_drain_without_timeout_lets_ctrl_c_through() -> None:
     """drain(None) waits in slices: a SIGINT the kernel gave another thread is raised here soon,
     not when the next event comes."""
     queue = EventQueue()
-    bystander = threading.Thread(target=time.sleep, args=(3,), daemon=True)
-    bystander.start()
-    assert bystander.ident is not None
-    timer = threading.Timer(0.3, signal.pthread_kill, (bystander.ident, signal.SIGINT))
-    timer.start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    with sigint_to_another_thread(), pytest.raises(KeyboardInterrupt):
         queue.drain(timeout=None)
     assert time.monotonic() - t0 < 2.0
-    timer.join()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 import urlsession_module as URLSession
+from tests._signals import sigint_to_another_thread
 from urlsession_module.testing import LocalServer, content_sha256
 
 from ._util import file_sha256, session_threads, wait_until
@@ -177,16 +177,10 @@ def test_ctrl_c_reaches_a_host_waiting_on_its_queue(
     queue = URLSession.EventQueue()
     session = make_session(delegateQueue=queue)
     tid = session.dataTask(url=server.url("/slow?delay=5"), method="GET")
-    bystander = threading.Thread(target=time.sleep, args=(3,), daemon=True)
-    bystander.start()
-    assert bystander.ident is not None
-    timer = threading.Timer(0.3, signal.pthread_kill, (bystander.ident, signal.SIGINT))
-    timer.start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    with sigint_to_another_thread(), pytest.raises(KeyboardInterrupt):
         session.getTask(tid).wait(10)
     assert time.monotonic() - t0 < 2.0
-    timer.join()
     session.invalidateAndCancel()
     assert session.waitForInvalidation(10)
 
