@@ -110,14 +110,21 @@ class Sink:
         left = n
         while left:
             try:
-                left -= os.splice(pipe, self._fd, left, flags=os.SPLICE_F_MOVE)
+                moved = os.splice(pipe, self._fd, left, flags=os.SPLICE_F_MOVE)
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
                 while left:  # this file system takes no splice: copy
                     data = os.read(pipe, min(left, 1 << 20))
+                    if not data:
+                        break  # (cannot happen: the pipe holds the bytes; never spin on it)
                     self._write_file(self._fd, memoryview(data))
                     left -= len(data)
+                moved = 0
+            if not moved and left:  # the pipe gave less than it holds: never wait on it
+                short = OSError(errno.EIO, "the pipe gave fewer bytes than it holds")
+                raise file_error(ErrorCode.CANNOT_WRITE_TO_FILE, short, self.path or "")
+            left -= moved
         self.size += n
 
     def truncate(self, offset: int) -> None:
