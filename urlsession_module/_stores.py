@@ -273,14 +273,29 @@ class _CookieResponse:
         return self._msg
 
 
-class CookieStore:
-    """An ``http.cookiejar`` jar; with a file, shared with other processes (reload-before-merge)."""
+class _SharedStore:
+    """What a store kept in memory and, with a file, shared with other processes does the same
+    way whatever it holds: every read first takes what another process wrote (the file's stamp
+    changed), every write happens under the file's ``flock`` after such a refresh
+    (reload-before-merge) and replaces the file. Subclasses say how their content is emptied
+    (:meth:`_reset`), read from the file (:meth:`_load`) and written (:meth:`_dump`).
+    """
 
     def __init__(self, file: _SharedFile | None = None) -> None:
         self._file = file
         self._lock = threading.RLock()
-        self._jar = http.cookiejar.LWPCookieJar()
         self._stamp: tuple[int, int, int] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        raise NotImplementedError
+
+    def _load(self, file: _SharedFile) -> None:
+        """Read the file into the (just emptied) content; an unreadable file leaves it empty."""
+        raise NotImplementedError
+
+    def _dump(self) -> str:
+        raise NotImplementedError
 
     def _refresh(self) -> None:
         """Take what another process (or session) wrote since we last looked."""
@@ -289,22 +304,52 @@ class CookieStore:
         stamp = self._file.stamp()
         if stamp == self._stamp:
             return
-        jar = http.cookiejar.LWPCookieJar()
+        self._reset()
         if stamp is not None:
-            try:
-                jar.load(str(self._file.path), ignore_discard=True)
-            except (OSError, http.cookiejar.LoadError) as exc:
-                log.warning("cookie file %s unreadable, starting empty: %s", self._file.path, exc)
-                jar = http.cookiejar.LWPCookieJar()
-        self._jar, self._stamp = jar, stamp
+            self._load(self._file)
+        self._stamp = stamp
 
-    def _save(self) -> None:
-        assert self._file is not None
-        text = "#LWP-Cookies-2.0\n" + self._jar.as_lwp_str(
+    def _change(self, change: Callable[[], bool | None]) -> None:
+        """Apply ``change`` to the content; with a file, on top of what it holds now, then save
+        it (unless ``change`` answers False: it changed nothing)."""
+        with self._lock:
+            if self._file is None:
+                change()
+                return
+            with self._file.locked():
+                self._refresh()
+                if change() is not False:
+                    self._file.write(self._dump())
+                    self._stamp = self._file.stamp()
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._file is None:
+                self._reset()
+                return
+            with self._file.locked():
+                self._reset()
+                self._file.remove()
+                self._stamp = None
+
+
+class CookieStore(_SharedStore):
+    """An ``http.cookiejar`` jar; with a file, shared with other processes (reload-before-merge)."""
+
+    def _reset(self) -> None:
+        self._jar = http.cookiejar.LWPCookieJar()
+
+    def _load(self, file: _SharedFile) -> None:
+        try:
+            self._jar.load(str(file.path), ignore_discard=True)
+        except (OSError, http.cookiejar.LoadError) as exc:
+            log.warning("cookie file %s unreadable, starting empty: %s", file.path, exc)
+            self._reset()
+
+    def _dump(self) -> str:
+        return "#LWP-Cookies-2.0\n" + self._jar.as_lwp_str(
             ignore_discard=True, ignore_expires=False
         )
-        self._file.write(text)
-        self._stamp = self._file.stamp()
 
     def header(self, url: str) -> str | None:
         """The ``Cookie`` value the jar has for ``url`` (None: no cookie applies)."""
@@ -320,67 +365,41 @@ class CookieStore:
             return
         request = _CookieRequest(url, main_url).as_request()
         response = cast(Any, _CookieResponse(set_cookies))
-        with self._lock:
-            if self._file is None:
-                self._jar.extract_cookies(response, request)
-                return
-            with self._file.locked():
-                self._refresh()
-                self._jar.extract_cookies(response, request)
-                self._save()
-
-    def clear(self) -> None:
-        with self._lock:
-            if self._file is None:
-                self._jar.clear()
-                return
-            with self._file.locked():
-                self._jar.clear()
-                self._file.remove()
-                self._stamp = None
+        self._change(lambda: self._jar.extract_cookies(response, request))
 
 
 # -- credentials -----------------------------------------------------------------------------------
 
 
-class CredentialStore:
+class CredentialStore(_SharedStore):
     """Credentials by protection space; with a file (0600), shared with other processes."""
-
-    def __init__(self, file: _SharedFile | None = None) -> None:
-        self._file = file
-        self._lock = threading.RLock()
-        self._items: dict[Space, Credential] = {}
-        self._stamp: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"<CredentialStore {len(self._items)} spaces>"  # never the secrets
 
-    def _refresh(self) -> None:
-        if self._file is None:
-            return
-        stamp = self._file.stamp()
-        if stamp == self._stamp:
+    def _reset(self) -> None:
+        self._items: dict[Space, Credential] = {}
+
+    def _load(self, file: _SharedFile) -> None:
+        text = file.read()
+        if not text:
             return
         items: dict[Space, Credential] = {}
-        text = self._file.read() if stamp is not None else None
-        if text:
-            try:
-                for e in json.loads(text)["credentials"]:
-                    space = (str(e["scheme"]), str(e["host"]), int(e["port"]), str(e["realm"]))
-                    items[space] = (str(e["user"]), str(e["password"]))
-            except (ValueError, KeyError, TypeError):
-                log.warning("credential file %s unreadable, starting empty", self._file.path)
-                items = {}
-        self._items, self._stamp = items, stamp
+        try:
+            for e in json.loads(text)["credentials"]:
+                space = (str(e["scheme"]), str(e["host"]), int(e["port"]), str(e["realm"]))
+                items[space] = (str(e["user"]), str(e["password"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("credential file %s unreadable, starting empty", file.path)
+            return
+        self._items = items
 
-    def _save(self) -> None:
-        assert self._file is not None
+    def _dump(self) -> str:
         entries = [
             {"scheme": s, "host": h, "port": p, "realm": r, "user": u, "password": pw}
             for (s, h, p, r), (u, pw) in self._items.items()
         ]
-        self._file.write(json.dumps({"version": 1, "credentials": entries}))
-        self._stamp = self._file.stamp()
+        return json.dumps({"version": 1, "credentials": entries})
 
     def get(self, space: Space) -> Credential | None:
         with self._lock:
@@ -388,26 +407,13 @@ class CredentialStore:
             return self._items.get(space)
 
     def set(self, space: Space, credential: Credential) -> None:
-        with self._lock:
-            if self._file is None:
-                self._items[space] = credential
-                return
-            with self._file.locked():
-                self._refresh()
-                if self._items.get(space) == credential:
-                    return
-                self._items[space] = credential
-                self._save()
+        def put() -> bool:
+            if self._items.get(space) == credential:
+                return False  # already so: the file is not rewritten
+            self._items[space] = credential
+            return True
 
-    def clear(self) -> None:
-        with self._lock:
-            if self._file is None:
-                self._items.clear()
-                return
-            with self._file.locked():
-                self._items.clear()
-                self._file.remove()
-                self._stamp = None
+        self._change(put)
 
 
 # A challenge list: ``Digest realm="a", nonce="b", Basic realm="c"``: schemes, then their params.
