@@ -11,6 +11,9 @@ after the other, each timed around the requests only, median of ``--repeat`` rou
 - ``us, 1 connection`` / ``us, 6 connections``: data tasks of a default session (answered by the
   cache, as nginx's file is heuristically fresh) and ``us-wire`` (every task to nginx).
 
+The urllib3 and us layers are ``run.py``'s own scenario-b contenders (``_contenders.py``), with
+one or six connections: the same code, timed the same way.
+
 It proves a ceiling rather than racing peers (``run.py`` does that): our transfers go through
 urllib3 on worker threads, so they cannot be faster than urllib3 with as many threads.
 """
@@ -19,28 +22,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import selectors
 import shutil
 import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _contenders import _timed, small_urllib3, small_us
 from _servers import Nginx, ensure_nginx
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def raw_sockets(host: str, port: int, path: str, n: int, conns: int = 6) -> None:
@@ -95,40 +92,6 @@ def raw_sockets(host: str, port: int, path: str, n: int, conns: int = 6) -> None
         sel.close()
 
 
-def urllib3_threads(url: str, n: int, threads: int) -> None:
-    import urllib3
-
-    http = urllib3.PoolManager(maxsize=threads, block=True)
-    if threads == 1:
-        sizes = [len(http.request("GET", url).data) for _ in range(n)]
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            sizes = list(pool.map(lambda _: len(http.request("GET", url).data), range(n)))
-    if set(sizes) != {1024}:
-        raise SystemExit("urllib3: a response was not 1 KiB")
-
-
-def us(url: str, n: int, conns: int, policy: str = "useProtocolCachePolicy") -> None:
-    import urlsession_module as URLSession
-
-    cfg = URLSession.createSessionConfiguration(
-        {"httpMaximumConnectionsPerHost": conns, "requestCachePolicy": policy}
-    )
-    session = URLSession.createSession({"configuration": cfg})
-    failed = threading.Event()
-    session.addEventListener(
-        "sessioncompleted", lambda e: None if e.success and e.statusCode == 200 else failed.set()
-    )
-    try:
-        for _ in range(n):
-            session.dataTask({"url": url, "method": "GET"})
-        if not session.waitForTasks(600) or failed.is_set():
-            raise SystemExit("us: tasks failed or did not finish")
-    finally:
-        session.invalidateAndCancel()
-        session.waitForInvalidation(30)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -148,28 +111,32 @@ def main() -> int:
         old = time.time() - 3600  # a file an hour old: heuristically fresh for six minutes
         os.utime(server.root / "www" / "files" / "1k.bin", (old, old))
         port = int(server.base.rsplit(":", 1)[1])
-        layers: list[tuple[str, Callable[[], None]]] = [
+        spec = {"url": url, "n": args.n}
+
+        def sockets() -> dict[str, Any]:
+            return _timed(lambda: raw_sockets("127.0.0.1", port, server.small_path, args.n))
+
+        # The same contenders, measured the same way, as run.py's scenario b.
+        layers: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("sockets, 6 connections, 1 thread", sockets),
+            ("urllib3, 1 thread", lambda: small_urllib3({**spec, "conns": 1})),
+            ("urllib3, 6 threads", lambda: small_urllib3({**spec, "conns": 6})),
+            ("us, 1 connection (cache hits)", lambda: small_us({**spec, "conns": 1})),
+            ("us, 6 connections (cache hits)", lambda: small_us({**spec, "conns": 6})),
             (
-                "sockets, 6 connections, 1 thread",
-                lambda: raw_sockets("127.0.0.1", port, server.small_path, args.n),
+                "us-wire, 6 connections",
+                lambda: small_us({**spec, "conns": 6, "policy": "reloadIgnoringLocalCacheData"}),
             ),
-            ("urllib3, 1 thread", lambda: urllib3_threads(url, args.n, 1)),
-            ("urllib3, 6 threads", lambda: urllib3_threads(url, args.n, 6)),
-            ("us, 1 connection (cache hits)", lambda: us(url, args.n, 1)),
-            ("us, 6 connections (cache hits)", lambda: us(url, args.n, 6)),
-            ("us-wire, 6 connections", lambda: us(url, args.n, 6, "reloadIgnoringLocalCacheData")),
         ]
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in layers}
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in layers}
         for _ in range(args.repeat):
             for name, run in layers:
-                c0, t0 = _cpu(), time.perf_counter()
-                run()
-                results[name].append((time.perf_counter() - t0, _cpu() - c0))
+                results[name].append(run())
         print(f"| layer ({args.n} GETs of 1 KiB) | req/s | CPU µs per request |")
         print("|---|---:|---:|")
         for name, runs in results.items():
-            seconds = statistics.median(r[0] for r in runs)
-            cpu = statistics.median(r[1] for r in runs)
+            seconds = statistics.median(r["seconds"] for r in runs)
+            cpu = statistics.median(r["cpu"] for r in runs)
             print(f"| {name} | {args.n / seconds:,.0f} | {cpu / args.n * 1e6:,.0f} |")
     finally:
         server.stop()
