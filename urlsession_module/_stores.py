@@ -629,6 +629,12 @@ class CacheLookup:
                 return Outcome()
 
 
+def _entry_with(entry: hishel.Entry, **response: Any) -> hishel.Entry:
+    """``entry`` with some fields of its response replaced (hishel's values are dataclasses,
+    shared between threads: never changed in place)."""
+    return dataclasses.replace(entry, response=dataclasses.replace(entry.response, **response))
+
+
 class _MemoryTier:
     """Entries recently read from SQLite, bodies and all, least recently used out first.
 
@@ -655,10 +661,7 @@ class _MemoryTier:
             if item is None:
                 return None
             self._items.move_to_end(key)
-        return [
-            dataclasses.replace(e, response=dataclasses.replace(e.response, stream=iter((b,))))
-            for e, b in item[0]
-        ]
+        return [_entry_with(e, stream=iter((b,))) for e, b in item[0]]
 
     def put(self, key: str, entries: list[tuple[hishel.Entry, bytes]], version: int) -> None:
         size = sum(len(body) + 1024 for _, body in entries)  # 1 KiB: headers and bookkeeping
@@ -678,20 +681,11 @@ class _MemoryTier:
             if item is None:
                 return
             entries, size = item
-            self._items[key] = (
-                [
-                    (
-                        dataclasses.replace(
-                            e, response=dataclasses.replace(e.response, headers=headers)
-                        )
-                        if e.id == entry_id
-                        else e,
-                        body,
-                    )
-                    for e, body in entries
-                ],
-                size,
-            )
+            entries = [
+                (_entry_with(e, headers=headers) if e.id == entry_id else e, body)
+                for e, body in entries
+            ]
+            self._items[key] = (entries, size)
 
     def forget(self, key: str | None = None) -> None:
         """Forget ``key`` (every key when None)."""
@@ -771,29 +765,13 @@ class HTTPCache:
                         break
                 else:
                     body = b"".join(parts)
-                    kept.append(
-                        (
-                            dataclasses.replace(
-                                entry, response=dataclasses.replace(entry.response, stream=None)
-                            ),
-                            body,
-                        )
-                    )
-                    out.append(
-                        dataclasses.replace(
-                            entry,
-                            response=dataclasses.replace(entry.response, stream=iter((body,))),
-                        )
-                    )
+                    kept.append((_entry_with(entry, stream=None), body))
+                    out.append(_entry_with(entry, stream=iter((body,))))
                     continue
             except RuntimeError:  # deleted while read (hishel): as if it had not been there
                 continue
             rest = itertools.chain(parts, stream)  # too big to keep: the rest comes from SQLite
-            out.append(
-                dataclasses.replace(
-                    entry, response=dataclasses.replace(entry.response, stream=rest)
-                )
-            )
+            out.append(_entry_with(entry, stream=rest))
         if len(kept) == len(out):
             self._memory.put(key, kept, version)
         return out
