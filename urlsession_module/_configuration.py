@@ -28,6 +28,9 @@ CACHE_POLICIES = (
     "returnCacheDataDontLoad",
 )
 SEVEN_DAYS = 7 * 24 * 3600.0
+# A data or upload task holds its response body in memory: past this (decoded) size it fails
+# with -1103 instead of growing until the process dies (a 1 MB gzip bomb decodes to 1 GiB).
+DEFAULT_MAXIMUM_RESPONSE_DATA = 256 * 1024 * 1024
 
 
 def _v(fn: Any, *extra: Any) -> Any:
@@ -138,6 +141,24 @@ class ConfigValues:
     credential: tuple[str, str] | None = attrs.field(
         default=None, converter=_to_credential, repr=False
     )
+    # Not Apple's: the most decoded bytes a data/upload task keeps in memory, and a download
+    # writes to disk (None: no limit), before failing with -1103 (data length exceeds maximum).
+    maximumResponseDataLength: int = attrs.field(default=DEFAULT_MAXIMUM_RESPONSE_DATA)
+    maximumDownloadLength: int | None = attrs.field(default=None)
+
+    @maximumResponseDataLength.validator
+    @maximumDownloadLength.validator
+    def _check_length(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and attribute.name == "maximumDownloadLength":
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidArgumentTypeError(
+                attribute.name, f"{attribute.name!r} must be an int (got {value!r})"
+            )
+        if value < 1:
+            raise InvalidArgumentValueError(
+                attribute.name, f"{attribute.name!r} must be >= 1 (got {value!r})"
+            )
 
     @httpMaximumConnectionsPerHost.validator
     def _check_connections(self, attribute: attrs.Attribute[int], value: Any) -> None:

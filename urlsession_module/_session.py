@@ -53,7 +53,8 @@ from ._state import (
 )
 from ._storage import Blob, background_key, part_name, private_dir, safe_name, state_dir
 from ._stores import Stores, memory_stores, persistent_stores, redact
-from ._transport import Transport, build_request, origin
+from ._transport import Transport, build_request
+from ._urls import origin
 from .exceptions import (
     ErrorCode,
     InvalidArgumentTypeError,

@@ -7,33 +7,130 @@ downloads, cookies and the background journal can hold a user's secrets.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import mimetypes
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import platformdirs
 
-from .exceptions import InvalidArgumentTypeError
+from .exceptions import InvalidArgumentTypeError, StateDirectoryError
 
-__all__ = ["Blob", "private_dir", "state_dir"]
+__all__ = [
+    "Blob",
+    "check_private_file",
+    "open_private",
+    "private_dir",
+    "state_dir",
+    "state_home",
+]
 
 APP_NAME = "urlsession_module"
 
 
-def state_dir() -> Path:
-    """The state directory, created private (0700) on first use."""
+def state_home() -> Path:
+    """Where the state directory is (not created): ``$URLSESSION_HOME`` or the user's data dir."""
     env = os.environ.get("URLSESSION_HOME")
-    root = Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP_NAME))
-    return private_dir(root)
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def state_dir() -> Path:
+    """The state directory, created private (0700) on first use; refused if it is not ours."""
+    return private_dir(state_home())
 
 
 def private_dir(path: Path) -> Path:
-    """Make ``path`` (and missing parents) and make sure the leaf is 0700 whatever the umask."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if (path.stat().st_mode & 0o777) != 0o700:
-        path.chmod(0o700)
+    """Make ``path`` and its missing parents 0700 whatever the umask, and check it is ours.
+
+    As ssh refuses a loose ``~/.ssh``: an existing directory owned by another user, or a symbolic
+    link inside the state directory, is refused (:class:`StateDirectoryError`), because whoever
+    owns it could swap in the files a host trusts (the transfer key and socket) or read what it
+    keeps. A directory we own is made 0700 again if its mode drifted.
+    """
+    path = Path(os.path.abspath(path))
+    home = Path(os.path.abspath(state_home()))
+    if path == home or home in path.parents:
+        # Inside the state home every component is checked, without following links, before
+        # anything is made under it; the home itself (and the way to it) may be a link the user
+        # made, but what it points to must be ours.
+        steps = [home, *(p for p in reversed(path.parents) if home in p.parents)]
+        if path != home:
+            steps.append(path)
+        _make_parents(home)
+    else:
+        steps = [path]
+        _make_parents(path)
+    for directory in steps:
+        with contextlib.suppress(FileExistsError):  # another process may make it meanwhile
+            os.mkdir(directory, 0o700)
+        _check_private_dir(directory, follow=directory == home)
     return path
+
+
+def _make_parents(path: Path) -> None:
+    """Missing parents on the way to a private directory are made 0700 too, not by the umask."""
+    missing: list[Path] = []
+    probe = path.parent
+    while not os.path.lexists(probe) and probe.parent != probe:
+        missing.append(probe)
+        probe = probe.parent
+    for made in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(made, 0o700)
+
+
+def _check_private_dir(path: Path, *, follow: bool) -> None:
+    st = os.stat(path) if follow else os.lstat(path)
+    if not follow and stat.S_ISLNK(st.st_mode):
+        raise StateDirectoryError(str(path), "is a symbolic link")
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateDirectoryError(str(path), "is not a directory")
+    if st.st_uid != os.geteuid():
+        raise StateDirectoryError(str(path), f"is owned by another user (uid {st.st_uid})")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+
+
+def open_private(path: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
+    """``os.open`` for a file in the state directory: never through a symbolic link, only ours.
+
+    A planted ``transfer.pid`` link would otherwise make a privileged transfer process overwrite
+    the file it points to; a file another user owns could be swapped under us. A file we own
+    whose mode drifted is made 0600 again. Returns the descriptor (the caller closes it).
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateDirectoryError(os.fspath(path), "is a symbolic link") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            raise StateDirectoryError(
+                os.fspath(path), f"is owned by another user (uid {st.st_uid})"
+            )
+        if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_private_file(path: str | os.PathLike[str]) -> None:
+    """Refuse an existing state file (a socket, a key) that is a link or not ours; absent is fine."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise StateDirectoryError(os.fspath(path), "is a symbolic link")
+    if st.st_uid != os.geteuid():
+        raise StateDirectoryError(os.fspath(path), f"is owned by another user (uid {st.st_uid})")
 
 
 def safe_name(text: str, fallback: str = "_") -> str:

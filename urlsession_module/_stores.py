@@ -53,6 +53,7 @@ import hishel
 from ._configuration import ConfigValues
 from ._state import Request
 from ._storage import private_dir
+from ._urls import CREDENTIAL_HEADERS, origin
 
 __all__ = [
     "CacheLookup",
@@ -90,7 +91,6 @@ Credential = tuple[str, str]  # (user, password)
 Space = tuple[str, str, int, str]  # (scheme, host, port, realm)
 Headers = list[tuple[str, str]]
 
-CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 # A request that asks for a part or a condition of its own talks to the server, not the cache.
 _OWN_CONDITIONS = frozenset(
     {"range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since"}
@@ -100,12 +100,6 @@ _STALE_OK = hishel.CacheOptions(shared=False, allow_stale=True)
 
 
 # -- URLs and origins --------------------------------------------------------------------------
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
 
 def without_userinfo(url: str) -> str:
@@ -964,7 +958,7 @@ class Exchange:
         self._stores = stores
         self._config = config
         self._main_host = (urlsplit(url).hostname or "").lower()
-        self._origin = _origin(url)
+        self._origin = origin(url)
         self._task_credential = _userinfo(url)
         self._pending: tuple[Space, Credential] | None = None
 
@@ -1020,7 +1014,7 @@ class Exchange:
         realms = basic_realms(challenges)
         if not realms:
             return None
-        scheme, host, port = _origin(request.url)
+        scheme, host, port = origin(request.url)
         here = (scheme, host, port) == self._origin
         for realm in realms:
             space = (scheme, host, port, realm)

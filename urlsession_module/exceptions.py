@@ -14,6 +14,7 @@ holds a :class:`TransferError` for inspection.
     │       └── UnsupportedURLError     a URL we cannot fetch (scheme, host)
     ├── SessionInvalidatedError         (also ValueError) a task asked of an invalidated session
     ├── UploadFileNotFoundError         (also FileNotFoundError) upload from a missing path
+    ├── StateDirectoryError             (also PermissionError) a state directory or file not ours
     ├── CreationOnlyError               (also AttributeError) a creation-only property was set
     ├── TaskStateError                  (also RuntimeError) illegal input to the task machine
     └── TransferError                   a failed transfer: .code (ErrorCode) and .message
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidArgumentTypeError",
     "InvalidArgumentValueError",
     "SessionInvalidatedError",
+    "StateDirectoryError",
     "TaskStateError",
     "TransferError",
     "URLSessionError",
@@ -62,6 +64,7 @@ class ErrorCode(enum.IntEnum):
     CANNOT_PARSE_RESPONSE = -1017
     FILE_DOES_NOT_EXIST = -1100
     NO_PERMISSIONS_TO_READ_FILE = -1102
+    DATA_LENGTH_EXCEEDS_MAXIMUM = -1103
     SECURE_CONNECTION_FAILED = -1200
     SERVER_CERTIFICATE_HAS_BAD_DATE = -1201
     SERVER_CERTIFICATE_UNTRUSTED = -1202
@@ -100,6 +103,7 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.CANNOT_PARSE_RESPONSE: "cannot parse response",
     ErrorCode.FILE_DOES_NOT_EXIST: "The requested file does not exist.",
     ErrorCode.NO_PERMISSIONS_TO_READ_FILE: "The file cannot be read.",
+    ErrorCode.DATA_LENGTH_EXCEEDS_MAXIMUM: "resource exceeds maximum size",
     ErrorCode.SECURE_CONNECTION_FAILED: "An SSL error has occurred and a secure connection to the "
     "server cannot be made.",
     ErrorCode.SERVER_CERTIFICATE_HAS_BAD_DATE: "The certificate for this server has expired or "
@@ -150,6 +154,18 @@ class UploadFileNotFoundError(URLSessionError, FileNotFoundError):
     """``uploadTask`` was given a path that does not exist."""
 
     argument = "data"
+
+
+class StateDirectoryError(URLSessionError, PermissionError):
+    """A directory or file of the package's state is a symbolic link or owned by another user.
+
+    Refused as ssh refuses a loose ``~/.ssh``: its owner could swap in the transfer key or socket.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"refusing to use the state directory entry {path}: it {problem}")
+        self.path = path
+        self.filename = path
 
 
 class CreationOnlyError(URLSessionError, AttributeError):

@@ -265,6 +265,11 @@ BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("credential", {"user": "u", "password": 1}, InvalidArgumentTypeError),
     ("credential", {"user": "a:b", "password": "p"}, InvalidArgumentValueError),
     ("credential", {"user": "u", "password": "p", "realm": "r"}, InvalidArgumentValueError),
+    ("maximumResponseDataLength", 0, InvalidArgumentValueError),
+    ("maximumResponseDataLength", None, InvalidArgumentTypeError),
+    ("maximumResponseDataLength", 1.5, InvalidArgumentTypeError),
+    ("maximumDownloadLength", -1, InvalidArgumentValueError),
+    ("maximumDownloadLength", "1", InvalidArgumentTypeError),
 ]
 
 

@@ -50,7 +50,8 @@ from .._state import (
 )
 from .._storage import background_key, part_name, private_dir
 from .._stores import persistent_stores
-from .._transport import Transport, origin
+from .._transport import Transport
+from .._urls import origin
 from ..exceptions import ErrorCode
 from . import _protocol as proto
 from ._journal import DOWNLOADED, OUTSTANDING, QUEUED, RUNNING, SUSPENDED, Journal, TaskRecord

@@ -13,13 +13,12 @@ from __future__ import annotations
 from ._control import TransferControl
 from ._engine import Transport
 from ._errors import map_exception
-from ._requests import build_request, origin, redirect_request
+from ._requests import build_request, redirect_request
 
 __all__ = [
     "TransferControl",
     "Transport",
     "build_request",
     "map_exception",
-    "origin",
     "redirect_request",
 ]

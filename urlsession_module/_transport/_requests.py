@@ -7,6 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .._state import Request
 from .._stores import with_userinfo
+from .._urls import CREDENTIAL_HEADERS, origin
 from ..exceptions import ErrorCode, TransferError
 
 USER_AGENT = "urlsession_module/0.1 (com.appcelerator.urlSession)"
@@ -15,7 +16,6 @@ USER_AGENT = "urlsession_module/0.1 (com.appcelerator.urlSession)"
 MAX_REDIRECTS = 20
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
-CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 BODY_HEADERS = ("content-type", "content-length", "transfer-encoding", "content-encoding")
 
 
@@ -67,12 +67,6 @@ def build_request(
         body_path=body_path,
         body_length=length,
     )
-
-
-def origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
 
 
 def redirect_request(request: Request, status: int, location: str) -> Request:

@@ -1,0 +1,24 @@
+"""URL facts every layer agrees on: a URL's origin, and the headers that carry a credential.
+
+Sans-IO and import-free (no pyee, no urllib3): the scheduler, the stores, the transport and the
+background transfer process all key by origin, and a second copy of either rule is how a
+credential ends up sent where it should not go.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["CREDENTIAL_HEADERS", "Origin", "origin"]
+
+Origin = tuple[str, str, int]
+
+# Headers that carry a credential: never sent to another origin, never stored by the cache.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def origin(url: str) -> Origin:
+    """(scheme, host, port) in lower case with the default port filled in, as RFC 6454 compares."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
