@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -31,6 +31,9 @@ IDLE_TIMEOUT = 120.0
 _BODY_BUFFER = 1 << 20  # reused per connection for request bodies
 _ECHO_TEXT_LIMIT = 64 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
 
 
 @dataclass(frozen=True)
@@ -282,22 +285,27 @@ class HTTPHandler(http.server.BaseHTTPRequestHandler):
     def _qint(
         self, query: dict[str, list[str]], name: str, default: int | None = None
     ) -> int | None:
-        value = self._q(query, name)
-        if value is None or value == "":
-            return default
-        try:
-            return int(value)
-        except ValueError:
-            raise BadRequestError(f"query parameter {name!r} must be an integer") from None
+        return self._qparse(query, name, default, int, "an integer")
 
     def _qfloat(self, query: dict[str, list[str]], name: str, default: float) -> float:
+        return self._qparse(query, name, default, float, "a number")
+
+    def _qparse(
+        self,
+        query: dict[str, list[str]],
+        name: str,
+        default: _D,
+        parse: Callable[[str], _T],
+        what: str,
+    ) -> _T | _D:
+        """``parse`` of the parameter, ``default`` when absent or empty; 400 if it won't parse."""
         value = self._q(query, name)
         if value is None or value == "":
             return default
         try:
-            return float(value)
+            return parse(value)
         except ValueError:
-            raise BadRequestError(f"query parameter {name!r} must be a number") from None
+            raise BadRequestError(f"query parameter {name!r} must be {what}") from None
 
     def _qflag(self, query: dict[str, list[str]], name: str) -> bool:
         value = self._q(query, name)

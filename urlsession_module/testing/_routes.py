@@ -318,16 +318,17 @@ class RouteHandler(HTTPHandler):
         user = self._q(query, "user") or "user"
         password = self._q(query, "password") or "passwd"
         realm = self._q(query, "realm") or "test"
-        given = self.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        ok = False
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            ok = decoded == f"{user}:{password}"
-        self._auth_reply(ok, user, realm)
+        self._auth_reply(self._basic_credentials() == f"{user}:{password}", user, realm)
+
+    def _basic_credentials(self) -> str:
+        """The decoded ``user:password`` of a Basic Authorization header; "" for anything else."""
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return ""
+        try:
+            return base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
 
     def _auth_reply(self, ok: bool, user: str, realm: str) -> None:
         if ok:
@@ -391,15 +392,8 @@ class RouteHandler(HTTPHandler):
         user = self._q(query, "user") or "user"
         digest = (self._q(query, "password_sha256") or "").lower()
         realm = self._q(query, "realm") or "test"
-        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        ok = False
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            name, _, password = decoded.partition(":")
-            ok = name == user and hashlib.sha256(password.encode()).hexdigest() == digest
+        name, _, password = self._basic_credentials().partition(":")
+        ok = name == user and hashlib.sha256(password.encode()).hexdigest() == digest
         self._auth_reply(ok, user, realm)
 
     def _charset(self, query: dict[str, list[str]]) -> None:

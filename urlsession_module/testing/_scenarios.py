@@ -45,6 +45,13 @@ def _gzip(data: bytes) -> bytes:
     return comp.compress(data) + comp.flush()
 
 
+def _send_part(conn: FaultConnection, q: Query) -> None:
+    """Promise ``length`` bytes (200 000) in the head, then send the first ``after`` (half)."""
+    n = q.integer("length", 200_000)
+    conn.send_head(200, "OK", length_headers(n))
+    conn.send_content(min(n, q.integer("after", n // 2)))
+
+
 @_scenario("ok", "200 with `length` bytes of the deterministic content; keep-alive honoured")
 def _ok(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
     n = q.integer("length", 1000)
@@ -92,9 +99,7 @@ def _stall_before(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
 
 @_scenario("reset-mid-body", "promise `length` bytes, send `after`, then RST")
 def _reset_mid(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
-    n = q.integer("length", 200_000)
-    conn.send_head(200, "OK", length_headers(n))
-    conn.send_content(min(n, q.integer("after", n // 2)))
+    _send_part(conn, q)
     time.sleep(0.05)  # let the bytes leave before the RST discards the send queue
     conn.reset()
     return False
@@ -102,17 +107,13 @@ def _reset_mid(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
 
 @_scenario("short-body", "promise `length` bytes, send `after`, then a clean FIN")
 def _short_body(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
-    n = q.integer("length", 200_000)
-    conn.send_head(200, "OK", length_headers(n))
-    conn.send_content(min(n, q.integer("after", n // 2)))
+    _send_part(conn, q)
     return False
 
 
 @_scenario("stall-mid-body", "promise `length` bytes, send `after`, then hang for `hang` s")
 def _stall_mid(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
-    n = q.integer("length", 200_000)
-    conn.send_head(200, "OK", length_headers(n))
-    conn.send_content(min(n, q.integer("after", n // 2)))
+    _send_part(conn, q)
     conn.wait(q.seconds("hang", MAX_HANG))
     return False
 
