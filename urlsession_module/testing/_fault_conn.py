@@ -23,7 +23,7 @@ from ._content import iter_views
 if TYPE_CHECKING:
     from ._faults import FaultServer
 
-__all__ = ["MAX_HANG", "Disconnected", "FaultConnection", "FaultRequest", "Query"]
+__all__ = ["IO_TIMEOUT", "MAX_HANG", "Disconnected", "FaultConnection", "FaultRequest", "Query"]
 
 IO_TIMEOUT = 10.0  # a client that stops reading does not pin a thread for longer
 MAX_HANG = 60.0

@@ -4,7 +4,7 @@
 ``BaseHTTPRequestHandler``: it accepts any method, drains every request body (Content-Length
 or chunked) through one reused buffer so keep-alive stays in sync, records each request for
 the tests, and answers ``400``/``500`` itself when a route raises. What each path answers is
-in :mod:`._routes` (``HTTPHandler._route``); nothing here knows a path.
+in :mod:`._routes` (``RouteHandler._route``); nothing here knows a path.
 """
 
 from __future__ import annotations
