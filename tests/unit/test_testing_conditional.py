@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from urlsession_module.testing._conditional import (
-    LAST_MODIFIED,
-    LAST_MODIFIED_DT,
-    UnsatisfiableRangeError,
-    compressed,
-    etag_matches,
-    iter_source,
-    parse_range,
-    same_date,
-)
+from urlsession_module.testing import _conditional as cond
 from urlsession_module.testing._content import content_bytes
 
 
@@ -36,7 +27,7 @@ from urlsession_module.testing._content import content_bytes
 )
 def test_parse_range(header: str, expected: tuple[int, int] | None) -> None:
     """One bytes= range becomes (start, end_exclusive); what RFC 9110 lets us ignore is None."""
-    assert parse_range(header, 100) == expected
+    assert cond.parse_range(header, 100) == expected
 
 
 @pytest.mark.parametrize(
@@ -44,23 +35,23 @@ def test_parse_range(header: str, expected: tuple[int, int] | None) -> None:
 )
 def test_parse_range_unsatisfiable(header: str, total: int) -> None:
     """A valid range that selects nothing is unsatisfiable (the route answers 416)."""
-    with pytest.raises(UnsatisfiableRangeError):
-        parse_range(header, total)
+    with pytest.raises(cond.UnsatisfiableRangeError):
+        cond.parse_range(header, total)
 
 
 def test_etag_matches_weakly_and_with_star() -> None:
     """If-None-Match: '*' or any listed tag, W/ ignored on both sides."""
-    assert etag_matches("*", '"a"')
-    assert etag_matches('"x", W/"a"', '"a"')
-    assert etag_matches('"a"', 'W/"a"')
-    assert not etag_matches('"b"', '"a"')
+    assert cond.etag_matches("*", '"a"')
+    assert cond.etag_matches('"x", W/"a"', '"a"')
+    assert cond.etag_matches('"a"', 'W/"a"')
+    assert not cond.etag_matches('"b"', '"a"')
 
 
 def test_same_date() -> None:
     """HTTP dates compare as instants; an unparsable date never matches."""
-    assert same_date(LAST_MODIFIED, LAST_MODIFIED_DT)
-    assert not same_date("Thu, 22 Oct 2015 07:28:00 GMT", LAST_MODIFIED_DT)
-    assert not same_date("yesterday", LAST_MODIFIED_DT)
+    assert cond.same_date(cond.LAST_MODIFIED, cond.LAST_MODIFIED_DT)
+    assert not cond.same_date("Thu, 22 Oct 2015 07:28:00 GMT", cond.LAST_MODIFIED_DT)
+    assert not cond.same_date("yesterday", cond.LAST_MODIFIED_DT)
 
 
 def test_compressed_and_iter_source() -> None:
@@ -68,8 +59,8 @@ def test_compressed_and_iter_source() -> None:
     import gzip
     import zlib
 
-    assert gzip.decompress(compressed(5000, "gzip")) == content_bytes(5000)
-    assert zlib.decompress(compressed(5000, "deflate")) == content_bytes(5000)
-    assert b"".join(iter_source(None, 10, 5000, 777)) == content_bytes(4990, 10)
+    assert gzip.decompress(cond.compressed(5000, "gzip")) == content_bytes(5000)
+    assert zlib.decompress(cond.compressed(5000, "deflate")) == content_bytes(5000)
+    assert b"".join(cond.iter_source(None, 10, 5000, 777)) == content_bytes(4990, 10)
     data = b"0123456789"
-    assert [bytes(v) for v in iter_source(data, 2, 9, 3)] == [b"234", b"567", b"8"]
+    assert [bytes(v) for v in cond.iter_source(data, 2, 9, 3)] == [b"234", b"567", b"8"]
