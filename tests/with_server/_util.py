@@ -9,8 +9,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any
+
+from urlsession_module.testing._base import ServerBase
 
 # Exact payload fields of SPEC §5 (``sessionIdentifier`` is added for a background session).
 DOWNLOADPROGRESS_FIELDS = {
@@ -90,72 +91,25 @@ def read_request_head(conn: socket.socket) -> bytes:
     return data
 
 
-class RawServer:
+class RawServer(ServerBase):
     """A raw TCP server on 127.0.0.1 whose ``handler(conn)`` answers each connection.
 
     For faults the real server cannot make (an invalid status line, a close without notice).
-    One thread per connection; ``stop()`` closes everything and joins within a bounded time.
+    Built on the testing servers' base: one thread per connection; ``stop()`` closes
+    everything and joins within a bounded time.
     """
 
     def __init__(self, handler: Callable[[socket.socket], None]) -> None:
+        super().__init__(name="RawServer", backlog=16)
         self._handler = handler
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.05)
-        self.port: int = self._sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._conns: list[socket.socket] = []
-        self._accept = threading.Thread(target=self._loop, name="RawServer-accept", daemon=True)
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.base_url}{path}"
 
-    def __enter__(self) -> RawServer:
-        self._accept.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(5.0)
-            self.connections += 1
-            self._conns.append(conn)
-            t = threading.Thread(
-                target=self._serve, args=(conn,), name="RawServer-conn", daemon=True
-            )
-            self._threads.append(t)
-            t.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError), conn:
-            self._handler(conn)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._accept.join(5.0)
-        self._sock.close()
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for t in self._threads:
-            t.join(5.0)
+    def _serve(self, number: int, sock: socket.socket, addr: Any) -> None:
+        sock.settimeout(5.0)
+        with contextlib.suppress(OSError):
+            self._handler(sock)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,11 @@ It lets the package be exercised end to end on loopback only::
 
     with LocalServer() as srv:
         url = srv.url("/bytes/1048576")  # content_bytes(1048576), sha256 == content_sha256(1048576)
+
+Layout: ``_base`` is the one server base (bind, accept, track, bounded stop, TLS) under
+``LocalServer`` (``_server``; its HTTP plumbing in ``_http``, its endpoints in ``_routes``, their
+validators and ranges in ``_conditional``) and ``FaultServer`` (``_faults``; a connection in
+``_fault_conn``, the scenarios in ``_scenarios``); ``_content`` is the deterministic content.
 """
 
 from __future__ import annotations
