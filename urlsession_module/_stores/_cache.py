@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import hishel
 
+from .._storage import open_private
 from ._lookup import CacheLookup, _hishel_headers
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,28 @@ MEMORY_CACHE_SIZE = 10 * 1024 * 1024
 ENTRY_SHARE = 0.05
 # URLCache's memory capacity (4 MB on macOS): recently read entries, so a hit needs no SQLite.
 MEMORY_TIER_SIZE = 4 * 1024 * 1024
+
+# What SQLite keeps beside a database file (WAL mode: -wal and -shm; -journal if it ever leaves it).
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def sqlite_files(path: Path) -> list[Path]:
+    """The database file and the files SQLite keeps beside it."""
+    return [path, *(path.with_name(path.name + side) for side in SQLITE_SIDE_FILES)]
+
+
+def make_private_database(path: Path) -> None:
+    """Create (or check) the database file 0600 before SQLite opens it, and check what it keeps
+    beside it: SQLite follows links and gives its -wal/-shm the database file's mode, so a link
+    planted at any of them, or another user's file, is refused here
+    (:class:`~urlsession_module.exceptions.StateDirectoryError`), and a mode that drifted is
+    made 0600 again."""
+    for file in sqlite_files(path):
+        flags = os.O_RDWR | os.O_CREAT if file == path else os.O_RDONLY
+        try:
+            os.close(open_private(file, flags))
+        except FileNotFoundError:
+            continue  # SQLite makes it when it needs it, with the database file's mode
 
 
 def _entry_with(entry: hishel.Entry, **response: Any) -> hishel.Entry:
@@ -128,8 +151,7 @@ class HTTPCache:
             if self._storage is None:
                 target = ":memory:"
                 if self.path is not None:
-                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                    os.close(fd)  # made 0600 before SQLite opens it: its -wal/-shm copy that mode
+                    make_private_database(self.path)
                     target = str(self.path)
                 self._connection = sqlite3.connect(
                     target, check_same_thread=False, isolation_level=None

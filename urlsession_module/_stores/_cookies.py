@@ -4,6 +4,7 @@ and responses (the ``MockRequest``/``MockResponse`` pattern of ``requests``)."""
 from __future__ import annotations
 
 import http.cookiejar
+import io
 import logging
 import urllib.request
 from collections.abc import Iterable
@@ -11,6 +12,7 @@ from email.message import Message
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from ..exceptions import StateDirectoryError
 from ._shared import _SharedFile, _SharedStore
 from ._userinfo import without_userinfo
 
@@ -81,9 +83,15 @@ class CookieStore(_SharedStore):
         self._jar = http.cookiejar.LWPCookieJar()
 
     def _load(self, file: _SharedFile) -> None:
+        # The text is read through the shared file (no link followed, only ours) and handed to
+        # the jar's parser: ``LWPCookieJar.load`` would open the path itself, following links.
         try:
-            self._jar.load(str(file.path), ignore_discard=True)
-        except (OSError, http.cookiejar.LoadError) as exc:
+            text = file.read()
+            if text:
+                cast(Any, self._jar)._really_load(io.StringIO(text), str(file.path), True, False)
+        except StateDirectoryError:
+            raise  # refused, not unreadable: the caller must not write over it
+        except (OSError, ValueError) as exc:  # LoadError is an OSError
             log.warning("cookie file %s unreadable, starting empty: %s", file.path, exc)
             self._reset()
 

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 from .._config_values import ConfigValues
-from .._storage import private_dir
-from ._cache import DISK_CACHE_SIZE, MEMORY_CACHE_SIZE, HTTPCache
+from .._storage import check_private_file, private_dir
+from ._cache import DISK_CACHE_SIZE, MEMORY_CACHE_SIZE, HTTPCache, sqlite_files
 from ._cookies import CookieStore
 from ._credentials import CredentialStore
 from ._exchange import Exchange
@@ -91,6 +91,7 @@ def persistent_stores(home: Path) -> Stores:
         stores = _shared.get(key)
         if stores is None:
             directory = private_dir(Path(key) / STORES_DIR)
+            _check_files(directory)
             lock = directory / LOCK_NAME
             stores = Stores(
                 CookieStore(_SharedFile(directory / COOKIES_NAME, lock)),
@@ -102,6 +103,19 @@ def persistent_stores(home: Path) -> Stores:
             _shared[key] = stores
         stores._refs += 1
         return stores
+
+
+def _check_files(directory: Path) -> None:
+    """Refuse, before a session uses them, store files that are links or not ours.
+
+    Each file is opened without following links whenever it is used, too; checking them all
+    here makes a planted link fail the session's creation (a :class:`StateDirectoryError`)
+    rather than one of its tasks' cookies later (the files are not made here: the cache's
+    database is made when the session first caches).
+    """
+    names = (COOKIES_NAME, CREDENTIALS_NAME, LOCK_NAME)
+    for path in [*(directory / name for name in names), *sqlite_files(directory / CACHE_NAME)]:
+        check_private_file(path)
 
 
 def memory_stores() -> Stores:

@@ -2,6 +2,11 @@
 
 The cookie and credential stores both work this way; only how their content is read and written
 differs, so the locking, refreshing and replacing is written once, here.
+
+Every file here (the content, its lock, the temporary file of a rewrite) is opened with
+:func:`open_private`: never through a symbolic link, never another user's, always 0600 whatever
+the umask. A link planted in the stores directory would otherwise have a (perhaps privileged)
+host write its cookies or passwords wherever the link points.
 """
 
 from __future__ import annotations
@@ -13,9 +18,15 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .._storage import open_private
+
 
 class _SharedFile:
-    """A file several processes read and rewrite: ``flock`` to write, atomic replace, mode 0600."""
+    """A file several processes read and rewrite: ``flock`` to write, atomic replace, mode 0600.
+
+    A symbolic link or another user's file where the file, its lock or its temporary file goes
+    is refused (:class:`~urlsession_module.exceptions.StateDirectoryError`, an ``OSError``).
+    """
 
     def __init__(self, path: Path, lock_path: Path) -> None:
         self.path = path
@@ -24,14 +35,14 @@ class _SharedFile:
     def stamp(self) -> tuple[int, int, int] | None:
         """What identifies the file's current content (None: there is no file)."""
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)  # a link planted here changes the stamp; reading refuses it
         except FileNotFoundError:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self._lock_path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -39,16 +50,18 @@ class _SharedFile:
             os.close(fd)  # releases the lock
 
     def read(self) -> str | None:
+        """The content (None: there is no file)."""
         try:
-            with open(self.path, encoding="utf-8") as f:
-                return f.read()
+            fd = open_private(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        with os.fdopen(fd, encoding="utf-8") as f:
+            return f.read()
 
     def write(self, text: str) -> None:
         """Replace the content at once (a reader sees the old file or the new one, never half)."""
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
