@@ -1,7 +1,9 @@
 """A session's stores: cookies, the HTTP cache and credentials, as URLSession keeps them.
 
 Default and background sessions share one persistent set under ``<state dir>/stores`` (files
-0600, the directory 0700); the background transfer process opens the same set, so two processes
+0600, the directory 0700, whatever the umask; every file opened without following a link and
+refused if another user owns it, so a planted link cannot make a host write its cookies or
+passwords elsewhere); the background transfer process opens the same set, so two processes
 touch it. Cookies and credentials are small files that every writer rewrites under an ``flock``
 after reloading what another process may have written (reload-before-merge), with an atomic
 replace, so a reader never sees half a file. The cache is a SQLite database (WAL), which is
