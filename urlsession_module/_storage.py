@@ -2,7 +2,8 @@
 
 Everything lives under one private state directory: ``$URLSESSION_HOME`` when set, else the
 user's data directory for the package. Directories are made 0700 and files 0600, because
-downloads, cookies and the background journal can hold a user's secrets.
+downloads, cookies and the background journal can hold a user's secrets. Files the user asks
+for (a Blob moved or copied out) are the user's: they follow the umask like any other.
 """
 
 from __future__ import annotations
@@ -133,10 +134,38 @@ def check_private_file(path: str | os.PathLike[str]) -> None:
         raise StateDirectoryError(os.fspath(path), f"is owned by another user (uid {st.st_uid})")
 
 
+# A name made here is at most this many bytes in UTF-8: a download's file name is two of them
+# and a dash (``<task>-<server's name>``), which must fit the 255 bytes file systems allow a path
+# component. Counted in bytes, not characters: 120 Chinese characters are 360 bytes.
+NAME_BYTES = 120
+# An extension this short (in bytes) survives a cut name, so the file's type still shows.
+_KEPT_SUFFIX_BYTES = 16
+
+
 def safe_name(text: str, fallback: str = "_") -> str:
-    """A file-system-safe rendering of an identifier or a server's file name (bounded length)."""
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-    return keep.strip(".")[:120] or fallback
+    """A file-system-safe rendering of an identifier or a server's file name.
+
+    Letters and digits of any script are kept; at most :data:`NAME_BYTES` bytes of UTF-8, cut
+    between characters (never inside one), keeping a short extension when the name is cut.
+    """
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip(".")
+    return _cut_utf8(keep, NAME_BYTES) or fallback
+
+
+def _cut_utf8(name: str, limit: int) -> str:
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    suffix_bytes = len(suffix.encode())
+    if dot and stem and 0 < suffix_bytes <= _KEPT_SUFFIX_BYTES:
+        return f"{_utf8_prefix(stem, limit - suffix_bytes - 1)}.{suffix}"
+    return _utf8_prefix(name, limit)
+
+
+def _utf8_prefix(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` that is at most ``limit`` bytes in UTF-8 (whole characters:
+    a character cut in two at the limit is dropped)."""
+    return text.encode()[:limit].decode("utf-8", errors="ignore")
 
 
 def background_key(identifier: str) -> str:
@@ -147,6 +176,21 @@ def background_key(identifier: str) -> str:
 def part_name(task_id: str) -> str:
     """The file a task's download grows in until it is complete (and a resume continues)."""
     return f".{safe_name(task_id)}.part"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (``os.umask`` sets it
+    too, so reading it that way races with other threads creating files meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 class Blob:
@@ -221,7 +265,10 @@ class Blob:
         return self.text
 
     def move(self, destination: str | os.PathLike[str]) -> Blob:
-        """Move a file Blob to ``destination`` (atomic on one file system) and follow it there."""
+        """Move a file Blob to ``destination`` (atomic on one file system) and follow it there.
+
+        The moved file gets the mode of a file the user makes (0666 less the umask), like a copy.
+        """
         if self._path is None:
             self._write_to(destination)
             return self
@@ -232,11 +279,17 @@ class Blob:
             os.replace(self._path, dest)
         except OSError:
             shutil.move(self._path, dest)
+        # The file now is the user's, no longer the package's private download: it takes the
+        # mode a file the user made would have (0666 less the umask), as ``copy`` gives.
+        os.chmod(dest, 0o666 & ~_umask())
         self._path = dest
         return self
 
     def copy(self, destination: str | os.PathLike[str]) -> Blob:
-        """Copy to ``destination``; returns a Blob of the copy, this one stays where it is."""
+        """Copy to ``destination``; returns a Blob of the copy, this one stays where it is.
+
+        A new file gets 0666 less the umask (an existing one keeps its mode, as ``cp`` does).
+        """
         if self._path is None:
             self._write_to(destination)
             return Blob(path=destination, mimeType=self.mimeType)

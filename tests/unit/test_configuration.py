@@ -18,7 +18,7 @@ from urlsession_module import (
     InvalidArgumentValueError,
     SessionConfiguration,
 )
-from urlsession_module._configuration import CONFIG_FIELDS, ConfigValues
+from urlsession_module._config_values import CONFIG_FIELDS, ConfigValues
 
 SEVEN_DAYS = 7 * 24 * 3600
 

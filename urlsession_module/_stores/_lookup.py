@@ -1,0 +1,194 @@
+"""One request through the HTTP cache: hishel's sans-IO RFC 9111 states, asked before sending
+and told what came back; ``requestCachePolicy`` mapped onto them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+import hishel
+
+if TYPE_CHECKING:
+    from ._cache import HTTPCache
+
+Headers = list[tuple[str, str]]
+
+_CACHE_OPTIONS = hishel.CacheOptions(shared=False)  # a private cache, like URLCache
+_STALE_OK = hishel.CacheOptions(shared=False, allow_stale=True)
+
+
+@attrs.define
+class Stored:
+    """A response the cache serves: status, headers, and its body (as stored: still encoded)."""
+
+    status: int
+    headers: Headers
+    chunks: Iterator[bytes] = attrs.field(repr=False)
+
+
+def _hishel_headers(headers: Iterable[tuple[str, str]]) -> hishel.Headers:
+    out: dict[str, list[str]] = {}
+    for name, value in headers:
+        out.setdefault(name.lower(), []).append(value)
+    return hishel.Headers(out)
+
+
+def _pairs(headers: hishel.Headers) -> Headers:
+    return [(name, value) for name in headers for value in headers.get_list(name) or []]
+
+
+def _stored(response: hishel.Response) -> Stored:
+    stream = response.stream
+    chunks: Iterator[bytes] = iter(()) if stream is None else cast(Iterator[bytes], stream)
+    return Stored(response.status_code, _pairs(response.headers), chunks)
+
+
+def _vary_matches(request: hishel.Request, entry: hishel.Entry) -> bool:
+    vary = entry.response.headers.get("vary")
+    if not vary:
+        return True
+    for name in (v.strip() for v in vary.split(",")):
+        if name == "*" or request.headers.get(name) != entry.request.headers.get(name):
+            return False
+    return True
+
+
+def _same_representation(entry: hishel.Entry, headers: hishel.Headers) -> bool:
+    """Whether a new 200 carries the very bytes ``entry`` holds: the same strong ETag (RFC 9110
+    8.8.1: a strong validator changes whenever the bytes do), length and content coding."""
+    stored = entry.response.headers
+    etag = headers.get("etag")
+    return (
+        etag is not None
+        and not etag.startswith("W/")
+        and stored.get("etag") == etag
+        and stored.get("content-length") == headers.get("content-length")
+        and stored.get("content-encoding") == headers.get("content-encoding")
+    )
+
+
+def _worth_storing(headers: hishel.Headers) -> bool:
+    """A response with neither freshness nor a validator could only ever be fetched again."""
+    cc = (headers.get("cache-control") or "").lower()
+    return any(h in headers for h in ("expires", "etag", "last-modified")) or "max-age" in cc
+
+
+@attrs.define
+class Outcome:
+    """What the transport does with a response after the cache has seen it.
+
+    ``stored``: serve this instead (a 304 freshened it); ``store``: serve the response, reading its
+    body through ``chunks`` (which saves it); ``resend``: ask again without conditions; none of
+    them: use the response as it is.
+    """
+
+    stored: Stored | None = None
+    chunks: Iterator[bytes] | None = attrs.field(default=None, repr=False)
+    resend: bool = False
+
+
+class CacheLookup:
+    """One request through hishel's RFC 9111 states: ask before sending, tell after."""
+
+    def __init__(self, cache: HTTPCache, request: hishel.Request, policy: str) -> None:
+        self._cache = cache
+        self._request = request
+        self._key = request.url
+        self.hit: Stored | None = None
+        self.unavailable = False  # returnCacheDataDontLoad and nothing stored
+        self._state: hishel.CacheMiss | hishel.NeedRevalidation
+        unsafe = request.method.upper() not in ("GET", "HEAD", "OPTIONS", "TRACE")
+        if policy == "reloadIgnoringLocalCacheData" and not unsafe:
+            self._state = hishel.CacheMiss(request=request, options=_CACHE_OPTIONS)
+            return
+        stale_ok = policy in ("returnCacheDataElseLoad", "returnCacheDataDontLoad")
+        entries = cache.entries(self._key)
+        state = hishel.IdleClient(options=_STALE_OK if stale_ok else _CACHE_OPTIONS).next(
+            request, entries
+        )
+        if isinstance(state, hishel.FromCache):
+            self.hit = _stored(state.entry.response)
+            return
+        if stale_ok and isinstance(state, hishel.NeedRevalidation):
+            # "Use cached data regardless of its age or expiration date."
+            for entry in state.revalidating_entries:
+                if _vary_matches(request, entry):
+                    self.hit = _stored(entry.response)
+                    return
+        if policy == "returnCacheDataDontLoad":
+            self.unavailable = True
+        self._state = state
+
+    @property
+    def send_headers(self) -> Headers:
+        """The validators to add to the request (If-None-Match, If-Modified-Since)."""
+        if self.hit is not None or self.unavailable:
+            return []
+        sent = self._state.request.headers
+        return [
+            (name, value)
+            for name in sent
+            if self._request.headers.get(name) is None
+            for value in sent.get_list(name) or []
+        ]
+
+    def response(
+        self, status: int, headers: Headers, body: Callable[[], Iterator[bytes]]
+    ) -> Outcome:
+        """Tell the cache what came back; ``body`` gives the raw (still encoded) body on demand."""
+        cache = self._cache
+        kept = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
+        state: Any = self._state.next(hishel.Response(status, _hishel_headers(kept)))
+        while True:
+            if isinstance(state, hishel.InvalidateEntries):
+                cache.changing(self._key)
+                for entry_id in state.entry_ids:
+                    cache.storage.remove_entry(entry_id)
+                state = state.next()
+            elif isinstance(state, hishel.NeedToBeUpdated):
+                for entry in state.updating_entries:
+                    cache.refresh(self._key, entry.id, entry.response.headers)
+                state = state.next()
+            elif isinstance(state, hishel.FromCache):
+                return Outcome(stored=_stored(state.entry.response))
+            elif isinstance(state, hishel.StoreAndUse):
+                response = state.response
+                if not _worth_storing(response.headers) or status in (206, 304):
+                    return Outcome()
+                if "date" not in response.headers:  # RFC 9110 6.6.1: a cache records when
+                    response.headers["date"] = formatdate(usegmt=True)
+                # The new response replaces what was stored for the same request (two entries
+                # of one second would leave "the most recent one" to chance).
+                variant = [
+                    entry
+                    for entry in cache.entries(self._key)
+                    if entry.request.method == self._request.method
+                    and _vary_matches(self._request, entry)
+                ]
+                twin = next((e for e in variant if _same_representation(e, response.headers)), None)
+                if twin is not None:
+                    # What is stored, sent again: keep its body, take the new headers (as a
+                    # 304 would have done) rather than write the same bytes once more. Other
+                    # entries of the variant (two tasks that stored at once) go.
+                    others = [e for e in variant if e is not twin]
+                    if others:
+                        cache.changing(self._key)
+                        for entry in others:
+                            cache.storage.remove_entry(entry.id)
+                    cache.refresh(self._key, twin.id, response.headers)
+                    return Outcome()
+                cache.changing(self._key)
+                storage = cache.storage
+                for entry in variant:
+                    storage.remove_entry(entry.id)
+                response.stream = body()
+                entry = storage.create_entry(self._request, response, self._key)
+                chunks = cast(Iterator[bytes], entry.response.stream)
+                return Outcome(chunks=cache._writing(self._key, entry.id.bytes, chunks))
+            elif isinstance(state, hishel.CacheMiss):
+                self._state = state  # a 304 that freshened nothing: ask plainly
+                return Outcome(resend=True)
+            else:  # CouldNotBeStored
+                return Outcome()
