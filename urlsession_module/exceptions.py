@@ -165,7 +165,9 @@ class StateDirectoryError(URLSessionError, PermissionError):
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"refusing to use the state directory entry {path}: it {problem}")
         self.path = path
-        self.filename = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # OSError's own would read "[Errno None] None"
 
 
 class CreationOnlyError(URLSessionError, AttributeError):
