@@ -163,8 +163,6 @@ def _tls_reason(exc: BaseException) -> str:
         message = getattr(e, "verify_message", None)
         if isinstance(e, ssl.SSLCertVerificationError) and message:
             return str(message)
-        if isinstance(e, ssl.CertificateError) and not isinstance(e, ssl.SSLError):
-            return "the certificate does not match the host name"
         reason = getattr(e, "reason", None)
         if isinstance(e, ssl.SSLError) and isinstance(reason, str) and reason:
             return reason.lower().replace("_", " ")
@@ -214,7 +212,6 @@ _ERROR_TABLE: tuple[tuple[type[BaseException], _Code, _Detail], ...] = (
     (ReadTimeoutError, ErrorCode.TIMED_OUT, _fixed("no data within the idle timeout")),
     (SSLError, _ssl_code, _tls_reason),
     (ssl.SSLError, _ssl_code, _tls_reason),
-    (ssl.CertificateError, _ssl_code, _tls_reason),
     (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST, _fixed("the proxy refused or failed")),
     # A known encoding (gzip, deflate) whose data does not decode: Foundation's -1015;
     # -1016 is for an encoding it does not know, which urllib3 passes through undecoded.
