@@ -393,3 +393,30 @@ def test_anything_else_is_unknown_without_details(
     session = make_session()
     message = _message(session, recorder(session), server.url("/x"), E.UNKNOWN)
     assert message == f"{E.UNKNOWN.description} (127.0.0.1:{server.port})"
+
+
+# --------------------------------------------------------------------------- the transport's own
+
+
+def test_resource_deadline(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """The transport's own TransferError (here the resource deadline) is framed like the rows."""
+    session = make_session(timeoutIntervalForResource=1.0, timeoutIntervalForRequest=5.0)
+    url = server.url("/bytes/3000000?rate=1000000")
+    message = _message(session, recorder(session), url, E.TIMED_OUT)
+    assert message == _expected(
+        E.TIMED_OUT, f"127.0.0.1:{server.port}", "the resource timeout passed"
+    )
+
+
+def test_redirect_to_another_scheme(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A redirect the transport will not follow names its target (and the host that sent it)."""
+    session = make_session()
+    url = server.url("/redirect-to?url=ftp://127.0.0.1/file.txt&code=302")
+    message = _message(session, recorder(session), url, E.UNSUPPORTED_URL)
+    assert message == _expected(
+        E.UNSUPPORTED_URL, f"127.0.0.1:{server.port}", "a redirect to ftp://127.0.0.1/file.txt"
+    )

@@ -118,8 +118,7 @@ class Sink:
         if self.limit is not None and self.size + more > self.limit:
             raise TransferError(
                 ErrorCode.DATA_LENGTH_EXCEEDS_MAXIMUM,
-                f"{ErrorCode.DATA_LENGTH_EXCEEDS_MAXIMUM.description}: the body is larger than "
-                f"{self._limit_name} ({self.limit} bytes)",
+                f"the body is larger than {self._limit_name}, {self.limit} bytes",
             )
 
     def write(self, data: bytes | memoryview) -> None:

@@ -243,7 +243,12 @@ def map_exception(exc: BaseException, where: Origin | None = None) -> TransferEr
     collector runs, past the session's invalidation.
     """
     if isinstance(exc, TransferError):
-        return TransferError(exc.code, exc.message)
+        # The transport's own (a deadline, a cap, a redirect it will not follow) say what
+        # happened; framed like every row once the host is known, unless already framed.
+        known = ErrorCode(exc.code) if exc.code in ErrorCode._value2member_map_ else None
+        if where is None or known is None or exc.message.startswith(known.description):
+            return TransferError(exc.code, exc.message)
+        return TransferError(known, _message(known, where, exc.message))
     for kind, code, detail in _ERROR_TABLE:
         if isinstance(exc, kind):
             resolved = code(exc) if callable(code) else code

@@ -80,7 +80,7 @@ def redirect_request(request: Request, status: int, location: str) -> Request:
     target = urljoin(request.url, without_userinfo(location.strip()))
     scheme = urlsplit(target).scheme.lower()
     if scheme not in ("http", "https") or not urlsplit(target).hostname:
-        raise TransferError(ErrorCode.UNSUPPORTED_URL, f"redirect to an unsupported URL: {target}")
+        raise TransferError(ErrorCode.UNSUPPORTED_URL, f"a redirect to {target}")
     method = request.method
     keep_body = request.has_body
     if (status in (301, 302) and method == "POST") or (status == 303 and method != "HEAD"):
