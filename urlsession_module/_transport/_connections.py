@@ -44,7 +44,9 @@ class _RawResponse(http.client.HTTPResponse):
     ``readinto`` does, so the connection goes back to the pool as usual.
     """
 
-    def __init__(self, sock: socket.socket, *args: Any, deadline: float | None = None, **kw: Any):
+    def __init__(
+        self, sock: socket.socket, *args: Any, deadline: float | None = None, **kw: Any
+    ) -> None:
         """``deadline``: the attempt's resource deadline (time.monotonic()), held while the
         head is read, interim responses included."""
         super().__init__(sock, *args, **kw)
@@ -158,7 +160,10 @@ class _HeadReplay:
 
     def __init__(self, head: bytes, real: Any, end: bool = True) -> None:
         self.real = real
-        self._lines = [head] if not end else [head, b"\r\n"] if head else [b"\r\n"]
+        if not end:
+            self._lines = [head]
+        else:
+            self._lines = [head, b"\r\n"] if head else [b"\r\n"]
 
     def readline(self, limit: int = -1) -> bytes:
         if self._lines:
