@@ -51,66 +51,51 @@ def _failed_with_1103(rec: Any, tid: str, started: float) -> Any:
     return done
 
 
-def test_gzip_bomb_data_task_fails_with_minus_1103(
-    make_session: MakeSession, recorder: MakeRecorder
+@pytest.mark.parametrize(
+    ("download", "cap"),
+    [(False, "maximumResponseDataLength"), (True, "maximumDownloadLength")],
+    ids=["data", "download"],
+)
+def test_gzip_bomb_fails_with_minus_1103(
+    make_session: MakeSession, recorder: MakeRecorder, download: bool, cap: str
 ) -> None:
-    """1 MB of gzip that inflates to 1 GiB stops at a 4 MiB cap with -1103, not success."""
-    session = make_session(maximumResponseDataLength=CAP)
+    """1 MB of gzip that inflates to 1 GiB stops at a 4 MiB cap with -1103, not success: no
+    more than the cap is taken, no responseText, no file left."""
+    session = make_session(**{cap: CAP})
     rec = recorder(session)
     with raw_server(_bomb_handler) as srv:
         started = time.monotonic()
-        tid = session.dataTask(url=srv.url("/bomb"))
+        url = srv.url("/bomb")
+        tid = session.downloadTask(url=url) if download else session.dataTask(url=url)
         done = _failed_with_1103(rec, tid, started)
-    assert done.message.endswith(
-        f": the body is larger than maximumResponseDataLength, {CAP} bytes)"
-    )
-    assert done.responseText == ""
-    received = sum(e.bytesWritten for e in rec.of(tid, "downloadprogress"))
-    assert received <= CAP
-
-
-def test_gzip_bomb_download_fails_and_leaves_no_file(
-    make_session: MakeSession, recorder: MakeRecorder
-) -> None:
-    """A download past maximumDownloadLength (decoded bytes) fails with -1103, no file left."""
-    session = make_session(maximumDownloadLength=CAP)
-    rec = recorder(session)
-    with raw_server(_bomb_handler) as srv:
-        started = time.monotonic()
-        tid = session.downloadTask(url=srv.url("/bomb"))
-        done = _failed_with_1103(rec, tid, started)
-    assert "maximumDownloadLength" in done.message
+    assert done.message.endswith(f": the body is larger than {cap}, {CAP} bytes)")
+    if not download:
+        assert done.responseText == ""
+    assert sum(e.bytesWritten for e in rec.of(tid, "downloadprogress")) <= CAP
     assert rec.of(tid, "downloadcompleted") == []
     assert os.listdir(session.downloadDirectory) == []
 
 
+@pytest.mark.parametrize("download", [False, True], ids=["data", "download"])
 @pytest.mark.parametrize(
     "framing", ["", "?chunked=1", "?gzip=1"], ids=["length", "chunked", "gzip"]
 )
-def test_plain_body_over_the_cap_fails_with_minus_1103(
-    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, framing: str
+def test_body_one_byte_over_the_cap_fails_with_minus_1103(
+    server: LocalServer,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    framing: str,
+    download: bool,
 ) -> None:
-    """A body one byte over the cap fails (at the head when its length is announced)."""
-    session = make_session(maximumResponseDataLength=MIB)
+    """One byte over the cap fails (at the head when the length is announced); a download
+    leaves no file."""
+    session = make_session(maximumResponseDataLength=MIB, maximumDownloadLength=MIB)
     rec = recorder(session)
     started = time.monotonic()
-    tid = session.dataTask(url=server.url(f"/bytes/{MIB + 1}{framing}"))
+    url = server.url(f"/bytes/{MIB + 1}{framing}")
+    tid = session.downloadTask(url=url) if download else session.dataTask(url=url)
     done = _failed_with_1103(rec, tid, started)
     assert done.statusCode == 200
-
-
-@pytest.mark.parametrize(
-    "framing", ["", "?chunked=1", "?gzip=1"], ids=["length", "chunked", "gzip"]
-)
-def test_download_over_the_cap_fails_and_leaves_no_file(
-    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, framing: str
-) -> None:
-    """A download one byte over maximumDownloadLength fails with -1103 and removes its file."""
-    session = make_session(maximumDownloadLength=MIB)
-    rec = recorder(session)
-    started = time.monotonic()
-    tid = session.downloadTask(url=server.url(f"/bytes/{MIB + 1}{framing}"))
-    _failed_with_1103(rec, tid, started)
     assert os.listdir(session.downloadDirectory) == []
 
 
