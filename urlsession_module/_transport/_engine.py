@@ -1,4 +1,4 @@
-"""The transport: one pool per session, and the loops that move one task's bytes."""
+"""The transport: one pool per session, and one task's run: redirects, 401s and the cache, hop by hop."""
 
 from __future__ import annotations
 
