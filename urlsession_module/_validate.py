@@ -17,6 +17,7 @@ from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError, Uns
 # RFC 9110 token: the characters a header name or a method may have.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # always fullmatch: "$" would let "X\n" in
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+_URL_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")  # \s: Unicode white space too (NBSP, U+2028...)
 
 
 def header_fields(argument: str, value: Any) -> dict[str, str]:
@@ -76,9 +77,12 @@ def http_url(argument: str, value: Any) -> str:
         raise InvalidArgumentValueError(argument, f"{argument!r} is required and must not be empty")
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(argument, f"{argument!r} must be a str (got {value!r})")
-    if _BAD_VALUE.search(value) or " " in value.strip():
+    if _BAD_VALUE.search(value) or _URL_SPACE.search(value.strip()):
+        # urllib.parse quietly drops tabs and newlines and keeps other control characters: a
+        # URL with one would reach the network as some other URL, or fail there with -1000.
         raise InvalidArgumentValueError(
-            argument, f"{argument!r} must not contain whitespace or CR/LF (got {value!r})"
+            argument,
+            f"{argument!r} must not contain whitespace or control characters (got {value!r})",
         )
     try:
         parts = urlsplit(value.strip())

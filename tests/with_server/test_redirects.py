@@ -241,6 +241,31 @@ def test_credentials_kept_on_same_origin_redirect(
         assert header_list(echo, name) == [value]
 
 
+def test_userinfo_in_a_redirect_is_never_used_nor_stored(
+    server: LocalServer,
+    other_server: LocalServer,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    state_home: Path,
+) -> None:
+    """A Location with user info cannot plant a credential: B's 401 is not answered with it,
+    the credential store keeps nothing for B, and a later task to B sends no Authorization."""
+    session = make_session()
+    rec = recorder(session)
+    auth = "/auth/basic?user=attacker&password=s3cret&realm=planted"
+    target = f"http://attacker:s3cret@127.0.0.1:{other_server.port}{auth}"
+    other_server.clear_requests()
+    done = run(session, rec, url=server.url(f"/redirect-to?url={quote(target)}&code=302"))
+    assert (done.success, done.statusCode) == (True, 401)
+    later = run(session, rec, url=other_server.url(auth))
+    assert later.statusCode == 401
+    reached = [r for r in other_server.requests if r.path.startswith("/auth/basic")]
+    assert len(reached) == 2
+    assert all("authorization" not in r.headers for r in reached)
+    store = state_home / "stores" / "credentials.json"
+    assert not store.exists() or "s3cret" not in store.read_text()
+
+
 # --------------------------------------------------------------------------- headers
 
 

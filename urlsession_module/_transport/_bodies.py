@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 
 from .._state import BodyReceived, BodySent
-from ..exceptions import ErrorCode
+from ..exceptions import ErrorCode, TransferError
 from ._control import TransferControl
 from ._errors import file_error
 
@@ -28,6 +28,7 @@ READ_BLOCK = 1024 * 1024  # the reused buffer a response body is read into
 # are, before the transfer's end, so totals are exact.
 PROGRESS_INTERVAL = 0.003
 PROGRESS_STEP = 1 << 20
+_TEXT_GATHER = 4 << 20  # decoded text gathered before it is appended to a data task's text
 
 
 class Progress:
@@ -69,14 +70,28 @@ class Progress:
 
 
 class Sink:
-    """Where a response body goes: memory for data tasks, a private file for downloads."""
+    """Where a response body goes: text in memory for data tasks, a private file for downloads.
 
-    def __init__(self, path: str | None, keep: int = 0) -> None:
+    ``limit`` caps the decoded bytes the sink takes (``limit_name`` is the configuration
+    property that set it, for the message): one byte more fails the task with -1103 before
+    it is kept. A data task's body is decoded to text as it arrives (a few MiB are gathered,
+    then appended), never held as bytes and text at once, so the memory a body costs is its
+    text: a decoded body of ``limit`` bytes never needs twice that.
+    """
+
+    def __init__(
+        self, path: str | None, keep: int = 0, limit: int | None = None, limit_name: str = ""
+    ) -> None:
         """``keep``: bytes of an earlier attempt's file to continue after (the rest is cut)."""
         self.path = path
         self.size = 0
-        self._buf = bytearray()
+        self.limit = limit
+        self._limit_name = limit_name
         self._fd: int | None = None
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._pieces: list[str] = []
+        self._gathered = 0
+        self._text = ""
         if path is not None:
             flags = os.O_WRONLY | os.O_CREAT | (0 if keep else os.O_TRUNC)
             try:
@@ -86,12 +101,53 @@ class Sink:
             if keep:
                 self.truncate(keep)
 
+    def begin(self, offset: int, charset: str = "utf-8") -> None:
+        """A response body starts: keep ``offset`` bytes (a 206 continues there, a 200 starts
+        over at 0); a data task's text is decoded as ``charset`` (utf-8 if Python has no such
+        codec)."""
+        self.truncate(offset)
+        if self._fd is None and not offset:
+            try:
+                factory = codecs.getincrementaldecoder(charset)
+            except LookupError:
+                factory = codecs.getincrementaldecoder("utf-8")
+            self._decoder = factory(errors="replace")
+
+    def check_room(self, more: int) -> None:
+        """Fail with -1103 if ``more`` bytes would take the sink past its limit."""
+        if self.limit is not None and self.size + more > self.limit:
+            raise TransferError(
+                ErrorCode.DATA_LENGTH_EXCEEDS_MAXIMUM,
+                f"the body is larger than {self._limit_name}, {self.limit} bytes",
+            )
+
     def write(self, data: bytes | memoryview) -> None:
+        self.check_room(len(data))
         if self._fd is None:
-            self._buf += data
+            self._take_text(data)
         else:
             self._write_file(self._fd, memoryview(data))
         self.size += len(data)
+
+    def _take_text(self, data: bytes | memoryview) -> None:
+        if self._decoder is None:
+            self.begin(0)
+        assert self._decoder is not None
+        piece = self._decoder.decode(data)
+        self._pieces.append(piece)
+        self._gathered += len(piece)
+        if self._gathered >= _TEXT_GATHER:
+            self._append_pieces()
+
+    def _append_pieces(self) -> None:
+        piece = "".join(self._pieces)
+        self._pieces.clear()
+        self._gathered = 0
+        # CPython grows a str in place (realloc) when the only reference to it is the local
+        # being added to: taking it out of the attribute first spares a copy of the whole text.
+        text, self._text = self._text, ""
+        text += piece
+        self._text = text
 
     def _write_file(self, fd: int, view: memoryview) -> None:
         while view:
@@ -107,6 +163,7 @@ class Sink:
         A file system that takes no splice gets them copied through Python instead.
         """
         assert self._fd is not None
+        self.check_room(n)
         left = n
         while left:
             try:
@@ -128,19 +185,26 @@ class Sink:
         self.size += n
 
     def truncate(self, offset: int) -> None:
-        """Keep the first ``offset`` bytes (a 206 continues there; a 200 starts over at 0)."""
+        """Keep the first ``offset`` bytes (a 206 continues there; a 200 starts over at 0).
+
+        Text in memory can only be kept whole or dropped: a data task resumes where it let go.
+        """
         if self._fd is None:
-            del self._buf[offset:]
+            assert offset in (0, self.size), "text is kept whole or dropped"
+            if not offset:
+                self._pieces, self._gathered, self._text, self._decoder = [], 0, "", None
         else:
             os.ftruncate(self._fd, offset)
             os.lseek(self._fd, offset, os.SEEK_SET)
         self.size = offset
 
-    def text(self, charset: str) -> str:
-        try:
-            return self._buf.decode(charset, errors="replace")
-        except LookupError:
-            return self._buf.decode("utf-8", errors="replace")
+    def text(self) -> str:
+        """The whole body as text, handed over (the sink keeps no reference to it)."""
+        if self._decoder is not None:
+            self._pieces.append(self._decoder.decode(b"", final=True))
+        self._append_pieces()
+        text, self._text = self._text, ""
+        return text
 
     def finish(self, final_path: str, durable: bool) -> None:
         assert self._fd is not None and self.path is not None
@@ -170,7 +234,7 @@ class Sink:
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-        self._buf = bytearray()
+        self._pieces, self._text = [], ""
 
 
 def charset(content_type: str | None) -> str:

@@ -1,8 +1,11 @@
 """urllib3's connections, made interruptible, and the response class that reads heads our way.
 
 A cancel must break a blocking send or read: the connection offers the task's owner a way to
-shut its socket (``sending`` carries the task's control into urllib3's call). Response heads
-are read by us, under Foundation's limits and the task's deadline, then parsed by http.client.
+shut its socket. The attempt reaches the connection explicitly: the transport wraps urlopen's
+``body`` in an :class:`Outgoing` that carries it (urllib3 hands that argument unchanged to the
+pool's ``_make_request``, the one place that knows both the request and its connection).
+Response heads, interim ones included, are read by us under Foundation's limits and the
+attempt's deadline, then parsed by http.client.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import http.client
 import os
 import select
 import socket
 import ssl
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +28,11 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..exceptions import ErrorCode, TransferError
 from ._bodies import Sink
-from ._control import TransferControl
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
+
+    from ._attempt import Attempt
 
 
 class _RawResponse(http.client.HTTPResponse):
@@ -40,6 +44,15 @@ class _RawResponse(http.client.HTTPResponse):
     ``readinto`` does, so the connection goes back to the pool as usual.
     """
 
+    def __init__(
+        self, sock: socket.socket, *args: Any, deadline: float | None = None, **kw: Any
+    ) -> None:
+        """``deadline``: the attempt's resource deadline (time.monotonic()), held while the
+        head is read, interim responses included."""
+        super().__init__(sock, *args, **kw)
+        self._deadline = deadline
+        self._interims = 0
+
     def begin(self) -> None:
         super().begin()
         if isinstance(self.fp, _HeadReplay):
@@ -48,14 +61,25 @@ class _RawResponse(http.client.HTTPResponse):
     def _read_status(self) -> tuple[str, int, str]:
         # http.client skips only 100 Continue; Foundation skips every interim 1xx response
         # (102 Processing, 103 Early Hints) and reports the final one. 101 is final for us.
+        # The status line is read under the deadline too, and interims are counted: a server
+        # sending 1xx forever never goes idle, so only these bound it.
         while True:
-            version, status, reason = super()._read_status()  # type: ignore[misc]
-            if 100 < status < 200 and status != 101:
-                http.client.parse_headers(self.fp)  # the interim response's headers, dropped
-                continue
-            if status != 100:  # begin() skips a 100 itself and comes back here
-                self.fp = _HeadReplay(_read_head(self.fp), self.fp)  # type: ignore[assignment]
-            return version, status, reason
+            line = _read_line(self.fp, self._deadline)
+            real, self.fp = self.fp, _HeadReplay(line, self.fp, end=False)  # type: ignore[assignment]
+            try:
+                version, status, reason = super()._read_status()  # type: ignore[misc]
+            finally:
+                if self.fp is not None:  # (None: http.client closed it, refusing the line)
+                    self.fp = real
+            if status >= 200 or status == 101:
+                self.fp = _HeadReplay(_read_head(self.fp, self._deadline), self.fp)  # type: ignore[assignment]
+                return version, status, reason
+            self._interims += 1
+            if self._interims > _MAX_INTERIMS:
+                raise http.client.HTTPException("too many interim (1xx) responses")
+            if status == 100:  # begin() skips a 100's headers itself and comes back here
+                return version, status, reason
+            _read_head(self.fp, self._deadline)  # the interim response's headers, dropped
 
     def readinto1(self, buffer: Any) -> int:
         b = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
@@ -82,50 +106,64 @@ class _RawResponse(http.client.HTTPResponse):
 # Foundation's limits on a response head, not http.client's (which refuses a 101st header line).
 _MAX_HEAD_LINES = 1000
 _MAX_HEAD_BYTES = 256 * 1024
+_MAX_LINE = 65536
+# Interim (1xx) responses before the final one: real servers send one or two (103 Early Hints).
+_MAX_INTERIMS = 100
 
 
-def _read_head(fp: Any) -> bytes:
-    """The header lines of a response, up to and excluding the blank line that ends them.
-
-    A head cut off by the server closing is the connection lost (-1005), not an empty success
-    as http.client would have it. The head is read one socket read at a time (``peek``), so the
-    task's resource deadline is checked however slowly the server trickles it (slow-loris).
-    """
-    deadline: float | None = getattr(sending, "deadline", None)
-    lines: list[bytes] = []
-    line = b""
-    size = 0
+def _read_line(fp: Any, deadline: float | None) -> bytes:
+    """One line of a response head, read one socket read at a time (``peek``), so the resource
+    deadline is checked however slowly the server trickles it (slow-loris). At the server's
+    close, what came of the line (b"" for nothing)."""
+    line: bytes = b""
     while True:
         if deadline is not None and time.monotonic() > deadline:
             raise TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed (response head)")
         data = fp.peek(1)
         if not data:
-            raise http.client.RemoteDisconnected("the connection closed inside the response head")
+            return line  # cut short by the server closing: the parser says what it makes of it
         end = data.find(b"\n")
-        line += fp.read(len(data) if end < 0 else end + 1)
-        if len(line) > 65536:
+        line += bytes(fp.read(len(data) if end < 0 else end + 1))
+        if len(line) > _MAX_LINE:
             raise http.client.LineTooLong("header line")
-        if end < 0:
-            continue
+        if end >= 0:
+            return line
+
+
+def _read_head(fp: Any, deadline: float | None) -> bytes:
+    """The header lines of a response, up to and excluding the blank line that ends them.
+
+    A head cut off by the server closing is the connection lost (-1005), not an empty success
+    as http.client would have it.
+    """
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        line = _read_line(fp, deadline)
+        if not line:
+            raise http.client.RemoteDisconnected("the connection closed inside the response head")
         if line in (b"\r\n", b"\n"):
             return b"".join(lines)
         lines.append(line)
         size += len(line)
-        line = b""
         if len(lines) > _MAX_HEAD_LINES or size > _MAX_HEAD_BYTES:
             raise http.client.HTTPException("response head too large")
 
 
 class _HeadReplay:
-    """Hands a head already read (and checked) to http.client's parser as one line.
+    """Hands lines already read (and checked) to http.client's parser.
 
-    ``parse_headers`` joins the lines it reads and parses the whole; giving it the head as one
-    "line" keeps its per-line count (100) out of the way. Everything else goes to the socket.
+    A head goes as one "line" and then the blank line that ends it: ``parse_headers`` joins the
+    lines it reads and parses the whole, and one line keeps its per-line count (100) out of the
+    way. A status line goes alone (``end=False``). Everything else goes to the socket.
     """
 
-    def __init__(self, head: bytes, real: Any) -> None:
+    def __init__(self, head: bytes, real: Any, end: bool = True) -> None:
         self.real = real
-        self._lines = [head, b"\r\n"] if head else [b"\r\n"]
+        if not end:
+            self._lines = [head]
+        else:
+            self._lines = [head, b"\r\n"] if head else [b"\r\n"]
 
     def readline(self, limit: int = -1) -> bytes:
         if self._lines:
@@ -147,49 +185,76 @@ def raw_reader(resp: urllib3.BaseHTTPResponse) -> _RawResponse | None:
 
 # -- connections that a cancel can interrupt -------------------------------------------------------
 
-# What this thread is sending (urllib3 gives no handle on the connection until urlopen returns):
-# ``ctl``, the task, so its connection can hand it a way to break the wait for the response head;
-# ``reused``, whether that connection had served a request before (None: not known yet).
-sending = threading.local()
 
+class Outgoing:
+    """urlopen's ``body`` argument as the transport passes it: the body and the attempt it is
+    sent for. The pool takes it apart where it gets the connection (:meth:`_Pool._make_request`).
+    """
 
-def _offer_abort(conn: HTTPConnection) -> None:
-    ctl: TransferControl | None = getattr(sending, "ctl", None)
-    sock = conn.sock
-    if ctl is not None and sock is not None:
-        ctl.set_abort(lambda: shutdown(sock))
+    __slots__ = ("attempt", "content")
 
-
-def _response_awaited(conn: HTTPConnection) -> None:
-    _offer_abort(conn)
-    served = getattr(conn, "_urlsession_served", 0)
-    sending.reused = served > 0
-    conn._urlsession_served = served + 1  # type: ignore[attr-defined]
+    def __init__(self, attempt: Attempt, content: Any) -> None:
+        self.attempt = attempt
+        self.content = content
 
 
 class _AbortableHTTPConnection(HTTPConnection):
-    """A connection a cancel can interrupt, wherever the task waits on it."""
+    """A connection a cancel can interrupt, wherever the task waits on it.
+
+    ``attempt`` is the one it sends for now (set by the pool for each request, cleared once the
+    response head is read, so an idle pooled connection holds no task).
+    """
 
     response_class = _RawResponse
+    attempt: Attempt | None = None
+    _served = 0
+
+    def _offer_abort(self) -> None:
+        sock, attempt = self.sock, self.attempt
+        if attempt is not None and sock is not None:
+            attempt.ctl.set_abort(lambda: shutdown(sock))
 
     def send(self, data: Any) -> None:
-        _offer_abort(self)  # a body block blocked in sendall (server not reading) is cancellable
+        self._offer_abort()  # a body block blocked in sendall (server not reading) is cancellable
         super().send(data)
 
     def getresponse(self) -> urllib3.HTTPResponse:  # type: ignore[override]
-        _response_awaited(self)
-        return super().getresponse()
+        attempt = self.attempt
+        self._offer_abort()
+        if attempt is not None:
+            attempt.reused = self._served > 0
+        self._served += 1
+        # http.client makes the response itself, from ``response_class``: this one reads its
+        # head under the attempt's deadline.
+        deadline = None if attempt is None else attempt.deadline
+        self.response_class = functools.partial(_RawResponse, deadline=deadline)  # type: ignore[assignment]
+        try:
+            return super().getresponse()
+        finally:
+            self.attempt = None
 
 
 class _AbortableHTTPSConnection(_AbortableHTTPConnection, HTTPSConnection):
     """The same over TLS (the method resolution order puts our hooks before HTTPSConnection's)."""
 
 
-class HTTPPool(HTTPConnectionPool):
+class _Pool(HTTPConnectionPool):
+    def _make_request(  # type: ignore[override]
+        self, conn: BaseHTTPConnection, method: str, url: str, body: Any = None, **kw: Any
+    ) -> urllib3.BaseHTTPResponse:
+        """Hand the attempt to the connection that sends it, and the body to urllib3."""
+        if isinstance(body, Outgoing):
+            if isinstance(conn, _AbortableHTTPConnection):
+                conn.attempt = body.attempt
+            body = body.content
+        return super()._make_request(conn, method, url, body, **kw)
+
+
+class HTTPPool(_Pool):
     ConnectionCls = _AbortableHTTPConnection
 
 
-class HTTPSPool(HTTPSConnectionPool):
+class HTTPSPool(_Pool, HTTPSConnectionPool):
     ConnectionCls = _AbortableHTTPSConnection
 
     def _validate_conn(self, conn: BaseHTTPConnection) -> None:

@@ -25,6 +25,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from .._urls import Origin
 from ..exceptions import ErrorCode, TransferError
 
 
@@ -148,39 +149,93 @@ def _value_code(exc: BaseException) -> ErrorCode:
     return ErrorCode.UNKNOWN
 
 
+def _reason(exc: BaseException) -> str:
+    """What the OS said, in its words ("connection refused"), if some cause carries an errno."""
+    for e in _causes(exc):
+        if isinstance(e, OSError) and e.errno and not isinstance(e, ssl.SSLError):
+            return os.strerror(e.errno).lower()
+    return ""
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The TLS library's reason in words: "self-signed certificate", "wrong version number"."""
+    for e in _causes(exc):
+        message = getattr(e, "verify_message", None)
+        if isinstance(e, ssl.SSLCertVerificationError) and message:
+            return str(message)
+        reason = getattr(e, "reason", None)
+        if isinstance(e, ssl.SSLError) and isinstance(reason, str) and reason:
+            return reason.lower().replace("_", " ")
+    return _reason(exc)
+
+
+def _protocol_detail(exc: BaseException) -> str:
+    """What went wrong on the wire, in words (the exception classes only choose the words)."""
+    if _in_tls_handshake(exc):
+        return "the connection broke during the TLS handshake"
+    for e in _causes(exc):
+        if isinstance(e, InvalidChunkLength) or _bad_chunk_size(e):
+            return "invalid chunked encoding"
+        if isinstance(e, http.client.IncompleteRead):
+            return "the connection closed before the whole body came"
+        if isinstance(e, http.client.RemoteDisconnected):
+            return "the server closed the connection without a response"
+        if isinstance(e, http.client.BadStatusLine):
+            return "the response does not start with an HTTP status line"
+        if isinstance(e, http.client.LineTooLong):
+            return "a response header line is too long"
+        if isinstance(e, ConnectionResetError):
+            return "the connection was reset"
+        if isinstance(e, BrokenPipeError):
+            return "the server closed the connection while the request was sent"
+    for e in _causes(exc):  # our own head checks raise HTTPException with plain words
+        if type(e) is http.client.HTTPException and e.args and isinstance(e.args[0], str):
+            return e.args[0]
+    return _reason(exc)
+
+
+_Code = ErrorCode | Callable[[BaseException], ErrorCode]
+_Detail = Callable[[BaseException], str]
+
+
+def _fixed(text: str) -> _Detail:
+    return lambda _exc: text
+
+
 # Most specific first: NameResolutionError < NewConnectionError < ConnectTimeoutError.
-_ERROR_TABLE: tuple[
-    tuple[type[BaseException], ErrorCode | Callable[[BaseException], ErrorCode]], ...
-] = (
-    (
-        TransferError,
-        lambda e: ErrorCode(e.code) if isinstance(e, TransferError) else ErrorCode.UNKNOWN,
-    ),
-    (NameResolutionError, ErrorCode.CANNOT_FIND_HOST),
-    (NewConnectionError, _new_connection_code),
-    (ConnectTimeoutError, ErrorCode.TIMED_OUT),
-    (ReadTimeoutError, ErrorCode.TIMED_OUT),
-    (SSLError, _ssl_code),
-    (ssl.SSLError, _ssl_code),
-    (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST),
+# Each row: the exception, its code (or how to choose it), and the words that say what happened
+# (the message adds the host and port the task was talking to).
+_ERROR_TABLE: tuple[tuple[type[BaseException], _Code, _Detail], ...] = (
+    (NameResolutionError, ErrorCode.CANNOT_FIND_HOST, _fixed("the name does not resolve")),
+    (NewConnectionError, _new_connection_code, _reason),
+    (ConnectTimeoutError, ErrorCode.TIMED_OUT, _fixed("no connection within the idle timeout")),
+    (ReadTimeoutError, ErrorCode.TIMED_OUT, _fixed("no data within the idle timeout")),
+    (SSLError, _ssl_code, _tls_reason),
+    (ssl.SSLError, _ssl_code, _tls_reason),
+    (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST, _fixed("the proxy refused or failed")),
     # A known encoding (gzip, deflate) whose data does not decode: Foundation's -1015;
     # -1016 is for an encoding it does not know, which urllib3 passes through undecoded.
-    (DecodeError, ErrorCode.CANNOT_DECODE_RAW_DATA),
-    (InvalidHeader, ErrorCode.BAD_SERVER_RESPONSE),  # e.g. two Content-Lengths that disagree
-    (LocationValueError, ErrorCode.BAD_URL),
-    (ProtocolError, _protocol_code),
-    (http.client.HTTPException, _protocol_code),
-    (socket.gaierror, ErrorCode.CANNOT_FIND_HOST),
-    (ConnectionRefusedError, ErrorCode.CANNOT_CONNECT_TO_HOST),
-    (TimeoutError, ErrorCode.TIMED_OUT),
-    (ConnectionError, _connection_code),
-    (ValueError, _value_code),
-    (HTTPError, ErrorCode.UNKNOWN),
+    (DecodeError, ErrorCode.CANNOT_DECODE_RAW_DATA, _fixed("the compressed body does not decode")),
+    # e.g. two Content-Lengths that disagree
+    (InvalidHeader, ErrorCode.BAD_SERVER_RESPONSE, _fixed("invalid or conflicting headers")),
+    (LocationValueError, ErrorCode.BAD_URL, _fixed("the URL has no usable host")),
+    (ProtocolError, _protocol_code, _protocol_detail),
+    (http.client.HTTPException, _protocol_code, _protocol_detail),
+    (socket.gaierror, ErrorCode.CANNOT_FIND_HOST, _fixed("the name does not resolve")),
+    (ConnectionRefusedError, ErrorCode.CANNOT_CONNECT_TO_HOST, _reason),
+    (TimeoutError, ErrorCode.TIMED_OUT, _fixed("no data within the idle timeout")),
+    (ConnectionError, _connection_code, _protocol_detail),
+    (ValueError, _value_code, _fixed("the URL cannot be parsed or sent")),
+    (HTTPError, ErrorCode.UNKNOWN, _fixed("unexpected HTTP error")),
 )
 
 
-def map_exception(exc: BaseException) -> TransferError:
+def map_exception(exc: BaseException, where: Origin | None = None) -> TransferError:
     """The URLSession error for an exception raised while transferring.
+
+    The message is Foundation's description of the code, then in parentheses the host and port
+    (``where``, the origin the task was talking to) and what happened, in plain words: never an
+    exception's class name or repr (those go to the debug log with the traceback).
 
     Always a fresh exception without a traceback: the caught one holds the transfer's frames
     (its response, hence its connection pool), and a caller that keeps the answer in a local
@@ -188,21 +243,28 @@ def map_exception(exc: BaseException) -> TransferError:
     collector runs, past the session's invalidation.
     """
     if isinstance(exc, TransferError):
-        return TransferError(exc.code, exc.message)
-    for kind, code in _ERROR_TABLE:
+        # The transport's own (a deadline, a cap, a redirect it will not follow) say what
+        # happened; framed like every row once the host is known, unless already framed.
+        known = ErrorCode(exc.code) if exc.code in ErrorCode._value2member_map_ else None
+        if where is None or known is None or exc.message.startswith(known.description):
+            return TransferError(exc.code, exc.message)
+        return TransferError(known, _message(known, where, exc.message))
+    for kind, code, detail in _ERROR_TABLE:
         if isinstance(exc, kind):
             resolved = code(exc) if callable(code) else code
-            return TransferError(resolved, f"{resolved.description} ({_describe(exc)})")
-    return TransferError(ErrorCode.UNKNOWN, f"unexpected error: {_describe(exc)}")
+            return TransferError(resolved, _message(resolved, where, detail(exc)))
+    return TransferError(ErrorCode.UNKNOWN, _message(ErrorCode.UNKNOWN, where, ""))
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 300 else text[:297] + "..."
+def _message(code: ErrorCode, where: Origin | None, detail: str) -> str:
+    parts = [f"{where[1]}:{where[2]}" if where and where[1] else "", detail]
+    said = ": ".join(p for p in parts if p)
+    return f"{code.description} ({said})" if said else code.description
 
 
 def file_error(code: ErrorCode, exc: OSError, path: str) -> TransferError:
-    return TransferError(code, f"{code.description} ({exc.strerror or exc}: {path})")
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else "error")
+    return TransferError(code, f"{code.description} ({reason}: {path})")
 
 
 def dead_connection(exc: ProtocolError) -> bool:

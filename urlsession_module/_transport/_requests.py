@@ -6,7 +6,7 @@ import os
 from urllib.parse import urljoin, urlsplit
 
 from .._state import Request
-from .._stores import with_userinfo
+from .._stores import with_userinfo, without_userinfo
 from .._urls import CREDENTIAL_HEADERS, origin
 from ..exceptions import ErrorCode, TransferError
 
@@ -73,12 +73,14 @@ def redirect_request(request: Request, status: int, location: str) -> Request:
     """The request Foundation makes for a redirect (its rules, not urllib3's).
 
     301/302 turn POST into GET; 303 turns any method but HEAD into GET; both drop the body.
-    307/308 keep method and body. Credentials never go to another origin.
+    307/308 keep method and body. Credentials never go to another origin, and user info in
+    ``location`` is dropped, as Foundation does: a server must not choose the credential a task
+    answers the next origin's 401 with (nor have it saved in the credential store for it).
     """
-    target = urljoin(request.url, location.strip())
+    target = urljoin(request.url, without_userinfo(location.strip()))
     scheme = urlsplit(target).scheme.lower()
     if scheme not in ("http", "https") or not urlsplit(target).hostname:
-        raise TransferError(ErrorCode.UNSUPPORTED_URL, f"redirect to an unsupported URL: {target}")
+        raise TransferError(ErrorCode.UNSUPPORTED_URL, f"a redirect to {target}")
     method = request.method
     keep_body = request.has_body
     if (status in (301, 302) and method == "POST") or (status == 303 and method != "HEAD"):
