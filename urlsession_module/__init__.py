@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 from . import _validate as _check
-from ._configuration import CONFIG_FIELDS, SessionConfiguration
+from ._config_values import CONFIG_FIELDS
+from ._configuration import SessionConfiguration
 from ._dispatch import EventQueue
 from ._events import Event
 from ._proxy import Listener, Proxy

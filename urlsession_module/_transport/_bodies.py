@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 
 from .._state import BodyReceived, BodySent
+from .._storage import open_private
 from ..exceptions import ErrorCode, TransferError
 from ._control import TransferControl
 from ._errors import file_error
@@ -95,7 +96,7 @@ class Sink:
         if path is not None:
             flags = os.O_WRONLY | os.O_CREAT | (0 if keep else os.O_TRUNC)
             try:
-                self._fd = os.open(path, flags, 0o600)
+                self._fd = open_private(path, flags)  # never through a planted link
             except OSError as exc:
                 raise file_error(ErrorCode.CANNOT_CREATE_FILE, exc, path) from None
             if keep:

@@ -11,7 +11,7 @@ import time
 import urllib3
 from urllib3.exceptions import ProtocolError
 
-from .._configuration import ConfigValues
+from .._config_values import ConfigValues
 from .._state import (
     DownloadFinished,
     Failed,
