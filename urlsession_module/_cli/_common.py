@@ -6,9 +6,12 @@ import argparse
 import enum
 import json
 import logging
+import math
+import os
 import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -16,7 +19,19 @@ from rich.console import Console
 from .._storage import Blob
 from ._display import Display, make_display, stderr_is_terminal
 
-__all__ = ["ExitCode", "Output", "UsageError", "event_to_json", "parse_header", "parse_size"]
+__all__ = [
+    "ExitCode",
+    "Output",
+    "UsageError",
+    "describe_os_error",
+    "event_to_json",
+    "parse_ca_file",
+    "parse_header",
+    "parse_identifier",
+    "parse_port",
+    "parse_seconds",
+    "parse_size",
+]
 
 
 class ExitCode(enum.IntEnum):
@@ -145,3 +160,52 @@ def parse_header(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"not a header: {text!r} (expected 'Name: value')")
     return name.strip(), value.strip()
+
+
+def parse_seconds(text: str) -> float:
+    """``--timeout``/``--max-time``: a positive, finite number of seconds (an ``argparse`` type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 (got {text!r})")
+    return value
+
+
+def parse_port(text: str) -> int:
+    """``serve --port``: 0 (any free port) to 65535 (an ``argparse`` type)."""
+    if not re.fullmatch(r"\d{1,5}", text.strip()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535 (got {text!r})")
+    return int(text)
+
+
+def parse_identifier(text: str) -> str:
+    """``--background ID``: a background session's identifier is a non-empty string."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a session identifier, e.g. com.example.cli")
+    return text
+
+
+def parse_ca_file(text: str) -> Path:
+    """``--cacert FILE``: a readable file, checked before anything is sent."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a PEM file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(describe_os_error(exc)) from None
+    return path
+
+
+def describe_os_error(exc: OSError, *, with_path: bool = True) -> str:
+    """An ``OSError`` in plain words: ``out.bin: Permission denied`` (no class names, no errno)."""
+    reason = exc.strerror or str(exc) or "input/output error"
+    if reason and reason[0].isupper() and not reason[:2].isupper():
+        reason = reason[0].lower() + reason[1:]
+    if not with_path or exc.filename is None:
+        return reason
+    where = os.fsdecode(exc.filename)
+    return f"{where}: {reason}"
