@@ -280,7 +280,8 @@ def get(args: argparse.Namespace, out: Output) -> ExitCode:
     dest = _destination(args.url, args.output)  # an OSError here: exit 5, nothing fetched
     umask = current_umask()
     session = make_session(args)
-    run = TaskRun(out, session, f"GET {default_name(args.url)}", verbose=args.verbose > 0)
+    label = f"GET {dest.name if dest is not None else default_name(args.url)}"  # the saved name
+    run = TaskRun(out, session, label, verbose=args.verbose > 0)
     stream: _StdoutStream | None = None
     if dest is None and session.identifier is None:
         # -o - streams the body as it arrives. Not for a background session: its transfer
