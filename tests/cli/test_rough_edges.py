@@ -90,6 +90,51 @@ def test_a_nul_in_the_urls_file_name_is_saved_under_a_safe_name(
     assert (workdir / "a_b").exists()
 
 
+def test_transfer_errors_are_plain_words_with_host_and_port(
+    cli: Callable[..., Result], server: LocalServer
+) -> None:
+    """A refused connection, a lost one, a refused proxy: host:port and words, no reprs."""
+    port = closed_port()
+    r = cli("get", f"http://127.0.0.1:{port}/x", "-o", "x")
+    assert r.code == 1, r
+    line = _one_plain_line(r)
+    assert f"127.0.0.1:{port}, connection refused (error -1004)" in line, line
+    assert "(host=" not in line and "Connection(" not in line, line
+    r = cli("get", server.url("/drop"), "-o", "x")
+    assert r.code == 1, r
+    assert "(error -1005)" in _one_plain_line(r)
+    r = cli("get", server.url("/bytes/10"), "-o", "x", "--proxy", f"http://127.0.0.1:{port}")
+    assert r.code == 1, r
+    assert f"the proxy 127.0.0.1:{port}, connection refused" in _one_plain_line(r)
+
+
+@pytest.mark.parametrize(
+    ("message", "said"),
+    [
+        (
+            "The request timed out. (timed out)",
+            "The request timed out: h:8 (error -1)",
+        ),
+        (
+            "An SSL error has occurred. ([SSL: WRONG_VERSION_NUMBER] wrong version number "
+            "(_ssl.c:1006))",
+            "An SSL error has occurred: h:8, wrong version number (error -1)",
+        ),
+        (
+            "The network connection was lost. (IncompleteRead(0 bytes read, 5 more expected))",
+            "The network connection was lost: h:8, 0 bytes read, 5 more expected (error -1)",
+        ),
+        ("too many HTTP redirects", "too many HTTP redirects: h:8 (error -1)"),
+        ("Bad server response. (('a', Thing(x=1)))", "Bad server response: h:8 (error -1)"),
+    ],
+)
+def test_plain_transfer_error(message: str, said: str) -> None:
+    """Foundation's words stay; errno and SSL reasons are kept in words; reprs are dropped."""
+    from urlsession_module._cli._common import plain_transfer_error
+
+    assert plain_transfer_error(message, -1, "http://h:8/x") == said
+
+
 # -- 18, 19, 20: output files ----------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
@@ -31,6 +32,7 @@ __all__ = [
     "parse_port",
     "parse_seconds",
     "parse_size",
+    "plain_transfer_error",
 ]
 
 
@@ -209,3 +211,49 @@ def describe_os_error(exc: OSError, *, with_path: bool = True) -> str:
         return reason
     where = os.fsdecode(exc.filename)
     return f"{where}: {reason}"
+
+
+# What is worth keeping of a lower layer's detail: the words after an errno or an SSL reason, an
+# IncompleteRead's counts; anything else that looks like Python (a repr, a tuple) is dropped.
+_DETAIL_WORDS = (
+    re.compile(r"\[Errno -?\d+\] ([^)\]'\"]+)"),
+    re.compile(r"\[SSL(?:: \w+)?\] ([^(]+?)\s*(?:\(_ssl|$)"),
+    re.compile(r"IncompleteRead\(([^)]*)\)"),
+)
+_PYTHONISH = re.compile(r"\w\(|=|'|\"|<|\[")
+
+
+def plain_transfer_error(message: str, code: int, url: str, proxy: str | None = None) -> str:
+    """A failed task's message for people: Foundation's words, where, why, and the code.
+
+    ``Could not connect to the server. (_AbortableHTTPConnection(host=..., port=1): ... [Errno
+    111] Connection refused)`` becomes ``Could not connect to the server: 127.0.0.1:1, connection
+    refused (error -1004)``; the raw message stays in ``--json``'s ``sessioncompleted``.
+    """
+    base, detail = message, ""
+    if message.endswith(")") and " (" in message:
+        base, detail = message.split(" (", 1)
+        detail = detail[:-1]
+    words = ""
+    for pattern in _DETAIL_WORDS:
+        found = pattern.findall(detail)
+        if found:
+            words = found[-1].strip()
+            break
+    else:
+        if detail and not _PYTHONISH.search(detail):
+            words = detail.strip()
+    if words and words.lower() in base.lower():
+        words = ""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    where = f"{parts.hostname}:{port}" if parts.hostname and port is not None else ""
+    if proxy and "proxy" in detail.lower():
+        proxy_parts = urlsplit(proxy)
+        where = f"the proxy {proxy_parts.hostname}:{proxy_parts.port or 80}"
+    said = base.rstrip(".") or "the transfer failed"
+    tail = ", ".join(x for x in (where, words[:1].lower() + words[1:]) if x)
+    return f"{said}: {tail} (error {code})" if tail else f"{said} (error {code})"

@@ -25,7 +25,14 @@ from urllib.parse import unquote, urlsplit
 import urlsession_module as URLSession
 
 from .._storage import Blob, part_name
-from ._common import ExitCode, Output, UsageError, describe_os_error, event_to_json
+from ._common import (
+    ExitCode,
+    Output,
+    UsageError,
+    describe_os_error,
+    event_to_json,
+    plain_transfer_error,
+)
 
 __all__ = ["demo", "get", "upload"]
 
@@ -47,6 +54,8 @@ class TaskRun:
         self.blob: Blob | None = None
         self.completed: URLSession.Event | None = None
         self.interrupted = False
+        self.url = ""  # what the task asked for, to say where a failure happened
+        self.proxy: str | None = None
         self.moved = False  # a progress event came
         self.on_progress: Callable[[URLSession.Event], None] | None = None
         self._heads_shown = False
@@ -99,6 +108,10 @@ class TaskRun:
         ``total`` is the size to show before the first progress event, when known (uploads).
         """
         self.tid = start()
+        task = self.task
+        if task is not None:
+            self.url = task.originalRequest.url
+            self.proxy = self.session.configuration.proxyURL
         self.out.display.add(self.tid, self.label, total)
         try:
             self._wait(None)
@@ -145,7 +158,9 @@ class TaskRun:
             code, error = ExitCode.TRANSFER_ERROR, "the transfer did not report completion"
         elif not self.completed.success:
             code = ExitCode.TRANSFER_ERROR
-            error = f"{self.completed.message} (error {self.completed.errorCode})"
+            error = plain_transfer_error(
+                str(self.completed.message), int(self.completed.errorCode), self.url, self.proxy
+            )
         elif fail_on_http_error and self.status_code >= 400:
             code, error = ExitCode.HTTP_ERROR, f"the server answered HTTP {self.status_code}"
         if self.tid is not None:
