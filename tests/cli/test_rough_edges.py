@@ -307,3 +307,7 @@ def test_verbose_shows_the_request_and_response_heads(
     assert "< 200 " in r.stderr and "< Content-Length: 10" in r.stderr, r
     r = cli("get", server.url("/bytes/10"), "-o", "y")
     assert "> GET" not in r.stderr, r
+    r = cli("get", server.url("/bytes/10"), "-o", "z", "-v", "-H", "Authorization: Bearer s3cret")
+    assert "> Authorization: Bearer (hidden)" in r.stderr and "s3cret" not in r.stderr, r
+    r = cli("get", f"http://127.0.0.1:{closed_port()}/x", "-o", "z", "-v")
+    assert "> GET" in r.stderr and "< (no response)" in r.stderr, r

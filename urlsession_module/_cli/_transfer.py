@@ -68,7 +68,7 @@ class TaskRun:
             return
         self.out.emit(event_to_json(e))
         if self.verbose:
-            self._show_heads()
+            self._show_heads(final=e.type == "sessioncompleted")
         if e.type == "downloadprogress":
             self.moved = True
             self.out.display.update(self.tid, e.totalBytesWritten, e.totalBytesExpectedToWrite)
@@ -86,19 +86,26 @@ class TaskRun:
     def task(self) -> URLSession.Task | None:
         return self.session.getTask(self.tid) if self.tid is not None else None
 
-    def _show_heads(self) -> None:
-        """``-v``: the request's and the response's heads on stderr, as ``curl -v`` shows them."""
+    def _show_heads(self, final: bool) -> None:
+        """``-v``: the request's and the response's heads on stderr, as ``curl -v`` shows them.
+
+        Once the response's head is there (or, with none, when the task ends); credentials are
+        not shown.
+        """
         task = self.task
-        if self._heads_shown or task is None or task.response is None:
+        if self._heads_shown or task is None or (task.response is None and not final):
             return
         self._heads_shown = True
         request, response = task.currentRequest, task.response
         lines = [f"> {request.method} {request.url}"]
-        lines += [f"> {name}: {value}" for name, value in request.headers]
+        lines += [f"> {name}: {_shown(name, value)}" for name, value in request.headers]
         if request.has_body:
             lines.append(f"> ({request.body_length} byte body)")
-        lines.append(f"< {response.statusCode} {response.url}")
-        lines += [f"< {name}: {value}" for name, value in response.headers]
+        if response is not None:
+            lines.append(f"< {response.statusCode} {response.url}")
+            lines += [f"< {name}: {_shown(name, value)}" for name, value in response.headers]
+        else:
+            lines.append("< (no response)")
         for line in lines:
             self.out.display.message(line)
 
@@ -168,6 +175,16 @@ class TaskRun:
         if error:
             self.out.error(error)
         return code
+
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
+
+def _shown(name: str, value: str) -> str:
+    """A header's value for ``-v``: a credential shows its scheme only."""
+    if name.lower() in _SECRET_HEADERS:
+        return f"{value.split(' ', 1)[0]} (hidden)"
+    return value
 
 
 def make_session(args: argparse.Namespace) -> URLSession.Session:
