@@ -271,13 +271,14 @@ def test_stdout_streams_and_a_closed_pipe_ends_quietly(
     cli_popen: Callable[..., subprocess.Popen[str]], server: LocalServer
 ) -> None:
     """`-o -` writes the first bytes long before the body ends; a reader that leaves: exit 0."""
-    # 8 MB at 1 MB/s: eight seconds of body, so a first byte within four means streaming.
-    proc = cli_popen("get", server.url("/bytes/8000000?rate=1000000"), "-o", "-")
+    # 20 MB at 2 MB/s: ten seconds of body, so a first byte within seven means streaming
+    # (the rest is the interpreter's start on a busy machine).
+    proc = cli_popen("get", server.url("/bytes/20000000?rate=2000000"), "-o", "-")
     assert proc.stdout is not None and proc.stderr is not None
     started = time.monotonic()
     first = os.read(proc.stdout.fileno(), 10)
-    assert first == content_bytes(8000000)[: len(first)] and first
-    assert time.monotonic() - started < 4.0
+    assert first == content_bytes(20000000)[: len(first)] and first
+    assert time.monotonic() - started < 7.0
     proc.stdout.close()  # as `| head -c 10` does
     err = proc.stderr.read()
     assert proc.wait(timeout=20) == 0, err
