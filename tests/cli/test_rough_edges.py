@@ -312,3 +312,23 @@ def test_verbose_shows_the_request_and_response_heads(
     assert "> Authorization: Bearer (hidden)" in r.stderr and "s3cret" not in r.stderr, r
     r = cli("get", f"http://127.0.0.1:{closed_port()}/x", "-o", "z", "-v")
     assert "> GET" in r.stderr and "< (no response)" in r.stderr, r
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_stdout_that_cannot_be_written_exits_5(
+    server: LocalServer, workdir: Path, state_home: Path
+) -> None:
+    """`-o -` into a full disk (/dev/full): one line, exit 5, not a listener traceback."""
+    url = server.url("/bytes/1000000")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "urlsession_module", "get", url, "-o", "-"],
+            cwd=workdir,
+            env=subprocess_env(state_home),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    err = proc.stderr.decode()
+    assert proc.returncode == 5, err
+    assert "Traceback" not in err and "no space left on device" in err, err

@@ -323,9 +323,12 @@ def get(args: argparse.Namespace, out: Output) -> ExitCode:
     try:
         run.run(lambda: session.downloadTask(url=args.url, requestHeaders=_headers(args)))
         blob = run.blob
-        if stream is not None and stream.closed:  # the reader had enough (| head): quietly
+        if stream is not None and stream.closed:
             _discard(blob)
-            return ExitCode.OK
+            if stream.error is None:  # the reader had enough (| head): quietly
+                return ExitCode.OK
+            out.error(f"cannot write to stdout: {describe_os_error(stream.error, with_path=False)}")
+            return ExitCode.LOCAL_FILE
         if run.completed is None or not run.completed.success or blob is None:
             _discard(blob)
             return run.conclude() or ExitCode.TRANSFER_ERROR
@@ -383,7 +386,8 @@ class _StdoutStream:
         self.fail = fail  # --fail: nothing of a status >= 400 goes out, so wait and see
         self.file: BinaryIO | None = None
         self.sent = 0
-        self.closed = False
+        self.closed = False  # stdout took no more: the reader left, or ``error``
+        self.error: OSError | None = None
         self.held = False  # not streamed (status >= 400 with --fail): written at the end, or not
 
     def on_progress(self, e: URLSession.Event) -> None:
@@ -406,7 +410,11 @@ class _StdoutStream:
         try:
             self._copy(int(e.totalBytesWritten))
         except BrokenPipeError:
-            self._reader_gone()
+            _stdout_gone()
+            self._stop()
+        except OSError as exc:  # stdout cannot take it (a full disk behind a redirection)
+            self.error = exc
+            self._stop()
 
     def _copy(self, upto: int) -> None:
         assert self.file is not None
@@ -419,9 +427,8 @@ class _StdoutStream:
             self.sent += len(block)
         target.flush()
 
-    def _reader_gone(self) -> None:
+    def _stop(self) -> None:
         self.closed = True
-        _stdout_gone()
         task = self.run.task
         if task is not None:
             task.cancel()
