@@ -293,16 +293,19 @@ def current_umask() -> int:
     return mask
 
 
-def _publish_mode(blob: Blob, dest: Path, umask: int) -> None:
-    """Give the download the mode a file the user asked for gets: the umask's, or the mode of
-    the file it replaces (the package's own folder keeps its files 0600 until they leave it)."""
-    if blob.nativePath is None:
-        return
+def _save(blob: Blob, dest: Path, umask: int) -> None:
+    """Move the download to ``dest`` with the mode a file the user asked for gets: the umask's
+    for a new file, the replaced file's own otherwise (as ``curl -o`` and ``cp`` leave it); the
+    package's folder keeps its files 0600 until they leave it."""
     try:
         mode = stat.S_IMODE(dest.stat().st_mode) if dest.is_file() else 0o666 & ~umask
     except OSError:
         mode = 0o666 & ~umask
-    os.chmod(blob.nativePath, mode)
+    if blob.nativePath is not None:
+        os.chmod(blob.nativePath, mode)  # so the file appears at dest with it
+    blob.move(dest)
+    if stat.S_IMODE(dest.stat().st_mode) != mode:  # Blob.move gave it the umask's mode
+        os.chmod(dest, mode)
 
 
 def get(args: argparse.Namespace, out: Output) -> ExitCode:
@@ -355,8 +358,7 @@ def get(args: argparse.Namespace, out: Output) -> ExitCode:
             out.emit({"type": "saved", "taskIdentifier": run.tid, "path": "-"})
             return ExitCode.OK
         try:
-            _publish_mode(blob, dest, umask)
-            blob.move(dest)
+            _save(blob, dest, umask)
         except (OSError, ValueError) as exc:
             run.conclude(note="not saved")
             reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
