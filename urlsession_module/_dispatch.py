@@ -8,7 +8,8 @@ order. Which thread runs them is the host's choice (the ``delegateQueue`` of App
 * :class:`LoopDispatcher` — an asyncio event loop (``call_soon_threadsafe``, FIFO).
 * :class:`EventQueue` — a queue the host drains itself from its own loop (scripting hosts).
 
-Callbacks never raise into a dispatcher: delivery catches listener errors before this layer.
+Callbacks never raise into a dispatcher: delivery catches listener errors before this layer,
+and :func:`report_callback_error` reports them (and any other failing callback) for both.
 """
 
 from __future__ import annotations
@@ -16,14 +17,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Dispatcher", "EventQueue", "LoopDispatcher", "ThreadDispatcher", "WorkerPool"]
+__all__ = [
+    "Dispatcher",
+    "EventQueue",
+    "LoopDispatcher",
+    "ThreadDispatcher",
+    "WorkerPool",
+    "report_callback_error",
+]
 
 log = logging.getLogger(__name__)
+listener_log = logging.getLogger("urlsession_module.listeners")
 
 Callback = Callable[[], None]
 
@@ -31,11 +42,43 @@ Callback = Callable[[], None]
 _SLICE = 0.25  # the longest a host thread waits without running Python (signal handlers)
 
 
+def report_callback_error(what: str) -> None:
+    """Report the exception being handled, raised by a host's callback (``what`` names it).
+
+    Through the ``urlsession_module.listeners`` logger when the host has configured a handler
+    for it (or any of its parents: the package's own NullHandler does not count); otherwise on
+    stderr with its traceback, as :func:`threading.excepthook` reports a thread's exception.
+    A host that wants neither sets that logger's level above ERROR.
+    """
+    if not listener_log.isEnabledFor(logging.ERROR):
+        return
+    if _has_handler(listener_log):
+        listener_log.error("%s raised", what, exc_info=True)
+        return
+    stream = sys.stderr
+    if stream is None:  # pythonw: nowhere to print
+        return
+    try:
+        stream.write(f"Exception in {what}:\n{traceback.format_exc()}")
+        stream.flush()
+    except (OSError, ValueError):  # a closed stderr must not break delivery either
+        pass
+
+
+def _has_handler(logger: logging.Logger) -> bool:
+    node: logging.Logger | None = logger
+    while node is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in node.handlers):
+            return True
+        node = node.parent if node.propagate else None
+    return False
+
+
 def _run(fn: Callback) -> None:
     try:
         fn()
     except (Exception, SystemExit):  # a bug (or sys.exit) in a callback must not kill the queue
-        log.exception("event delivery callback failed")
+        report_callback_error("an event delivery callback")
 
 
 class Dispatcher(Protocol):

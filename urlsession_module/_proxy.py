@@ -3,30 +3,44 @@
 pyee keeps the listeners: it keys them by function (so the same callback added twice is
 registered once), guards them with a lock and hands out a copy to call. Delivery is ours: we never
 go through ``emit`` (whose ``'error'`` event raises when nobody listens), and the one hook that
-runs a listener, ``_emit_run``, is where a failing listener is logged and delivery goes on.
+runs a listener, ``_emit_run``, is where a failing listener is reported (on stderr by default,
+or through the ``urlsession_module.listeners`` logger: see ``docs/events.md``) and delivery goes
+on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pyee import EventEmitter
 
+from ._dispatch import report_callback_error
 from ._events import Event
 from .exceptions import CreationOnlyError, InvalidArgumentTypeError, InvalidArgumentValueError
 
-__all__ = ["Listener", "Proxy"]
-
-log = logging.getLogger("urlsession_module")
+__all__ = ["BUILTIN_EVENTS", "Listener", "Proxy"]
 
 Listener = Callable[[Event], Any]
 
+BUILTIN_EVENTS = frozenset(
+    {
+        "backgroundtransfer",
+        "downloadcompleted",
+        "downloadprogress",
+        "sessioncompleted",
+        "sessioneventscompleted",
+        "uploadprogress",
+    }
+)
+"""The events the package fires itself; any other name is a custom event (``fireEvent``)."""
+
 
 class _Emitter(EventEmitter):
-    """A pyee emitter whose run hook catches, logs and swallows a listener's exception."""
+    """A pyee emitter whose run hook catches, reports and swallows a listener's exception."""
 
     def _emit_run(
         self, f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -34,7 +48,9 @@ class _Emitter(EventEmitter):
         try:
             f(*args, **kwargs)
         except (Exception, SystemExit):  # sys.exit() in a listener must not kill delivery
-            log.exception("listener %r for event %r raised", f, args[0].type if args else None)
+            name = getattr(f, "__qualname__", None) or repr(f)
+            event = args[0].type if args else None
+            report_callback_error(f"listener {name} for event {event!r}")
 
     def emit(self, event: str, *args: Any, **kwargs: Any) -> bool:
         # Our events never go through emit (see deliver). pyee itself calls it on every add, to
@@ -81,6 +97,13 @@ class Proxy:
     def addEventListener(self, name: str, callback: Listener) -> None:
         """Register ``callback`` for ``name``; the same callback twice is registered once."""
         _check_listener_args(name, callback)
+        if name not in BUILTIN_EVENTS and (meant := _misspelled_builtin(name)) is not None:
+            warnings.warn(
+                f"no built-in event is called {name!r}: did you mean {meant!r}? (a custom "
+                "name is fine, only fireEvent will deliver it)",
+                UserWarning,
+                stacklevel=_caller_stacklevel(),
+            )
         self._emitter.add_listener(name, callback)
 
     def removeEventListener(self, name: str, callback: Listener) -> None:
@@ -166,3 +189,35 @@ def _check_listener_args(name: object, callback: object) -> None:
         raise InvalidArgumentTypeError(
             "callback", f"'callback' must be callable (got {callback!r})"
         )
+
+
+def _misspelled_builtin(name: str) -> str | None:
+    """The built-in event ``name`` is one typo from (or a different case of), if any."""
+    folded = name.lower()
+    for builtin in sorted(BUILTIN_EVENTS):
+        if folded == builtin or _one_edit_apart(name, builtin):
+            return builtin
+    return None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One letter added, dropped, changed, or two neighbours swapped (Damerau distance 1)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        swapped = a[i + 1 : i + 2] == b[i : i + 1] and a[i : i + 1] == b[i + 1 : i + 2]
+        return a[i + 1 :] == b[i + 1 :] or (swapped and a[i + 2 :] == b[i + 2 :])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[i + 1 :] == shorter[i:]
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside this package."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("urlsession_module"):
+        level += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return level

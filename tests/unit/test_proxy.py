@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 import logging
 import random
+import subprocess
+import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -244,6 +247,99 @@ def test_raising_listener_does_not_stop_next_fire(caplog: pytest.LogCaptureFixtu
         p.fireEvent("x", {"n": 2})
     assert calls == [1, 2]
     assert len([r for r in caplog.records if r.exc_info]) == 2
+
+
+def _run_script(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter: no pytest logging handlers, as a plain script."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+
+
+_RAISING = """
+import urlsession_module as URLSession
+from urlsession_module._proxy import Proxy
+{setup}
+p = Proxy()
+def on_progress(e):
+    return e.totalByteWritten  # the typo: an AttributeError
+p.addEventListener('downloadprogress', on_progress)
+p.addEventListener('downloadprogress', lambda e: print('second listener ran'))
+p.fireEvent('downloadprogress', {{'totalBytesWritten': 1}})
+"""
+
+
+def test_raising_listener_is_reported_on_stderr_by_default() -> None:
+    """With no logging set up, a failing listener's traceback goes to stderr (threading's way)."""
+    r = _run_script(_RAISING.format(setup=""))
+    assert "second listener ran" in r.stdout
+    assert "Exception in listener on_progress for event 'downloadprogress':" in r.stderr, r
+    assert "Traceback" in r.stderr and "totalByteWritten" in r.stderr, r
+
+
+def test_raising_listener_goes_to_the_hosts_logging_or_nowhere() -> None:
+    """A host's handler gets the report instead of stderr; a level above ERROR silences it."""
+    routed = _RAISING.format(
+        setup="import logging, sys\n"
+        "logging.basicConfig(stream=sys.stdout, format='LOG %(name)s %(message)s')"
+    )
+    r = _run_script(routed)
+    assert "LOG urlsession_module.listeners listener on_progress for event" in r.stdout, r
+    assert "Traceback" in r.stdout and r.stderr == "", r
+    silenced = _RAISING.format(
+        setup="import logging\n"
+        "logging.getLogger('urlsession_module.listeners').setLevel(logging.CRITICAL)"
+    )
+    r = _run_script(silenced)
+    assert r.stderr == "" and "second listener ran" in r.stdout, r
+
+
+def test_failing_delivery_callback_is_reported_on_stderr_by_default() -> None:
+    """A callback a queue runs (a flush callback, say) that raises is reported on stderr too."""
+    r = _run_script(
+        "import urlsession_module as URLSession\n"
+        "q = URLSession.EventQueue()\n"
+        "q.submit(lambda: 1 / 0)\n"
+        "q.submit(lambda: print('next ran'))\n"
+        "q.drain()\n"
+    )
+    assert "next ran" in r.stdout
+    assert (
+        "Exception in an event delivery callback:" in r.stderr and "ZeroDivisionError" in r.stderr
+    )
+
+
+# -- event names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("downloadprogres", "downloadprogress"),
+        ("downlaodprogress", "downloadprogress"),
+        ("uploadprogresss", "uploadprogress"),
+        ("sessionCompleted", "sessioncompleted"),
+        ("sesioncompleted", "sessioncompleted"),
+    ],
+)
+def test_a_name_one_typo_from_a_built_in_event_warns(name: str, meant: str) -> None:
+    """addEventListener warns (UserWarning, at the caller's line) for a near-miss of a built-in."""
+    p = Proxy()
+    with pytest.warns(UserWarning, match=f"did you mean '{meant}'") as record:
+        p.addEventListener(name, lambda e: None)
+    assert record[0].filename == __file__
+    assert p.hasListeners(name)  # still registered: custom names are Titanium's right
+    with pytest.warns(UserWarning, match=meant) as record:
+        URLSession.addEventListener(name, lambda e: None)
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize("name", ["downloadprogress", "sessioneventscompleted", "mycustom", "x"])
+def test_built_in_and_custom_names_do_not_warn(name: str) -> None:
+    """Built-in names and custom names that are not near-misses register without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Proxy().addEventListener(name, lambda e: None)
 
 
 # -- bubbling ---------------------------------------------------------------------------------

@@ -18,20 +18,43 @@ Options for every command: ``-q/--quiet``, ``--json`` (one JSON object per line 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._background._client import TransferUnavailableError
 from .._storage import state_dir
-from ..exceptions import InvalidArgumentError, SessionInvalidatedError, UploadFileNotFoundError
-from ._common import ExitCode, Output, UsageError, parse_header, parse_size
+from ..exceptions import (
+    InvalidArgumentError,
+    SessionInvalidatedError,
+    UploadFileNotFoundError,
+    URLSessionError,
+)
+from ._common import (
+    ExitCode,
+    Output,
+    UsageError,
+    describe_os_error,
+    parse_ca_file,
+    parse_header,
+    parse_identifier,
+    parse_port,
+    parse_seconds,
+    parse_size,
+)
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
 EPILOG = """\
 exit codes:
-  0    success
-  1    the transfer failed (connection refused, timed out, cancelled, ...)
-  2    usage error: bad option, URL, header, or a missing upload file
+  0    success (also when the reader of -o - closes the pipe early)
+  1    the transfer failed (connection refused, timed out, cancelled, ...); serve:
+       the port cannot be opened
+  2    usage error: bad option, URL, header, a missing upload file, or a state
+       directory (URLSESSION_HOME) that cannot be used
   3    with --fail: the server answered with an HTTP status >= 400
   4    background: no transfer process runs (cancel), it has no such task, or it
        cannot be started (get --background)
@@ -88,25 +111,29 @@ def _transfer_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--timeout",
-        type=float,
+        type=parse_seconds,
         metavar="SECONDS",
         help="give up when no byte moves for this long (timeoutIntervalForRequest, default 60)",
     )
     g.add_argument(
         "--max-time",
-        type=float,
+        type=parse_seconds,
         metavar="SECONDS",
         help="give up when the whole transfer takes longer (timeoutIntervalForResource)",
     )
-    g.add_argument("--cacert", type=Path, metavar="FILE", help="trust the CAs in this PEM bundle")
+    g.add_argument(
+        "--cacert", type=parse_ca_file, metavar="FILE", help="trust the CAs in this PEM bundle"
+    )
     g.add_argument(
         "-k", "--insecure", action="store_true", help="do not verify the server's certificate"
     )
     g.add_argument("--proxy", metavar="URL", help="send requests through this HTTP proxy")
     g.add_argument(
         "--background",
+        type=parse_identifier,
         metavar="ID",
-        help="run the task in the background session ID (it goes on if this command dies)",
+        help="run the task in the background session ID (it goes on if this command dies; "
+        "a failing connection is retried until --max-time, default 7 days)",
     )
 
 
@@ -173,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the package's local HTTP server (127.0.0.1)",
         description="Run the package's local test server in the foreground until Ctrl-C.",
     )
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free one)")
+    p.add_argument(
+        "--port", type=parse_port, default=8000, help="port (default 8000; 0 = any free one)"
+    )
     p.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
 
     p = sub.add_parser(
@@ -189,40 +218,96 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the tool; returns the exit code (see ``urlsession --help``)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        from ..testing.__main__ import main as serve_main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the tool; returns the exit code (see ``urlsession --help``).
 
-        return serve_main(
-            ["--port", str(args.port), *(["--tls"] if args.tls else []), *(["-v"] * args.verbose)]
-        )
+    This is the tool's one error boundary: whatever goes wrong ends as one line on stderr (no
+    traceback unless ``-vv``) and one of the documented exit codes.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its usage message (or --help)
+        if exc.code not in (0, None) and "--json" in argv[: _end_of_options(argv)]:
+            Output(json_mode=True).emit({"type": "exit", "code": 2, "reason": "usage"})
+        raise
+    if args.command == "serve":
+        return _serve(args)
     out = Output(quiet=args.quiet, json_mode=args.json, verbose=args.verbose)
     try:
+        _check_state_dir()
         code = _run(args, out)
     except UsageError as exc:
         out.close()
-        parser.exit(ExitCode.USAGE, f"{parser.prog} {args.command}: error: {exc}\n")
+        if args.json:  # stdout is for JSON only; the message goes to stderr, as every error
+            out.error(str(exc))
+        else:
+            parser.exit(ExitCode.USAGE, f"{parser.prog} {args.command}: error: {exc}\n")
+        code = ExitCode.USAGE
     except TransferUnavailableError as exc:  # --background: the transfer process cannot start
         out.error(
             f"{exc} (its log: {state_dir() / 'transfer.stderr'}, {state_dir() / 'transfer.log'})"
         )
         code = ExitCode.NO_BACKGROUND
     except UploadFileNotFoundError as exc:
-        out.error(exc.strerror or str(exc))
+        out.error(f"no such file: {exc.filename}" if exc.filename else str(exc))
         code = ExitCode.USAGE
     except (InvalidArgumentError, SessionInvalidatedError) as exc:
         out.error(str(exc))
         code = ExitCode.USAGE
     except KeyboardInterrupt:  # outside a transfer (e.g. while the local server starts)
         code = ExitCode.INTERRUPTED
+    except OSError as exc:  # a local file or folder the tool could not use
+        out.error(describe_os_error(exc))
+        code = ExitCode.LOCAL_FILE
+    except Exception as exc:  # a bug: still one line, the traceback only with -vv
+        logging.getLogger("urlsession_module").debug("unexpected error", exc_info=True)
+        out.error(f"unexpected failure: {exc or type(exc).__name__} (-vv shows where)")
+        code = ExitCode.TRANSFER_ERROR
     finally:
         out.close()
     if args.json and args.command in ("get", "put", "post", "demo"):
         out.emit({"type": "exit", "code": int(code), "reason": ExitCode(code).name.lower()})
     return int(code)
+
+
+def _end_of_options(argv: list[str]) -> int:
+    """Where options end (a ``--`` argument), so a URL spelled ``--json`` is not an option."""
+    return argv.index("--") if "--" in argv else len(argv)
+
+
+class StateDirError(UsageError):
+    """The state directory (``URLSESSION_HOME``) cannot be made or used."""
+
+
+def _check_state_dir() -> None:
+    """Make the state directory now, so a bad ``URLSESSION_HOME`` is one clear line (exit 2)."""
+    where = os.environ.get("URLSESSION_HOME")
+    try:
+        state_dir()
+    except (OSError, URLSessionError) as exc:
+        reason = describe_os_error(exc, with_path=False) if isinstance(exc, OSError) else str(exc)
+        name = f"URLSESSION_HOME={where}" if where else "the state directory"
+        raise StateDirError(f"{name} cannot be used as the state directory: {reason}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``serve``: the local server in the foreground; a port that cannot be opened is exit 1."""
+    from ..testing.__main__ import main as serve_main
+
+    try:
+        if args.port:  # a port in use: say so here, in plain words, before the server tries
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("127.0.0.1", args.port))
+        return serve_main(
+            ["--port", str(args.port), *(["--tls"] if args.tls else []), *(["-v"] * args.verbose)]
+        )
+    except OSError as exc:
+        reason = describe_os_error(exc, with_path=False)
+        sys.stderr.write(f"urlsession: error: cannot listen on 127.0.0.1:{args.port}: {reason}\n")
+        return int(ExitCode.TRANSFER_ERROR)
 
 
 def _run(args: argparse.Namespace, out: Output) -> ExitCode:

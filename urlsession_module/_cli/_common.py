@@ -6,17 +6,34 @@ import argparse
 import enum
 import json
 import logging
+import math
+import os
 import re
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from .._storage import Blob
 from ._display import Display, make_display, stderr_is_terminal
 
-__all__ = ["ExitCode", "Output", "UsageError", "event_to_json", "parse_header", "parse_size"]
+__all__ = [
+    "ExitCode",
+    "Output",
+    "UsageError",
+    "describe_os_error",
+    "event_to_json",
+    "parse_ca_file",
+    "parse_header",
+    "parse_identifier",
+    "parse_port",
+    "parse_seconds",
+    "parse_size",
+    "plain_transfer_error",
+]
 
 
 class ExitCode(enum.IntEnum):
@@ -145,3 +162,98 @@ def parse_header(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"not a header: {text!r} (expected 'Name: value')")
     return name.strip(), value.strip()
+
+
+def parse_seconds(text: str) -> float:
+    """``--timeout``/``--max-time``: a positive, finite number of seconds (an ``argparse`` type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0 (got {text!r})")
+    return value
+
+
+def parse_port(text: str) -> int:
+    """``serve --port``: 0 (any free port) to 65535 (an ``argparse`` type)."""
+    if not re.fullmatch(r"\d{1,5}", text.strip()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535 (got {text!r})")
+    return int(text)
+
+
+def parse_identifier(text: str) -> str:
+    """``--background ID``: a background session's identifier is a non-empty string."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a session identifier, e.g. com.example.cli")
+    return text
+
+
+def parse_ca_file(text: str) -> Path:
+    """``--cacert FILE``: a readable file, checked before anything is sent."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder, not a PEM file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(describe_os_error(exc)) from None
+    return path
+
+
+def describe_os_error(exc: OSError, *, with_path: bool = True) -> str:
+    """An ``OSError`` in plain words: ``out.bin: Permission denied`` (no class names, no errno)."""
+    reason = exc.strerror or str(exc) or "input/output error"
+    if reason and reason[0].isupper() and not reason[:2].isupper():
+        reason = reason[0].lower() + reason[1:]
+    if not with_path or exc.filename is None:
+        return reason
+    where = os.fsdecode(exc.filename)
+    return f"{where}: {reason}"
+
+
+# What is worth keeping of a lower layer's detail: the words after an errno or an SSL reason, an
+# IncompleteRead's counts; anything else that looks like Python (a repr, a tuple) is dropped.
+_DETAIL_WORDS = (
+    re.compile(r"\[Errno -?\d+\] ([^)\]'\"]+)"),
+    re.compile(r"\[SSL(?:: \w+)?\] ([^(]+?)\s*(?:\(_ssl|$)"),
+    re.compile(r"IncompleteRead\(([^)]*)\)"),
+)
+_PYTHONISH = re.compile(r"\w\(|=|'|\"|<|\[")
+
+
+def plain_transfer_error(message: str, code: int, url: str, proxy: str | None = None) -> str:
+    """A failed task's message for people: Foundation's words, where, why, and the code.
+
+    ``Could not connect to the server. (_AbortableHTTPConnection(host=..., port=1): ... [Errno
+    111] Connection refused)`` becomes ``Could not connect to the server: 127.0.0.1:1, connection
+    refused (error -1004)``; the raw message stays in ``--json``'s ``sessioncompleted``.
+    """
+    base, detail = message, ""
+    if message.endswith(")") and " (" in message:
+        base, detail = message.split(" (", 1)
+        detail = detail[:-1]
+    words = ""
+    for pattern in _DETAIL_WORDS:
+        found = pattern.findall(detail)
+        if found:
+            words = found[-1].strip()
+            break
+    else:
+        if detail and not _PYTHONISH.search(detail):
+            words = detail.strip()
+    if words and words.lower() in base.lower():
+        words = ""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    where = f"{parts.hostname}:{port}" if parts.hostname and port is not None else ""
+    if proxy and "proxy" in detail.lower():
+        proxy_parts = urlsplit(proxy)
+        where = f"the proxy {proxy_parts.hostname}:{proxy_parts.port or 80}"
+    said = base.rstrip(".") or "the transfer failed"
+    tail = ", ".join(x for x in (where, words[:1].lower() + words[1:]) if x)
+    return f"{said}: {tail} (error {code})" if tail else f"{said} (error {code})"
