@@ -112,7 +112,9 @@ def test_proxy_unreachable(make_session: MakeSession, recorder: MakeRecorder) ->
         session, recorder(session), "http://example.invalid/x", E.CANNOT_CONNECT_TO_HOST
     )
     assert message == _expected(
-        E.CANNOT_CONNECT_TO_HOST, "example.invalid:80", "the proxy refused or failed"
+        E.CANNOT_CONNECT_TO_HOST,
+        "example.invalid:80",
+        f"the proxy 127.0.0.1:{port}: connection refused",
     )
 
 

@@ -234,24 +234,31 @@ def plain_transfer_error(message: str, code: int, url: str, proxy: str | None = 
     if message.endswith(")") and " (" in message:
         base, detail = message.split(" (", 1)
         detail = detail[:-1]
-    words = ""
-    for pattern in _DETAIL_WORDS:
-        found = pattern.findall(detail)
-        if found:
-            words = found[-1].strip()
-            break
-    else:
-        if detail and not _PYTHONISH.search(detail):
-            words = detail.strip()
-    if words and words.lower() in base.lower():
-        words = ""
     parts = urlsplit(url)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         port = None
     where = f"{parts.hostname}:{port}" if parts.hostname and port is not None else ""
-    if proxy and "proxy" in detail.lower():
+    if where and detail.startswith(f"{where}: "):
+        # The transport's own format, plain already: "host:port: what happened".
+        words = detail[len(where) + 2 :]
+    else:  # an older transfer process's message: keep only what reads as words
+        words = ""
+        for pattern in _DETAIL_WORDS:
+            found = pattern.findall(detail)
+            if found:
+                words = found[-1].strip()
+                break
+        else:
+            if detail and not _PYTHONISH.search(detail):
+                words = detail.strip()
+    if words and words.lower() in base.lower():
+        words = ""
+    through = re.match(r"the proxy (\S+): (.*)", words)
+    if through:  # the transport names the proxy that failed: the task's host was never reached
+        where, words = f"the proxy {through[1]}", through[2]
+    elif proxy and "proxy" in detail.lower():
         proxy_parts = urlsplit(proxy)
         where = f"the proxy {proxy_parts.hostname}:{proxy_parts.port or 80}"
     said = base.rstrip(".") or "the transfer failed"

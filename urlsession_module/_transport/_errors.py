@@ -194,6 +194,16 @@ def _protocol_detail(exc: BaseException) -> str:
     return _reason(exc)
 
 
+def _proxy_detail(exc: BaseException) -> str:
+    """The proxy's own address and what it did: the task's host was never reached."""
+    for e in _causes(exc):
+        conn = getattr(e, "conn", None)
+        host, port = getattr(conn, "host", None), getattr(conn, "port", None)
+        if host and port:
+            return f"the proxy {host}:{port}: {_reason(exc) or 'refused or failed'}"
+    return "the proxy refused or failed"
+
+
 _Code = ErrorCode | Callable[[BaseException], ErrorCode]
 _Detail = Callable[[BaseException], str]
 
@@ -212,7 +222,7 @@ _ERROR_TABLE: tuple[tuple[type[BaseException], _Code, _Detail], ...] = (
     (ReadTimeoutError, ErrorCode.TIMED_OUT, _fixed("no data within the idle timeout")),
     (SSLError, _ssl_code, _tls_reason),
     (ssl.SSLError, _ssl_code, _tls_reason),
-    (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST, _fixed("the proxy refused or failed")),
+    (ProxyError, ErrorCode.CANNOT_CONNECT_TO_HOST, _proxy_detail),
     # A known encoding (gzip, deflate) whose data does not decode: Foundation's -1015;
     # -1016 is for an encoding it does not know, which urllib3 passes through undecoded.
     (DecodeError, ErrorCode.CANNOT_DECODE_RAW_DATA, _fixed("the compressed body does not decode")),
