@@ -55,6 +55,7 @@ from .exceptions import (
     UnsupportedURLError,
     UploadFileNotFoundError,
     URLSessionError,
+    WouldDeadlockError,
 )
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "UnsupportedURLError",
     "UploadFileNotFoundError",
     "UploadTaskArgs",
+    "WouldDeadlockError",
     "addEventListener",
     "apiName",
     "applyProperties",

@@ -40,6 +40,7 @@ __all__ = [
     "ResponseInfo",
     "ResponseStarted",
     "Resume",
+    "Step",
     "Suspend",
     "TaskKind",
     "TaskMachine",
@@ -67,8 +68,23 @@ class TaskState(str, enum.Enum):
         return self.value
 
 
+class _Headed:
+    """Case-insensitive header lookup for the two messages that carry headers."""
+
+    __slots__ = ()
+    headers: Headers
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        low = name.lower()
+        for key, value in self.headers:
+            if key.lower() == low:
+                return value
+        return None
+
+
 @attrs.frozen
-class Request:
+class Request(_Headed):
     """A request as plain data (it crosses the process boundary to the transfer process).
 
     The body is either ``body`` (bytes) or ``body_path`` (a file streamed from disk).
@@ -87,28 +103,14 @@ class Request:
     def has_body(self) -> bool:
         return self.body is not None or self.body_path is not None
 
-    def header(self, name: str) -> str | None:
-        low = name.lower()
-        for key, value in self.headers:
-            if key.lower() == low:
-                return value
-        return None
-
 
 @attrs.frozen
-class ResponseInfo:
+class ResponseInfo(_Headed):
     """What URLResponse tells: the final URL, status and headers."""
 
     url: str
     statusCode: int
     headers: Headers = ()
-
-    def header(self, name: str) -> str | None:
-        low = name.lower()
-        for key, value in self.headers:
-            if key.lower() == low:
-                return value
-        return None
 
     @property
     def resume_validator(self) -> str | None:
@@ -216,6 +218,8 @@ Input = (
     | Failed
 )
 
+Step = tuple[Input, list[Payload]]  # an input the machine applied, and what it answered
+
 S = TaskState
 _WIRE = (Redirected, BodySent, ResponseStarted, BodyReceived, DownloadFinished)
 
@@ -278,6 +282,7 @@ class TaskMachine:
         self.count_expected_to_receive = -1
         self.location: str | None = None
         self._download_done = False
+        self._held: list[Input] = []  # wire inputs that arrived while suspended, in order
 
     def restore_received(self, n: int) -> None:
         """Count ``n`` bytes an earlier run already received (a ``.part`` file being resumed).
@@ -334,6 +339,42 @@ class TaskMachine:
         out: list[Payload] = handler(event)  # raises before any change if the input is bad
         self.state = next_state
         return out
+
+    # -- the two sides a driver feeds: the wire, and the user ----------------------------------
+    #
+    # The wire does not stop the instant the user suspends: a block already being read (or
+    # sent), a response head, the end of the transfer may still arrive. The table accepts none of
+    # that while suspended, so such inputs are held, in order, and applied on resume (their
+    # progress is reported then) or, after a cancel, absorbed (the task then reports -999).
+
+    def feed(self, event: Input) -> list[Step]:
+        """An input from the wire; held while suspended, unless it ends the task.
+
+        Returns each input applied with the payloads it produced, in order (none while held).
+        """
+        if self.state is TaskState.SUSPENDED and not isinstance(event, Failed):
+            self._held.append(event)
+            return []
+        if isinstance(event, Failed):
+            self._held.clear()  # the task ends here; what was held no longer matters
+        return [(event, self.send(event))]
+
+    def control(self, event: Input) -> list[Step]:
+        """Suspend, Resume or Cancel from the user; leaving suspension applies what was held.
+
+        Held inputs are applied after a cancel too: a held Finished is what ends the task
+        (as -999).
+        """
+        steps = [(event, self.send(event))]
+        if self._held and self.state is not TaskState.SUSPENDED:
+            held, self._held = self._held, []
+            steps += [(item, self.send(item)) for item in held]
+        return steps
+
+    @property
+    def held(self) -> int:
+        """How many wire inputs wait for the task to leave suspension."""
+        return len(self._held)
 
     # -- handlers: validate first, then change, then say what to deliver ------------------------
 
