@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import shutil
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -31,21 +29,21 @@ from ._arguments import (
 from ._arguments import (
     DOWNLOAD_KEYS as _DOWNLOAD_KEYS,  # noqa: F401
 )
-from ._arguments import TaskArgs, check_callback, check_timeout, dispatcher_for, task_args
+from ._arguments import TaskArgs, check_callback, dispatcher_for, task_args
 from ._background._client import RemoteTaskView
 from ._background._link import BackgroundLink
 from ._configuration import ConfigValues, SessionConfiguration
-from ._dispatch import Dispatcher, EventQueue, ThreadDispatcher, WorkerPool
+from ._delivery import Delivery
+from ._dispatch import ThreadDispatcher
 from ._events import DownloadCompleted, Event, Payload, SessionCompleted
 from ._proxy import Proxy
-from ._scheduler import Hold, Scheduler
-from ._state import Cancel, Input, Resume, Suspend, TaskKind, TaskMachine, TaskState
+from ._runner import Runner
+from ._state import Cancel, Input, Resume, Suspend, TaskKind, TaskMachine
 from ._storage import Blob, background_key, part_name, private_dir, safe_name, state_dir
 from ._stores import Stores, memory_stores, persistent_stores, redact
-from ._task import Task, TaskRun, new_task_identifier
+from ._task import Task, new_task_identifier
 from ._transport import Transport
-from ._urls import origin
-from .exceptions import SessionInvalidatedError, WouldDeadlockError
+from .exceptions import SessionInvalidatedError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -57,61 +55,7 @@ __all__ = ["Session", "Task"]
 log = logging.getLogger(__name__)
 
 _FINISHED_KEPT = 1000  # finished tasks getTask() still finds
-_MAX_TIMER_WAIT = 24 * 3600.0  # the begin-date timer re-arms at least daily
 _WAIT_SLICE = 0.25  # a waiting host thread wakes this often to run pending signal handlers
-
-_HOLDS = {TaskState.SUSPENDED: Hold.SUSPENDED, TaskState.CANCELING: Hold.CANCELLED}
-
-
-def _hold(task: Task) -> Hold:
-    return _HOLDS.get(task._machine.state, Hold.READY)
-
-
-def _task_origin(task: Task) -> tuple[str, str, int]:
-    return origin(task._machine.original_request.url)
-
-
-def _task_priority(task: Task) -> float:
-    return task._priority
-
-
-def _task_begin(task: Task) -> float | None:
-    return task._begin
-
-
-class _Delivery:
-    """The session's queue, remembering which thread is running one of its callbacks.
-
-    A blocking wait on that thread (in a listener, say) could never see the events it waits
-    for: they queue behind the callback that is waiting. Knowing it lets the wait refuse.
-    """
-
-    def __init__(self, queue: Dispatcher) -> None:
-        self.queue = queue
-        self._here = threading.local()
-
-    @property
-    def host_drained(self) -> bool:
-        return self.queue.host_drained
-
-    def submit(self, fn: Callable[[], None]) -> None:
-        self.queue.submit(functools.partial(self._run, fn))
-
-    def _run(self, fn: Callable[[], None]) -> None:
-        depth = getattr(self._here, "depth", 0)
-        self._here.depth = depth + 1
-        try:
-            fn()
-        finally:
-            self._here.depth = depth
-
-    def close(self) -> None:
-        self.queue.close()
-
-    @property
-    def delivering_here(self) -> bool:
-        """True on a thread that is running one of this queue's callbacks right now."""
-        return bool(getattr(self._here, "depth", 0))
 
 
 class _RemoteControl:
@@ -137,25 +81,17 @@ class Session(Proxy):
     ) -> None:
         super().__init__(parent)
         self._config = config
-        self._dispatcher = _Delivery(dispatcher_for(delegateQueue))
-        self._loop = delegateQueue if isinstance(delegateQueue, asyncio.AbstractEventLoop) else None
+        loop = delegateQueue if isinstance(delegateQueue, asyncio.AbstractEventLoop) else None
+        self._dispatcher = Delivery(dispatcher_for(delegateQueue), loop)
         self._transport = Transport(config, _stores_for(config))
         self._lock = threading.Condition()
         self._tasks: dict[
             str, Task
         ] = {}  # outstanding: created, sessioncompleted not yet delivered
-        limit = config.httpMaximumConnectionsPerHost
-        self._scheduler: Scheduler[Task] = Scheduler(
-            origin=_task_origin,
-            limit=lambda _task: limit,
-            priority=_task_priority,
-            not_before=_task_begin,
-            hold=_hold,
+        self._runner = Runner(
+            self._transport, config.httpMaximumConnectionsPerHost, self._download_directory
         )
-        self._pool = WorkerPool()
         self._task_waiters = 0  # threads in Task.wait(): each task's end must wake them
-        self._timer: threading.Timer | None = None
-        self._timer_due = 0.0
         self._invalidating = False
         self._invalidated = False
         self._cancelling = False
@@ -247,95 +183,30 @@ class Session(Proxy):
         return task_args(name, kind, args, kwargs, self._config)
 
     def _start(self, a: TaskArgs) -> str:
-        kind, request, priority, begin, description = (
-            a.kind,
-            a.request,
-            a.priority,
-            a.begin,
-            a.description,
-        )
         if self._link is not None:
-            snap = self._link.create(kind, request, priority, description, begin)
+            snap = self._link.create(a.kind, a.request, a.priority, a.description, a.begin)
             return self._remote_task(snap).taskIdentifier
         identifier = new_task_identifier()
-        machine = TaskMachine(identifier, kind, request, self._config.identifier)
-        task = Task(self, machine, priority=priority, description=description, begin=begin)
+        machine = TaskMachine(identifier, a.kind, a.request, self._config.identifier)
+        task = Task(self, machine, priority=a.priority, description=a.description, begin=a.begin)
         with self._lock:
             if self._invalidating:
                 raise SessionInvalidatedError(
-                    f"{kind.value}Task() called on an invalidated session"
+                    f"{a.kind.value}Task() called on an invalidated session"
                 )
             self._tasks[identifier] = task
-            self._scheduler.add(task)
-        log.debug("task %s: %s %s", identifier, request.method, redact(request.url))
-        self._schedule(full=False)
+        log.debug("task %s: %s %s", identifier, a.request.method, redact(a.request.url))
+        self._runner.add(task)
         return identifier
 
-    # -- scheduling: the rules are _scheduler's; here, the timer and the workers ------------------
+    # -- scheduling: in _runner (the threads) and _scheduler (the rules) --------------------------
+
+    def _schedule(self) -> None:
+        """A task was cancelled or resumed: it may start (or report) now."""
+        self._runner.schedule()
 
     def _reprioritized(self, task: Task) -> None:
-        with self._lock:
-            self._scheduler.update(task)  # False once it started: then nothing to re-order
-
-    def _schedule(self, full: bool = True, ended: Task | None = None) -> Task | None:
-        """Start what may start now, and arm the timer for the next task that comes due.
-
-        ``full=False`` (a task was added, or one ended and freed its slot) reads each host's
-        queue only up to the first task that must wait; a full pass (cancel, resume, the timer)
-        also lets out a cancelled task deep in a queue (it starts at once, only to report -999).
-
-        ``ended``: a task that just ended on a worker (its slot is freed under the same lock
-        hold); that worker gets one of the tasks that may start now back, to run it itself,
-        rather than hand it to another thread and go idle (one thread hand-off less per task,
-        which is most of a small task's cost).
-        """
-        with self._lock:
-            if ended is not None:
-                self._scheduler.finished(ended)
-            now = time.time()
-            plan = self._scheduler.take(now, full=full)
-            ready = plan.start
-            mine = ready.pop(0) if ended is not None and ready else None
-            for task in ready:
-                self._pool.submit(functools.partial(self._work, task))
-            wake = plan.wake
-            if (
-                wake is not None
-                and not self._invalidated
-                and (self._timer is None or wake < self._timer_due)
-            ):
-                if self._timer is not None:  # a task due sooner than the one the timer waits for
-                    self._timer.cancel()
-                # Capped: a date centuries away must not overflow the timer; it just re-arms.
-                delay = min(max(0.0, wake - now), _MAX_TIMER_WAIT)
-                self._timer = threading.Timer(delay, self._timer_fired)
-                self._timer.name = "urlsession-timer"
-                self._timer.daemon = True
-                self._timer_due = wake
-                self._timer.start()
-        return mine
-
-    def _timer_fired(self) -> None:
-        with self._lock:
-            if self._timer is threading.current_thread():  # not a timer replaced meanwhile
-                self._timer = None
-        self._schedule()
-
-    def _work(self, task: Task) -> None:
-        """A worker's job: this task, then whatever the end of each frees a slot for."""
-        next_task: Task | None = task
-        while next_task is not None:
-            run = next_task._run
-            assert isinstance(run, TaskRun)  # only in-process tasks have workers
-            directory = self._download_directory if run.machine.kind is TaskKind.DOWNLOAD else None
-            try:
-                run.run(self._transport, directory, self._cancelling)
-            except BaseException:  # not an engine error (those end the task): pass the baton on
-                mine = self._schedule(full=False, ended=next_task)
-                if mine is not None:
-                    self._pool.submit(functools.partial(self._work, mine))
-                raise
-            next_task = self._schedule(full=False, ended=next_task)
+        self._runner.reprioritized(task)
 
     def _download_directory(self) -> str:
         return str(self.downloadDirectory)
@@ -356,7 +227,7 @@ class Session(Proxy):
                 with self._lock:
                     last = len(self._tasks) == 1 and task.taskIdentifier in self._tasks
                 if last:  # workers leave as they finish, so invalidation can join them at once
-                    self._pool.close()
+                    self._runner.pool.close()
             self._task_done(task)
 
     def _task_done(self, task: Task) -> None:
@@ -374,56 +245,23 @@ class Session(Proxy):
             self._complete_invalidation()
 
     def _wait_until(
-        self,
-        call: str,
-        predicate: Callable[[], bool],
-        timeout: Any,
-        *,
-        one_task: bool = False,
+        self, call: str, predicate: Callable[[], bool], timeout: Any, *, one_task: bool = False
     ) -> bool:
-        """Wait for ``predicate`` without polling; a host-drained queue is drained meanwhile.
+        """Wait for ``predicate`` without polling (see ``Delivery.wait``).
 
-        ``call`` names the public method (for its errors). ``one_task``: the predicate is about
-        one task, so every task's end must wake the waiter (otherwise only the last one's does,
-        and invalidation's).
+        ``one_task``: the predicate is about one task, so every task's end must wake the waiter
+        (otherwise only the last one's does, and invalidation's).
         """
-        limit = check_timeout(call, timeout)
-        if limit is None and not predicate():
-            self._refuse_deadlock(call)
-        deadline = None if limit is None else time.monotonic() + limit
-        queue = self._dispatcher.queue
-        while not predicate():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            # In slices: a signal the kernel gave another thread (Ctrl-C) is handled only when
-            # this thread runs Python again, and a lock wait does not end for it.
-            step = _WAIT_SLICE if remaining is None else min(remaining, _WAIT_SLICE)
-            if isinstance(queue, EventQueue):
-                queue.drain(timeout=step)
-            else:
-                with self._lock:
-                    self._task_waiters += one_task
-                    try:
-                        self._lock.wait_for(predicate, step)
-                    finally:
-                        self._task_waiters -= one_task
-        return True
 
-    def _refuse_deadlock(self, call: str) -> None:
-        """A wait with no timeout on the thread that delivers this session's events would never
-        end: the events it waits for queue behind it. Say so rather than hang."""
-        if self._dispatcher.delivering_here:
-            where = "inside a listener (or callback) of this session"
-        elif self._loop is not None and _running_loop() is self._loop:
-            where = "on the event loop that is this session's delegateQueue"
-        else:
-            return
-        raise WouldDeadlockError(
-            f"{call}() without a timeout {where} would never return: the events it waits for "
-            "are delivered on this same thread; wait from another thread, pass a timeout, "
-            "or react in the sessioncompleted listener instead"
-        )
+        def block(seconds: float) -> None:
+            with self._lock:
+                self._task_waiters += one_task
+                try:
+                    self._lock.wait_for(predicate, seconds)
+                finally:
+                    self._task_waiters -= one_task
+
+        return self._dispatcher.wait(call, predicate, timeout, block)
 
     def waitForTasks(self, timeout: float | None = None) -> bool:
         """Block until every task so far has delivered its ``sessioncompleted``; False on timeout."""
@@ -602,7 +440,7 @@ class Session(Proxy):
 
     def invalidateAndCancel(self) -> None:
         """Cancel every outstanding task (each reports -999), then invalidate."""
-        self._cancelling = True
+        self._cancelling = self._runner.cancelling = True
         self.finishTasksAndInvalidate()
         for task in self.tasks:
             task.cancel()
@@ -613,12 +451,8 @@ class Session(Proxy):
             if self._invalidated:
                 return
             self._invalidated = True
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
         # Idle workers leave now, busy ones as their job ends; invalidation returns once they have.
-        self._pool.close()
-        self._pool.join(5.0)
+        self._runner.close()
         self._transport.close()
         if self._link is not None:
             self._link.detach(cancel=self._cancelling)
@@ -659,10 +493,3 @@ def _stores_for(config: ConfigValues) -> Stores:
     except OSError as exc:  # an unwritable state directory: keep working, forget on exit
         log.warning("session stores kept in memory: the state directory is unusable (%s)", exc)
         return memory_stores()
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -95,12 +95,12 @@ def test_a_worker_runs_the_tasks_its_slot_frees(
     session hands work to a thread once (not once per task) and one thread does it all."""
     session = make_session(httpMaximumConnectionsPerHost=1)
     rec = recorder(session)
-    submit = mocker.spy(session._pool, "submit")
+    submit = mocker.spy(session._runner.pool, "submit")
     ids = [session.dataTask(url=server.url(f"/echo?n={i}"), method="GET") for i in range(20)]
     assert session.waitForTasks(20)
     assert all(rec.of(t, "sessioncompleted")[0].success for t in ids)
     assert submit.call_count == 1
-    assert session._pool.threads == 1
+    assert session._runner.pool.threads == 1
 
 
 def test_limit_is_per_host(
