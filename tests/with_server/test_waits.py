@@ -18,13 +18,20 @@ MakeSession = Callable[..., Any]
 WAIT = 10.0
 
 
-def _attempts(session: Any, tid: str) -> dict[str, Callable[[], Any]]:
-    """Each blocking wait, without a timeout."""
-    return {
+def _try_each_wait(session: Any, tid: str) -> dict[str, Any]:
+    """Each blocking wait, without a timeout: what it returned, or the WouldDeadlockError."""
+    attempts: dict[str, Callable[[], Any]] = {
         "waitForTasks": session.waitForTasks,
         "wait": session.getTask(tid).wait,
         "waitForInvalidation": session.waitForInvalidation,
     }
+    outcomes: dict[str, Any] = {}
+    for name, attempt in attempts.items():
+        try:
+            outcomes[name] = attempt()
+        except URLSession.WouldDeadlockError as exc:
+            outcomes[name] = exc
+    return outcomes
 
 
 @pytest.mark.parametrize("call", ["waitForTasks", "wait", "waitForInvalidation"])
@@ -53,11 +60,7 @@ def test_waiting_inside_a_listener_raises_instead_of_hanging(
     done = threading.Event()
 
     def on_completed(e: Any) -> None:
-        for name, attempt in _attempts(session, e.taskIdentifier).items():
-            try:
-                outcomes[name] = attempt()
-            except URLSession.WouldDeadlockError as exc:
-                outcomes[name] = exc
+        outcomes.update(_try_each_wait(session, e.taskIdentifier))
         outcomes["with timeout"] = session.waitForTasks(0.05)
         done.set()
 
@@ -104,11 +107,7 @@ def test_waiting_on_the_delegate_loop_raises_instead_of_hanging(
         loop = asyncio.get_running_loop()
         session = make_session(delegateQueue=loop)
         tid = session.dataTask(url=server.url("/echo"), method="GET")
-        for name, attempt in _attempts(session, tid).items():
-            try:
-                outcome[name] = attempt()
-            except URLSession.WouldDeadlockError as exc:
-                outcome[name] = exc
+        outcome.update(_try_each_wait(session, tid))
         outcome["executor"] = await loop.run_in_executor(None, session.waitForTasks, WAIT)
         session.finishTasksAndInvalidate()
         outcome["invalidated"] = await loop.run_in_executor(None, session.waitForInvalidation, WAIT)
@@ -133,11 +132,7 @@ def test_waiting_inside_a_listener_of_a_host_drained_queue_raises(
     outcomes: dict[str, Any] = {}
 
     def on_completed(e: Any) -> None:
-        for name, attempt in _attempts(session, e.taskIdentifier).items():
-            try:
-                outcomes[name] = attempt()
-            except URLSession.WouldDeadlockError as exc:
-                outcomes[name] = exc
+        outcomes.update(_try_each_wait(session, e.taskIdentifier))
 
     session.addEventListener("sessioncompleted", on_completed)
     session.dataTask(url=server.url("/echo"), method="GET")
