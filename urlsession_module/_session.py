@@ -35,7 +35,7 @@ from ._background._link import BackgroundLink
 from ._configuration import ConfigValues, SessionConfiguration
 from ._delivery import Delivery
 from ._dispatch import ThreadDispatcher
-from ._events import DownloadCompleted, Event, Payload, SessionCompleted
+from ._events import Event, Payload
 from ._proxy import Proxy
 from ._runner import Runner
 from ._state import Cancel, Input, Resume, Suspend, TaskKind, TaskMachine
@@ -217,12 +217,17 @@ class Session(Proxy):
         self._dispatcher.submit(lambda: self._deliver(task, payload))
 
     def _deliver(self, task: Task, payload: Payload) -> None:
-        fields = payload.to_dict()
-        if isinstance(payload, DownloadCompleted):
-            del fields["location"], fields["mimeType"]
-            fields["data"] = Blob(path=payload.location, mimeType=payload.mimeType)
-        task._dispatch_event(Event(payload.name, task, fields))
-        if isinstance(payload, SessionCompleted):
+        self._deliver_fields(task, payload.name, payload.to_dict())
+
+    def _deliver_fields(self, task: Task, name: str, fields: dict[str, Any]) -> None:
+        """The one path from a task's event (in-process, or as the transfer process sent it) to
+        its listeners: the file handed over as a Blob, and the task's end recorded."""
+        if name == "downloadcompleted":
+            fields["data"] = Blob(
+                path=fields.pop("location"), mimeType=fields.pop("mimeType", None)
+            )
+        task._dispatch_event(Event(name, task, fields))
+        if name == "sessioncompleted":
             if self._invalidating:
                 with self._lock:
                     last = len(self._tasks) == 1 and task.taskIdentifier in self._tasks
