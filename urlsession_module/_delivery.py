@@ -52,6 +52,12 @@ class Delivery:
     def close(self) -> None:
         self.queue.close()
 
+    def drain(self, timeout: float | None = 0.0) -> int:
+        """A host-drained queue's :meth:`EventQueue.drain`, for code that holds only this."""
+        if not isinstance(self.queue, EventQueue):
+            raise TypeError("only a host-drained queue (EventQueue) is drained by its host")
+        return self.queue.drain(timeout)
+
     @property
     def delivering_here(self) -> bool:
         """True on a thread that is running one of this queue's callbacks right now."""
