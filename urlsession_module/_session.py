@@ -55,7 +55,6 @@ __all__ = ["Session", "Task"]
 log = logging.getLogger(__name__)
 
 _FINISHED_KEPT = 1000  # finished tasks getTask() still finds
-_WAIT_SLICE = 0.25  # a waiting host thread wakes this often to run pending signal handlers
 
 
 class _RemoteControl:

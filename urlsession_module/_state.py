@@ -8,8 +8,14 @@ order. An input the table does not allow in the current state raises :class:`Tas
 and changes nothing. The machine owns the promise that every task produces exactly one
 ``sessioncompleted``, and that it is the task's last event.
 
+A driver feeds the two sides through :meth:`TaskMachine.feed` (the wire) and
+:meth:`TaskMachine.control` (the user), which add the one rule that spans both: what the wire
+says while the task is suspended is held, and applied on resume or absorbed after a cancel.
+``send`` is the bare table.
+
 No threads, no locks, no pyee, no urllib3: a driver that shares a machine between threads holds
-its own lock around ``send``.
+its own lock around it (``_driver.TaskDriver``). The request and response values the machine
+keeps are in ``_request`` (re-exported here).
 """
 
 from __future__ import annotations
