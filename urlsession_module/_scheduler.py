@@ -94,6 +94,7 @@ class Scheduler(Generic[T]):
         discretionary: Callable[[T], bool] = _normal,
         discretionary_limit: int = 1,
         ident: Callable[[T], Hashable] = id,
+        arrival: Callable[[T], int] | None = None,
     ) -> None:
         self._origin = origin
         self._limit = limit  # a limit of 0 holds the task (e.g. its session is not described yet)
@@ -103,6 +104,9 @@ class Scheduler(Generic[T]):
         self._discretionary = discretionary
         self._discretionary_limit = discretionary_limit
         self._ident = ident
+        # First come, first served: by the order of add() unless the caller numbers its tasks
+        # (the transfer process does, so a task retried after a failure keeps its place).
+        self._arrival = arrival
         self._queues: dict[Hashable, list[_Entry[T]]] = {}
         self._queued: dict[Hashable, _Entry[T]] = {}
         self._dates: list[tuple[float, int, _Entry[T]]] = []  # a heap; stale entries dropped late
@@ -115,11 +119,13 @@ class Scheduler(Generic[T]):
     # -- the queue --------------------------------------------------------------------------------
 
     def add(self, item: T) -> None:
-        """Queue a task (again, after a failed attempt: it then waits as a newcomer)."""
+        """Queue a task (again, after a failed attempt: as a newcomer, unless ``arrival``
+        numbers it)."""
         ident = self._ident(item)
         if ident in self._queued:
             raise ValueError(f"task {ident!r} is already waiting")
-        self._insert(item, ident, next(self._arrivals))
+        number = next(self._arrivals) if self._arrival is None else self._arrival(item)
+        self._insert(item, ident, number)
 
     def update(self, item: T) -> bool:
         """A waiting task's priority or date changed (or a fresher copy of it): re-place it,

@@ -268,3 +268,21 @@ def test_many_waiting_tasks_cost_little_per_quick_pass() -> None:
     s.finished(jobs[0])
     assert len(s.take(0.0, full=False).start) == 1
     assert calls <= 3
+
+
+def test_arrival_numbers_keep_a_retried_task_in_its_place() -> None:
+    """With ``arrival`` (the transfer process's task numbers), a task queued again after a
+    failed attempt goes before those that came after it, not behind them."""
+    numbers = {"first": 1, "second": 2, "third": 3}
+    s: Scheduler[Job] = Scheduler(
+        origin=lambda j: j.host,
+        limit=lambda j: j.limit,
+        arrival=lambda j: numbers[j.name],
+    )
+    first, second, third = (Job(n, limit=1) for n in ("first", "second", "third"))
+    for j in (first, second, third):
+        s.add(j)
+    assert s.take(0.0).start == [first]
+    s.add(first)  # its attempt failed: queued again while it still holds the slot
+    s.finished(first)
+    assert [j.name for j in s.waiting] == ["first", "second", "third"]
