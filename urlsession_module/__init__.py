@@ -56,6 +56,7 @@ from .exceptions import (
     UnsupportedURLError,
     UploadFileNotFoundError,
     URLSessionError,
+    WouldDeadlockError,
 )
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "UnsupportedURLError",
     "UploadFileNotFoundError",
     "UploadTaskArgs",
+    "WouldDeadlockError",
     "addEventListener",
     "apiName",
     "applyProperties",

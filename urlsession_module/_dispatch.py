@@ -93,83 +93,34 @@ class Dispatcher(Protocol):
         """True when the waiting thread must drain this queue itself to make progress."""
 
 
-class ThreadDispatcher:
-    """Runs callbacks on one worker thread that exists only while there is work."""
+class _OnDemandThreads:
+    """Jobs run by threads that exist only while there is work, each gone after an idle period.
 
-    IDLE_SECONDS = 2.0
-
-    def __init__(self, name: str = "urlsession-delivery") -> None:
-        self._name = name
-        self._queue: collections.deque[Callback] = collections.deque()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    @property
-    def host_drained(self) -> bool:
-        return False
-
-    def submit(self, fn: Callback) -> None:
-        with self._cond:
-            self._queue.append(fn)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
-                self._thread.start()
-            else:
-                self._cond.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                deadline = time.monotonic() + self.IDLE_SECONDS
-                while not self._queue:
-                    remaining = deadline - time.monotonic()
-                    if self._closed or remaining <= 0:
-                        self._thread = None  # under the lock: submit() will start a new one
-                        return
-                    self._cond.wait(remaining)
-                fn = self._queue.popleft()
-            _run(fn)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def join(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-
-class WorkerPool:
-    """Runs jobs concurrently on threads that are reused, and gone after a short idle period.
-
-    A session starts each task's transfer here: starting a thread per task costs more than a
-    small request itself. A job that is submitted while no thread is idle gets a new one, so
-    the pool never queues work behind a busy thread (the session already limits how many
-    tasks run at once).
+    The one worker loop both thread-backed queues share; they differ only in when a submitted
+    job gets a new thread (:meth:`_needs_thread`): never while one exists (serial delivery), or
+    whenever no thread is idle (a pool).
     """
 
     IDLE_SECONDS = 2.0
 
-    def __init__(self, name: str = "urlsession-worker") -> None:
+    def __init__(self, name: str) -> None:
         self._name = name
         self._jobs: collections.deque[Callback] = collections.deque()
         self._cond = threading.Condition()
         self._idle = 0
-        self._threads = 0
         self._closed = False
         self._alive: set[threading.Thread] = set()
+
+    def _needs_thread(self) -> bool:
+        raise NotImplementedError
 
     def submit(self, fn: Callback) -> None:
         with self._cond:
             self._jobs.append(fn)
-            if len(self._jobs) <= self._idle:
+            if not self._needs_thread():
                 self._cond.notify()
                 return
-            self._threads += 1
+            # Counted as alive under the lock, before it starts, so the next submit sees it.
             thread = threading.Thread(target=self._work, name=self._name, daemon=True)
             self._alive.add(thread)
         thread.start()
@@ -184,7 +135,7 @@ class WorkerPool:
                         remaining = deadline - time.monotonic()
                         if self._closed or remaining <= 0:
                             self._idle -= 1
-                            self._threads -= 1
+                            # Under the lock: a submit from now on starts a new thread.
                             self._alive.discard(threading.current_thread())
                             return
                         self._cond.wait(remaining)
@@ -206,9 +157,44 @@ class WorkerPool:
         for thread in others:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+
+class ThreadDispatcher(_OnDemandThreads):
+    """Runs callbacks on one worker thread that exists only while there is work."""
+
+    def __init__(self, name: str = "urlsession-delivery") -> None:
+        super().__init__(name)
+
+    @property
+    def host_drained(self) -> bool:
+        return False
+
+    def _needs_thread(self) -> bool:
+        return not self._alive  # one thread at most: callbacks run one at a time, in order
+
+    @property
+    def _thread(self) -> threading.Thread | None:
+        """The delivery thread, while there is one."""
+        return next(iter(self._alive), None)
+
+
+class WorkerPool(_OnDemandThreads):
+    """Runs jobs concurrently on threads that are reused, and gone after a short idle period.
+
+    A session starts each task's transfer here: starting a thread per task costs more than a
+    small request itself. A job that is submitted while no thread is idle gets a new one, so
+    the pool never queues work behind a busy thread (the session already limits how many
+    tasks run at once).
+    """
+
+    def __init__(self, name: str = "urlsession-worker") -> None:
+        super().__init__(name)
+
+    def _needs_thread(self) -> bool:
+        return len(self._jobs) > self._idle
+
     @property
     def threads(self) -> int:
-        return self._threads
+        return len(self._alive)
 
 
 class LoopDispatcher:

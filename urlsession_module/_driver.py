@@ -1,16 +1,12 @@
 """Driving one task's machine from two sides: the transfer's worker thread and the user.
 
 The transport feeds wire inputs from a worker thread; the user (or a host, for the transfer
-process) sends Suspend/Resume/Cancel from any other thread. :class:`TaskDriver` is the one place
-that serialises both onto the sans-IO :class:`~._state.TaskMachine`, implements the transport's
-``TransferControl`` and hands every payload the machine answers to :meth:`TaskDriver.publish`,
-under the lock, so one task's events can never be reordered. The in-process session and the
-background transfer process differ only in what ``publish`` does with them.
-
-The wire does not stop the instant the user suspends: a block already being read (or sent), a
-response head, the end of the transfer may still arrive. The machine accepts none of that while
-suspended, so such inputs are held here, in order, and fed on resume (their progress is reported
-then) or, after a cancel, absorbed by the machine (which then reports -999).
+process) sends Suspend/Resume/Cancel from any other thread. :class:`TaskDriver` is a lock and an
+abort around the sans-IO :class:`~._state.TaskMachine`, which owns every lifecycle rule (holding
+what the wire says while the task is suspended included). It implements the transport's
+``TransferControl`` and hands each input the machine applied, with the payloads it answered, to
+:meth:`TaskDriver.publish` under the lock, so one task's events can never be reordered. The
+in-process session and the background transfer process differ only in what ``publish`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from ._events import Payload
-from ._state import Cancel, DownloadFinished, Failed, Input, TaskMachine, TaskState
+from ._state import Cancel, DownloadFinished, Input, Step, TaskMachine, TaskState
 
 __all__ = ["TaskDriver"]
 
@@ -33,7 +29,6 @@ class TaskDriver:
         self.machine = machine
         self._cond = threading.Condition()
         self._abort: Callable[[], None] | None = None
-        self._held: list[Input] = []
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
         """Called under the lock after the machine took ``event``; deliver or store ``payloads``."""
@@ -48,22 +43,12 @@ class TaskDriver:
     def feed(self, event: Input) -> None:
         """An input from the wire (worker thread)."""
         with self._cond:
-            if self.machine.state is TaskState.SUSPENDED and not isinstance(event, Failed):
-                self._held.append(event)
-                return
-            if isinstance(event, Failed):
-                self._held.clear()  # the task ends here; what was held no longer matters
-            self._send(event)
+            self._publish(self.machine.feed(event))
 
     def control(self, event: Input) -> None:
         """Suspend, Resume or Cancel from the user; a cancel also breaks a blocking read."""
         with self._cond:
-            self._send(event)
-            if self._held and self.machine.state is not TaskState.SUSPENDED:
-                # Fed even when cancelling: a held Finished is what ends the task (as -999).
-                held, self._held = self._held, []
-                for item in held:
-                    self._send(item)
+            self._publish(self.machine.control(event))
             abort = self._abort if isinstance(event, Cancel) else None
         if abort is not None:
             abort()  # outside the lock: wakes a worker blocked in recv()
@@ -83,12 +68,12 @@ class TaskDriver:
         if abort is not None and cancelled:
             abort()
 
-    def _send(self, event: Input) -> None:
-        out = self.machine.send(event)
-        if isinstance(event, DownloadFinished) and not out:
-            # The machine took the finished file but reports it to nobody (the task was
-            # cancelled meanwhile): no downloadcompleted will hand it over, so it must not stay.
-            with contextlib.suppress(OSError):
-                os.unlink(event.location)
-        self.publish(event, out)
+    def _publish(self, steps: list[Step]) -> None:
+        for event, out in steps:
+            if isinstance(event, DownloadFinished) and not out:
+                # The machine took the finished file but reports it to nobody (the task was
+                # cancelled meanwhile): no downloadcompleted will hand it over, so it must not stay.
+                with contextlib.suppress(OSError):
+                    os.unlink(event.location)
+            self.publish(event, out)
         self._cond.notify_all()

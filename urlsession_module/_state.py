@@ -8,8 +8,14 @@ order. An input the table does not allow in the current state raises :class:`Tas
 and changes nothing. The machine owns the promise that every task produces exactly one
 ``sessioncompleted``, and that it is the task's last event.
 
+A driver feeds the two sides through :meth:`TaskMachine.feed` (the wire) and
+:meth:`TaskMachine.control` (the user), which add the one rule that spans both: what the wire
+says while the task is suspended is held, and applied on resume or absorbed after a cancel.
+``send`` is the bare table.
+
 No threads, no locks, no pyee, no urllib3: a driver that shares a machine between threads holds
-its own lock around ``send``.
+its own lock around it (``_driver.TaskDriver``). The request and response values the machine
+keeps are in ``_request`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ._events import (
     SessionCompleted,
     UploadProgress,
 )
+from ._request import Request, ResponseInfo, resume_validator
 from .exceptions import ErrorCode, TaskStateError, TransferError
 
 __all__ = [
@@ -40,13 +47,13 @@ __all__ = [
     "ResponseInfo",
     "ResponseStarted",
     "Resume",
+    "Step",
     "Suspend",
     "TaskKind",
     "TaskMachine",
     "TaskState",
+    "resume_validator",
 ]
-
-Headers = tuple[tuple[str, str], ...]
 
 
 class TaskKind(str, enum.Enum):
@@ -65,66 +72,6 @@ class TaskState(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-@attrs.frozen
-class Request:
-    """A request as plain data (it crosses the process boundary to the transfer process).
-
-    The body is either ``body`` (bytes) or ``body_path`` (a file streamed from disk).
-    """
-
-    method: str
-    url: str
-    headers: Headers = ()
-    body: bytes | None = attrs.field(
-        default=None, repr=lambda b: f"<{len(b)} bytes>" if b else "None"
-    )
-    body_path: str | None = None
-    body_length: int = 0
-
-    @property
-    def has_body(self) -> bool:
-        return self.body is not None or self.body_path is not None
-
-    def header(self, name: str) -> str | None:
-        low = name.lower()
-        for key, value in self.headers:
-            if key.lower() == low:
-                return value
-        return None
-
-
-@attrs.frozen
-class ResponseInfo:
-    """What URLResponse tells: the final URL, status and headers."""
-
-    url: str
-    statusCode: int
-    headers: Headers = ()
-
-    def header(self, name: str) -> str | None:
-        low = name.lower()
-        for key, value in self.headers:
-            if key.lower() == low:
-                return value
-        return None
-
-    @property
-    def resume_validator(self) -> str | None:
-        """What If-Range can check: a strong ETag, else Last-Modified; None means never resume."""
-        return resume_validator(self.header("etag"), self.header("last-modified"))
-
-    @property
-    def allHeaderFields(self) -> dict[str, str]:
-        return dict(self.headers)
-
-
-def resume_validator(etag: str | None, last_modified: str | None) -> str | None:
-    """A weak ETag cannot guard a Range request (RFC 9110 13.1.5): fall back to the date."""
-    if etag and not etag.startswith("W/"):
-        return etag
-    return last_modified
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -216,6 +163,8 @@ Input = (
     | Failed
 )
 
+Step = tuple[Input, list[Payload]]  # an input the machine applied, and what it answered
+
 S = TaskState
 _WIRE = (Redirected, BodySent, ResponseStarted, BodyReceived, DownloadFinished)
 
@@ -278,6 +227,7 @@ class TaskMachine:
         self.count_expected_to_receive = -1
         self.location: str | None = None
         self._download_done = False
+        self._held: list[Input] = []  # wire inputs that arrived while suspended, in order
 
     def restore_received(self, n: int) -> None:
         """Count ``n`` bytes an earlier run already received (a ``.part`` file being resumed).
@@ -334,6 +284,42 @@ class TaskMachine:
         out: list[Payload] = handler(event)  # raises before any change if the input is bad
         self.state = next_state
         return out
+
+    # -- the two sides a driver feeds: the wire, and the user ----------------------------------
+    #
+    # The wire does not stop the instant the user suspends: a block already being read (or
+    # sent), a response head, the end of the transfer may still arrive. The table accepts none of
+    # that while suspended, so such inputs are held, in order, and applied on resume (their
+    # progress is reported then) or, after a cancel, absorbed (the task then reports -999).
+
+    def feed(self, event: Input) -> list[Step]:
+        """An input from the wire; held while suspended, unless it ends the task.
+
+        Returns each input applied with the payloads it produced, in order (none while held).
+        """
+        if self.state is TaskState.SUSPENDED and not isinstance(event, Failed):
+            self._held.append(event)
+            return []
+        if isinstance(event, Failed):
+            self._held.clear()  # the task ends here; what was held no longer matters
+        return [(event, self.send(event))]
+
+    def control(self, event: Input) -> list[Step]:
+        """Suspend, Resume or Cancel from the user; leaving suspension applies what was held.
+
+        Held inputs are applied after a cancel too: a held Finished is what ends the task
+        (as -999).
+        """
+        steps = [(event, self.send(event))]
+        if self._held and self.state is not TaskState.SUSPENDED:
+            held, self._held = self._held, []
+            steps += [(item, self.send(item)) for item in held]
+        return steps
+
+    @property
+    def held(self) -> int:
+        """How many wire inputs wait for the task to leave suspension."""
+        return len(self._held)
 
     # -- handlers: validate first, then change, then say what to deliver ------------------------
 

@@ -3,7 +3,7 @@
 Titanium passes one dict; Python users pass keywords. Both are described by the same
 ``TypedDict``: every key under its Titanium name and, where a Python user would reach for it,
 its snake_case spelling (``requestHeaders`` / ``request_headers``). The runtime checks live in
-``_validate`` and the sessions; these classes only describe.
+``_validate`` and ``_arguments``; these classes only describe.
 """
 
 from __future__ import annotations

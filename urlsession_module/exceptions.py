@@ -17,6 +17,7 @@ holds a :class:`TransferError` for inspection.
     ├── StateDirectoryError             (also PermissionError) a state directory or file not ours
     ├── CreationOnlyError               (also AttributeError) a creation-only property was set
     ├── TaskStateError                  (also RuntimeError) illegal input to the task machine
+    ├── WouldDeadlockError              (also RuntimeError) a wait that could never end
     └── TransferError                   a failed transfer: .code (ErrorCode) and .message
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "URLSessionError",
     "UnsupportedURLError",
     "UploadFileNotFoundError",
+    "WouldDeadlockError",
 ]
 
 
@@ -176,6 +178,14 @@ class CreationOnlyError(URLSessionError, AttributeError):
 
 class TaskStateError(URLSessionError, RuntimeError):
     """An input the task machine does not accept in its current state; nothing changed."""
+
+
+class WouldDeadlockError(URLSessionError, RuntimeError):
+    """A wait with no timeout on the thread that delivers the events it waits for.
+
+    Inside a listener, or on the asyncio loop given as ``delegateQueue``, the session cannot
+    deliver anything until the waiting code returns, so the wait would never end.
+    """
 
 
 class TransferError(URLSessionError):

@@ -734,3 +734,95 @@ def test_cancel_after_downloadcompleted_changes_nothing() -> None:
     assert m.state is TaskState.RUNNING
     (done,) = m.send(Finished())
     assert done.success and done.errorCode == 0
+
+
+# -- holding the wire while suspended (feed / control) ----------------------------------------------
+
+
+def _download() -> TaskMachine:
+    m = TaskMachine("t1", TaskKind.DOWNLOAD, GET)
+    m.feed(ResponseStarted(RESP, expected=100))
+    return m
+
+
+def _names(steps: list[tuple[Input, list[Payload]]]) -> list[tuple[str, list[str]]]:
+    return [(type(e).__name__, [p.name for p in out]) for e, out in steps]
+
+
+def test_wire_inputs_while_suspended_are_held_and_applied_on_resume() -> None:
+    """What the wire says while suspended is held, in order, and reported on resume."""
+    m = _download()
+    m.control(Suspend())
+    assert m.feed(BodyReceived(60)) == [] and m.feed(BodyReceived(40)) == []
+    assert (m.held, m.count_received) == (2, 0)
+    steps = m.control(Resume())
+    assert _names(steps) == [
+        ("Resume", []),
+        ("BodyReceived", ["downloadprogress"]),
+        ("BodyReceived", ["downloadprogress"]),
+    ]
+    assert (m.held, m.count_received, m.state) == (0, 100, R)
+
+
+def test_suspend_again_keeps_holding() -> None:
+    """A second Suspend while suspended applies nothing held."""
+    m = _download()
+    m.control(Suspend())
+    m.feed(BodyReceived(10))
+    assert _names(m.control(Suspend())) == [("Suspend", [])]
+    assert m.held == 1
+
+
+def test_cancel_while_suspended_absorbs_what_was_held() -> None:
+    """After a cancel, held inputs are applied silently; a held Finished ends the task as -999."""
+    m = _download()
+    m.control(Suspend())
+    m.feed(BodyReceived(100))
+    m.feed(DownloadFinished("/tmp/x"))
+    m.feed(Finished())
+    steps = m.control(Cancel())
+    assert _names(steps) == [
+        ("Cancel", []),
+        ("BodyReceived", []),
+        ("DownloadFinished", []),
+        ("Finished", ["sessioncompleted"]),
+    ]
+    (done,) = steps[-1][1]
+    assert isinstance(done, SessionCompleted) and done.errorCode == ErrorCode.CANCELLED
+    assert m.state is C
+
+
+def test_a_failure_while_suspended_ends_the_task_and_drops_what_was_held() -> None:
+    """Failed is not held: the task ends now, and what was held no longer counts."""
+    m = _download()
+    m.control(Suspend())
+    m.feed(BodyReceived(50))
+    steps = m.feed(Failed(ErrorCode.TIMED_OUT, "the resource timeout passed"))
+    assert _names(steps) == [("Failed", ["sessioncompleted"])]
+    assert (m.held, m.count_received, m.state) == (0, 0, C)
+
+
+def test_feed_while_running_applies_at_once() -> None:
+    """Not suspended: feed is send, reported as one step."""
+    m = _download()
+    steps = m.feed(BodyReceived(5))
+    assert _names(steps) == [("BodyReceived", ["downloadprogress"])]
+    assert m.held == 0
+
+
+def test_an_illegal_control_raises_and_applies_nothing_held() -> None:
+    """An illegal input through control raises and changes nothing, held inputs included."""
+    m = _download()
+    m.control(Suspend())
+    m.feed(BodyReceived(5))
+    with pytest.raises(TaskStateError):
+        m.control(BodySent(1))  # not a control, and not allowed while suspended
+    assert (m.state, m.held, m.count_received) == (S, 1, 0)
+
+
+def test_header_lookup_is_one_helper_for_requests_and_responses() -> None:
+    """Request.header and ResponseInfo.header: case-insensitive, first value, None if absent."""
+    req = Request("GET", URL, (("X-A", "1"), ("x-a", "2")))
+    assert (req.header("x-a"), req.header("X-B")) == ("1", None)
+    assert (RESP.header("content-length"), RESP.header("etag")) == ("100", None)
+    assert Request.header is ResponseInfo.header

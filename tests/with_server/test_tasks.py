@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,12 +96,12 @@ def test_a_worker_runs_the_tasks_its_slot_frees(
     session hands work to a thread once (not once per task) and one thread does it all."""
     session = make_session(httpMaximumConnectionsPerHost=1)
     rec = recorder(session)
-    submit = mocker.spy(session._pool, "submit")
+    submit = mocker.spy(session._runner.pool, "submit")
     ids = [session.dataTask(url=server.url(f"/echo?n={i}"), method="GET") for i in range(20)]
     assert session.waitForTasks(20)
     assert all(rec.of(t, "sessioncompleted")[0].success for t in ids)
     assert submit.call_count == 1
-    assert session._pool.threads == 1
+    assert session._runner.pool.threads == 1
 
 
 def test_limit_is_per_host(
@@ -193,6 +194,29 @@ def test_task_properties_of_an_upload(
     assert task.countOfBytesReceived == int(task.response.header("content-length"))
     assert task.currentRequest == task.originalRequest
     assert task.error is None
+
+
+def test_upload_from_a_relative_path_is_resolved_at_the_call(
+    server: LocalServer,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relative upload path is made absolute at the call (issue 19.12: the transfer process
+    runs in another working directory), and the upload sends that file."""
+    body = content_bytes(50_000)
+    (tmp_path / "photo.jpg").write_bytes(body)
+    monkeypatch.chdir(tmp_path)
+    session = make_session()
+    rec = recorder(session)
+    tid = session.uploadTask(url=server.url("/upload"), data="photo.jpg", method="PUT")
+    request = session.getTask(tid).originalRequest
+    assert request.body_path == str(tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path.parent)  # the caller moves on; the task still finds its file
+    done = rec.completed(tid)
+    assert done.success, done.message
+    assert echoed(done)["body_sha256"] == content_sha256(50_000)
 
 
 def test_download_counters(

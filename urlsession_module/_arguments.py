@@ -1,0 +1,244 @@
+"""Argument shaping: what a task call (or ``createSession``) was given, checked and made plain.
+
+A session validates a call completely before anything starts, so every refusal names the bad
+argument and nothing is left half-made. This module turns the Titanium-style dict (or Python
+keywords) into a :class:`TaskArgs`: a :class:`~._state.Request` (bodies encoded, headers merged,
+upload paths made absolute) plus the scheduling facts (priority, earliest begin date). Plain data
+only, so a background session can hand the same request to the transfer process, which runs in
+another working directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import json
+import math
+import mimetypes
+import os
+from typing import Any
+
+import attrs
+
+from . import _validate as check
+from ._configuration import ConfigValues, credential_value
+from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher
+from ._state import Request, TaskKind
+from ._storage import Blob
+from ._transport import build_request
+from .exceptions import (
+    InvalidArgumentTypeError,
+    InvalidArgumentValueError,
+    UploadFileNotFoundError,
+)
+
+__all__ = [
+    "DATA_KEYS",
+    "DOWNLOAD_KEYS",
+    "TaskArgs",
+    "check_callback",
+    "check_timeout",
+    "dispatcher_for",
+    "priority_value",
+    "task_args",
+]
+
+DATA_KEYS = frozenset(
+    {
+        "url",
+        "method",
+        "data",
+        "requestHeaders",
+        "taskDescription",
+        "priority",
+        "earliestBeginDate",
+        "credential",
+    }
+)
+DOWNLOAD_KEYS = frozenset(
+    {"url", "requestHeaders", "taskDescription", "priority", "earliestBeginDate", "credential"}
+)
+
+Body = tuple[bytes | None, str | None, str | None]  # bytes, or a file's path; content type
+
+
+@attrs.frozen
+class TaskArgs:
+    """A task call, checked: what to send, and when and in which order to start it."""
+
+    kind: TaskKind
+    request: Request
+    priority: float
+    begin: float | None  # epoch seconds; None: at once
+    description: str | None
+
+
+def task_args(
+    name: str,
+    kind: TaskKind,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    config: ConfigValues,
+) -> TaskArgs:
+    """Check one ``dataTask``/``uploadTask``/``downloadTask`` call; ``name`` is Titanium's.
+
+    Data and upload tasks differ only in what ``data`` may be; a download has no body.
+    """
+    known = DOWNLOAD_KEYS if kind is TaskKind.DOWNLOAD else DATA_KEYS
+    a = check.args_dict(name, args, kwargs, known)
+    for key in a:
+        if key not in known:
+            raise InvalidArgumentValueError(
+                key, f"{key!r} is not an argument of {name}() (known: {sorted(known)})"
+            )
+    url = check.http_url("url", a.get("url"))
+    download = kind is TaskKind.DOWNLOAD
+    method = "GET" if download else check.method("method", a.get("method", "POST"))
+    headers = check.header_fields("requestHeaders", a.get("requestHeaders"))
+    body: Body = (None, None, None)
+    if kind is TaskKind.DATA:
+        body = _data_body(a.get("data"))
+    elif kind is TaskKind.UPLOAD:
+        body = _upload_body(a.get("data"))
+    request = build_request(
+        method,
+        url,
+        config.headers,
+        headers,
+        body=body[0],
+        body_path=body[1],
+        content_type=body[2],
+        credential=credential_value("credential", a.get("credential")),
+    )
+    description = a.get("taskDescription")
+    priority = priority_value(a.get("priority", 0.5))
+    begin = _begin_date(a.get("earliestBeginDate"))
+    if description is not None and not isinstance(description, str):
+        raise InvalidArgumentTypeError(
+            "taskDescription", f"'taskDescription' must be a str (got {description!r})"
+        )
+    return TaskArgs(kind, request, priority, begin, description)
+
+
+def priority_value(value: Any) -> float:
+    """A task's priority: Apple's URLSessionTask.priority range, [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InvalidArgumentValueError(
+            "priority", f"'priority' must be a number in [0, 1] (got {value!r})"
+        )
+    return float(value)
+
+
+def _begin_date(value: Any) -> float | None:
+    """A datetime (naive means local time, as Python's own) or epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return (value if value.tzinfo else value.astimezone()).timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise InvalidArgumentValueError(
+                "earliestBeginDate", f"'earliestBeginDate' must be a finite time (got {value!r})"
+            )
+        return float(value)
+    raise InvalidArgumentTypeError(
+        "earliestBeginDate",
+        f"'earliestBeginDate' must be a datetime or epoch seconds (got {value!r})",
+    )
+
+
+def _data_body(data: Any) -> Body:
+    """A data task's body: JSON for dict/list, UTF-8 for str, bytes or a Blob as is."""
+    if data is None:
+        return None, None, None
+    if isinstance(data, (dict, list)):
+        try:
+            return json.dumps(data).encode(), None, "application/json"
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentTypeError(
+                "data", f"'data' must be JSON-serializable ({exc})"
+            ) from None
+    if isinstance(data, str):
+        return data.encode(), None, "text/plain; charset=utf-8"
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), None, "application/octet-stream"
+    if isinstance(data, Blob):
+        if data.nativePath is not None:
+            return None, _readable_file(data.nativePath), data.mimeType
+        return data.read(), None, data.mimeType
+    raise InvalidArgumentTypeError(
+        "data", f"'data' must be a dict, list, str, bytes or Blob (got {type(data).__name__})"
+    )
+
+
+def _upload_body(data: Any) -> Body:
+    """An upload's body: a Blob or bytes as is, or a file path streamed from disk."""
+    if data is None:
+        raise InvalidArgumentValueError(
+            "data", "'data' is required for an upload (a Blob, bytes or file path)"
+        )
+    if isinstance(data, (str, os.PathLike)):
+        path = _readable_file(os.fspath(data))
+        return None, path, mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), None, "application/octet-stream"
+    if isinstance(data, Blob):
+        return _data_body(data)
+    raise InvalidArgumentTypeError(
+        "data", f"'data' must be a Blob, bytes or a file path (got {type(data).__name__})"
+    )
+
+
+def _readable_file(path: str) -> str:
+    """The file's absolute path, resolved now: the body is read later, perhaps by the transfer
+    process, whose working directory is not the caller's."""
+    if not os.path.isfile(path):
+        raise UploadFileNotFoundError(2, f"'data' names a file that does not exist: {path!r}", path)
+    if not os.access(path, os.R_OK):
+        raise InvalidArgumentValueError(
+            "data", f"'data' names a file that cannot be read: {path!r}"
+        )
+    return os.path.abspath(path)
+
+
+# -- other arguments a session takes --------------------------------------------------------------
+
+
+def dispatcher_for(queue: Any) -> Dispatcher:
+    """``delegateQueue``: None (a delivery thread), an asyncio loop, or an EventQueue."""
+    if queue is None:
+        return ThreadDispatcher()
+    if isinstance(queue, EventQueue):
+        return queue
+    if isinstance(queue, asyncio.AbstractEventLoop):
+        return LoopDispatcher(queue)
+    raise InvalidArgumentTypeError(
+        "delegateQueue",
+        f"'delegateQueue' must be None, an asyncio loop or an EventQueue (got {queue!r})",
+    )
+
+
+def check_callback(callback: object) -> None:
+    if callback is not None and not callable(callback):
+        raise InvalidArgumentTypeError(
+            "callback", f"'callback' must be callable (got {callback!r})"
+        )
+
+
+def check_timeout(call: str, timeout: Any) -> float | None:
+    """A wait's ``timeout``: None (no limit) or a number of seconds.
+
+    Checked at the call, so ``timeout='1'`` names the argument rather than failing as a bare
+    TypeError deep in a comparison.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InvalidArgumentTypeError(
+            "timeout", f"{call}(): 'timeout' must be a number of seconds or None (got {timeout!r})"
+        )
+    if math.isnan(timeout):
+        raise InvalidArgumentValueError(
+            "timeout", f"{call}(): 'timeout' must be a number of seconds (got {timeout!r})"
+        )
+    return float(timeout)

@@ -1,0 +1,113 @@
+"""A session's delivery queue as the session sees it, and how a host thread waits on it.
+
+The queue itself is one of :mod:`._dispatch`'s strategies (the host's ``delegateQueue``). Around
+it, :class:`Delivery` remembers which thread is running one of the session's callbacks, because a
+blocking wait on that thread could never see the events it waits for: they queue behind the
+callback that is waiting. Such a wait, with no timeout, is refused with
+:class:`~.exceptions.WouldDeadlockError` rather than left to hang; so is one on the asyncio loop
+the session delivers on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._arguments import check_timeout
+from ._dispatch import Dispatcher, EventQueue
+from .exceptions import WouldDeadlockError
+
+__all__ = ["Delivery"]
+
+_WAIT_SLICE = 0.25  # a waiting host thread wakes this often to run pending signal handlers
+
+
+class Delivery:
+    """The session's serial queue, marking the thread that runs each callback."""
+
+    def __init__(self, queue: Dispatcher, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.queue = queue
+        self._loop = loop
+        self._here = threading.local()
+
+    @property
+    def host_drained(self) -> bool:
+        return self.queue.host_drained
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        self.queue.submit(functools.partial(self._run, fn))
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        depth = getattr(self._here, "depth", 0)
+        self._here.depth = depth + 1
+        try:
+            fn()
+        finally:
+            self._here.depth = depth
+
+    def close(self) -> None:
+        self.queue.close()
+
+    def drain(self, timeout: float | None = 0.0) -> int:
+        """A host-drained queue's :meth:`EventQueue.drain`, for code that holds only this."""
+        if not isinstance(self.queue, EventQueue):
+            raise TypeError("only a host-drained queue (EventQueue) is drained by its host")
+        return self.queue.drain(timeout)
+
+    @property
+    def delivering_here(self) -> bool:
+        """True on a thread that is running one of this queue's callbacks right now."""
+        return bool(getattr(self._here, "depth", 0))
+
+    def wait(
+        self,
+        call: str,
+        predicate: Callable[[], bool],
+        timeout: Any,
+        block: Callable[[float], None],
+    ) -> bool:
+        """Wait for ``predicate``; False on timeout. ``call`` names the public method.
+
+        A host-drained queue is drained meanwhile (nothing else would deliver); otherwise
+        ``block(seconds)`` waits on the session's lock for a change. In slices: a signal the
+        kernel gave another thread (Ctrl-C) is handled only when this thread runs Python again,
+        and a lock wait does not end for it.
+        """
+        limit = check_timeout(call, timeout)
+        if limit is None and not predicate():
+            self._refuse_deadlock(call)
+        deadline = None if limit is None else time.monotonic() + limit
+        while not predicate():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            step = _WAIT_SLICE if remaining is None else min(remaining, _WAIT_SLICE)
+            if isinstance(self.queue, EventQueue):
+                self.queue.drain(timeout=step)
+            else:
+                block(step)
+        return True
+
+    def _refuse_deadlock(self, call: str) -> None:
+        if self.delivering_here:
+            where = "inside a listener (or callback) of this session"
+        elif self._loop is not None and _running_loop() is self._loop:
+            where = "on the event loop that is this session's delegateQueue"
+        else:
+            return
+        raise WouldDeadlockError(
+            f"{call}() without a timeout {where} would never return: the events it waits for "
+            "are delivered on this same thread; wait from another thread, pass a timeout, "
+            "or react in the sessioncompleted listener instead"
+        )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

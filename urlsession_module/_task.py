@@ -1,0 +1,218 @@
+"""``Task``, the proxy a host holds for one transfer, and :class:`TaskRun`, what runs it.
+
+A task's state, counters and event order belong to its :class:`~._state.TaskMachine`; the proxy
+only reads them and forwards the user's controls. An in-process task's controls go to its
+:class:`TaskRun` (a :class:`~._driver.TaskDriver` whose payloads go to the session's delivery
+queue); a background task's go to the transfer process, which runs its machine.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from ._arguments import priority_value
+from ._driver import TaskDriver
+from ._events import Payload
+from ._proxy import Proxy
+from ._state import (
+    Cancel,
+    Failed,
+    Input,
+    Request,
+    ResponseInfo,
+    Resume,
+    Suspend,
+    TaskMachine,
+    TaskState,
+)
+from .exceptions import ErrorCode, TransferError
+
+if TYPE_CHECKING:
+    from ._background._client import RemoteTaskView
+    from ._background._link import BackgroundLink
+    from ._session import Session
+    from ._transport import Transport
+
+__all__ = ["Task", "TaskRun", "new_task_identifier"]
+
+log = logging.getLogger(__name__)
+
+_task_numbers = itertools.count(1)
+# Identifiers must never repeat among the tasks one host can see, across its sessions too: a
+# process-wide counter, prefixed with a per-process token so two hosts' ids never meet either.
+_PROCESS_TOKEN = uuid.uuid4().hex[:8]
+
+
+def new_task_identifier() -> str:
+    return f"{_PROCESS_TOKEN}-{next(_task_numbers)}"
+
+
+class _Controls(Protocol):
+    def control(self, event: Input) -> None: ...
+
+
+class Task(Proxy):
+    """``Modules.URLSession.Task``: one transfer, with URLSessionTask's properties and controls."""
+
+    _api_name = "Modules.URLSession.Task"
+
+    def __init__(
+        self,
+        session: Session,
+        machine: TaskMachine | RemoteTaskView,
+        *,
+        priority: float,
+        description: str | None,
+        begin: float | None,
+        link: BackgroundLink | None = None,
+    ) -> None:
+        super().__init__(parent=session)
+        self._session = session
+        self._machine = machine
+        self._run: _Controls
+        if isinstance(machine, TaskMachine):
+            self._run = TaskRun(self, machine)
+        else:
+            assert link is not None
+            from ._session import _RemoteControl  # moves to _background with the host side
+
+            self._run = _RemoteControl(link, machine.identifier)
+        self._priority = priority
+        self.taskDescription = description
+        self._begin = begin
+        self._done = threading.Event()  # set once sessioncompleted was delivered
+
+    # -- identity and progress -------------------------------------------------------------------
+
+    @property
+    def taskIdentifier(self) -> str:
+        return self._machine.identifier
+
+    @property
+    def kind(self) -> str:
+        return self._machine.kind.value
+
+    @property
+    def state(self) -> TaskState:
+        return self._machine.state
+
+    @property
+    def priority(self) -> float:
+        return self._priority
+
+    @priority.setter
+    def priority(self, value: float) -> None:
+        self._priority = priority_value(value)
+        self._session._reprioritized(self)  # a waiting task takes its new place in line
+
+    @property
+    def earliestBeginDate(self) -> _dt.datetime | None:
+        return (
+            None
+            if self._begin is None
+            else _dt.datetime.fromtimestamp(self._begin, _dt.timezone.utc)
+        )
+
+    @property
+    def countOfBytesReceived(self) -> int:
+        return self._machine.count_received
+
+    @property
+    def countOfBytesExpectedToReceive(self) -> int:
+        return self._machine.count_expected_to_receive
+
+    @property
+    def countOfBytesSent(self) -> int:
+        return self._machine.count_sent
+
+    @property
+    def countOfBytesExpectedToSend(self) -> int:
+        return self._machine.count_expected_to_send
+
+    @property
+    def originalRequest(self) -> Request:
+        return self._machine.original_request
+
+    @property
+    def currentRequest(self) -> Request:
+        return self._machine.current_request
+
+    @property
+    def response(self) -> ResponseInfo | None:
+        return self._machine.response
+
+    @property
+    def error(self) -> TransferError | None:
+        return self._machine.error
+
+    # -- control -------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Cancel; the task reports ``sessioncompleted`` with -999 (a finished task ignores it)."""
+        self._run.control(Cancel())
+        self._session._schedule()  # a task still waiting its turn reports now, not when due
+
+    def suspend(self) -> None:
+        """Stop reading: no progress until ``resume()``."""
+        self._run.control(Suspend())
+
+    def resume(self) -> None:
+        """Continue a suspended task (with Range if its connection had to be let go)."""
+        self._run.control(Resume())
+        self._session._schedule()  # a task suspended before it started may start now
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until this task's ``sessioncompleted`` has been delivered; False on timeout."""
+        return self._session._wait_until("wait", self._done.is_set, timeout, one_task=True)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.taskIdentifier} {self.kind} {self.state.value}>"
+
+
+class TaskRun(TaskDriver):
+    """An in-process task's driver: what its machine answers goes to the session's queue."""
+
+    def __init__(self, task: Task, machine: TaskMachine) -> None:
+        super().__init__(machine)
+        self._task = task
+
+    def publish(self, event: Input, payloads: list[Payload]) -> None:
+        for payload in payloads:
+            self._task._session._enqueue(self._task, payload)
+
+    def run(
+        self, transport: Transport, directory: Callable[[], str] | None, cancelling: bool
+    ) -> None:
+        """A worker's job for this task: the transfer, or only its -999 if it was cancelled.
+
+        ``directory`` makes (or checks) the download directory now, as the transfer starts;
+        ``cancelling``: ``invalidateAndCancel()`` is on its way to this task.
+        """
+        machine = self.machine
+        try:
+            if cancelling and machine.state is not TaskState.CANCELING:
+                # A worker freed by an earlier task's cancel took this one from the queue before
+                # invalidateAndCancel() reached it: it must not reach the network.
+                self.control(Cancel())
+            if machine.state is TaskState.CANCELING:  # cancelled while it waited its turn
+                self.feed(Failed(ErrorCode.CANCELLED))
+                return
+            folder = None
+            if directory is not None:
+                try:
+                    folder = directory()
+                except OSError as exc:  # e.g. the directory was replaced by a file meanwhile
+                    code = ErrorCode.CANNOT_CREATE_FILE
+                    self.feed(Failed(code, f"{code.description} ({exc})"))
+                    return
+            transport.run(self, machine.kind, machine.original_request, folder, machine.identifier)
+        except Exception:  # the machine refused an input: a bug, but the task must still end
+            log.exception("task %s: engine error", machine.identifier)
+            if not machine.finished:
+                self.feed(Failed(ErrorCode.UNKNOWN, "internal error"))
