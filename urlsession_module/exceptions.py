@@ -17,7 +17,9 @@ holds a :class:`TransferError` for inspection.
     ├── StateDirectoryError             (also PermissionError) a state directory or file not ours
     ├── CreationOnlyError               (also AttributeError) a creation-only property was set
     ├── TaskStateError                  (also RuntimeError) illegal input to the task machine
-    └── TransferError                   a failed transfer: .code (ErrorCode) and .message
+    ├── TransferError                   a failed transfer: .code (ErrorCode) and .message
+    └── TransferUnavailableError        (also OSError) the background transfer process cannot
+                                        be reached or started
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "StateDirectoryError",
     "TaskStateError",
     "TransferError",
+    "TransferUnavailableError",
     "URLSessionError",
     "UnsupportedURLError",
     "UploadFileNotFoundError",
@@ -195,3 +198,7 @@ class TransferError(URLSessionError):
 
     def __repr__(self) -> str:
         return f"TransferError({self.code}, {self.message!r})"
+
+
+class TransferUnavailableError(URLSessionError, OSError):
+    """The background transfer process could not be reached or started (or stopped answering)."""
