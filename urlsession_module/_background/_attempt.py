@@ -15,6 +15,7 @@ A data task's body is kept in a private file under the state directory, never in
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,10 @@ from .._driver import TaskDriver
 from .._events import Payload, SessionCompleted
 from .._state import (
     DownloadFinished,
+    Finished,
     Input,
     Request,
+    ResponseInfo,
     Retry,
     TaskKind,
     TaskMachine,
@@ -35,13 +38,15 @@ from .._state import (
     journal_task_state,
     transient,
 )
-from .._storage import open_private, private_dir
+from .._storage import background_key, open_private, part_name, private_dir
 from ..exceptions import ErrorCode
 from ._fields import MessageError, request_from_dict
-from ._journal import TaskRecord
+from ._journal import DOWNLOADED, Journal, TaskRecord
 from ._snapshot import TaskSnapshot
 
 __all__ = ["Attempt", "machine_for", "snapshot", "store_response"]
+
+log = logging.getLogger("urlsession_module.transfer")
 
 RESPONSES = "responses"  # under the state directory: data tasks' bodies until acknowledged
 RESPONSE_FILE = "responseFile"  # the journaled field that replaces responseText
@@ -96,6 +101,39 @@ class Attempt(TaskDriver):
         self._publish(self, event, payloads)
 
 
+def download_dir(home: Path, session: str) -> Path:
+    return home / "downloads" / background_key(session)
+
+
+def finish_recovered_download(journal: Journal, run: Attempt) -> bool:
+    """A download whose file was in place before a crash: complete it, don't fetch it again."""
+    rec = journal.task(run.rec.id) or run.rec
+    if rec.state != DOWNLOADED or not rec.location:
+        return False
+    if not os.path.exists(rec.location):
+        # The host already moved the file it was told about: the download is still done.
+        log.info("task %s: finished file already collected", rec.id)
+    run.machine.restore_download_finished(
+        ResponseInfo(run.machine.original_request.url, rec.status_code or 200), rec.location
+    )
+    run.feed(Finished())
+    return True
+
+
+def resume_point(journal: Journal, rec: TaskRecord, directory: Path) -> tuple[int, str] | None:
+    """Where a download left off, if the server can be asked to continue it safely."""
+    if rec.kind != TaskKind.DOWNLOAD.value:
+        return None
+    rec = journal.task(rec.id) or rec
+    try:
+        size = (directory / part_name(rec.id)).stat().st_size
+    except FileNotFoundError:
+        return None
+    if size and rec.validator:
+        return size, rec.validator
+    return None
+
+
 def machine_for(rec: TaskRecord) -> TaskMachine:
     """A fresh machine for a journaled task (:class:`MessageError` if its record is not valid)."""
     try:
@@ -103,6 +141,14 @@ def machine_for(rec: TaskRecord) -> TaskMachine:
     except ValueError:
         raise MessageError(f"'kind' is not one the protocol knows (got {rec.kind!r:.40})") from None
     return TaskMachine(rec.id, kind, request_from_dict(rec.request), rec.session)
+
+
+def startable(rec: TaskRecord) -> bool:
+    try:
+        machine_for(rec)
+    except MessageError:
+        return False
+    return True
 
 
 def placeholder_machine(rec: TaskRecord) -> TaskMachine:

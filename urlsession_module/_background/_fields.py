@@ -19,6 +19,7 @@ from .._urls import CREDENTIAL_HEADERS
 
 __all__ = [
     "MessageError",
+    "Refused",
     "WireError",
     "request_from_dict",
     "request_to_dict",
@@ -58,6 +59,15 @@ _WIRE_ERROR_TEXT = {
     WireError.NO_SUCH_TASK: "the transfer process has no outstanding task with this identifier",
     WireError.INTERNAL: "the transfer process failed to handle the request",
 }
+
+
+class Refused(Exception):
+    """A request the runner turns down; the server answers it with ``code``."""
+
+    def __init__(self, code: WireError, message: str = "") -> None:
+        super().__init__(message or code.text)
+        self.code = code
+        self.message = message or code.text
 
 
 # -- field readers: each names the field it refuses ---------------------------------------------

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import sqlite3
-import subprocess
 import threading
 import time
 import uuid
@@ -30,9 +29,7 @@ from .._configuration import ConfigValues
 from .._events import DownloadCompleted, Payload, SessionCompleted
 from .._state import (
     Cancel,
-    Finished,
     Input,
-    ResponseInfo,
     ResponseStarted,
     Resume,
     Suspend,
@@ -41,22 +38,26 @@ from .._state import (
     cancel_unstarted,
     fail_unstarted,
 )
-from .._storage import background_key, part_name, private_dir
+from .._storage import private_dir
 from .._stores import persistent_stores
 from .._transport import Transport
 from ..exceptions import ErrorCode
 from . import _protocol as proto
 from ._attempt import (
     Attempt,
+    download_dir,
+    finish_recovered_download,
     machine_for,
     placeholder_machine,
     remove_response,
+    resume_point,
     snapshot,
+    startable,
     store_response,
 )
+from ._fields import Refused
 from ._journal import (
     COMPLETED,
-    DOWNLOADED,
     OUTSTANDING,
     QUEUED,
     RUNNING,
@@ -64,6 +65,7 @@ from ._journal import (
     Journal,
     TaskRecord,
 )
+from ._launch import Launcher
 from ._scheduling import start_order
 from ._settings import config_from_dict
 from ._wire import (
@@ -92,27 +94,6 @@ class Peer(Protocol):
     def send(self, message: Message) -> None: ...
 
 
-class Refused(Exception):
-    """A request the runner turns down; the server answers it with ``code``."""
-
-    def __init__(self, code: WireError, message: str = "") -> None:
-        super().__init__(message or code.text)
-        self.code = code
-        self.message = message or code.text
-
-
-def _startable(rec: TaskRecord) -> bool:
-    try:
-        machine_for(rec)
-    except MessageError:
-        return False
-    return True
-
-
-def download_dir(home: Path, session: str) -> Path:
-    return home / "downloads" / background_key(session)
-
-
 class Runner:
     """The process's state: journal, sessions' configurations, the queue, the running tasks."""
 
@@ -129,7 +110,7 @@ class Runner:
         self.queue: dict[str, TaskRecord] = {}
         self.running: dict[str, Attempt] = {}
         self.threads: set[threading.Thread] = set()
-        self.launched: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
+        self.launcher = Launcher(home)
         self.stopping = False
 
     # -- start and stop --------------------------------------------------------------------------
@@ -148,7 +129,7 @@ class Runner:
                 self.journal.update_task(rec.id, state=QUEUED)
                 rec = self.journal.task(rec.id) or rec
             self.queue[rec.id] = rec
-            if rec.session not in self.configs or not _startable(rec):
+            if rec.session not in self.configs or not startable(rec):
                 self._fail_record(rec)  # it would fail at every start: end its task instead
         log.info("recovered %d outstanding tasks", len(self.queue))
 
@@ -336,7 +317,7 @@ class Runner:
                         EventMessage(rec.session, seq, p.name, fields, snapshot(rec, machine))
                     )
                 elif seq:
-                    self._maybe_launch(rec.session)
+                    self.launcher.maybe_launch(rec.session, self.configs.get(rec.session))
             if isinstance(p, SessionCompleted):
                 self._maybe_drained(rec.session)
 
@@ -385,31 +366,6 @@ class Runner:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
-    def _maybe_launch(self, session: str) -> None:
-        config = self.configs.get(session)
-        if config is None or not config.sessionSendsLaunchEvents or not config.launchCommand:
-            return
-        previous = self.launched.get(session)
-        if previous is not None and previous[0].poll() is None:
-            return  # the host we launched is still starting
-        if previous is not None and time.monotonic() - previous[1] < 5.0:
-            return
-        env = dict(os.environ, URLSESSION_LAUNCH_SESSION=session, URLSESSION_HOME=str(self.home))
-        try:
-            proc = subprocess.Popen(
-                list(config.launchCommand),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            log.warning("launch command for %s failed: %s", session, exc.strerror)
-            return
-        log.info("ran the launch command for %s (pid %d)", session, proc.pid)
-        self.launched[session] = (proc, time.monotonic())
-
     # -- the loop ----------------------------------------------------------------------------------
 
     def loop(self) -> None:
@@ -431,8 +387,7 @@ class Runner:
                     return
                 timeout = 1.0 if wake is None else max(0.01, min(1.0, wake - time.time()))
                 self.cond.wait(timeout)
-            for proc, _ in list(self.launched.values()):
-                proc.poll()  # reap launched hosts that have exited
+            self.launcher.reap()
 
     def _start_ready(self) -> float | None:
         """Start what may start now (under ``cond``); return when something else becomes due."""
@@ -484,11 +439,11 @@ class Runner:
     def _work(self, run: Attempt, cfg: ConfigValues) -> None:
         rec = run.rec
         try:
-            if self._finish_recovered_download(run):
+            if finish_recovered_download(self.journal, run):
                 return
             self.journal.update_task(rec.id, state=RUNNING)
             directory = private_dir(download_dir(self.home, rec.session))
-            resume = self._resume_point(rec, directory)
+            resume = resume_point(self.journal, rec, directory)
             if resume is not None:
                 run.machine.restore_received(resume[0])
             self._transport(rec.session, cfg).run(
@@ -523,33 +478,6 @@ class Runner:
             self.publish(
                 run.rec, machine, fail_unstarted(machine, ErrorCode.UNKNOWN, "internal error")
             )
-
-    def _finish_recovered_download(self, run: Attempt) -> bool:
-        """A download whose file was in place before a crash: complete it, don't fetch it again."""
-        rec = self.journal.task(run.rec.id) or run.rec
-        if rec.state != DOWNLOADED or not rec.location:
-            return False
-        if not os.path.exists(rec.location):
-            # The host already moved the file it was told about: the download is still done.
-            log.info("task %s: finished file already collected", rec.id)
-        run.machine.restore_download_finished(
-            ResponseInfo(run.machine.original_request.url, rec.status_code or 200), rec.location
-        )
-        run.feed(Finished())
-        return True
-
-    def _resume_point(self, rec: TaskRecord, directory: Path) -> tuple[int, str] | None:
-        """Where a download left off, if the server can be asked to continue it safely."""
-        if rec.kind != TaskKind.DOWNLOAD.value:
-            return None
-        rec = self.journal.task(rec.id) or rec
-        try:
-            size = (directory / part_name(rec.id)).stat().st_size
-        except FileNotFoundError:
-            return None
-        if size and rec.validator:
-            return size, rec.validator
-        return None
 
     def _retry_or_fail(self, run: Attempt, cfg: ConfigValues) -> None:
         rec = self.journal.task(run.rec.id) or run.rec

@@ -20,7 +20,8 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 
 from . import _protocol as proto
-from ._runner import Refused, Runner
+from ._fields import Refused
+from ._runner import Runner
 from ._wire import (
     Ack,
     Attach,
