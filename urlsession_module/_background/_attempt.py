@@ -17,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from .._configuration import ConfigValues
 from .._driver import TaskDriver
 from .._events import Payload, SessionCompleted
+from .._scheduler import Hold, Scheduler
 from .._state import (
     DownloadFinished,
     Finished,
@@ -39,15 +41,17 @@ from .._state import (
     transient,
 )
 from .._storage import background_key, open_private, part_name, private_dir
+from .._urls import origin
 from ..exceptions import ErrorCode
 from ._fields import MessageError, request_from_dict
-from ._journal import DOWNLOADED, Journal, TaskRecord
+from ._journal import DOWNLOADED, SUSPENDED, Journal, TaskRecord
 from ._snapshot import TaskSnapshot
 
 __all__ = ["Attempt", "machine_for", "snapshot", "store_response"]
 
 log = logging.getLogger("urlsession_module.transfer")
 
+DISCRETIONARY_CONCURRENCY = 1  # discretionary tasks running at once, all sessions together
 RESPONSES = "responses"  # under the state directory: data tasks' bodies until acknowledged
 RESPONSE_FILE = "responseFile"  # the journaled field that replaces responseText
 _CHUNK = 1 << 20
@@ -132,6 +136,26 @@ def resume_point(journal: Journal, rec: TaskRecord, directory: Path) -> tuple[in
     if size and rec.validator:
         return size, rec.validator
     return None
+
+
+def scheduler_for(configs: Mapping[str, ConfigValues]) -> Scheduler[TaskRecord]:
+    """The package's one scheduler, told how to read a journal record (and its session's
+    configuration, looked up at each pass: a host may describe the session again)."""
+
+    def config(rec: TaskRecord) -> ConfigValues | None:
+        return configs.get(rec.session)
+
+    return Scheduler(
+        origin=lambda rec: origin(rec.request["url"]),
+        # 0 holds a task whose session no host has described (recovery fails those).
+        limit=lambda rec: c.httpMaximumConnectionsPerHost if (c := config(rec)) else 0,
+        priority=lambda rec: rec.priority,
+        not_before=lambda rec: max(rec.begin_at or 0.0, rec.next_attempt_at or 0.0) or None,
+        hold=lambda rec: Hold.SUSPENDED if rec.state == SUSPENDED else Hold.READY,
+        discretionary=lambda rec: bool((c := config(rec)) and c.isDiscretionary),
+        discretionary_limit=DISCRETIONARY_CONCURRENCY,
+        ident=lambda rec: rec.id,
+    )
 
 
 def machine_for(rec: TaskRecord) -> TaskMachine:
@@ -242,4 +266,12 @@ def remove_response(fields: dict[str, Any]) -> None:
     path = fields.get(RESPONSE_FILE)
     if isinstance(path, str):
         with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def remove_upload(home: Path, rec: TaskRecord) -> None:
+    """A body the host spilled to a file for this task (``uploads/``) is no one's once it ended."""
+    path = rec.request.get("body_path")
+    if isinstance(path, str) and Path(path).parent == home / "uploads":
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -2,20 +2,16 @@
 
 Every task runs the same sans-IO :class:`~urlsession_module._state.TaskMachine` and the same
 :class:`~urlsession_module._transport.Transport` as in-process sessions. What differs is policy:
-the machine's outputs go to the journal before they go to a host; transient failures are retried
-with backoff until ``timeoutIntervalForResource``; a killed process resumes every unfinished
-download with ``Range``/``If-Range`` from its ``.part`` file; a journal record that cannot start
-fails its task (it never stops the process); and every task ends with exactly one journaled
-``sessioncompleted``, also when its result cannot be stored.
-
-Hosts are :class:`Peer` objects to the runner: the server (:mod:`._server`) owns the sockets.
+outputs are journaled before a host hears them; transient failures are retried with backoff
+until ``timeoutIntervalForResource``; a killed process resumes downloads with ``Range`` from
+their ``.part`` files; a record that cannot start fails its task (never the process); every
+task ends with exactly one journaled ``sessioncompleted``, also when its result cannot be kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -50,7 +46,9 @@ from ._attempt import (
     machine_for,
     placeholder_machine,
     remove_response,
+    remove_upload,
     resume_point,
+    scheduler_for,
     snapshot,
     startable,
     store_response,
@@ -66,7 +64,6 @@ from ._journal import (
     TaskRecord,
 )
 from ._launch import Launcher
-from ._scheduling import start_order
 from ._settings import config_from_dict
 from ._wire import (
     Action,
@@ -107,7 +104,8 @@ class Runner:
         self.session_host: dict[str, Peer] = {}
         self.configs: dict[str, ConfigValues] = {}
         self.transports: dict[str, Transport] = {}
-        self.queue: dict[str, TaskRecord] = {}
+        self.queue: dict[str, TaskRecord] = {}  # what the scheduler holds, by identifier
+        self.scheduler = scheduler_for(self.configs)
         self.running: dict[str, Attempt] = {}
         self.threads: set[threading.Thread] = set()
         self.launcher = Launcher(home)
@@ -128,9 +126,11 @@ class Runner:
             if rec.state == RUNNING:
                 self.journal.update_task(rec.id, state=QUEUED)
                 rec = self.journal.task(rec.id) or rec
-            self.queue[rec.id] = rec
             if rec.session not in self.configs or not startable(rec):
                 self._fail_record(rec)  # it would fail at every start: end its task instead
+            else:
+                with self.cond:
+                    self._enqueue(rec)
         log.info("recovered %d outstanding tasks", len(self.queue))
 
     def stop(self) -> None:
@@ -220,8 +220,7 @@ class Runner:
             )
         )
         with self.cond:
-            self.queue[rec.id] = rec
-            self.cond.notify_all()
+            self._enqueue(rec)
         return snapshot(rec, None)
 
     def control(self, task_id: str, action: Action) -> None:
@@ -239,7 +238,7 @@ class Runner:
             run.control(controls[action])
         elif queued is not None and action is Action.CANCEL:
             with self.cond:
-                self.queue.pop(task_id, None)
+                self._dequeue(task_id)
             try:
                 machine = machine_for(queued)
             except MessageError:
@@ -249,8 +248,7 @@ class Runner:
             state = SUSPENDED if action is Action.SUSPEND else QUEUED
             self.journal.update_task(task_id, state=state)
             with self.cond:
-                self.queue[task_id] = self.journal.task(task_id) or queued
-                self.cond.notify_all()
+                self._enqueue(self.journal.task(task_id) or queued)
 
     def invalidate(self, host: Peer, ident: str, cancel: bool) -> None:
         with self.pub_lock:
@@ -302,7 +300,7 @@ class Runner:
                         remove_response(fields)
                         continue  # the task has had its one end already
                     seq = end
-                    self._cleanup_upload(rec)
+                    remove_upload(self.home, rec)
                 elif isinstance(p, DownloadCompleted):
                     fields = p.to_dict()
                     status = machine.response.statusCode if machine.response else 0
@@ -360,12 +358,6 @@ class Runner:
                     )
                 )
 
-    def _cleanup_upload(self, rec: TaskRecord) -> None:
-        path = rec.request.get("body_path")
-        if isinstance(path, str) and Path(path).parent == self.home / "uploads":
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
     # -- the loop ----------------------------------------------------------------------------------
 
     def loop(self) -> None:
@@ -389,32 +381,39 @@ class Runner:
                 self.cond.wait(timeout)
             self.launcher.reap()
 
+    def _enqueue(self, rec: TaskRecord) -> None:
+        """Queue a task, or put a fresher record of a queued one in its place (under ``cond``)."""
+        self.queue[rec.id] = rec
+        if not self.scheduler.update(rec):
+            self.scheduler.add(rec)
+        self.cond.notify_all()
+
+    def _dequeue(self, task_id: str) -> None:
+        rec = self.queue.pop(task_id, None)
+        if rec is not None:
+            self.scheduler.remove(rec)
+
     def _start_ready(self) -> float | None:
         """Start what may start now (under ``cond``); return when something else becomes due."""
-        starts, wake = start_order(
-            list(self.queue.values()),
-            [r.rec for r in self.running.values()],
-            self.configs,
-            time.time(),
-        )
-        for rec in starts:
+        plan = self.scheduler.take(time.time())
+        for rec in plan.start:
             self._start(rec)
-        return wake
+        return plan.wake
 
     def _fail_record(self, rec: TaskRecord) -> None:
         """A record that cannot start ends its task (and never the process)."""
-        del self.queue[rec.id]
         log.warning("task %s: %s", rec.id, UNSTARTABLE)
         machine = placeholder_machine(rec)
         self.publish(rec, machine, fail_unstarted(machine, ErrorCode.UNKNOWN, UNSTARTABLE))
 
     def _start(self, rec: TaskRecord) -> None:
+        del self.queue[rec.id]
         try:
             machine = machine_for(rec)
         except MessageError:
+            self.scheduler.finished(rec)
             self._fail_record(rec)
             return
-        del self.queue[rec.id]
         run = Attempt(rec, machine, self._publish_attempt)
         self.running[rec.id] = run
         t = threading.Thread(
@@ -463,6 +462,8 @@ class Runner:
         finally:
             self._ensure_completed(run)
             with self.cond:
+                if not run.requeued:  # a requeued task gave its slot back already
+                    self.scheduler.finished(rec)
                 if self.running.get(rec.id) is run:  # not the next attempt, already started
                     del self.running[rec.id]
                 self.threads.discard(threading.current_thread())
@@ -493,7 +494,7 @@ class Runner:
             )
             run.requeued = True
             with self.cond:
-                self.queue[rec.id] = self.journal.task(rec.id) or rec
-                self.cond.notify_all()
+                self.scheduler.finished(run.rec)  # before it is queued again: one slot each
+                self._enqueue(self.journal.task(rec.id) or rec)
             return
         run.give_up()
