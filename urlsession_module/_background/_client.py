@@ -283,6 +283,7 @@ def connect(home: Path, timeout: float = CONNECT_TIMEOUT, spawn: bool = True) ->
     The key and the socket are refused (:class:`StateDirectoryError`) if they are links or
     another user's: whoever could plant them would receive this host's tasks.
     """
+    proto.check_state_files(home)
     deadline = time.monotonic() + timeout
     spawned_at = 0.0
     delay = 0.005

@@ -27,6 +27,7 @@ __all__ = [
     "HANDSHAKE_TIMEOUT",
     "decode",
     "encode",
+    "check_state_files",
     "handshake",
     "peer_uid",
     "read_or_make_key",
@@ -131,6 +132,16 @@ def _read_key(path: Path) -> bytes:
         return os.read(fd, 4096)
     finally:
         os.close(fd)
+
+
+STATE_FILES = (KEY_NAME, SOCKET_NAME, PID_NAME, LOCK_NAME, JOURNAL_NAME, LOG_NAME, STDERR_NAME)
+
+
+def check_state_files(home: Path) -> None:
+    """Refuse at once (:class:`StateDirectoryError`) a transfer file that is a link or not ours,
+    rather than start a transfer process that would refuse it and leave the host waiting."""
+    for name in STATE_FILES:
+        check_private_file(home / name)
 
 
 def check_socket(home: Path) -> str:
