@@ -25,9 +25,9 @@ from ._wire import Message, MessageError
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
+    "check_state_files",
     "decode",
     "encode",
-    "check_state_files",
     "handshake",
     "peer_uid",
     "read_or_make_key",
