@@ -148,17 +148,14 @@ class Runner:
             transport.close()
         self.journal.close()
 
-    def host_count(self, delta: int) -> None:
-        with self.cond:
+    def host_count(self, delta: int, gone: Peer | None = None) -> None:
+        """A host came (+1) or went (-1, ``gone``: its sessions have no host now)."""
+        with self.pub_lock, self.cond:
+            for ident in list(gone.sessions if gone else ()):
+                if self.session_host.get(ident) is gone:
+                    del self.session_host[ident]
             self.hosts += delta
             self.cond.notify_all()
-
-    def host_gone(self, host: Peer) -> None:
-        with self.pub_lock:
-            for ident in list(host.sessions):
-                if self.session_host.get(ident) is host:
-                    del self.session_host[ident]
-        self.host_count(-1)
 
     # -- requests ------------------------------------------------------------------------------------
 
@@ -410,10 +407,8 @@ class Runner:
         del self.queue[rec.id]
         try:
             machine = machine_for(rec)
-        except MessageError:
-            self.scheduler.finished(rec)
-            self._fail_record(rec)
-            return
+        except MessageError:  # failed on its thread: publishing under ``cond`` could deadlock
+            machine = placeholder_machine(rec)
         run = Attempt(rec, machine, self._publish_attempt)
         self.running[rec.id] = run
         t = threading.Thread(
@@ -438,6 +433,9 @@ class Runner:
     def _work(self, run: Attempt, cfg: ConfigValues) -> None:
         rec = run.rec
         try:
+            if not startable(rec):
+                self._fail_record(rec)
+                return
             if finish_recovered_download(self.journal, run):
                 return
             self.journal.update_task(rec.id, state=RUNNING)
@@ -495,6 +493,8 @@ class Runner:
             run.requeued = True
             with self.cond:
                 self.scheduler.finished(run.rec)  # before it is queued again: one slot each
+                if self.running.get(rec.id) is run:
+                    del self.running[rec.id]  # a cancel from now on finds it in the queue
                 self._enqueue(self.journal.task(rec.id) or rec)
             return
         run.give_up()

@@ -163,7 +163,7 @@ class Server:
             host.alive = False
             with self.lock:
                 self.hosts.discard(host)
-            self.runner.host_gone(host)
+            self.runner.host_count(-1, gone=host)
 
     def _answer(self, host: Host, data: bytes) -> Reply | None:
         """The reply to one frame (None when it asked for none): never silence, never a crash."""
