@@ -229,7 +229,7 @@ def store_response(
     When the body cannot be stored, the task still ends: with a failure that says so (-3003),
     never with no ``sessioncompleted`` at all.
     """
-    if payload.responseText is None:
+    if not payload.responseText:  # a download's (None), or an empty body: nothing to keep
         return payload, payload.to_dict()
     path = home / RESPONSES / payload.taskIdentifier
     try:
