@@ -8,8 +8,9 @@ import signal
 import time
 from pathlib import Path
 
-from urlsession_module._background._client import TransferUnavailableError
-from urlsession_module._cli._status import _ask, _connect
+from urlsession_module._background._client import TransferClient
+from urlsession_module._background._wire import Shutdown
+from urlsession_module.exceptions import URLSessionError
 
 
 def subprocess_env(home: Path) -> dict[str, str]:
@@ -49,11 +50,12 @@ def stop_transfer_process(home: Path, timeout: float = 10.0) -> int | None:
 
     Returns the pid that had to be killed, or None when it left by itself.
     """
-    conn = _connect(home)
-    if conn is not None:
-        with contextlib.suppress(OSError, EOFError, ValueError, TransferUnavailableError):
-            _ask(conn, {"op": "shutdown"})
-        conn.close()
+    if (home / "transfer.sock").exists():
+        with (
+            contextlib.suppress(OSError, URLSessionError),
+            TransferClient.one_shot(home) as client,
+        ):
+            client.request(Shutdown(), 10.0)
     deadline = time.monotonic() + timeout
     while (pid := transfer_pid(home)) is not None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -30,15 +30,15 @@ from ._arguments import (
     DOWNLOAD_KEYS as _DOWNLOAD_KEYS,  # noqa: F401
 )
 from ._arguments import TaskArgs, check_callback, dispatcher_for, task_args
-from ._background._client import RemoteTaskView
-from ._background._link import BackgroundLink
+from ._background._host import BackgroundHost, RemoteControl, RemoteTaskView
+from ._background._snapshot import TaskSnapshot
 from ._configuration import ConfigValues, SessionConfiguration
 from ._delivery import Delivery
 from ._dispatch import ThreadDispatcher
 from ._events import Event, Payload
 from ._proxy import Proxy
 from ._runner import Runner
-from ._state import Cancel, Input, Resume, Suspend, TaskKind, TaskMachine
+from ._state import TaskKind, TaskMachine
 from ._storage import Blob, background_key, part_name, private_dir, safe_name, state_dir
 from ._stores import Stores, memory_stores, persistent_stores, redact
 from ._task import Task, new_task_identifier
@@ -55,18 +55,6 @@ __all__ = ["Session", "Task"]
 log = logging.getLogger(__name__)
 
 _FINISHED_KEPT = 1000  # finished tasks getTask() still finds
-
-
-class _RemoteControl:
-    """A background task's controls: forwarded to the transfer process, which runs its machine."""
-
-    def __init__(self, link: BackgroundLink, task_id: str) -> None:
-        self._link = link
-        self._task_id = task_id
-
-    def control(self, event: Input) -> None:
-        action = {Cancel: "cancel", Suspend: "suspend", Resume: "resume"}[type(event)]
-        self._link.control(self._task_id, action)
 
 
 class Session(Proxy):
@@ -96,11 +84,8 @@ class Session(Proxy):
         self._cancelling = False
         # Finished tasks stay reachable by getTask() for a while (bounded: hosts run for days).
         self._finished: collections.OrderedDict[str, Task] = collections.OrderedDict()
-        # Background sessions: the line to the transfer process, and replay bookkeeping.
-        self._link: BackgroundLink | None = None
-        self._delivered_seq = 0  # highest journaled event delivered to listeners
-        self._remote_queued = 0  # journaled events queued for delivery, not yet delivered
-        self._completed_ids: set[str] = set()  # sessioncompleted already delivered here
+        # Background sessions: the line to the transfer process, replay, acks (_background/_host).
+        self._remote: BackgroundHost | None = None
         self._key = (
             background_key(config.identifier or "")
             if config.is_background
@@ -109,9 +94,13 @@ class Session(Proxy):
             else f"ephemeral-{uuid.uuid4().hex[:12]}"
         )
         if config.is_background:
-            assert config.identifier is not None
-            self._link = BackgroundLink(self, config.identifier, config, state_dir())
-            self._link.attach()  # starts the transfer process if need be; replay follows
+            self._remote = BackgroundHost(self, config, state_dir(), self._remote_task)
+            try:
+                self._remote.start()  # starts the transfer process if need be; replay follows
+            except BaseException:  # e.g. a second session with this identifier: nothing stays
+                self._transport.close()
+                self._dispatcher.close()
+                raise
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -182,9 +171,8 @@ class Session(Proxy):
         return task_args(name, kind, args, kwargs, self._config)
 
     def _start(self, a: TaskArgs) -> str:
-        if self._link is not None:
-            snap = self._link.create(a.kind, a.request, a.priority, a.description, a.begin)
-            return self._remote_task(snap).taskIdentifier
+        if self._remote is not None:
+            return self._remote.create(a.kind, a.request, a.priority, a.description, a.begin)
         identifier = new_task_identifier()
         machine = TaskMachine(identifier, a.kind, a.request, self._config.identifier)
         task = Task(self, machine, priority=a.priority, description=a.description, begin=a.begin)
@@ -269,113 +257,24 @@ class Session(Proxy):
 
     def waitForTasks(self, timeout: float | None = None) -> bool:
         """Block until every task so far has delivered its ``sessioncompleted``; False on timeout."""
-        return self._wait_until("waitForTasks", lambda: not self._tasks, timeout)
+        # A background session also waits for what its transfer process sent (the replay).
+        return self._wait_until(
+            "waitForTasks",
+            lambda: not self._tasks and (self._remote is None or self._remote.idle),
+            timeout,
+        )
 
-    # -- background sessions: what the transfer process sends ------------------------------------
-    # These run on the client's reader thread; delivery itself goes through the session's queue.
+    # -- background sessions: Task proxies for the transfer process's tasks ----------------------
 
-    def _remote_task(self, snap: dict[str, Any]) -> Task:
-        """The Task proxy for a task of the transfer process, made on first sight."""
-        with self._lock:
-            return self._remote_task_locked(snap)
-
-    def _remote_task_locked(self, snap: dict[str, Any]) -> Task:
-        assert self._link is not None
-        task = self._tasks.get(snap["id"]) or self._finished.get(snap["id"])
-        if task is None:
-            view = RemoteTaskView(snap, self._link.identifier)
-            task = Task(
-                self,
-                view,
-                priority=float(snap.get("priority", 0.5)),
-                description=snap.get("description"),
-                begin=snap.get("begin_at"),
-                link=self._link,
-            )
-            if not view.finished:
-                self._tasks[view.identifier] = task
-        elif isinstance(task._machine, RemoteTaskView) and not task._machine.finished:
-            task._machine.update(snap)
-        return task
-
-    def _remote_replay(self, message: dict[str, Any]) -> None:
-        """A (re)attach: adopt outstanding tasks; deliver what was missed, framed by Titanium's
-        ``backgroundtransfer`` (on the module) and ``sessioneventscompleted``.
-
-        A replay can hold thousands of events: they are prepared under one lock and delivered
-        by one queued callback, in order, rather than one queue entry each.
-        """
-        events = message.get("events") or []
-        with self._lock:
-            for snap in message.get("tasks", ()):
-                self._remote_task_locked(snap)
-            batch = [
-                (seq, name, fields, self._remote_task_locked(snap) if snap is not None else None)
-                for seq, name, fields, snap in events
-                if seq > self._delivered_seq
-            ]
-            self._remote_queued += len(batch)
-        if not batch:
-            return
-        announce = {"sessionIdentifier": message["session"], "handlerId": message.get("handlerId")}
-        drained = bool(message.get("drained", False))
-
-        def deliver_all() -> None:
-            self._fire_on_module("backgroundtransfer", announce)
-            for seq, name, fields, task in batch:
-                self._deliver_remote(seq, name, fields, task)
-            if drained:
-                done = {"sessionIdentifier": message["session"]}
-                self._dispatch_event(Event("sessioneventscompleted", self, done))
-
-        self._dispatcher.submit(deliver_all)
-
-    def _remote_event(self, message: dict[str, Any]) -> None:
-        self._queue_remote(message["seq"], message["name"], message["fields"], message.get("task"))
-
-    def _queue_remote(
-        self, seq: int, name: str, fields: dict[str, Any], snap: dict[str, Any] | None
-    ) -> None:
-        task = self._remote_task(snap) if snap is not None else None
-        if seq:
-            with self._lock:
-                self._remote_queued += 1
-        self._dispatcher.submit(lambda: self._deliver_remote(seq, name, fields, task))
-
-    def _deliver_remote(
-        self, seq: int, name: str, fields: dict[str, Any], task: Task | None
-    ) -> None:
-        try:
-            if seq and seq <= self._delivered_seq:
-                return  # delivered before a reconnect replayed it again
-            if task is None:
-                self._dispatch_event(Event(name, self, fields))
-                return
-            if name == "sessioncompleted" and task.taskIdentifier in self._completed_ids:
-                return  # the package drops duplicates before listeners (SPEC 5)
-            out = dict(fields)
-            if name == "downloadcompleted":
-                out["data"] = Blob(path=out.pop("location"), mimeType=out.pop("mimeType", None))
-            task._dispatch_event(Event(name, task, out))
-            if name == "sessioncompleted":
-                self._completed_ids.add(task.taskIdentifier)
-                if isinstance(task._machine, RemoteTaskView):
-                    task._machine.mark_completed()
-                self._task_done(task)
-        finally:
-            if seq:
-                self._delivered_seq = max(self._delivered_seq, seq)
-                with self._lock:
-                    self._remote_queued -= 1
-                    batch_done = self._remote_queued == 0
-                # Acknowledge once the listeners ran (at least once), in batches during a replay.
-                if batch_done and self._link is not None:
-                    self._link.ack(self._delivered_seq)
-
-    def _fire_on_module(self, name: str, fields: dict[str, Any]) -> None:
-        module = self._bubble_target
-        if module is not None:
-            module._dispatch_event(Event(name, module, fields))
+    def _remote_task(self, view: RemoteTaskView, snap: TaskSnapshot, remote: RemoteControl) -> Task:
+        return Task(
+            self,
+            view,
+            priority=snap.priority,
+            description=snap.description,
+            begin=snap.begin_at,
+            remote=remote,
+        )
 
     # -- stores ----------------------------------------------------------------------------------
 
@@ -458,8 +357,8 @@ class Session(Proxy):
         # Idle workers leave now, busy ones as their job ends; invalidation returns once they have.
         self._runner.close()
         self._transport.close()
-        if self._link is not None:
-            self._link.detach(cancel=self._cancelling)
+        if self._remote is not None:
+            self._remote.detach(cancel=self._cancelling)
         if self._config.type == "ephemeral":
             # An ephemeral session's folder is its own: gone with it, unless downloads the host
             # has not collected yet are in it (they stay until moved, as SPEC 5 says).

@@ -34,8 +34,7 @@ from ._state import (
 from .exceptions import ErrorCode, TransferError
 
 if TYPE_CHECKING:
-    from ._background._client import RemoteTaskView
-    from ._background._link import BackgroundLink
+    from ._background._host import RemoteControl, RemoteTaskView
     from ._session import Session
     from ._transport import Transport
 
@@ -70,7 +69,7 @@ class Task(Proxy):
         priority: float,
         description: str | None,
         begin: float | None,
-        link: BackgroundLink | None = None,
+        remote: RemoteControl | None = None,
     ) -> None:
         super().__init__(parent=session)
         self._session = session
@@ -79,10 +78,8 @@ class Task(Proxy):
         if isinstance(machine, TaskMachine):
             self._run = TaskRun(self, machine)
         else:
-            assert link is not None
-            from ._session import _RemoteControl  # moves to _background with the host side
-
-            self._run = _RemoteControl(link, machine.identifier)
+            assert remote is not None
+            self._run = remote
         self._priority = priority
         self.taskDescription = description
         self._begin = begin

@@ -18,7 +18,9 @@ holds a :class:`TransferError` for inspection.
     ├── CreationOnlyError               (also AttributeError) a creation-only property was set
     ├── TaskStateError                  (also RuntimeError) illegal input to the task machine
     ├── WouldDeadlockError              (also RuntimeError) a wait that could never end
-    └── TransferError                   a failed transfer: .code (ErrorCode) and .message
+    ├── TransferError                   a failed transfer: .code (ErrorCode) and .message
+    └── TransferUnavailableError        (also OSError) the background transfer process cannot
+                                        be reached or started
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "StateDirectoryError",
     "TaskStateError",
     "TransferError",
+    "TransferUnavailableError",
     "URLSessionError",
     "UnsupportedURLError",
     "UploadFileNotFoundError",
@@ -207,3 +210,7 @@ class TransferError(URLSessionError):
 
     def __repr__(self) -> str:
         return f"TransferError({self.code}, {self.message!r})"
+
+
+class TransferUnavailableError(URLSessionError, OSError):
+    """The background transfer process could not be reached or started (or stopped answering)."""

@@ -23,11 +23,17 @@ from multiprocessing.connection import Client, Connection
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from .._state import Request, ResponseInfo, TaskKind, TaskState
-from ..exceptions import TransferError, URLSessionError
+from .._storage import open_private
+from ..exceptions import (
+    InvalidArgumentValueError,
+    StateDirectoryError,
+    TransferUnavailableError,
+    URLSessionError,
+)
 from . import _protocol as proto
+from ._wire import ErrorReply, Invalidate, Message, MessageError, Reply, parse, parse_reply
 
-__all__ = ["RemoteTaskView", "TransferClient", "TransferUnavailableError"]
+__all__ = ["TransferClient", "TransferUnavailableError", "connect"]
 
 log = logging.getLogger(__name__)
 
@@ -35,55 +41,21 @@ CONNECT_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 30.0
 
 
-class TransferUnavailableError(URLSessionError, OSError):
-    """The transfer process could not be reached or started."""
-
-
 class SessionEndpoint(Protocol):
     identifier: str
 
-    def _remote_message(self, message: dict[str, Any]) -> None: ...
+    def _remote_message(self, message: Message) -> None: ...
 
-    def _remote_attach_message(self) -> dict[str, Any]: ...
-
-
-class RemoteTaskView:
-    """What a host knows of a task run by the transfer process (the TaskMachine's attributes)."""
-
-    def __init__(self, snap: dict[str, Any], session_identifier: str) -> None:
-        self.identifier: str = snap["id"]
-        self.kind = TaskKind(snap["kind"])
-        self.session_identifier = session_identifier
-        self.original_request: Request = proto.request_from_dict(snap["request"])
-        self.location: str | None = None
-        self.update(snap)
-
-    def update(self, snap: dict[str, Any]) -> None:
-        self.state = TaskState(snap["state"])
-        current = snap.get("current_request")
-        self.current_request: Request = (
-            self.original_request
-            if current is None or current == snap["request"]
-            else proto.request_from_dict(current)
-        )
-        self.count_received: int = int(snap.get("received", 0))
-        self.count_expected_to_receive: int = int(snap.get("expected_receive", -1))
-        self.count_sent: int = int(snap.get("sent", 0))
-        self.count_expected_to_send: int = int(snap.get("expected_send", 0))
-        self.response: ResponseInfo | None = proto.response_from_dict(snap.get("response"))
-        err = snap.get("error")
-        self.error: TransferError | None = TransferError(err[0], err[1]) if err else None
-
-    def mark_completed(self) -> None:
-        self.state = TaskState.COMPLETED
-
-    @property
-    def finished(self) -> bool:
-        return self.state is TaskState.COMPLETED
+    def _remote_attach_message(self) -> Message: ...
 
 
 class TransferClient:
-    """The connection of this host process to the transfer process of one state directory."""
+    """The connection of this host process to the transfer process of one state directory.
+
+    Shared by the process's background sessions (:meth:`for_home`), and used the same way, for
+    one question, by ``urlsession status`` and ``cancel`` (:meth:`one_shot`, which never starts
+    a transfer process).
+    """
 
     _instances: ClassVar[dict[Path, TransferClient]] = {}
     _instances_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -96,8 +68,24 @@ class TransferClient:
                 client = cls._instances[home] = cls(home)
             return client
 
-    def __init__(self, home: Path) -> None:
+    @classmethod
+    @contextlib.contextmanager
+    def one_shot(cls, home: Path, timeout: float = 0.5) -> Any:
+        """A client of the running transfer process of ``home`` (TransferUnavailableError if
+        none runs), closed on leaving the block."""
+        client = cls(home, spawn=False, connect_timeout=timeout)
+        try:
+            client._ensure_connected()
+            yield client
+        finally:
+            client.close()
+
+    def __init__(
+        self, home: Path, *, spawn: bool = True, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> None:
         self.home = home
+        self._spawn = spawn
+        self._connect_timeout = connect_timeout
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
         self._cond = threading.Condition()
@@ -110,26 +98,47 @@ class TransferClient:
     # -- sessions ----------------------------------------------------------------------------------
 
     def attach(self, session: SessionEndpoint) -> None:
-        """Register the session and tell the transfer process about it (this starts the replay)."""
+        """Register the session and tell the transfer process about it (this starts the replay).
+
+        One session per identifier: events could reach only one of two.
+        """
         with self._cond:
+            other = self._sessions.get(session.identifier)
+            if other is not None and other is not session:
+                raise InvalidArgumentValueError(
+                    "identifier",
+                    f"'identifier' {session.identifier!r} is already used by a background "
+                    "session of this process: invalidate that session first",
+                )
             self._sessions[session.identifier] = session
             self._closing = False
-        self._ensure_connected()
-        self.request(session._remote_attach_message())
+        try:
+            self._ensure_connected()
+            self.request(session._remote_attach_message())
+        except BaseException:
+            with self._cond:
+                if self._sessions.get(session.identifier) is session:
+                    del self._sessions[session.identifier]
+            raise
 
     def detach(self, session: SessionEndpoint, cancel: bool = False) -> None:
         """The session is invalidated; the last one to go closes the connection and its thread."""
         with contextlib.suppress(URLSessionError, OSError):
-            self.request({"op": "invalidate", "session": session.identifier, "cancel": cancel})
+            self.request(Invalidate(session.identifier, cancel))
         with self._cond:
             if self._sessions.get(session.identifier) is session:
                 del self._sessions[session.identifier]
             last = not self._sessions
-            if last:
-                self._closing = True
-            conn, reader = (self._conn, self._reader) if last else (None, None)
-            if last:
-                self._conn = None
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        """Hang up and end the reader thread (a later request connects again)."""
+        with self._cond:
+            self._closing = True
+            conn, reader = self._conn, self._reader
+            self._conn = None
+            self._cond.notify_all()
         if conn is not None:
             _hang_up(conn)
         if reader is not None and reader is not threading.current_thread():
@@ -137,36 +146,44 @@ class TransferClient:
 
     # -- messages ----------------------------------------------------------------------------------
 
-    def request(self, message: dict[str, Any], timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
+    def request(self, message: Message, timeout: float = REQUEST_TIMEOUT) -> Reply:
+        """Send a request and wait (bounded) for its reply; a refusal raises, in plain words."""
         number = next(self._numbers)
-        self._send({**message, "req": number})
+        d = message.to_dict()
+        d["req"] = number
+        self._send(d)
         with self._cond:
             if not self._cond.wait_for(
                 lambda: number in self._replies or self._conn is None, timeout
             ):
                 raise TransferUnavailableError(
-                    f"the transfer process did not answer {message['op']!r}"
+                    f"the transfer process did not answer {message.op!r}"
                 )
-            reply = self._replies.pop(number, None)
-        if reply is None:
+            raw = self._replies.pop(number, None)
+        if raw is None:
             raise TransferUnavailableError("the connection to the transfer process was lost")
-        if not reply.get("ok", False):
-            raise URLSessionError(
-                f"the transfer process refused {message['op']!r}: {reply.get('error')}"
-            )
+        try:
+            reply = parse_reply(raw, type(message))
+        except MessageError:
+            raise TransferUnavailableError(
+                f"the transfer process answered {message.op!r} with a malformed reply"
+            ) from None
+        if isinstance(reply, ErrorReply):
+            raise URLSessionError(f"the transfer process refused {message.op!r}: {reply.message}")
         return reply
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Message) -> None:
+        """Send without waiting for a reply (none comes): acks and task controls."""
         with contextlib.suppress(TransferUnavailableError):
-            self._send(message)
+            self._send(message.to_dict())
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, d: dict[str, Any]) -> None:
         conn = self._ensure_connected()
         try:
             with self._send_lock:
-                conn.send_bytes(proto.encode(message))
-        except (OSError, ValueError) as exc:
-            raise TransferUnavailableError(f"cannot reach the transfer process: {exc}") from None
+                conn.send_bytes(proto.encode(d))
+        except (OSError, ValueError):
+            raise TransferUnavailableError("cannot reach the transfer process") from None
 
     # -- connection --------------------------------------------------------------------------------
 
@@ -174,8 +191,9 @@ class TransferClient:
         with self._cond:
             if self._conn is not None:
                 return self._conn
-        conn = connect(self.home)
+        conn = connect(self.home, timeout=self._connect_timeout, spawn=self._spawn)
         with self._cond:
+            self._closing = False
             if self._conn is None:
                 self._conn = conn
                 if self._reader is None or not self._reader.is_alive():
@@ -194,18 +212,25 @@ class TransferClient:
             if conn is None:
                 return
             try:
-                message = proto.decode(conn.recv_bytes())
+                raw = proto.decode(conn.recv_bytes())
             except (EOFError, OSError, ValueError):
                 if not self._lost(conn):
                     return
                 continue
-            if message["op"] == "reply":
+            if isinstance(raw, dict) and raw.get("op") == "reply":
+                req = raw.get("req")
                 with self._cond:
-                    self._replies[int(message["req"])] = message
+                    if isinstance(req, int):
+                        self._replies[req] = raw
                     self._cond.notify_all()
                 continue
+            try:
+                message = parse(raw, from_host=False)
+            except MessageError as exc:
+                log.warning("ignored a malformed message from the transfer process: %s", exc)
+                continue
             with self._cond:
-                session = self._sessions.get(message.get("session", ""))
+                session = self._sessions.get(getattr(message, "session", ""))
             if session is not None:
                 try:
                     session._remote_message(message)
@@ -226,7 +251,7 @@ class TransferClient:
         log.info("transfer process lost; reconnecting")
         try:
             new = connect(self.home)
-        except TransferUnavailableError:
+        except (TransferUnavailableError, StateDirectoryError):
             log.exception("cannot restart the transfer process")
             return False
         with self._cond:
@@ -253,17 +278,29 @@ def _hang_up(conn: Connection) -> None:
 
 
 def connect(home: Path, timeout: float = CONNECT_TIMEOUT, spawn: bool = True) -> Connection:
-    """Connect to the transfer process of ``home``, starting it if nobody answers."""
-    address = str(home / proto.SOCKET_NAME)
+    """Connect to the transfer process of ``home``, starting it if nobody answers.
+
+    The key and the socket are refused (:class:`StateDirectoryError`) if they are links or
+    another user's: whoever could plant them would receive this host's tasks.
+    """
+    proto.check_state_files(home)
     deadline = time.monotonic() + timeout
     spawned_at = 0.0
     delay = 0.005
     while True:
+        address = proto.check_socket(home)
         try:
             key = proto.read_or_make_key(home)
-            return Client(address, family="AF_UNIX", authkey=key)
+            conn = Client(address, family="AF_UNIX")
         except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, EOFError):
             pass
+        else:
+            try:
+                proto.handshake(conn, key, server=False)
+            except (OSError, EOFError, ValueError):
+                conn.close()  # a process that is leaving, or not ours: try again
+            else:
+                return conn
         now = time.monotonic()
         if now > deadline:
             raise TransferUnavailableError(f"no transfer process answers at {address}")
@@ -284,7 +321,7 @@ def spawn_process(home: Path, runner: Callable[..., Any] = subprocess.run) -> No
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    fd = os.open(home / "transfer.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = open_private(home / proto.STDERR_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         runner(
             [

@@ -22,6 +22,8 @@ from typing import Any
 
 import attrs
 
+from .._storage import check_private_file
+
 __all__ = ["Journal", "OutboxEvent", "TaskRecord"]
 
 SCHEMA = """
@@ -114,6 +116,9 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        for suffix in ("", "-wal", "-shm"):
+            # SQLite follows links: a planted one (or another user's file) is refused first.
+            check_private_file(f"{path}{suffix}")
         old_umask = os.umask(0o077)  # the db, -wal and -shm files are born 0600
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -263,13 +268,23 @@ class Journal:
         status_code: int,
         error_code: int,
     ) -> list[int]:
-        """Mark the task completed and queue its last events, in one transaction."""
+        """Mark the task completed and queue its last events, in one transaction.
+
+        Only once: a task already completed gets no second end (returns ``[]``).
+        """
         with self._tx() as db:
-            db.execute(
-                "UPDATE tasks SET state = ?, status_code = ?, error_code = ? WHERE id = ?",
-                (COMPLETED, status_code, error_code, task_id),
+            cur = db.execute(
+                "UPDATE tasks SET state = ?, status_code = ?, error_code = ? "
+                "WHERE id = ? AND state != ?",
+                (COMPLETED, status_code, error_code, task_id, COMPLETED),
             )
+            if cur.rowcount == 0 and self._exists(db, task_id):
+                return []
             return [self._append(db, session, task_id, name, fields) for name, fields in events]
+
+    @staticmethod
+    def _exists(db: sqlite3.Connection, task_id: str) -> bool:
+        return db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is not None
 
     # -- outbox ------------------------------------------------------------------------------------
 
@@ -320,6 +335,16 @@ class Journal:
                 r[0]
                 for r in self._db.execute("SELECT DISTINCT session FROM outbox WHERE acked = 0")
             ]
+
+    def acked_fields(self, session: str, upto: int) -> list[dict[str, Any]]:
+        """The fields of the events an ``ack(session, upto)`` will settle that name a file."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT fields FROM outbox WHERE session = ? AND seq <= ? AND acked = 0 "
+                "AND fields LIKE '%\"responseFile\"%'",
+                (session, upto),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def ack(self, session: str, upto: int) -> int:
         """Acknowledge every event of ``session`` up to ``upto``: they are never sent again."""

@@ -1,15 +1,13 @@
-"""What hosts and the transfer process say to each other: JSON messages over a Unix socket.
+"""How hosts and the transfer process reach each other: files, framing, the handshake.
 
 Framing and authentication come from :mod:`multiprocessing.connection` (length-prefixed
 messages, an HMAC challenge with a key only the user can read); the payload of every message is
-a JSON object, never a pickle, so nothing but plain data crosses the boundary. This module is
-sans-IO apart from the thin helpers at the bottom: it turns requests, configurations and task
-snapshots into dicts and back.
+a JSON object, never a pickle, so nothing but plain data crosses the boundary. What the objects
+mean is :mod:`._wire`'s business; this module is the thin part that needs a socket.
 
-Messages carry ``op``. Host → transfer process: ``attach``, ``create``, ``control``, ``ack``,
-``invalidate``, ``status``, ``shutdown`` (requests carry ``req``, answered by a ``reply`` with the
-same ``req``). Transfer process → host: ``reply``, ``event`` (live or journaled: ``seq`` > 0 must
-be acknowledged), ``replay`` (what a relaunched host missed, in order).
+Every file here is opened without following links and only if this user owns it
+(:func:`~urlsession_module._storage.open_private`): whoever could swap in the key or the socket
+would receive a host's tasks and credentials.
 """
 
 from __future__ import annotations
@@ -18,24 +16,21 @@ import json
 import os
 import socket
 import struct
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from pathlib import Path
 from typing import Any
 
-import attrs
-
-from .._configuration import ConfigValues
-from .._state import Request, ResponseInfo
+from .._storage import check_private_file, open_private
+from ._wire import Message, MessageError
 
 __all__ = [
-    "config_from_dict",
-    "config_to_dict",
+    "HANDSHAKE_TIMEOUT",
+    "check_state_files",
     "decode",
     "encode",
+    "handshake",
     "peer_uid",
-    "request_from_dict",
-    "request_to_dict",
-    "response_from_dict",
-    "response_to_dict",
+    "read_or_make_key",
 ]
 
 SOCKET_NAME = "transfer.sock"
@@ -44,68 +39,23 @@ LOCK_NAME = "transfer.lock"
 PID_NAME = "transfer.pid"
 JOURNAL_NAME = "journal.sqlite3"
 LOG_NAME = "transfer.log"
+STDERR_NAME = "transfer.stderr"
+
+HANDSHAKE_TIMEOUT = 5.0  # a peer that does not answer the challenge by then is dropped
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode()
+def encode(message: Message | dict[str, Any]) -> bytes:
+    d = message.to_dict() if isinstance(message, Message) else message
+    return json.dumps(d, separators=(",", ":")).encode()
 
 
-def decode(data: bytes) -> dict[str, Any]:
-    message = json.loads(data)
-    if not isinstance(message, dict) or not isinstance(message.get("op"), str):
-        raise ValueError("a message is a JSON object with an 'op'")
-    return message
-
-
-def request_to_dict(request: Request) -> dict[str, Any]:
-    if request.body is not None:
-        raise ValueError("background requests carry bodies as files (body_path), not bytes")
-    return {
-        "method": request.method,
-        "url": request.url,
-        "headers": [list(h) for h in request.headers],
-        "body_path": request.body_path,
-        "body_length": request.body_length,
-    }
-
-
-def request_from_dict(d: dict[str, Any]) -> Request:
-    return Request(
-        method=d["method"],
-        url=d["url"],
-        headers=tuple((str(k), str(v)) for k, v in d.get("headers", ())),
-        body_path=d.get("body_path"),
-        body_length=int(d.get("body_length", 0)),
-    )
-
-
-def response_to_dict(response: ResponseInfo | None) -> dict[str, Any] | None:
-    if response is None:
-        return None
-    return {
-        "url": response.url,
-        "statusCode": response.statusCode,
-        "headers": [list(h) for h in response.headers],
-    }
-
-
-def response_from_dict(d: dict[str, Any] | None) -> ResponseInfo | None:
-    if d is None:
-        return None
-    return ResponseInfo(
-        d["url"], int(d["statusCode"]), tuple((str(k), str(v)) for k, v in d["headers"])
-    )
-
-
-def config_to_dict(config: ConfigValues) -> dict[str, Any]:
-    d = attrs.asdict(config, recurse=False)
-    d["HTTPHeaderFields"] = dict(config.HTTPHeaderFields)
-    d["launchCommand"] = list(config.launchCommand) if config.launchCommand else None
-    return d
-
-
-def config_from_dict(d: dict[str, Any]) -> ConfigValues:
-    return ConfigValues(**d)
+def decode(data: bytes) -> Any:
+    """The JSON object of a frame (:class:`MessageError` if it is not JSON); :func:`_wire.parse`
+    says whether it is a message."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise MessageError("a message is a JSON object") from None
 
 
 def peer_uid(fileno: int) -> int:
@@ -119,16 +69,50 @@ def peer_uid(fileno: int) -> int:
     return int(uid)
 
 
+def _io_timeout(fileno: int, seconds: float) -> None:
+    """Bound each blocking read and write of the socket (0: unbounded again).
+
+    SO_RCVTIMEO/SO_SNDTIMEO rather than ``settimeout``: the connection reads with ``os.read`` on
+    a blocking descriptor, which a non-blocking socket would break.
+    """
+    sock = socket.socket(fileno=os.dup(fileno))
+    try:
+        whole = int(seconds)
+        value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    finally:
+        sock.close()
+
+
+def handshake(
+    conn: Connection, key: bytes, *, server: bool, timeout: float = HANDSHAKE_TIMEOUT
+) -> None:
+    """The HMAC challenge both ways, each read and write bounded by ``timeout``.
+
+    A peer that connects and never speaks must not hold anyone up: it fails here (``OSError``)
+    after ``timeout``, on its own thread.
+    """
+    _io_timeout(conn.fileno(), timeout)
+    if server:
+        deliver_challenge(conn, key)
+        answer_challenge(conn, key)
+    else:
+        answer_challenge(conn, key)
+        deliver_challenge(conn, key)
+    _io_timeout(conn.fileno(), 0)
+
+
 def read_or_make_key(home: Path) -> bytes:
-    """The shared secret of the HMAC challenge: a 0600 file only this user can read."""
+    """The shared secret of the HMAC challenge: a 0600 file of this user, never a link."""
     path = home / KEY_NAME
     try:
-        return path.read_bytes()
+        return _read_key(path)
     except FileNotFoundError:
         pass
     key = os.urandom(32)
     tmp = home / f"{KEY_NAME}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         os.write(fd, key)
     finally:
@@ -139,4 +123,29 @@ def read_or_make_key(home: Path) -> bytes:
         pass
     finally:
         tmp.unlink()
-    return path.read_bytes()
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    fd = open_private(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+STATE_FILES = (KEY_NAME, SOCKET_NAME, PID_NAME, LOCK_NAME, JOURNAL_NAME, LOG_NAME, STDERR_NAME)
+
+
+def check_state_files(home: Path) -> None:
+    """Refuse at once (:class:`StateDirectoryError`) a transfer file that is a link or not ours,
+    rather than start a transfer process that would refuse it and leave the host waiting."""
+    for name in STATE_FILES:
+        check_private_file(home / name)
+
+
+def check_socket(home: Path) -> str:
+    """The socket's path, once it is known not to be a link or another user's (absent is fine)."""
+    path = home / SOCKET_NAME
+    check_private_file(path)
+    return str(path)

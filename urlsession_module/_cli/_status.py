@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .._background import _protocol as proto
-from .._background._client import TransferUnavailableError, connect
+from .._background._client import TransferClient
+from .._background._fields import without_credentials
 from .._background._journal import OUTSTANDING, Journal, TaskRecord
+from .._background._snapshot import TaskSnapshot
+from .._background._wire import Action, Control, Status, StatusReply
 from .._storage import state_dir
+from ..exceptions import StateDirectoryError, TransferUnavailableError, URLSessionError
 from ._common import ExitCode, Output
 from ._display import human_size
 
@@ -28,50 +31,40 @@ __all__ = ["cancel", "status"]
 
 CONNECT_TIMEOUT = 0.5  # a live process answers at once; a stale socket only refuses
 REPLY_TIMEOUT = 10.0
-_REQ = 1
 
 
-def _connect(home: Path) -> Connection | None:
-    """A connection to the running transfer process of ``home``, or None (never starts one)."""
+def _ask_status(home: Path) -> StatusReply | None:
+    """The running transfer process's answer to ``status``, or None (never starts one)."""
     if not (home / proto.SOCKET_NAME).exists():
         return None
     try:
-        return connect(home, timeout=CONNECT_TIMEOUT, spawn=False)
-    except (TransferUnavailableError, OSError, EOFError):
+        with TransferClient.one_shot(home, CONNECT_TIMEOUT) as client:
+            reply = client.request(Status(), REPLY_TIMEOUT)
+    except (URLSessionError, OSError):
         return None
+    return reply if isinstance(reply, StatusReply) else None
 
 
-def _ask(conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
-    """Send one request and wait (bounded) for its reply; other messages are skipped."""
-    conn.send_bytes(proto.encode({**message, "req": _REQ}))
-    while True:
-        if not conn.poll(REPLY_TIMEOUT):
-            raise TransferUnavailableError(f"the transfer process did not answer {message['op']!r}")
-        reply = proto.decode(conn.recv_bytes())
-        if reply["op"] == "reply" and reply.get("req") == _REQ:
-            return reply
-
-
-def _from_snapshot(snap: dict[str, Any]) -> dict[str, Any]:
-    """A task as ``status --json`` shows it, from the transfer process's snapshot."""
-    request = snap.get("request") or {}
-    response = snap.get("response") or {}
-    error = snap.get("error") or [0, ""]
+def _from_snapshot(snap: TaskSnapshot) -> dict[str, Any]:
+    """A task as ``status --json`` shows it, from the transfer process's snapshot (no credential:
+    the process sends them redacted, and we redact again in case an older one did not)."""
+    snap = snap.redacted()
+    error = snap.error or (0, "")
     return {
-        "taskIdentifier": snap["id"],
-        "sessionIdentifier": snap.get("session"),
-        "kind": snap["kind"],
-        "state": snap["state"],
-        "method": request.get("method"),
-        "url": request.get("url"),
-        "countOfBytesReceived": snap.get("received", 0),
-        "countOfBytesExpectedToReceive": snap.get("expected_receive", -1),
-        "countOfBytesSent": snap.get("sent", 0),
-        "countOfBytesExpectedToSend": snap.get("expected_send", 0),
-        "statusCode": response.get("statusCode", 0),
+        "taskIdentifier": snap.id,
+        "sessionIdentifier": snap.session,
+        "kind": snap.kind.value,
+        "state": snap.state.value,
+        "method": snap.request.method,
+        "url": snap.request.url,
+        "countOfBytesReceived": snap.received,
+        "countOfBytesExpectedToReceive": snap.expected_receive,
+        "countOfBytesSent": snap.sent,
+        "countOfBytesExpectedToSend": snap.expected_send,
+        "statusCode": snap.response.statusCode if snap.response else 0,
         "errorCode": error[0],
         "message": error[1],
-        "outstanding": snap.get("journal_state", "") in OUTSTANDING,
+        "outstanding": (snap.journal_state or "") in OUTSTANDING,
     }
 
 
@@ -83,7 +76,7 @@ def _from_record(rec: TaskRecord) -> dict[str, Any]:
         "kind": rec.kind,
         "state": rec.state,
         "method": rec.request.get("method"),
-        "url": rec.request.get("url"),
+        "url": _url_of(rec),
         "countOfBytesReceived": None,
         "countOfBytesExpectedToReceive": None,
         "countOfBytesSent": None,
@@ -93,6 +86,11 @@ def _from_record(rec: TaskRecord) -> dict[str, Any]:
         "message": "",
         "outstanding": rec.state in OUTSTANDING,
     }
+
+
+def _url_of(rec: TaskRecord) -> str | None:
+    url = rec.request.get("url")
+    return without_credentials(url) if isinstance(url, str) else None
 
 
 def _collect(home: Path) -> dict[str, Any]:
@@ -106,23 +104,15 @@ def _collect(home: Path) -> dict[str, Any]:
         "sessions": [],
         "tasks": [],
     }
-    conn = _connect(home)
-    if conn is not None:
-        try:
-            reply = _ask(conn, {"op": "status"})
-        except (TransferUnavailableError, OSError, EOFError, ValueError):
-            reply = None
-        finally:
-            conn.close()
-        if reply is not None and reply.get("ok"):
-            report.update(running=True, pid=reply.get("pid"), source="transfer process")
-            report["tasks"] = [_from_snapshot(t) for t in reply.get("tasks", [])]
-            _add_outcomes(home, report["tasks"])
-            pending = reply.get("pending_events", {})
-            report["sessions"] = [
-                {"sessionIdentifier": s, "pendingEvents": n} for s, n in pending.items()
-            ]
-            return report
+    reply = _ask_status(home)
+    if reply is not None:
+        report.update(running=True, pid=reply.pid, source="transfer process")
+        report["tasks"] = [_from_snapshot(t) for t in reply.tasks]
+        _add_outcomes(home, report["tasks"])
+        report["sessions"] = [
+            {"sessionIdentifier": s, "pendingEvents": n} for s, n in reply.pending_events.items()
+        ]
+        return report
     path = home / proto.JOURNAL_NAME
     if path.exists():
         journal = Journal(path)
@@ -232,29 +222,27 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
 def cancel(args: argparse.Namespace, out: Output) -> ExitCode:
     """``urlsession cancel ID``: cancel a background task (it reports -999 to its session)."""
     home = state_dir()
-    conn = _connect(home)
-    if conn is None:
+    try:
+        with TransferClient.one_shot(home, CONNECT_TIMEOUT) as client:
+            reply = client.request(Status(), REPLY_TIMEOUT)
+            assert isinstance(reply, StatusReply)
+            task = next((t for t in reply.tasks if t.id == args.id), None)
+            if task is None:
+                out.error(f"the transfer process has no task {args.id!r}")
+                return ExitCode.NO_BACKGROUND
+            if task.journal_state not in OUTSTANDING:
+                out.info(f"task {args.id} has already completed: nothing to cancel")
+                out.emit({"type": "cancel", "taskIdentifier": args.id, "cancelled": False})
+                return ExitCode.OK
+            client.request(Control(args.id, Action.CANCEL), REPLY_TIMEOUT)
+    except StateDirectoryError as exc:
+        out.error(str(exc))
+        return ExitCode.NO_BACKGROUND
+    except TransferUnavailableError:
         out.error("no transfer process is running: no background task to cancel")
         return ExitCode.NO_BACKGROUND
-    try:
-        reply = _ask(conn, {"op": "status"})
-        known = {t["id"]: t for t in reply.get("tasks", [])}
-        task = known.get(args.id)
-        if task is None:
-            out.error(f"the transfer process has no task {args.id!r}")
-            return ExitCode.NO_BACKGROUND
-        if task.get("journal_state") not in OUTSTANDING:
-            out.info(f"task {args.id} has already completed: nothing to cancel")
-            out.emit({"type": "cancel", "taskIdentifier": args.id, "cancelled": False})
-            return ExitCode.OK
-        reply = _ask(conn, {"op": "control", "task": args.id, "action": "cancel"})
-    except (TransferUnavailableError, OSError, EOFError, ValueError) as exc:
-        out.error(f"lost the transfer process: {exc}")
-        return ExitCode.NO_BACKGROUND
-    finally:
-        conn.close()
-    if not reply.get("ok"):
-        out.error(f"the transfer process refused: {reply.get('error')}")
+    except (URLSessionError, OSError) as exc:
+        out.error(f"the transfer process refused: {exc}")
         return ExitCode.NO_BACKGROUND
     out.info(f"cancelled task {args.id}")
     out.emit({"type": "cancel", "taskIdentifier": args.id, "cancelled": True})

@@ -1,0 +1,277 @@
+"""One attempt at a background task, and what the transfer process keeps of a finished one.
+
+:class:`Attempt` is the transport's ``TransferControl`` for a task of the transfer process: the
+usual :class:`~urlsession_module._driver.TaskDriver` (payloads go to the runner, which journals
+them before a host hears of them) plus the background retry rule. An input that
+:func:`~urlsession_module._state.transient` calls a "not now" (refused, lost, timed out, a 503)
+never reaches the machine: the attempt ends there, by the transport's own way of stopping (it is
+told the transfer is to stop, as for a cancel), and once the transport has returned the runner
+decides, explicitly, whether to try again. Nothing is raised into the transport.
+
+A data task's body is kept in a private file under the state directory, never in the journal:
+:func:`store_response` puts it there and the journaled ``sessioncompleted`` names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .._configuration import ConfigValues
+from .._driver import TaskDriver
+from .._events import Payload, SessionCompleted
+from .._scheduler import Hold, Scheduler
+from .._state import (
+    DownloadFinished,
+    Finished,
+    Input,
+    Request,
+    ResponseInfo,
+    Retry,
+    TaskKind,
+    TaskMachine,
+    TaskState,
+    journal_task_state,
+    transient,
+)
+from .._storage import background_key, open_private, part_name, private_dir
+from .._urls import origin
+from ..exceptions import ErrorCode
+from ._fields import MessageError, request_from_dict
+from ._journal import DOWNLOADED, SUSPENDED, Journal, TaskRecord
+from ._snapshot import TaskSnapshot
+
+__all__ = ["Attempt", "machine_for", "snapshot", "store_response"]
+
+log = logging.getLogger("urlsession_module.transfer")
+
+DISCRETIONARY_CONCURRENCY = 1  # discretionary tasks running at once, all sessions together
+RESPONSES = "responses"  # under the state directory: data tasks' bodies until acknowledged
+RESPONSE_FILE = "responseFile"  # the journaled field that replaces responseText
+_CHUNK = 1 << 20
+
+
+class Attempt(TaskDriver):
+    """A task being moved now; ``retry`` is set when this attempt ended in a transient failure."""
+
+    def __init__(self, rec: TaskRecord, machine: TaskMachine, publish: Callable[..., None]) -> None:
+        super().__init__(machine)
+        self.rec = rec
+        self._on_payloads = publish
+        self.retry: Retry | None = None
+        self.requeued = False  # the runner queued the task again: this attempt is not its end
+
+    @property
+    def user_cancelled(self) -> bool:
+        return self.machine.state is TaskState.CANCELING
+
+    @property
+    def cancelled(self) -> bool:
+        """What the transport polls to stop: a user's cancel, or this attempt being over."""
+        return self.user_cancelled or self.retry is not None
+
+    def feed(self, event: Input) -> None:
+        abort = None
+        with self._cond:
+            if self.retry is not None:
+                # The attempt is over; what the transport still says does not count. A file it
+                # finished meanwhile is no one's.
+                if isinstance(event, DownloadFinished):
+                    with contextlib.suppress(OSError):
+                        os.unlink(event.location)
+                return
+            retry = None if self.user_cancelled else transient(event)
+            if retry is not None:
+                self.retry = retry
+                abort = self._abort
+        if retry is None:
+            super().feed(event)
+        elif abort is not None:
+            abort()  # a response being read: stop it now rather than at the next block
+
+    def give_up(self) -> None:
+        """Retrying is over: the machine ends the task with the failure the retry rule names."""
+        assert self.retry is not None
+        retry, self.retry = self.retry, None
+        super().feed(retry.give_up(self.user_cancelled))
+
+    def publish(self, event: Input, payloads: list[Payload]) -> None:
+        self._on_payloads(self, event, payloads)
+
+
+def download_dir(home: Path, session: str) -> Path:
+    return home / "downloads" / background_key(session)
+
+
+def finish_recovered_download(journal: Journal, run: Attempt) -> bool:
+    """A download whose file was in place before a crash: complete it, don't fetch it again."""
+    rec = journal.task(run.rec.id) or run.rec
+    if rec.state != DOWNLOADED or not rec.location:
+        return False
+    if not os.path.exists(rec.location):
+        # The host already moved the file it was told about: the download is still done.
+        log.info("task %s: finished file already collected", rec.id)
+    run.machine.restore_download_finished(
+        ResponseInfo(run.machine.original_request.url, rec.status_code or 200), rec.location
+    )
+    run.feed(Finished())
+    return True
+
+
+def resume_point(journal: Journal, rec: TaskRecord, directory: Path) -> tuple[int, str] | None:
+    """Where a download left off, if the server can be asked to continue it safely."""
+    if rec.kind != TaskKind.DOWNLOAD.value:
+        return None
+    rec = journal.task(rec.id) or rec
+    try:
+        size = (directory / part_name(rec.id)).stat().st_size
+    except FileNotFoundError:
+        return None
+    if size and rec.validator:
+        return size, rec.validator
+    return None
+
+
+def scheduler_for(configs: Mapping[str, ConfigValues]) -> Scheduler[TaskRecord]:
+    """The package's one scheduler, told how to read a journal record (and its session's
+    configuration, looked up at each pass: a host may describe the session again)."""
+
+    def config(rec: TaskRecord) -> ConfigValues | None:
+        return configs.get(rec.session)
+
+    return Scheduler(
+        origin=lambda rec: origin(rec.request["url"]),
+        # 0 holds a task whose session no host has described (recovery fails those).
+        limit=lambda rec: c.httpMaximumConnectionsPerHost if (c := config(rec)) else 0,
+        priority=lambda rec: rec.priority,
+        not_before=lambda rec: max(rec.begin_at or 0.0, rec.next_attempt_at or 0.0) or None,
+        hold=lambda rec: Hold.SUSPENDED if rec.state == SUSPENDED else Hold.READY,
+        discretionary=lambda rec: bool((c := config(rec)) and c.isDiscretionary),
+        discretionary_limit=DISCRETIONARY_CONCURRENCY,
+        ident=lambda rec: rec.id,
+    )
+
+
+def machine_for(rec: TaskRecord) -> TaskMachine:
+    """A fresh machine for a journaled task (:class:`MessageError` if its record is not valid)."""
+    try:
+        kind = TaskKind(rec.kind)
+    except ValueError:
+        raise MessageError(f"'kind' is not one the protocol knows (got {rec.kind!r:.40})") from None
+    return TaskMachine(rec.id, kind, request_from_dict(rec.request), rec.session)
+
+
+def startable(rec: TaskRecord) -> bool:
+    try:
+        machine_for(rec)
+    except MessageError:
+        return False
+    return True
+
+
+def placeholder_machine(rec: TaskRecord) -> TaskMachine:
+    """A machine for a record that cannot start, only so that it can fail its task properly."""
+    kind = rec.kind if rec.kind in {k.value for k in TaskKind} else TaskKind.DATA.value
+    url = rec.request.get("url") if isinstance(rec.request, dict) else None
+    request = Request("GET", url if isinstance(url, str) else "")
+    return TaskMachine(rec.id, TaskKind(kind), request, rec.session)
+
+
+def snapshot(rec: TaskRecord, machine: TaskMachine | None) -> TaskSnapshot:
+    """What a host's Task proxy shows: plain data from the machine, or else from the journal."""
+    try:
+        request = request_from_dict(rec.request)
+    except MessageError:
+        request = Request(
+            "GET", str(rec.request.get("url", "")) if isinstance(rec.request, dict) else ""
+        )
+    kind = TaskKind(rec.kind) if rec.kind in {k.value for k in TaskKind} else TaskKind.DATA
+    common: dict[str, Any] = {
+        "id": rec.id,
+        "kind": kind,
+        "request": request,
+        "priority": rec.priority,
+        "description": rec.description,
+        "begin_at": rec.begin_at,
+    }
+    if machine is None:
+        return TaskSnapshot(
+            state=journal_task_state(rec.state),
+            current_request=request,
+            expected_send=request.body_length,
+            **common,
+        )
+    err = machine.error
+    return TaskSnapshot(
+        state=machine.state,
+        current_request=machine.current_request,
+        received=machine.count_received,
+        expected_receive=machine.count_expected_to_receive,
+        sent=machine.count_sent,
+        expected_send=machine.count_expected_to_send,
+        response=machine.response,
+        error=(err.code, err.message) if err else None,
+        **common,
+    )
+
+
+def store_response(
+    home: Path, payload: SessionCompleted
+) -> tuple[SessionCompleted, dict[str, Any]]:
+    """The payload to report and the fields to journal, with the body moved to a private file.
+
+    When the body cannot be stored, the task still ends: with a failure that says so (-3003),
+    never with no ``sessioncompleted`` at all.
+    """
+    if not payload.responseText:  # a download's (None), or an empty body: nothing to keep
+        return payload, payload.to_dict()
+    path = home / RESPONSES / payload.taskIdentifier
+    try:
+        private_dir(path.parent)
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            text = payload.responseText
+            for start in range(0, len(text), _CHUNK):
+                data = memoryview(text[start : start + _CHUNK].encode("utf-8", "surrogatepass"))
+                while data:
+                    data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+    except (OSError, MemoryError, UnicodeError) as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        code = ErrorCode.CANNOT_WRITE_TO_FILE
+        failed = attrs.evolve(
+            payload,
+            success=False,
+            errorCode=int(code),
+            message=f"{code.description} (the response body could not be kept: "
+            f"{getattr(exc, 'strerror', None) or 'out of memory'})",
+            responseText="",
+        )
+        return failed, failed.to_dict()
+    fields = payload.to_dict()
+    del fields["responseText"]
+    fields[RESPONSE_FILE] = str(path)
+    return payload, fields
+
+
+def remove_response(fields: dict[str, Any]) -> None:
+    path = fields.get(RESPONSE_FILE)
+    if isinstance(path, str):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def remove_upload(home: Path, rec: TaskRecord) -> None:
+    """A body the host spilled to a file for this task (``uploads/``) is no one's once it ended."""
+    path = rec.request.get("body_path")
+    if isinstance(path, str) and Path(path).parent == home / "uploads":
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

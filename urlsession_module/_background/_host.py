@@ -1,0 +1,282 @@
+"""A background Session's host side: its tasks as the transfer process reports them, the replay.
+
+The session stays the proxy users see and keeps one delivery path for every task
+(``Session._deliver(task, payload)``). What is particular to a background session lives here:
+Task proxies made from the transfer process's snapshots (:class:`RemoteTaskView`), the replay a
+(re)attached host receives (framed by ``backgroundtransfer`` and ``sessioneventscompleted``),
+dropping what a reconnect sends twice (by sequence number, and the single-``sessioncompleted``
+rule of :class:`~urlsession_module._state.CompletionLedger`), and acknowledging journaled events
+once their listeners have ran, so that each is delivered at least once and, once acknowledged,
+never again.
+
+One valid session per identifier (and state directory) in a process: the shared client refuses a
+second one (``identifier``) until the first is invalidated, since events could reach only one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from .._configuration import ConfigValues
+from .._events import Event, Payload, SessionCompleted, payload_from_dict
+from .._state import (
+    Cancel,
+    CompletionLedger,
+    Input,
+    Request,
+    ResponseInfo,
+    Resume,
+    Suspend,
+    TaskKind,
+    TaskMachine,
+    TaskState,
+)
+from .._storage import open_private
+from ..exceptions import TransferError
+from ._link import BackgroundLink
+from ._snapshot import TaskSnapshot
+from ._wire import Action, EventMessage, Message, Replay
+
+__all__ = ["BackgroundHost", "RemoteControl", "RemoteTaskView"]
+
+RESPONSE_FILE = "responseFile"
+
+
+class RemoteTaskView:
+    """What a host knows of a task run by the transfer process (the TaskMachine's attributes)."""
+
+    def __init__(self, snap: TaskSnapshot, session_identifier: str) -> None:
+        self.identifier = snap.id
+        self.kind: TaskKind = snap.kind
+        self.session_identifier = session_identifier
+        self.original_request: Request = snap.request
+        self.location: str | None = None
+        self.update(snap)
+
+    def update(self, snap: TaskSnapshot) -> None:
+        self.state: TaskState = snap.state
+        self.current_request: Request = snap.current_request
+        self.count_received = snap.received
+        self.count_expected_to_receive = snap.expected_receive
+        self.count_sent = snap.sent
+        self.count_expected_to_send = snap.expected_send
+        self.response: ResponseInfo | None = snap.response
+        self.error: TransferError | None = TransferError(*snap.error) if snap.error else None
+
+    def mark_completed(self) -> None:
+        self.state = TaskState.COMPLETED
+
+    @property
+    def finished(self) -> bool:
+        return self.state is TaskState.COMPLETED
+
+
+class RemoteControl:
+    """A background task's controls: forwarded to the transfer process, which runs its machine."""
+
+    def __init__(self, link: BackgroundLink, task_id: str) -> None:
+        self._link = link
+        self._task_id = task_id
+
+    def control(self, event: Input) -> None:
+        action = {Cancel: Action.CANCEL, Suspend: Action.SUSPEND, Resume: Action.RESUME}
+        self._link.control(self._task_id, action[type(event)])
+
+
+class _Task(Protocol):
+    _machine: TaskMachine | RemoteTaskView
+
+    @property
+    def taskIdentifier(self) -> str: ...
+
+    def _dispatch_event(self, event: Event) -> None: ...
+
+
+class _Session(Protocol):
+    """What the host side needs of its ``Session`` (which imports this module)."""
+
+    _lock: threading.Condition
+    _tasks: dict[str, Any]
+    _finished: Any
+    _bubble_target: Any
+
+    def _deliver(self, task: Any, payload: Payload) -> None: ...
+
+    _dispatcher: Any
+
+    def _dispatch_event(self, event: Event) -> None: ...
+
+
+TaskFactory = Callable[[RemoteTaskView, TaskSnapshot, RemoteControl], Any]
+
+
+class BackgroundHost:
+    """One per background Session: its link, its remote tasks, replay and acknowledgement."""
+
+    def __init__(
+        self, session: _Session, config: ConfigValues, home: Path, make_task: TaskFactory
+    ) -> None:
+        assert config.identifier is not None
+        self.identifier = config.identifier
+        self.session = session
+        self._make_task = make_task
+        self.link = BackgroundLink(self, self.identifier, config, home)
+        self._delivered_seq = 0  # highest journaled event delivered to listeners
+        self._queued = 0  # journaled events queued for delivery, not yet delivered
+        self._replays = 0  # replays queued, not yet wholly delivered
+        self._ledger = CompletionLedger()
+
+    # -- life -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (starting the transfer process if needed). The replay arrives before this
+        returns, so ``waitForTasks`` right after creating the session waits for it. A second
+        session with this identifier (same state directory) is refused here."""
+        self.link.attach()
+
+    def detach(self, cancel: bool) -> None:
+        self.link.detach(cancel)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing the transfer process sent is waiting for delivery (the replay included)."""
+        return self._queued == 0 and self._replays == 0
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def create(
+        self,
+        kind: TaskKind,
+        request: Request,
+        priority: float,
+        description: str | None,
+        begin: float | None,
+    ) -> str:
+        snap = self.link.create(kind, request, priority, description, begin)
+        with self.session._lock:
+            return str(self._task_locked(snap).taskIdentifier)
+
+    def _task(self, snap: TaskSnapshot) -> Any:
+        with self.session._lock:
+            return self._task_locked(snap)
+
+    def _task_locked(self, snap: TaskSnapshot) -> Any:
+        """The Task proxy for a task of the transfer process, made on first sight."""
+        s = self.session
+        task = s._tasks.get(snap.id) or s._finished.get(snap.id)
+        if task is None:
+            view = RemoteTaskView(snap, self.identifier)
+            task = self._make_task(view, snap, RemoteControl(self.link, snap.id))
+            if not view.finished:
+                s._tasks[view.identifier] = task
+        elif isinstance(task._machine, RemoteTaskView) and not task._machine.finished:
+            task._machine.update(snap)
+        return task
+
+    # -- what the transfer process sends (on the client's reader thread) ---------------------------
+
+    def receive(self, message: Message) -> None:
+        if isinstance(message, Replay):
+            self._replay(message)
+        elif isinstance(message, EventMessage):
+            task = self._task(message.task) if message.task is not None else None
+            seq = message.seq
+            if seq:
+                with self.session._lock:
+                    self._queued += 1
+            self.session._dispatcher.submit(
+                lambda: self._deliver(seq, message.name, message.fields, task)
+            )
+
+    def _replay(self, message: Replay) -> None:
+        """Adopt outstanding tasks; deliver what was missed, framed by ``backgroundtransfer`` (on
+        the module) and ``sessioneventscompleted``.
+
+        A replay can hold thousands of events: they are prepared under one lock and delivered
+        by one queued callback, in order, rather than one queue entry each.
+        """
+        with self.session._lock:
+            for snap in message.tasks:
+                self._task_locked(snap)
+            batch = [
+                (e.seq, e.name, e.fields, self._task_locked(e.task) if e.task else None)
+                for e in message.events
+                if e.seq > self._delivered_seq
+            ]
+            if not batch:
+                return
+            self._queued += len(batch)
+            self._replays += 1
+        announce = {"sessionIdentifier": message.session, "handlerId": message.handlerId}
+
+        def deliver_all() -> None:
+            try:
+                self._fire_on_module("backgroundtransfer", announce)
+                for seq, name, fields, task in batch:
+                    self._deliver(seq, name, fields, task)
+                if message.drained:
+                    done = {"sessionIdentifier": message.session}
+                    self.session._dispatch_event(
+                        Event("sessioneventscompleted", self.session, done)
+                    )
+            finally:
+                with self.session._lock:
+                    self._replays -= 1
+                    self.session._lock.notify_all()  # waitForTasks waits for the replay too
+
+        self.session._dispatcher.submit(deliver_all)
+
+    def _deliver(self, seq: int, name: str, fields: dict[str, Any], task: Any) -> None:
+        try:
+            if seq and seq <= self._delivered_seq:
+                return  # delivered before a reconnect replayed it again
+            if task is None:
+                self.session._dispatch_event(Event(name, self.session, fields))
+                return
+            try:
+                payload = payload_from_dict(name, _with_response_text(fields))
+            except (KeyError, TypeError):
+                task._dispatch_event(Event(name, task, fields))  # not a payload we know: as is
+                return
+            if isinstance(payload, SessionCompleted):
+                if not self._ledger.first(payload.taskIdentifier, seq):
+                    return  # the package drops duplicates before listeners (SPEC 5)
+                if isinstance(task._machine, RemoteTaskView):
+                    task._machine.mark_completed()
+            self.session._deliver(task, payload)
+        finally:
+            if seq:
+                self._delivered_seq = max(self._delivered_seq, seq)
+                with self.session._lock:
+                    self._queued -= 1
+                    batch_done = self._queued == 0
+                # Acknowledge once the listeners ran (at least once), in batches during a replay.
+                if batch_done:
+                    self.link.ack(self._delivered_seq)
+                    self._ledger.settled(self._delivered_seq)
+
+    def _fire_on_module(self, name: str, fields: dict[str, Any]) -> None:
+        module = self.session._bubble_target
+        if module is not None:
+            module._dispatch_event(Event(name, module, fields))
+
+
+def _with_response_text(fields: dict[str, Any]) -> dict[str, Any]:
+    """A data task's body comes as a private file of the transfer process: read it back."""
+    path = fields.get(RESPONSE_FILE)
+    if not isinstance(path, str):
+        return fields
+    out = {k: v for k, v in fields.items() if k != RESPONSE_FILE}
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except OSError:
+        out["responseText"] = ""  # collected by an earlier run that died before its ack
+        return out
+    with contextlib.closing(os.fdopen(fd, "rb")) as f:
+        out["responseText"] = f.read().decode("utf-8", "replace")
+    return out

@@ -1,0 +1,500 @@
+"""The transfer process's runner: the queue, the running tasks, retries, recovery, journal-then-push.
+
+Every task runs the same sans-IO :class:`~urlsession_module._state.TaskMachine` and the same
+:class:`~urlsession_module._transport.Transport` as in-process sessions. What differs is policy:
+outputs are journaled before a host hears them; transient failures are retried with backoff
+until ``timeoutIntervalForResource``; a killed process resumes downloads with ``Range`` from
+their ``.part`` files; a record that cannot start fails its task (never the process); every
+task ends with exactly one journaled ``sessioncompleted``, also when its result cannot be kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+
+from .._configuration import ConfigValues
+from .._events import DownloadCompleted, Payload, SessionCompleted
+from .._state import (
+    Cancel,
+    Input,
+    ResponseStarted,
+    Resume,
+    Suspend,
+    TaskKind,
+    TaskMachine,
+    cancel_unstarted,
+    fail_unstarted,
+)
+from .._storage import private_dir
+from .._stores import persistent_stores
+from .._transport import Transport
+from ..exceptions import ErrorCode
+from . import _protocol as proto
+from ._attempt import (
+    Attempt,
+    download_dir,
+    finish_recovered_download,
+    machine_for,
+    placeholder_machine,
+    remove_response,
+    remove_upload,
+    resume_point,
+    scheduler_for,
+    snapshot,
+    startable,
+    store_response,
+)
+from ._fields import Refused
+from ._journal import (
+    COMPLETED,
+    OUTSTANDING,
+    QUEUED,
+    RUNNING,
+    SUSPENDED,
+    Journal,
+    TaskRecord,
+)
+from ._launch import Launcher
+from ._settings import config_from_dict
+from ._wire import (
+    Action,
+    Create,
+    EventMessage,
+    Message,
+    MessageError,
+    Replay,
+    ReplayEvent,
+    TaskSnapshot,
+    WireError,
+)
+
+log = logging.getLogger("urlsession_module.transfer")
+
+MAX_BACKOFF = 60.0
+UNSTARTABLE = "the transfer process cannot run this task: its record is not valid"
+
+
+class Peer(Protocol):
+    """A connected host, as the runner sees it: something to push messages to."""
+
+    sessions: set[str]
+
+    def send(self, message: Message) -> None: ...
+
+
+class Runner:
+    """The process's state: journal, sessions' configurations, the queue, the running tasks."""
+
+    def __init__(self, home: Path, idle_timeout: float) -> None:
+        self.home = home
+        self.idle_timeout = idle_timeout
+        self.journal = Journal(home / proto.JOURNAL_NAME)
+        self.cond = threading.Condition()
+        self.pub_lock = threading.RLock()  # journal-then-push, and attach's read-then-register
+        self.hosts = 0  # connected hosts: the process does not leave while one is there
+        self.session_host: dict[str, Peer] = {}
+        self.configs: dict[str, ConfigValues] = {}
+        self.transports: dict[str, Transport] = {}
+        self.queue: dict[str, TaskRecord] = {}  # what the scheduler holds, by identifier
+        self.scheduler = scheduler_for(self.configs)
+        self.running: dict[str, Attempt] = {}
+        self.threads: set[threading.Thread] = set()
+        self.launcher = Launcher(home)
+        self.stopping = False
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """After a restart (or a crash), everything outstanding goes back in the queue."""
+        for ident in self.journal.sessions():
+            raw = self.journal.session_config(ident)
+            if raw is not None:
+                try:
+                    self.configs[ident] = config_from_dict(raw)
+                except (TypeError, ValueError):
+                    log.warning("session %s: its journaled configuration is not valid", ident)
+        for rec in self.journal.tasks(states=OUTSTANDING):
+            if rec.state == RUNNING:
+                self.journal.update_task(rec.id, state=QUEUED)
+                rec = self.journal.task(rec.id) or rec
+            if rec.session not in self.configs or not startable(rec):
+                self._fail_record(rec)  # it would fail at every start: end its task instead
+            else:
+                with self.cond:
+                    self._enqueue(rec)
+        log.info("recovered %d outstanding tasks", len(self.queue))
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        """After the loop: stop running tasks, join their threads, close what they used."""
+        for run in list(self.running.values()):
+            run.set_abort(None)
+        for t in list(self.threads):
+            t.join(5.0)
+        for transport in self.transports.values():
+            transport.close()
+        self.journal.close()
+
+    def host_count(self, delta: int, gone: Peer | None = None) -> None:
+        """A host came (+1) or went (-1, ``gone``: its sessions have no host now)."""
+        with self.pub_lock, self.cond:
+            for ident in list(gone.sessions if gone else ()):
+                if self.session_host.get(ident) is gone:
+                    del self.session_host[ident]
+            self.hosts += delta
+            self.cond.notify_all()
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    def attach(self, host: Peer, ident: str, raw_config: dict[str, object]) -> None:
+        try:
+            config = config_from_dict(raw_config)
+        except (TypeError, ValueError):
+            raise Refused(WireError.BAD_CONFIG) from None
+        self.journal.upsert_session(ident, raw_config)
+        with self.cond:
+            self.configs[ident] = config
+            old = self.transports.pop(ident, None)
+            busy = any(r.rec.session == ident for r in self.running.values())
+        if old is not None and not busy:
+            old.close()
+        with self.pub_lock:
+            events = self.journal.pending_events(ident)
+            # One query for the tasks the events speak of, not one per event (replays are big).
+            wanted = {e.task_id for e in events if e.task_id}
+            snaps = {
+                rec.id: self._snapshot(rec)
+                for rec in (self.journal.tasks(session=ident) if wanted else [])
+                if rec.id in wanted
+            }
+            tasks = tuple(
+                self._snapshot(rec) for rec in self.journal.tasks(session=ident, states=OUTSTANDING)
+            )
+            self.session_host[ident] = host
+            host.sessions.add(ident)
+            host.send(
+                Replay(
+                    session=ident,
+                    handlerId=f"{ident}-{uuid.uuid4().hex[:8]}" if events else None,
+                    events=tuple(
+                        ReplayEvent(e.seq, e.name, e.fields, snaps.get(e.task_id or ""))
+                        for e in events
+                    ),
+                    tasks=tasks,
+                    drained=not tasks,
+                )
+            )
+
+    def create(self, m: Create) -> TaskSnapshot:
+        if m.session not in self.configs:
+            raise Refused(WireError.NOT_ATTACHED)
+        # Durable (numbered and stored in one commit) before the host hears the identifier.
+        rec = self.journal.create_task(
+            lambda number: TaskRecord(
+                id=f"bg{number}",
+                number=number,
+                session=m.session,
+                kind=m.kind.value,
+                request=m.to_dict()["request"],
+                state=QUEUED,
+                priority=m.priority,
+                description=m.description,
+                begin_at=m.begin_at,
+                created=time.time(),
+            )
+        )
+        with self.cond:
+            self._enqueue(rec)
+        return snapshot(rec, None)
+
+    def control(self, task_id: str, action: Action) -> None:
+        with self.cond:
+            run = self.running.get(task_id)
+            queued = self.queue.get(task_id)
+        if run is None and queued is None:
+            raise Refused(WireError.NO_SUCH_TASK)
+        if run is not None:
+            controls: dict[Action, Input] = {
+                Action.CANCEL: Cancel(),
+                Action.SUSPEND: Suspend(),
+                Action.RESUME: Resume(),
+            }
+            run.control(controls[action])
+        elif queued is not None and action is Action.CANCEL:
+            with self.cond:
+                self._dequeue(task_id)
+            try:
+                machine = machine_for(queued)
+            except MessageError:
+                machine = placeholder_machine(queued)
+            self.publish(queued, machine, cancel_unstarted(machine))
+        elif queued is not None:
+            state = SUSPENDED if action is Action.SUSPEND else QUEUED
+            self.journal.update_task(task_id, state=state)
+            with self.cond:
+                self._enqueue(self.journal.task(task_id) or queued)
+
+    def invalidate(self, host: Peer, ident: str, cancel: bool) -> None:
+        with self.pub_lock:
+            if self.session_host.get(ident) is host:
+                del self.session_host[ident]
+            host.sessions.discard(ident)
+        if cancel:
+            for rec in self.journal.tasks(session=ident, states=OUTSTANDING):
+                with contextlib.suppress(Refused):
+                    self.control(rec.id, Action.CANCEL)
+
+    def ack(self, ident: str, upto: int) -> None:
+        for fields in self.journal.acked_fields(ident, upto):
+            remove_response(fields)  # the host has read the body: its file is done with
+        self.journal.ack(ident, upto)
+
+    def status(self) -> tuple[tuple[TaskSnapshot, ...], dict[str, int]]:
+        """Every task, with no credential in sight, and the events waiting for each session."""
+        tasks = tuple(
+            attrs.evolve(
+                self._snapshot(rec), session=rec.session, journal_state=rec.state
+            ).redacted()
+            for rec in self.journal.tasks()
+        )
+        return tasks, {s: self.journal.count_pending(s) for s in self.journal.sessions()}
+
+    def _snapshot(self, rec: TaskRecord) -> TaskSnapshot:
+        run = self.running.get(rec.id)
+        return snapshot(rec, run.machine if run is not None else None)
+
+    # -- events: journal, then push --------------------------------------------------------------
+
+    def _publish_attempt(self, run: Attempt, event: Input, payloads: list[Payload]) -> None:
+        if isinstance(event, ResponseStarted):
+            self.journal.update_task(
+                run.rec.id, state=RUNNING, validator=event.response.resume_validator
+            )
+        self.publish(run.rec, run.machine, payloads)
+
+    def publish(self, rec: TaskRecord, machine: TaskMachine, payloads: list[Payload]) -> None:
+        """Journal what must survive, then tell the host (if one is attached) in that order."""
+        for p in payloads:
+            seq = 0
+            with self.pub_lock:
+                if isinstance(p, SessionCompleted):
+                    p, fields = store_response(self.home, p)
+                    end = self._journal_completion(rec, p, fields)
+                    if end is None:
+                        remove_response(fields)
+                        continue  # the task has had its one end already
+                    seq = end
+                    remove_upload(self.home, rec)
+                elif isinstance(p, DownloadCompleted):
+                    fields = p.to_dict()
+                    status = machine.response.statusCode if machine.response else 0
+                    seq = self.journal.record_download(
+                        rec.id, rec.session, p.location, status, fields
+                    )
+                else:
+                    fields = p.to_dict()
+                host = self.session_host.get(rec.session)
+                if host is not None:
+                    host.send(
+                        EventMessage(rec.session, seq, p.name, fields, snapshot(rec, machine))
+                    )
+                elif seq:
+                    self.launcher.maybe_launch(rec.session, self.configs.get(rec.session))
+            if isinstance(p, SessionCompleted):
+                self._maybe_drained(rec.session)
+
+    def _journal_completion(
+        self, rec: TaskRecord, p: SessionCompleted, fields: dict[str, object]
+    ) -> int | None:
+        """The task's one journaled end (its seq), or None if it already had one.
+
+        If even that cannot be written, a bare failure is journaled instead.
+        """
+        try:
+            seqs = self.journal.complete_task(
+                rec.id, rec.session, [(p.name, fields)], p.statusCode, p.errorCode
+            )
+        except (sqlite3.Error, MemoryError, ValueError):
+            log.exception("task %s: its completion could not be journaled", rec.id)
+            remove_response(fields)
+            code = ErrorCode.CANNOT_WRITE_TO_FILE
+            bare = SessionCompleted(
+                rec.id, False, int(code), code.description, p.statusCode, "", rec.session
+            )
+            seqs = self.journal.complete_task(
+                rec.id, rec.session, [(bare.name, bare.to_dict())], p.statusCode, int(code)
+            )
+        return seqs[0] if seqs else None
+
+    def _maybe_drained(self, session: str) -> None:
+        with self.cond:
+            busy = any(r.session == session for r in self.queue.values()) or any(
+                r.rec.session == session and not r.machine.finished for r in self.running.values()
+            )
+        if busy:
+            return
+        with self.pub_lock:
+            host = self.session_host.get(session)
+            if host is not None:
+                host.send(
+                    EventMessage(
+                        session, 0, "sessioneventscompleted", {"sessionIdentifier": session}
+                    )
+                )
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        """Start what is due, until stopped or idle (no task and no host) for ``idle_timeout``."""
+        idle_since: float | None = None
+        while True:
+            with self.cond:
+                if self.stopping:
+                    return
+                wake = self._start_ready()
+                busy = bool(self.queue or self.running or self.hosts)
+                now = time.monotonic()
+                if busy:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= self.idle_timeout:
+                    log.info("idle for %.1fs: leaving", self.idle_timeout)
+                    return
+                timeout = 1.0 if wake is None else max(0.01, min(1.0, wake - time.time()))
+                self.cond.wait(timeout)
+            self.launcher.reap()
+
+    def _enqueue(self, rec: TaskRecord) -> None:
+        """Queue a task, or put a fresher record of a queued one in its place (under ``cond``)."""
+        self.queue[rec.id] = rec
+        if not self.scheduler.update(rec):
+            self.scheduler.add(rec)
+        self.cond.notify_all()
+
+    def _dequeue(self, task_id: str) -> None:
+        rec = self.queue.pop(task_id, None)
+        if rec is not None:
+            self.scheduler.remove(rec)
+
+    def _start_ready(self) -> float | None:
+        """Start what may start now (under ``cond``); return when something else becomes due."""
+        plan = self.scheduler.take(time.time())
+        for rec in plan.start:
+            self._start(rec)
+        return plan.wake
+
+    def _fail_record(self, rec: TaskRecord) -> None:
+        """A record that cannot start ends its task (and never the process)."""
+        log.warning("task %s: %s", rec.id, UNSTARTABLE)
+        machine = placeholder_machine(rec)
+        self.publish(rec, machine, fail_unstarted(machine, ErrorCode.UNKNOWN, UNSTARTABLE))
+
+    def _start(self, rec: TaskRecord) -> None:
+        del self.queue[rec.id]
+        try:
+            machine = machine_for(rec)
+        except MessageError:  # failed on its thread: publishing under ``cond`` could deadlock
+            machine = placeholder_machine(rec)
+        run = Attempt(rec, machine, self._publish_attempt)
+        self.running[rec.id] = run
+        t = threading.Thread(
+            target=self._work,
+            args=(run, self.configs[rec.session]),
+            name=f"transfer-{rec.id}",
+            daemon=True,
+        )
+        self.threads.add(t)
+        t.start()
+
+    def _transport(self, session: str, cfg: ConfigValues) -> Transport:
+        with self.cond:
+            transport = self.transports.get(session)
+            if transport is None:
+                # The shared persistent stores of default and background sessions (file locks
+                # and SQLite keep this process and the hosts from losing each other's writes).
+                stores = persistent_stores(self.home)
+                transport = self.transports[session] = Transport(cfg, stores)
+            return transport
+
+    def _work(self, run: Attempt, cfg: ConfigValues) -> None:
+        rec = run.rec
+        try:
+            if not startable(rec):
+                self._fail_record(rec)
+                return
+            if finish_recovered_download(self.journal, run):
+                return
+            self.journal.update_task(rec.id, state=RUNNING)
+            directory = private_dir(download_dir(self.home, rec.session))
+            resume = resume_point(self.journal, rec, directory)
+            if resume is not None:
+                run.machine.restore_received(resume[0])
+            self._transport(rec.session, cfg).run(
+                run,
+                TaskKind(rec.kind),
+                run.machine.original_request,
+                str(directory),
+                rec.id,
+                durable=True,
+                resume=resume,
+                keep_partial=True,
+            )
+            if run.retry is not None:  # the transport has reported the failure: retry or not
+                self._retry_or_fail(run, cfg)
+        except Exception:
+            log.exception("task %s: engine error", rec.id)
+        finally:
+            self._ensure_completed(run)
+            with self.cond:
+                if not run.requeued:  # a requeued task gave its slot back already
+                    self.scheduler.finished(rec)
+                if self.running.get(rec.id) is run:  # not the next attempt, already started
+                    del self.running[rec.id]
+                self.threads.discard(threading.current_thread())
+                self.cond.notify_all()
+
+    def _ensure_completed(self, run: Attempt) -> None:
+        """Whatever happened, a task not going round again ends with its one sessioncompleted."""
+        current = self.journal.task(run.rec.id)
+        if run.requeued or current is None or current.state == COMPLETED:
+            return
+        machine = run.machine if not run.machine.finished else placeholder_machine(run.rec)
+        with contextlib.suppress(Exception):
+            self.publish(
+                run.rec, machine, fail_unstarted(machine, ErrorCode.UNKNOWN, "internal error")
+            )
+
+    def _retry_or_fail(self, run: Attempt, cfg: ConfigValues) -> None:
+        rec = self.journal.task(run.rec.id) or run.rec
+        assert run.retry is not None
+        attempts = rec.attempts + 1
+        after = run.retry.retry_after
+        delay = after if after is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempts - 1))
+        deadline = rec.created + cfg.timeoutIntervalForResource
+        if time.time() + delay < deadline and not run.user_cancelled:
+            log.info("task %s: retry %d in %.1fs (%s)", rec.id, attempts, delay, run.retry.message)
+            self.journal.update_task(
+                rec.id, state=QUEUED, attempts=attempts, next_attempt_at=time.time() + delay
+            )
+            run.requeued = True
+            with self.cond:
+                self.scheduler.finished(run.rec)  # before it is queued again: one slot each
+                if self.running.get(rec.id) is run:
+                    del self.running[rec.id]  # a cancel from now on finds it in the queue
+                self._enqueue(self.journal.task(rec.id) or rec)
+            return
+        run.give_up()

@@ -1,0 +1,127 @@
+"""One task snapshot class: what hosts and ``urlsession status`` know of a background task.
+
+Written by the transfer process, read by a host's Task proxies and by the command-line tool,
+through the same :meth:`TaskSnapshot.to_dict`/:meth:`TaskSnapshot.from_dict` (checked).
+Sans-IO: no socket, no threads, no pyee, no urllib3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .._state import Request, ResponseInfo, TaskKind, TaskState
+from ._fields import (
+    MessageError,
+    count,
+    enum_field,
+    field,
+    number,
+    redact_request,
+    request_from_dict,
+    request_to_dict,
+    response_from_dict,
+    response_to_dict,
+    without_credentials,
+)
+
+__all__ = ["TaskSnapshot"]
+
+# -- the task snapshot ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TaskSnapshot:
+    """What a host's Task proxy (or ``urlsession status``) knows of a task of the transfer process.
+
+    ``journal_state`` and ``session`` are filled for ``status``, which lists every session's tasks.
+    """
+
+    id: str
+    kind: TaskKind
+    state: TaskState
+    request: Request
+    current_request: Request
+    priority: float = 0.5
+    description: str | None = None
+    begin_at: float | None = None
+    received: int = 0
+    expected_receive: int = -1
+    sent: int = 0
+    expected_send: int = 0
+    response: ResponseInfo | None = None
+    error: tuple[int, str] | None = None
+    session: str | None = None
+    journal_state: str | None = None
+
+    def redacted(self) -> TaskSnapshot:
+        """The same task with no credential in sight (user info, Authorization): for ``status``."""
+        return attrs.evolve(
+            self,
+            request=redact_request(self.request),
+            current_request=redact_request(self.current_request),
+            response=None
+            if self.response is None
+            else attrs.evolve(self.response, url=without_credentials(self.response.url)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "state": self.state.value,
+            "request": request_to_dict(self.request),
+            "current_request": request_to_dict(self.current_request),
+            "priority": self.priority,
+            "description": self.description,
+            "begin_at": self.begin_at,
+            "received": self.received,
+            "expected_receive": self.expected_receive,
+            "sent": self.sent,
+            "expected_send": self.expected_send,
+            "response": response_to_dict(self.response),
+            "error": list(self.error) if self.error else None,
+            "session": self.session,
+            "journal_state": self.journal_state,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> TaskSnapshot:
+        if not isinstance(d, Mapping):
+            raise MessageError("'task' must be an object")
+        request = request_from_dict(d.get("request"))
+        current = d.get("current_request")
+        err = d.get("error")
+        if err is not None and not (
+            isinstance(err, (list, tuple))
+            and len(err) == 2
+            and isinstance(err[0], int)
+            and isinstance(err[1], str)
+        ):
+            raise MessageError("'error' must be [code, message] or null")
+        return cls(
+            id=field(d, "id", str),
+            kind=enum_field(d, "kind", TaskKind),
+            state=enum_field(d, "state", TaskState),
+            request=request,
+            current_request=request
+            if current is None
+            else request_from_dict(current, "current_request"),
+            priority=float(number(d, "priority", 0.5)),
+            description=field(d, "description", str, None),
+            begin_at=number(d, "begin_at", None),
+            received=count(d, "received", 0),
+            expected_receive=count(d, "expected_receive", -1, low=-1),
+            sent=count(d, "sent", 0),
+            expected_send=count(d, "expected_send", 0, low=-1),
+            response=response_from_dict(d.get("response")),
+            error=(int(err[0]), str(err[1])) if err else None,
+            session=field(d, "session", str, None),
+            journal_state=field(d, "journal_state", str, None),
+        )
+
+
+def snapshot_or_none(value: Any) -> TaskSnapshot | None:
+    return None if value is None else TaskSnapshot.from_dict(value)

@@ -1,0 +1,403 @@
+"""The background wire as typed values: one class per request, reply and event, one task snapshot.
+
+Hosts and the transfer process exchange JSON objects (framing is :mod:`._protocol`'s job). Every
+object read from the other side goes through :func:`parse` (or a reply class's ``from_dict``),
+which checks each field and raises :class:`MessageError` naming the field, as attrs does; so a
+malformed message is refused at the edge and never reaches the journal, where it would come back
+at every start. ``to_dict`` gives plain data for ``json.dumps``; nothing else crosses.
+
+Sans-IO: no socket, no threads, no pyee, no urllib3. A session's configuration travels as a plain
+dict here; turning it into ``ConfigValues`` (and checking it) is the transfer process's job.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from .._state import Request, TaskKind
+from ._fields import (
+    MessageError,
+    WireError,
+    count,
+    enum_field,
+    field,
+    number,
+    request_from_dict,
+    request_to_dict,
+    session_field,
+)
+from ._snapshot import TaskSnapshot, snapshot_or_none
+
+__all__ = [
+    "Ack",
+    "Attach",
+    "Control",
+    "Create",
+    "CreateReply",
+    "ErrorReply",
+    "EventMessage",
+    "Invalidate",
+    "MessageError",
+    "OkReply",
+    "Replay",
+    "ReplayEvent",
+    "Reply",
+    "Shutdown",
+    "Status",
+    "StatusReply",
+    "TaskSnapshot",
+    "WireError",
+    "parse",
+    "parse_reply",
+    "request_req",
+]
+
+# -- host -> transfer process ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class Message:
+    """Base of every message: ``op`` names it on the wire."""
+
+    op: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"op": self.op}
+        for a in attrs.fields(type(self)):
+            value = getattr(self, a.name)
+            d[a.name] = value.value if isinstance(value, enum.Enum) else value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Message:
+        raise NotImplementedError
+
+
+@attrs.frozen
+class Attach(Message):
+    """A session (re)connects: its configuration, as plain data; a replay follows."""
+
+    op: ClassVar[str] = "attach"
+    session: str
+    config: dict[str, Any]
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Attach:
+        return cls(session_field(d), dict(field(d, "config", dict)), field(d, "req", int, None))
+
+
+@attrs.frozen
+class Create(Message):
+    """A new task; it is journaled, then the reply gives its identifier."""
+
+    op: ClassVar[str] = "create"
+    session: str
+    kind: TaskKind
+    request: Request
+    priority: float = 0.5
+    description: str | None = None
+    begin_at: float | None = None
+    req: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["request"] = request_to_dict(self.request)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Create:
+        priority = float(number(d, "priority", 0.5))
+        if not 0.0 <= priority <= 1.0:
+            raise MessageError(f"'priority' must be between 0 and 1 (got {priority})")
+        return cls(
+            session=session_field(d),
+            kind=enum_field(d, "kind", TaskKind),
+            request=request_from_dict(d.get("request")),
+            priority=priority,
+            description=field(d, "description", str, None),
+            begin_at=number(d, "begin_at", None),
+            req=field(d, "req", int, None),
+        )
+
+
+class Action(str, enum.Enum):
+    CANCEL = "cancel"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+
+
+@attrs.frozen
+class Control(Message):
+    """Cancel, suspend or resume a task (a host sends it without ``req``: no reply)."""
+
+    op: ClassVar[str] = "control"
+    task: str
+    action: Action
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Control:
+        return cls(
+            field(d, "task", str), enum_field(d, "action", Action), field(d, "req", int, None)
+        )
+
+
+@attrs.frozen
+class Ack(Message):
+    """The host's listeners ran for every journaled event up to ``upto``: never send them again."""
+
+    op: ClassVar[str] = "ack"
+    session: str
+    upto: int
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Ack:
+        return cls(session_field(d), count(d, "upto"), field(d, "req", int, None))
+
+
+@attrs.frozen
+class Invalidate(Message):
+    op: ClassVar[str] = "invalidate"
+    session: str
+    cancel: bool = False
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Invalidate:
+        return cls(
+            session_field(d), bool(field(d, "cancel", bool, False)), field(d, "req", int, None)
+        )
+
+
+@attrs.frozen
+class Status(Message):
+    op: ClassVar[str] = "status"
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Status:
+        return cls(field(d, "req", int, None))
+
+
+@attrs.frozen
+class Shutdown(Message):
+    op: ClassVar[str] = "shutdown"
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Shutdown:
+        return cls(field(d, "req", int, None))
+
+
+# -- transfer process -> host ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class EventMessage(Message):
+    """One event of a task (or of the session when ``task`` is None); ``seq`` > 0 wants an ack."""
+
+    op: ClassVar[str] = "event"
+    session: str
+    seq: int
+    name: str
+    fields: dict[str, Any]
+    task: TaskSnapshot | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["task"] = self.task.to_dict() if self.task else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EventMessage:
+        return cls(
+            session_field(d),
+            count(d, "seq"),
+            field(d, "name", str),
+            dict(field(d, "fields", dict)),
+            snapshot_or_none(d.get("task")),
+        )
+
+
+@attrs.frozen
+class ReplayEvent:
+    seq: int
+    name: str
+    fields: dict[str, Any]
+    task: TaskSnapshot | None
+
+
+@attrs.frozen
+class Replay(Message):
+    """What a (re)attached host missed, in order, and the tasks still outstanding."""
+
+    op: ClassVar[str] = "replay"
+    session: str
+    handlerId: str | None
+    events: tuple[ReplayEvent, ...]
+    tasks: tuple[TaskSnapshot, ...]
+    drained: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "session": self.session,
+            "handlerId": self.handlerId,
+            "events": [
+                [e.seq, e.name, e.fields, e.task.to_dict() if e.task else None] for e in self.events
+            ],
+            "tasks": [t.to_dict() for t in self.tasks],
+            "drained": self.drained,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Replay:
+        events = []
+        for item in field(d, "events", list):
+            if not isinstance(item, list) or len(item) != 4:
+                raise MessageError("'events' must be a list of [seq, name, fields, task]")
+            seq, name, fields, task = item
+            if (
+                not isinstance(seq, int)
+                or not isinstance(name, str)
+                or not isinstance(fields, dict)
+            ):
+                raise MessageError("'events' must be a list of [seq, name, fields, task]")
+            events.append(ReplayEvent(seq, name, fields, snapshot_or_none(task)))
+        return cls(
+            session_field(d),
+            field(d, "handlerId", str, None),
+            tuple(events),
+            tuple(TaskSnapshot.from_dict(t) for t in field(d, "tasks", list)),
+            bool(field(d, "drained", bool, False)),
+        )
+
+
+@attrs.frozen
+class Reply(Message):
+    """Base of the replies: ``req`` says which request this answers."""
+
+    op: ClassVar[str] = "reply"
+    req: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "req": self.req, "ok": True}
+
+
+@attrs.frozen
+class OkReply(Reply):
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OkReply:
+        return cls(field(d, "req", int))
+
+
+@attrs.frozen
+class ErrorReply(Reply):
+    """A refused request: a :class:`WireError` code and its plain words."""
+
+    code: WireError
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "req": self.req,
+            "ok": False,
+            "code": self.code.value,
+            "message": self.message or self.code.text,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ErrorReply:
+        try:
+            code = WireError(d.get("code"))
+        except ValueError:
+            code = WireError.INTERNAL
+        return cls(field(d, "req", int), code, str(d.get("message") or code.text))
+
+
+@attrs.frozen
+class CreateReply(Reply):
+    task: TaskSnapshot
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "task": self.task.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CreateReply:
+        return cls(field(d, "req", int), TaskSnapshot.from_dict(d.get("task")))
+
+
+@attrs.frozen
+class StatusReply(Reply):
+    pid: int
+    tasks: tuple[TaskSnapshot, ...]
+    pending_events: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "pid": self.pid,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "pending_events": dict(self.pending_events),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StatusReply:
+        pending = field(d, "pending_events", dict)
+        if not all(isinstance(k, str) and isinstance(v, int) for k, v in pending.items()):
+            raise MessageError("'pending_events' must map session identifiers to counts")
+        return cls(
+            field(d, "req", int),
+            field(d, "pid", int),
+            tuple(TaskSnapshot.from_dict(t) for t in field(d, "tasks", list)),
+            dict(pending),
+        )
+
+
+# What each request is answered with (requests not listed here are answered with OkReply).
+REPLY_TO: dict[type[Message], type[Reply]] = {Create: CreateReply, Status: StatusReply}
+
+_REQUESTS: dict[str, type[Message]] = {
+    m.op: m for m in (Attach, Create, Control, Ack, Invalidate, Status, Shutdown)
+}
+_PUSHED: dict[str, type[Message]] = {m.op: m for m in (EventMessage, Replay)}
+
+
+def parse(d: Any, *, from_host: bool) -> Message:
+    """The message a decoded JSON object is, checked field by field (:class:`MessageError`).
+
+    ``from_host``: what the transfer process reads (requests); otherwise what a host reads (a
+    pushed event or replay; replies are parsed by :func:`parse_reply`, which knows what it awaits).
+    """
+    if not isinstance(d, Mapping) or not isinstance(d.get("op"), str):
+        raise MessageError("a message is a JSON object with an 'op'")
+    table = _REQUESTS if from_host else _PUSHED
+    cls = table.get(d["op"])
+    if cls is None:
+        raise MessageError(f"'op' is not one the protocol knows (got {d['op']!r:.40})")
+    return cls.from_dict(d)
+
+
+def parse_reply(d: Mapping[str, Any], request: type[Message]) -> Reply:
+    """The reply to a request of type ``request``: its reply class, or an :class:`ErrorReply`."""
+    if not d.get("ok", False):
+        return ErrorReply.from_dict(d)
+    reply = REPLY_TO.get(request, OkReply).from_dict(d)
+    assert isinstance(reply, Reply)
+    return reply
+
+
+def request_req(d: Any) -> int | None:
+    """The ``req`` of a message that could not be parsed, so that it still gets its reply."""
+    if isinstance(d, Mapping):
+        req = d.get("req")
+        if isinstance(req, int) and not isinstance(req, bool):
+            return req
+    return None
