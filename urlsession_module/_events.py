@@ -83,11 +83,15 @@ class SessionCompleted(Payload):
     statusCode: int
     responseText: str | None = None
     sessionIdentifier: str | None = None
+    # What carried the response ('http/1.1', 'h2', 'h3'); absent when no response came.
+    networkProtocolName: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         if d["responseText"] is None:
             del d["responseText"]
+        if d["networkProtocolName"] is None:
+            del d["networkProtocolName"]
         return d
 
 

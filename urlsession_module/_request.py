@@ -52,11 +52,14 @@ class Request(_Headed):
 
 @attrs.frozen
 class ResponseInfo(_Headed):
-    """What URLResponse tells: the final URL, status and headers."""
+    """What URLResponse tells: the final URL, status and headers, and what protocol carried it
+    (``networkProtocolName``, Apple's URLSessionTaskTransactionMetrics names: 'http/1.1', 'h2',
+    'h3')."""
 
     url: str
     statusCode: int
     headers: Headers = ()
+    networkProtocolName: str = "http/1.1"
 
     @property
     def resume_validator(self) -> str | None:

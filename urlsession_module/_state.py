@@ -414,6 +414,7 @@ class TaskMachine:
                 if self.kind is not TaskKind.DOWNLOAD
                 else None,
                 sessionIdentifier=self.session_identifier,
+                networkProtocolName=self.response.networkProtocolName,
             )
         ]
 
@@ -431,6 +432,7 @@ class TaskMachine:
                 statusCode=self.response.statusCode if self.response else 0,
                 responseText=None if self.kind is TaskKind.DOWNLOAD else "",
                 sessionIdentifier=self.session_identifier,
+                networkProtocolName=self.response.networkProtocolName if self.response else None,
             )
         ]
 

@@ -239,6 +239,7 @@ def test_data_task_events() -> None:
             message="",
             statusCode=200,
             responseText="hello",
+            networkProtocolName="http/1.1",
         )
     ]
     assert m.state is C and m.finished

@@ -14,9 +14,9 @@ import urlsession_module as URLSession
 from urlsession_module.testing import LocalServer, content_bytes, content_sha256
 
 from ._util import (
+    ANSWERED_FIELDS,
     DOWNLOADCOMPLETED_FIELDS,
     DOWNLOADPROGRESS_FIELDS,
-    SESSIONCOMPLETED_FIELDS,
     UPLOADPROGRESS_FIELDS,
     echoed,
     fields,
@@ -63,7 +63,7 @@ def test_download_events_in_order_with_exact_fields(
     assert blob.mimeType == "application/octet-stream"
     assert file_sha256(blob.nativePath) == content_sha256(N)
 
-    assert fields(done) == SESSIONCOMPLETED_FIELDS  # no responseText for a download
+    assert fields(done) == ANSWERED_FIELDS  # no responseText for a download
     assert (done.success, done.errorCode, done.message, done.statusCode) == (True, 0, "", 200)
 
 
@@ -84,7 +84,7 @@ def test_data_task_events_with_exact_fields(
         assert e.totalBytesExpectedToSend == len(body)
     assert rec.of(tid, "uploadprogress")[-1].totalBytesSent == len(body)
 
-    assert fields(done) == SESSIONCOMPLETED_FIELDS | {"responseText"}
+    assert fields(done) == ANSWERED_FIELDS | {"responseText"}
     assert (done.success, done.errorCode, done.message, done.statusCode) == (True, 0, "", 200)
     echo = echoed(done)
     assert echo["method"] == "POST"  # Titanium's default method
@@ -129,7 +129,7 @@ def test_background_configuration_adds_session_identifier(
         "downloadprogress": DOWNLOADPROGRESS_FIELDS,
         "downloadcompleted": DOWNLOADCOMPLETED_FIELDS,
         "uploadprogress": UPLOADPROGRESS_FIELDS,
-        "sessioncompleted": SESSIONCOMPLETED_FIELDS,
+        "sessioncompleted": ANSWERED_FIELDS,
     }
     seen = set()
     for e in rec.of(down) + rec.of(data):

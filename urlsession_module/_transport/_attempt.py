@@ -27,7 +27,7 @@ class Attempt:
     ``request`` is the current hop's (redirects replace it); ``validator`` the ETag or
     Last-Modified a resume asks ``If-Range`` with; ``reused`` is set by the connection that
     sends the request (whether it had served a request before: a stale pooled connection is
-    retried, a fresh one that failed is not).
+    retried, a fresh one that failed is not); ``protocol`` what carried the last response.
     """
 
     ctl: TransferControl
@@ -41,6 +41,7 @@ class Attempt:
     durable: bool = False
     validator: str | None = None
     reused: bool | None = None
+    protocol: str = "http/1.1"  # what carried the last response (Apple's networkProtocolName)
 
     def check_deadline(self, where: str = "") -> None:
         """Raise -1001 once the resource deadline has passed (``where``: what was being read)."""

@@ -9,7 +9,6 @@ import os
 import time
 
 import urllib3
-from urllib3.exceptions import ProtocolError
 
 from .._config_values import ConfigValues
 from .._state import (
@@ -23,17 +22,17 @@ from .._state import (
     resume_validator,
 )
 from .._storage import part_name, safe_name
-from .._stores import CacheLookup, Exchange, Stored, Stores, memory_stores, redact, without_userinfo
+from .._stores import CacheLookup, Exchange, Stored, Stores, memory_stores, without_userinfo
 from .._urls import origin
 from ..exceptions import ErrorCode, TransferError
 from ._attempt import Attempt
 from ._bodies import Sink, filename_for, raw_chunks
 from ._cached import CachedResponse
-from ._connections import HTTPPool, HTTPSPool, Outgoing
 from ._control import CancelledSignal, LetGoSignal, TransferControl
-from ._errors import dead_connection, map_exception
-from ._requests import IDEMPOTENT, MAX_REDIRECTS, REDIRECT_CODES, redirect_request
+from ._errors import map_exception
+from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
 from ._streams import receive, send_blocks, start_body
+from ._wire import Engine, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -47,47 +46,20 @@ class Transport:
         self.config = config
         self.stores = stores if stores is not None else memory_stores()
         self._released = False
-        kw: dict[str, object] = {
-            "num_pools": 32,
-            "maxsize": config.httpMaximumConnectionsPerHost,
-            "block": False,
-            "retries": False,
-        }
-        if config.tlsVerify:
-            kw["cert_reqs"] = "CERT_REQUIRED"
-            if config.caBundle:
-                kw["ca_certs"] = config.caBundle
-        else:
+        if not config.tlsVerify:
             log.warning("TLS certificate verification is off for this session (tlsVerify=False)")
-            kw["cert_reqs"] = "CERT_NONE"
-            kw["assert_hostname"] = False
-        self._pool: urllib3.PoolManager
-        if config.proxyURL:
-            self._pool = urllib3.ProxyManager(config.proxyURL, **kw)  # type: ignore[arg-type]
-        else:
-            self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
-        self._pool.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+        self.engine: Engine = make_engine(config)
 
     def close(self) -> None:
-        """The session is gone (no task runs): close every pooled connection now.
-
-        ``PoolManager.clear()`` alone only forgets the pools (their sockets close when the
-        garbage collector gets to them), so each pool is closed first.
-        """
-        pools = self._pool.pools
-        for key in list(pools.keys()):
-            pool = pools.get(key)
-            if pool is not None:
-                pool.close()
-        self._pool.clear()
+        """The session is gone (no task runs): close every connection now, release the stores."""
+        self.engine.close()
         if not self._released:
             self._released = True
             self.stores.release()
 
     def clear_idle(self) -> None:
-        """Drop the pools (flush/reset) without closing them under a task that just took one:
-        tasks running keep theirs until they end; new ones get fresh pools."""
-        self._pool.clear()
+        """Forget idle connections (flush/reset): running tasks keep theirs until they end."""
+        self.engine.clear_idle()
 
     # -- one task -----------------------------------------------------------------------------
 
@@ -185,7 +157,7 @@ class Transport:
                     resp.close()
                 resp.release_conn()
             break
-        info = ResponseInfo(a.request.url, resp.status, tuple(resp.headers.items()))
+        info = ResponseInfo(a.request.url, resp.status, tuple(resp.headers.items()), a.protocol)
         if a.kind is not TaskKind.DOWNLOAD:
             return a.sink.text()
         assert a.download_dir is not None and a.sink.path is not None
@@ -286,57 +258,23 @@ class Transport:
     def _open(
         self, a: Attempt, resume_at: int, extra: list[tuple[str, str]]
     ) -> urllib3.BaseHTTPResponse:
-        """Send the request and read the response head; retry once on a dead reused connection.
+        """Send the request through the engine and read the response head.
 
         ``extra`` (the stores' Cookie, Authorization, validators) replaces the request's headers of
-        the same name on the wire. A server may close an idle keep-alive connection without
-        saying so; an idempotent request that finds the pooled connection dead goes out once
-        more on a fresh one.
+        the same name on the wire.
         """
         request = a.request
         headers = urllib3.HTTPHeaderDict(list(request.headers))
         for name, value in extra:
             headers[name] = value
-        url = without_userinfo(request.url)
         if resume_at:
             headers["Range"] = f"bytes={resume_at}-"
             if a.validator:
                 headers["If-Range"] = a.validator
-        for attempt in (0, 1):
-            timeout = a.timeout()
-            a.reused = None
-            body = send_blocks(a) if request.has_body else None
-            try:
-                return self._pool.urlopen(
-                    request.method,
-                    url,
-                    body=Outgoing(a, body),
-                    headers=headers,
-                    redirect=False,
-                    retries=False,
-                    preload_content=False,
-                    decode_content=True,
-                    timeout=timeout,
-                    assert_same_host=False,
-                )
-            except BaseException as exc:
-                a.ctl.set_abort(None)
-                if (
-                    not isinstance(exc, ProtocolError)
-                    or attempt
-                    or request.method not in IDEMPOTENT
-                    or not dead_connection(exc)
-                    or a.reused is False  # a fresh connection that failed is no stale one
-                    or a.ctl.cancelled
-                ):
-                    raise
-                log.debug(
-                    "retrying %s %s once on a fresh connection: %s",
-                    request.method,
-                    redact(request.url),
-                    exc,
-                )
-        raise AssertionError("unreachable")
+        body = send_blocks(a) if request.has_body else None
+        resp = self.engine.open(a, without_userinfo(request.url), headers, body)
+        a.protocol = self.engine.protocol(resp)
+        return resp
 
 
 def _let_go(a: Attempt, resp: urllib3.BaseHTTPResponse) -> None:

@@ -90,7 +90,7 @@ def start_body(a: Attempt, resp: urllib3.BaseHTTPResponse, resume_at: int) -> No
     expected = _expected(resp)
     # After our own Range request, report the resource's status (200), not the 206.
     status = 200 if offset else resp.status
-    info = ResponseInfo(a.request.url, status, tuple(resp.headers.items()))
+    info = ResponseInfo(a.request.url, status, tuple(resp.headers.items()), a.protocol)
     a.ctl.feed(ResponseStarted(info, expected, offset))
     if expected >= 0:
         a.sink.check_room(expected)

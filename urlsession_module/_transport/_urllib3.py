@@ -1,0 +1,127 @@
+"""The urllib3 engine: one pool manager per session, connections a cancel can interrupt.
+
+The engine that works wherever Python does (no libcurl wheel needed). Its responses keep
+http.client's file underneath, which lets :mod:`._streams` read plain bodies into a reused
+buffer and splice a plain-HTTP download from the socket straight to its file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import urllib3
+from urllib3.exceptions import ProtocolError
+
+from .._config_values import ConfigValues
+from .._stores import redact
+from ._connections import HTTPPool, HTTPSPool, Outgoing
+from ._errors import dead_connection
+from ._requests import IDEMPOTENT
+
+if TYPE_CHECKING:
+    from ._attempt import Attempt
+
+log = logging.getLogger(__name__)
+
+
+class Urllib3Engine:
+    """One per session: its urllib3 pool manager (or proxy manager)."""
+
+    name = "urllib3"
+
+    def __init__(self, config: ConfigValues) -> None:
+        kw: dict[str, object] = {
+            "num_pools": 32,
+            "maxsize": config.httpMaximumConnectionsPerHost,
+            "block": False,
+            "retries": False,
+        }
+        if config.tlsVerify:
+            kw["cert_reqs"] = "CERT_REQUIRED"
+            if config.caBundle:
+                kw["ca_certs"] = config.caBundle
+        else:
+            kw["cert_reqs"] = "CERT_NONE"
+            kw["assert_hostname"] = False
+        self._pool: urllib3.PoolManager
+        if config.proxyURL:
+            self._pool = urllib3.ProxyManager(config.proxyURL, **kw)  # type: ignore[arg-type]
+        else:
+            self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
+        self._pool.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+
+    def open(
+        self,
+        a: Attempt,
+        url: str,
+        headers: urllib3.HTTPHeaderDict,
+        body: Iterator[bytes | memoryview] | None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send the request and read the response head; retry once on a dead reused connection.
+
+        A server may close an idle keep-alive connection without saying so; an idempotent
+        request that finds the pooled connection dead goes out once more on a fresh one
+        (``body`` is made again from the attempt for that second try).
+        """
+        from ._streams import send_blocks  # (a body for the second try)
+
+        request = a.request
+        for attempt in (0, 1):
+            timeout = a.timeout()
+            a.reused = None
+            if attempt and request.has_body:
+                body = send_blocks(a)
+            try:
+                return self._pool.urlopen(
+                    request.method,
+                    url,
+                    body=Outgoing(a, body),
+                    headers=headers,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    decode_content=True,
+                    timeout=timeout,
+                    assert_same_host=False,
+                )
+            except BaseException as exc:
+                a.ctl.set_abort(None)
+                if (
+                    not isinstance(exc, ProtocolError)
+                    or attempt
+                    or request.method not in IDEMPOTENT
+                    or not dead_connection(exc)
+                    or a.reused is False  # a fresh connection that failed is no stale one
+                    or a.ctl.cancelled
+                ):
+                    raise
+                log.debug(
+                    "retrying %s %s once on a fresh connection: %s",
+                    request.method,
+                    redact(request.url),
+                    exc,
+                )
+        raise AssertionError("unreachable")
+
+    def protocol(self, resp: urllib3.BaseHTTPResponse) -> str:
+        return "http/1.1"
+
+    def clear_idle(self) -> None:
+        """Drop the pools without closing them under a task that just took one: tasks running
+        keep theirs until they end; new ones get fresh pools."""
+        self._pool.clear()
+
+    def close(self) -> None:
+        """Close every pooled connection now.
+
+        ``PoolManager.clear()`` alone only forgets the pools (their sockets close when the
+        garbage collector gets to them), so each pool is closed first.
+        """
+        pools = self._pool.pools
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
+        self._pool.clear()

@@ -1,0 +1,60 @@
+"""The one interface between the transport's hop logic and an engine that moves the bytes.
+
+Everything that does not depend on how bytes reach the wire (redirects by Foundation's rules,
+cookies, the cache, credentials and 401s, resume, the sinks' caps, coalesced progress, feeding
+the task's machine) lives above it, in :mod:`._engine`, written once. An engine only sends one
+request and hands back its response: a head (status and headers) and a body read like a file,
+with urllib3's response type as the common shape (the cache already serves its responses in
+it, and its decoders are the ones every engine's bodies go through, so a body is decoded, capped
+and cached the same way whichever engine carried it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+import urllib3
+
+from .._config_values import ConfigValues
+
+if TYPE_CHECKING:
+    from ._attempt import Attempt
+
+
+class Engine(Protocol):
+    """Sends one request and returns its response head; the body is read from the response.
+
+    ``open`` returns once the final (non-1xx) head has come, the body still on the wire; the
+    response's ``read1``/``drain_conn``/``release_conn``/``close`` read it, pool the connection
+    or drop it. A cancel goes through ``a.ctl.set_abort``: the engine offers a way to stop the
+    exchange at once while ``open`` waits or the body is read. Errors are raised as they come
+    (the transport maps them to URLSession codes at one place, :func:`~._errors.map_exception`).
+    """
+
+    name: str
+
+    def open(
+        self,
+        a: Attempt,
+        url: str,
+        headers: urllib3.HTTPHeaderDict,
+        body: Iterator[bytes | memoryview] | None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send ``a.request``'s method to ``url`` (no user info) with exactly ``headers``."""
+
+    def protocol(self, resp: urllib3.BaseHTTPResponse) -> str:
+        """Apple's name for what carried the response: 'http/1.1', 'h2' or 'h3'."""
+
+    def clear_idle(self) -> None:
+        """Forget idle connections (a flush or reset): new tasks get fresh ones."""
+
+    def close(self) -> None:
+        """The session is gone and no task runs: close every connection now."""
+
+
+def make_engine(config: ConfigValues) -> Engine:
+    """The engine the configuration names (``engine``: 'curl' or 'urllib3')."""
+    from ._urllib3 import Urllib3Engine
+
+    return Urllib3Engine(config)
