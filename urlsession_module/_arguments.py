@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from . import _validate as check
+from ._config_values import check_url_version
 from ._configuration import ConfigValues, credential_value
 from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher
 from ._state import Request, TaskKind
@@ -92,6 +93,7 @@ def task_args(
                 key, f"{key!r} is not an argument of {name}() (known: {sorted(known)})"
             )
     url = check.http_url("url", a.get("url"))
+    check_url_version(config, url)
     download = kind is TaskKind.DOWNLOAD
     method = "GET" if download else check.method("method", a.get("method", "POST"))
     headers = check.header_fields("requestHeaders", a.get("requestHeaders"))

@@ -21,10 +21,13 @@ __all__ = [
     "CONFIG_FIELDS",
     "COOKIE_POLICIES",
     "DEFAULT_MAXIMUM_RESPONSE_DATA",
+    "ENGINES",
+    "HTTP_VERSIONS",
     "KINDS",
     "SEVEN_DAYS",
     "ConfigValues",
     "Kind",
+    "check_url_version",
     "credential_value",
     "make_values",
 ]
@@ -42,6 +45,58 @@ SEVEN_DAYS = 7 * 24 * 3600.0
 # A data or upload task holds its response body in memory: past this (decoded) size it fails
 # with -1103 instead of growing until the process dies (a 1 MB gzip bomb decodes to 1 GiB).
 DEFAULT_MAXIMUM_RESPONSE_DATA = 256 * 1024 * 1024
+
+
+ENGINES = ("curl", "urllib3")
+HTTP_VERSIONS = ("auto", "1.1", "2", "3")
+
+
+def _curl_features() -> tuple[bool, bool]:
+    """(pycurl imports, its libcurl speaks HTTP/3): asked once, on first need."""
+    global _FEATURES
+    if _FEATURES is None:
+        try:
+            import pycurl
+        except ImportError:
+            _FEATURES = (False, False)
+        else:
+            features = pycurl.version_info()[4]
+            _FEATURES = (True, bool(features & pycurl.VERSION_HTTP3))
+    return _FEATURES
+
+
+_FEATURES: tuple[bool, bool] | None = None
+
+
+def default_engine() -> str:
+    """'curl' wherever pycurl imports, 'urllib3' otherwise (the tests may set another, see
+    ``URLSESSION_ENGINE``)."""
+    import os
+
+    chosen = os.environ.get("URLSESSION_ENGINE")
+    if chosen in ENGINES:
+        return chosen
+    return "curl" if _curl_features()[0] else "urllib3"
+
+
+def _engine(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    check.one_of(attribute.name, value, ENGINES)
+    if value == "curl" and not _curl_features()[0]:
+        raise InvalidArgumentValueError(
+            "engine",
+            "'engine' 'curl' needs pycurl, which is not installed "
+            "(pip install pycurl; or use engine='urllib3')",
+        )
+
+
+def check_url_version(config: ConfigValues, url: str) -> None:
+    """HTTP/3 runs over QUIC, which is always TLS: an http:// URL cannot have it."""
+    if config.httpVersion == "3" and url[:5].lower() == "http:":
+        raise InvalidArgumentValueError(
+            "url",
+            f"httpVersion '3' (QUIC) needs an https:// URL (got {url!r}); "
+            "use httpVersion '2' for h2c over http://",
+        )
 
 
 def _v(fn: Any, *extra: Any) -> Any:
@@ -156,6 +211,11 @@ class ConfigValues:
     # writes to disk (None: no limit), before failing with -1103 (data length exceeds maximum).
     maximumResponseDataLength: int = attrs.field(default=DEFAULT_MAXIMUM_RESPONSE_DATA)
     maximumDownloadLength: int | None = attrs.field(default=None)
+    # Not Apple's: which engine moves the bytes ('curl': libcurl through pycurl, one network
+    # thread for the process; 'urllib3': a worker thread per running task), and which HTTP
+    # versions it may speak ('auto': h2 where TLS ALPN offers it, else HTTP/1.1).
+    engine: str = attrs.field(factory=default_engine, validator=_engine)
+    httpVersion: str = attrs.field(default="auto", validator=_v(check.one_of, HTTP_VERSIONS))
 
     @httpMaximumConnectionsPerHost.validator
     @maximumResponseDataLength.validator
@@ -188,6 +248,16 @@ class ConfigValues:
             )
         if self.proxyURL is not None:
             check.http_url("proxyURL", self.proxyURL)
+        if self.engine == "urllib3" and self.httpVersion in ("2", "3"):
+            raise InvalidArgumentValueError(
+                "httpVersion",
+                f"'httpVersion' {self.httpVersion!r} needs engine 'curl' "
+                "(the urllib3 engine speaks HTTP/1.1 only)",
+            )
+        if self.httpVersion == "3" and not _curl_features()[1]:
+            raise InvalidArgumentValueError(
+                "httpVersion", "'httpVersion' '3' needs a libcurl built with HTTP/3 (QUIC)"
+            )
 
     @property
     def headers(self) -> dict[str, str]:

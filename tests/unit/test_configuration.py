@@ -270,6 +270,9 @@ BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("maximumResponseDataLength", 1.5, InvalidArgumentTypeError),
     ("maximumDownloadLength", -1, InvalidArgumentValueError),
     ("maximumDownloadLength", "1", InvalidArgumentTypeError),
+    ("engine", "libcurl", InvalidArgumentValueError),
+    ("httpVersion", "1.0", InvalidArgumentValueError),
+    ("httpVersion", 2, InvalidArgumentValueError),
 ]
 
 

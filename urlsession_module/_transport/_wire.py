@@ -55,6 +55,10 @@ class Engine(Protocol):
 
 def make_engine(config: ConfigValues) -> Engine:
     """The engine the configuration names (``engine``: 'curl' or 'urllib3')."""
+    if config.engine == "curl":
+        from ._curl import CurlEngine
+
+        return CurlEngine(config)
     from ._urllib3 import Urllib3Engine
 
     return Urllib3Engine(config)

@@ -1,0 +1,314 @@
+"""One transfer: its easy handle, configured from the request in one place, and its callbacks.
+
+As in swift-corelibs-foundation's ``EasyHandle.swift``, everything libcurl is told about a
+request is set in :func:`configure`, and libcurl's extras that would change behaviour are
+switched off there: no ``Expect: 100-continue``, no cookie engine, no redirects of its own, no
+default ``Accept``, no decoding (bodies come up encoded and are decoded above the engine, as for
+urllib3, so the cache keeps them encoded and the sinks' caps count decoded bytes the same way).
+
+The callbacks run on the network thread and are short (Downloads.jl's ``Easy.jl``): the head's
+lines are gathered until the final head is complete; body bytes go to a queue the task's
+reader takes from, and when that queue is full the write callback *pauses* the transfer instead
+of growing it (the reader un-pauses it once it has drained half, so a slow reader does not cost
+a pause per chunk); the read callback sends the upload's blocks as the task's thread supplies
+them, pausing the upload when none is ready.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+
+import pycurl
+
+from ..._config_values import ConfigValues
+from ..._state import Request
+from ...exceptions import ErrorCode, TransferError
+from ._errors import Outcome, curl_error
+
+HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
+UPLOAD_DEPTH = 2  # request body blocks the task's thread may queue ahead of libcurl
+_MAX_INTERIMS = 100  # interim (1xx) responses before the final one, as the urllib3 engine
+_BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write callbacks
+_SUPPRESS_CONNECT_HEADERS = 265  # CURLOPT_SUPPRESS_CONNECT_HEADERS (pycurl has no name for it)
+
+_PROTOCOLS = {b"HTTP/1.1": "http/1.1", b"HTTP/1.0": "http/1.0", b"HTTP/2": "h2", b"HTTP/3": "h3"}
+
+
+class Transfer:
+    """One request's exchange on the network thread, and what its task's thread reads of it.
+
+    State shared between the two threads is guarded by ``cond``; the network thread only
+    appends and sets, the task's thread only takes and waits (bounded).
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        idle: float,
+        deadline: float,
+        proxy: str | None,
+        unpause: Callable[[Transfer], None],
+    ) -> None:
+        self.easy = pycurl.Curl()
+        self.request = request
+        self.idle = idle
+        self.deadline = deadline
+        self.proxy = proxy
+        self._unpause = unpause
+        self.cond = threading.Condition(threading.Lock())
+        self.last = time.monotonic()  # when a byte last moved (or the transfer started)
+        # the head
+        self.status = 0
+        self.protocol = "http/1.1"
+        self.headers: list[tuple[str, str]] = []
+        self.head_done = False
+        self._interims = 0
+        self._head_error: TransferError | None = None
+        # the body
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.recv_paused = False
+        # the upload
+        self.blocks: collections.deque[bytes] = collections.deque()
+        self.block_at = 0
+        self.upload_done = False
+        self.send_paused = False
+        # the end
+        self.done = False
+        self.error: TransferError | None = None
+        self.group: set[Transfer] | None = None  # the session's live transfers (network thread)
+
+    # -- callbacks (network thread) -------------------------------------------------------------
+
+    def on_header(self, line: bytes) -> int | None:
+        """Gather the final head's lines; interim (1xx) heads and trailers are dropped."""
+        self.last = time.monotonic()
+        if self.head_done:
+            return None  # trailers of a chunked body: not part of the head
+        if line.startswith(b"HTTP/"):
+            version, _, rest = line.partition(b" ")
+            self.protocol = _PROTOCOLS.get(version, "http/1.1")
+            try:
+                self.status = int(rest[:3])
+            except ValueError:
+                self.status = 0
+            self.headers = []
+            return None
+        if line in (b"\r\n", b"\n"):
+            if 100 <= self.status < 200 and self.status != 101:
+                self._interims += 1
+                if self._interims > _MAX_INTERIMS:
+                    self._head_error = TransferError(
+                        ErrorCode.BAD_SERVER_RESPONSE, "too many interim (1xx) responses"
+                    )
+                    return 0  # libcurl ends the transfer with a write error
+                return None
+            with self.cond:
+                self.head_done = True
+                self.cond.notify_all()
+            return None
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text[:1] in (" ", "\t") and self.headers:  # an obsolete folded continuation
+            name, value = self.headers[-1]
+            self.headers[-1] = (name, f"{value} {text.strip()}")
+        elif ":" in text:
+            name, _, value = text.partition(":")
+            self.headers.append((name.strip(), value.strip()))
+        return None
+
+    def on_body(self, data: bytes) -> int | None:
+        """Queue a piece of the body for the reader; pause when the reader is behind."""
+        self.last = time.monotonic()
+        with self.cond:
+            if self.error is not None:
+                return 0  # cancelled meanwhile: libcurl stops with a write error
+            if self.buffered >= HIGH_WATER:
+                self.recv_paused = True
+                return pycurl.WRITEFUNC_PAUSE  # libcurl keeps ``data`` and offers it again
+            self.chunks.append(data)
+            self.buffered += len(data)
+            self.cond.notify_all()
+        return None
+
+    def on_read(self, size: int) -> bytes | int:
+        """The next piece of the request body; pause the upload while none is queued."""
+        self.last = time.monotonic()
+        with self.cond:
+            if not self.blocks:
+                if self.upload_done:
+                    return b""
+                self.send_paused = True
+                return pycurl.READFUNC_PAUSE
+            block = self.blocks[0]
+            piece = block[self.block_at : self.block_at + size]
+            self.block_at += len(piece)
+            if self.block_at >= len(block):
+                self.blocks.popleft()
+                self.block_at = 0
+                self.cond.notify_all()  # room for the task's thread to queue the next block
+            return piece
+
+    # -- the end (network thread) --------------------------------------------------------------
+
+    def outcome(self, code: int, message: str) -> TransferError | None:
+        """The error libcurl's ``code`` means for this transfer (None: it went well)."""
+        if self._head_error is not None:
+            return self._head_error
+        if code == 0:
+            return None
+        os_errno = _info(self.easy, pycurl.OS_ERRNO, 0)
+        connected = _info(self.easy, pycurl.CONNECT_TIME, 0.0) > 0 or self.head_done
+        return curl_error(Outcome(code, message, int(os_errno), bool(connected), self.proxy))
+
+    def overdue(self, now: float) -> TransferError | None:
+        """-1001 when the resource deadline passed, or when the wire stayed quiet past the idle
+        timeout while nobody on our side held the transfer (a paused one waits for us)."""
+        if now > self.deadline:
+            return TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+        if self.recv_paused or self.send_paused:
+            self.last = now
+            return None
+        if now - self.last > self.idle:
+            if not self.head_done and _info(self.easy, pycurl.CONNECT_TIME, 0.0) <= 0:
+                return None  # still connecting: libcurl's own connect timeout says so
+            return TransferError(ErrorCode.TIMED_OUT, "no data within the idle timeout")
+        return None
+
+    def ended(self, error: TransferError | None) -> None:
+        """The network thread let go of the transfer: wake the reader, free the handle."""
+        if self.group is not None:
+            self.group.discard(self)
+        with self.cond:
+            if not self.done:
+                self.done = True
+                if self.error is None:
+                    self.error = error
+                self.cond.notify_all()
+        self.easy.close()
+
+    # -- the task's thread -----------------------------------------------------------------------
+
+    def cancel(self, error: TransferError) -> bool:
+        """Mark the transfer failed for its reader (the network thread removes it); False if it
+        had already ended."""
+        with self.cond:
+            if self.done:
+                return False
+            if self.error is None:
+                self.error = error
+            self.cond.notify_all()
+            return True
+
+    def take(self, view: memoryview) -> int:
+        """Copy queued body bytes into ``view`` (some are queued); un-pause at half drained."""
+        n = 0
+        with self.cond:
+            while self.chunks and n < len(view):
+                chunk = self.chunks[0]
+                room = len(view) - n
+                if len(chunk) <= room:
+                    view[n : n + len(chunk)] = chunk
+                    n += len(chunk)
+                    self.chunks.popleft()
+                else:
+                    view[n:] = chunk[:room]
+                    self.chunks[0] = chunk[room:]
+                    n += room
+            self.buffered -= n
+            wake = self.recv_paused and self.buffered <= HIGH_WATER // 2
+            if wake:
+                self.recv_paused = False
+        if wake:
+            self._unpause(self)
+        return n
+
+    def push(self, block: bytes) -> None:
+        with self.cond:
+            self.blocks.append(block)
+            wake, self.send_paused = self.send_paused, False
+        if wake:
+            self._unpause(self)
+
+    def finish_upload(self) -> None:
+        with self.cond:
+            self.upload_done = True
+            wake, self.send_paused = self.send_paused, False
+        if wake:
+            self._unpause(self)
+
+    def pause_mask(self) -> int:
+        """What stays paused when the network thread un-pauses (the other direction may not)."""
+        with self.cond:
+            return (pycurl.PAUSE_RECV if self.recv_paused else 0) | (
+                pycurl.PAUSE_SEND if self.send_paused else 0
+            )
+
+
+def _info(easy: pycurl.Curl, what: int, default: float) -> float:
+    try:
+        value = easy.getinfo(what)
+    except pycurl.error:
+        return default
+    return float(value) if isinstance(value, (int, float)) else default
+
+
+def configure(
+    t: Transfer,
+    config: ConfigValues,
+    share: pycurl.CurlShare,
+    url: str,
+    headers: list[tuple[str, str]],
+    http_version: int,
+) -> None:
+    """Everything libcurl is told about one request, in one place."""
+    e, request = t.easy, t.request
+    e.setopt(pycurl.URL, url)
+    e.setopt(pycurl.SHARE, share)  # the session's connections, DNS cache and TLS sessions
+    e.setopt(pycurl.NOSIGNAL, 1)
+    e.setopt(pycurl.HTTP_VERSION, http_version)
+    e.setopt(pycurl.FOLLOWLOCATION, 0)  # our redirect rules, not libcurl's
+    e.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # bodies are decoded above the engine
+    e.setopt(pycurl.BUFFERSIZE, _BUFFER)
+    e.setopt(pycurl.HEADERFUNCTION, t.on_header)
+    e.setopt(pycurl.WRITEFUNCTION, t.on_body)
+    e.setopt(
+        pycurl.CONNECTTIMEOUT_MS, max(1, int(min(t.idle, t.deadline - time.monotonic()) * 1000))
+    )
+    if config.tlsVerify:
+        if config.caBundle:
+            e.setopt(pycurl.CAINFO, config.caBundle)
+    else:
+        e.setopt(pycurl.SSL_VERIFYPEER, 0)
+        e.setopt(pycurl.SSL_VERIFYHOST, 0)
+    if config.proxyURL:
+        e.setopt(pycurl.PROXY, config.proxyURL)
+        e.setopt(_SUPPRESS_CONNECT_HEADERS, 1)  # the proxy's CONNECT answer is not the head
+    method = request.method
+    if method == "HEAD":
+        e.setopt(pycurl.NOBODY, 1)
+    elif request.has_body or method in ("POST", "PUT", "PATCH"):
+        # Sent from the read callback with its length given, never chunked.
+        e.setopt(pycurl.UPLOAD, 1)
+        e.setopt(pycurl.INFILESIZE_LARGE, request.body_length)
+        e.setopt(pycurl.READFUNCTION, t.on_read)
+        e.setopt(pycurl.UPLOAD_BUFFERSIZE, 256 * 1024)
+        e.setopt(pycurl.CUSTOMREQUEST, method)
+        if not request.has_body:
+            t.upload_done = True
+    elif method != "GET":
+        e.setopt(pycurl.CUSTOMREQUEST, method)
+    lines = []
+    seen = set()
+    for name, value in headers:
+        seen.add(name.lower())
+        # "Name:" would tell libcurl to drop its own header; "Name;" sends an empty one.
+        lines.append(f"{name}: {value}" if value else f"{name};")
+    lines.append("Expect:")  # no 100-continue wait before a body
+    if "accept" not in seen:
+        lines.append("Accept:")  # no default Accept of libcurl's own
+    if request.has_body or method in ("POST", "PUT", "PATCH"):
+        lines.append("Transfer-Encoding:")
+    e.setopt(pycurl.HTTPHEADER, lines)

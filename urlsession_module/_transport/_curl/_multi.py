@@ -1,0 +1,225 @@
+"""The one libcurl multi handle of the process, and the network thread that drives it.
+
+Every curl transfer of every session runs here, in one thread (1,000 sessions are not 1,000
+threads): libcurl tells us which sockets it wants watched (``SOCKETFUNCTION``) and when it
+next needs a call (``TIMERFUNCTION``); the thread waits on an epoll/poll selector for either,
+never longer than ``_TICK``, and hands each ready socket to ``socket_action``. Other threads
+never touch the multi or an easy handle that is in it: they post a command (add, remove,
+un-pause, close a session's share) and wake the thread through a pipe, as Downloads.jl's
+``Multi.jl`` and swift-corelibs-foundation's ``MultiHandle.swift`` do.
+
+The thread lives while some session uses the curl engine: the first engine starts it, the last
+one's ``close`` stops and joins it, so an invalidated session leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pycurl
+
+from ...exceptions import ErrorCode, TransferError
+
+if TYPE_CHECKING:
+    from ._easy import Transfer
+
+log = logging.getLogger(__name__)
+
+_TICK = 0.05  # the longest the thread sleeps: how late an idle timeout or deadline may fire
+_JOIN = 5.0  # how long the last session's close waits for the thread to end
+
+
+class Multi:
+    """The multi handle, its selector and the thread that owns both."""
+
+    def __init__(self) -> None:
+        self._multi = pycurl.CurlMulti()
+        self._multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self._multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._commands: collections.deque[Callable[[], None]] = collections.deque()
+        self._woken = False
+        self._timer: float | None = None  # when libcurl next wants socket_action(TIMEOUT)
+        self._transfers: dict[pycurl.Curl, Transfer] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="urlsession-curl", daemon=True)
+        self._thread.start()
+
+    # -- from any thread ------------------------------------------------------------------------
+
+    def call(self, command: Callable[[], None]) -> None:
+        """Run ``command`` on the network thread, soon (the only way to touch the multi)."""
+        self._commands.append(command)
+        if not self._woken:
+            self._woken = True
+            with contextlib.suppress(BlockingIOError):  # a full pipe is already a wake-up
+                os.write(self._wake_w, b"x")
+
+    def call_and_wait(self, command: Callable[[], None], timeout: float = _JOIN) -> None:
+        """Run ``command`` on the network thread and wait (bounded) until it has run."""
+        if threading.current_thread() is self._thread:
+            command()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                command()
+            finally:
+                done.set()
+
+        self.call(run)
+        done.wait(timeout)
+
+    def stop(self) -> None:
+        """End the thread (no session uses it any more) and free the multi: bounded."""
+        self.call(self._begin_stop)
+        self._thread.join(_JOIN)
+        if self._thread.is_alive():  # pragma: no cover (a callback stuck in user code)
+            log.warning("the curl network thread did not end within %s s", _JOIN)
+            return
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._multi.close()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    # -- on the network thread --------------------------------------------------------------------
+
+    def add(self, t: Transfer) -> None:
+        """Start ``t`` (network thread only)."""
+        self._transfers[t.easy] = t
+        self._multi.add_handle(t.easy)
+
+    def remove(self, t: Transfer, error: TransferError | None = None) -> None:
+        """Take ``t`` out of the multi at once (cancelled, failed or done); libcurl drops its
+        connection if the exchange was not complete. Network thread only."""
+        if self._transfers.pop(t.easy, None) is None:
+            return
+        with contextlib.suppress(pycurl.error):
+            self._multi.remove_handle(t.easy)
+        t.ended(error)
+
+    def transfers(self) -> list[Transfer]:
+        return list(self._transfers.values())
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        for t in list(self._transfers.values()):
+            self.remove(t, TransferError(ErrorCode.CANCELLED, "the session was closed"))
+
+    def _on_socket(self, what: int, fd: int, _multi: object, _data: object) -> None:
+        """libcurl says which sockets to watch, and for what: keep the selector in step."""
+        if what == pycurl.POLL_REMOVE:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(fd)
+            return
+        events = 0
+        if what & pycurl.POLL_IN:
+            events |= selectors.EVENT_READ
+        if what & pycurl.POLL_OUT:
+            events |= selectors.EVENT_WRITE
+        try:
+            self._selector.modify(fd, events)
+        except KeyError:
+            self._selector.register(fd, events)
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        """libcurl wants a call after ``timeout_ms`` (-1: no timer; 0: at once)."""
+        self._timer = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+
+    def _run(self) -> None:
+        next_check = 0.0
+        try:
+            while True:
+                self._run_commands()
+                if self._stopping and not self._transfers:
+                    return
+                now = time.monotonic()
+                wait = _TICK
+                if self._timer is not None:
+                    wait = max(0.0, min(wait, self._timer - now))
+                for key, mask in self._selector.select(wait):
+                    if key.fd == self._wake_r:
+                        self._drain_wake()
+                        continue
+                    flags = 0
+                    if mask & selectors.EVENT_READ:
+                        flags |= pycurl.CSELECT_IN
+                    if mask & selectors.EVENT_WRITE:
+                        flags |= pycurl.CSELECT_OUT
+                    self._action(key.fd, flags)
+                now = time.monotonic()
+                if self._timer is not None and now >= self._timer:
+                    self._timer = None
+                    self._action(pycurl.SOCKET_TIMEOUT, 0)
+                self._collect()
+                if now >= next_check:
+                    next_check = now + _TICK
+                    self._check_clocks(now)
+        except BaseException:  # pragma: no cover (a bug here must not strand the tasks)
+            log.exception("the curl network thread failed")
+            for t in list(self._transfers.values()):
+                self.remove(t, TransferError(ErrorCode.UNKNOWN, "the network thread failed"))
+            raise
+
+    def _run_commands(self) -> None:
+        commands = self._commands
+        while commands:
+            command = commands.popleft()
+            try:
+                command()
+            except Exception:
+                log.exception("a curl network command failed")
+
+    def _drain_wake(self) -> None:
+        self._woken = False
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    def _action(self, fd: int, flags: int) -> None:
+        try:
+            self._multi.socket_action(fd, flags)
+        except pycurl.error as exc:  # pragma: no cover (a socket libcurl already forgot)
+            log.debug("socket_action(%s): %s", fd, exc)
+
+    def _collect(self) -> None:
+        """Finish every transfer libcurl says is done, with its outcome."""
+        while True:
+            _queued, ok, failed = self._multi.info_read()
+            for easy in ok:
+                t = self._transfers.get(easy)
+                if t is not None:
+                    self.remove(t, t.outcome(0, ""))
+            for easy, code, message in failed:
+                t = self._transfers.get(easy)
+                if t is not None:
+                    self.remove(t, t.outcome(code, message))
+            if not _queued:
+                return
+
+    def _check_clocks(self, now: float) -> None:
+        """The idle timeout and the resource deadline, in the same terms as the urllib3 engine:
+        a transfer that moved no byte for its idle interval (while no one but the server held it
+        up) or that passed its deadline ends with -1001."""
+        for t in list(self._transfers.values()):
+            error = t.overdue(now)
+            if error is not None:
+                self.remove(t, error)

@@ -1,0 +1,96 @@
+"""A curl transfer's response, in the shape the transport reads every engine's responses in.
+
+urllib3's response class over a body that is read from the transfer's queue: urllib3's decoders
+then decode it (the same ones the urllib3 engine uses), the cache can store it as it is read,
+and the transport's loops need not know which engine carried it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+
+from ...exceptions import ErrorCode, TransferError
+from ._easy import Transfer
+
+_STEP = 0.25  # the longest one wait for body bytes lasts before clocks are looked at again
+
+
+class CurlBody(io.RawIOBase):
+    """The body of one transfer, read like a file by the task's thread.
+
+    ``stop`` takes the transfer out of the network thread at once (a response dropped before
+    its end); the network thread ends a transfer that goes quiet or passes its deadline, so a
+    read here never waits past those.
+    """
+
+    def __init__(self, t: Transfer, stop: Callable[[TransferError], None]) -> None:
+        super().__init__()
+        self.transfer = t
+        self._stop = stop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        t = self.transfer
+        view = memoryview(buffer).cast("B")
+        with t.cond:
+            while not t.chunks and not t.done and t.error is None:
+                t.cond.wait(_STEP)
+            if not t.chunks:
+                if t.error is not None:
+                    raise TransferError(t.error.code, t.error.message)
+                return 0  # the body's end: libcurl has checked its framing and length
+        return t.take(view)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size if size > 0 else 1 << 20) or b""
+
+    def close(self) -> None:
+        if not self.closed:
+            t = self.transfer
+            if not t.done:  # dropped before its end: libcurl closes that connection
+                self._stop(TransferError(ErrorCode.CANCELLED, "the response was dropped"))
+        super().close()
+
+
+class CurlResponse(urllib3.HTTPResponse):
+    """urllib3's response over a :class:`CurlBody`: decoded by urllib3's decoders."""
+
+    def __init__(self, t: Transfer, method: str, stop: Callable[[TransferError], None]) -> None:
+        # libcurl took any chunked framing off; urllib3 reads the plain bytes from ``body`` (it
+        # reads chunks itself only from an http.client response, which this is not).
+        headers = t.headers
+        self.transfer = t
+        self._body_reader = CurlBody(t, stop)
+        super().__init__(
+            body=self._body_reader,
+            headers=urllib3.HTTPHeaderDict(headers),
+            status=t.status,
+            reason=http.client.responses.get(t.status),
+            preload_content=False,
+            decode_content=True,
+            request_method=method,
+            enforce_content_length=False,  # libcurl enforces it (and says -1005 when short)
+        )
+
+    def release_conn(self) -> None:
+        """The connection stays libcurl's: one not read to its end is dropped, not pooled."""
+        if not self.transfer.done:
+            self._body_reader.close()
+
+    def drain_conn(self) -> None:
+        """Read what is left (a redirect's or a 401's body), so the connection can be reused."""
+        with contextlib.suppress(TransferError, urllib3.exceptions.HTTPError, OSError):
+            self.read(decode_content=False)
+        self.release_conn()
+
+    def close(self) -> None:
+        self._body_reader.close()
+        super().close()
