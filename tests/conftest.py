@@ -122,3 +122,47 @@ def make_session() -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def recorder() -> Callable[[Any], Recorder]:
     return Recorder
+
+
+# -- which engine the run's sessions use ------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        choices=("curl", "urllib3"),
+        default=None,
+        help="the engine every session of this run uses by default (URLSESSION_ENGINE; "
+        "default: curl where pycurl imports)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``--engine`` sets the default for every session the tests make, and (through the
+    environment) for the transfer processes they start."""
+    import os
+
+    chosen = config.getoption("--engine")
+    if chosen:
+        os.environ["URLSESSION_ENGINE"] = chosen
+    config.addinivalue_line(
+        "markers", "engine(name): only the named engine can pass this test (others skip it)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from urlsession_module._config_values import default_engine
+
+    engine = default_engine()
+    for item in items:
+        marker = item.get_closest_marker("engine")
+        if marker is not None and engine not in marker.args:
+            item.add_marker(pytest.mark.skip(reason=f"needs engine {marker.args}, runs {engine}"))
+
+
+@pytest.fixture
+def engine() -> str:
+    """The engine this run's sessions use."""
+    from urlsession_module._config_values import default_engine
+
+    return default_engine()

@@ -80,6 +80,7 @@ class Transfer:
         self.done = False
         self.error: TransferError | None = None
         self.group: set[Transfer] | None = None  # the session's live transfers (network thread)
+        self.share: pycurl.CurlShare | None = None  # the session's share it runs through
 
     # -- callbacks (network thread) -------------------------------------------------------------
 

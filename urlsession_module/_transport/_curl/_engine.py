@@ -86,6 +86,7 @@ class CurlEngine:
         self._version = _versions()[getattr(config, "httpVersion", "auto")]
         self._proxy = _proxy_address(config.proxyURL)
         self._live: set[Transfer] = set()  # (network thread only)
+        self._retired: list[pycurl.CurlShare] = []  # shares a flush replaced, still in use
         self._closed = False
         self._multi = _acquire()
 
@@ -105,6 +106,7 @@ class CurlEngine:
             version = pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE  # h2c, as asked
         t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause)
         t.group = self._live
+        t.share = self._share
         configure(t, self.config, self._share, url, list(headers.items()), version)
         multi = self._multi
 
@@ -114,6 +116,8 @@ class CurlEngine:
                 return
             self._live.add(t)
             multi.add(t)
+            if self._retired:
+                self._sweep()
 
         def stop(error: TransferError) -> None:
             if t.cancel(error):
@@ -193,9 +197,19 @@ class CurlEngine:
         self._multi.call_and_wait(lambda: self._close_share(old))
 
     def _close_share(self, share: pycurl.CurlShare) -> None:
-        """Close ``share`` once no live transfer uses it (network thread)."""
-        with contextlib.suppress(pycurl.error):  # still used by a running task: goes with it
+        """Close ``share`` now, or once no live transfer uses it (network thread): libcurl
+        must not free a share an easy handle still works through."""
+        if any(t.share is share for t in self._live):
+            self._retired.append(share)
+            return
+        with contextlib.suppress(pycurl.error):
             share.close()
+
+    def _sweep(self) -> None:
+        """Close the replaced shares whose last transfer has ended (network thread)."""
+        retired, self._retired = self._retired, []
+        for share in retired:
+            self._close_share(share)
 
     def close(self) -> None:
         """End every transfer of this session and close its connections; bounded."""
@@ -207,6 +221,7 @@ class CurlEngine:
         def run() -> None:
             for t in list(self._live):
                 self._remove(t, error)
+            self._sweep()
             self._close_share(self._share)
 
         self._multi.call_and_wait(run)
