@@ -1,0 +1,237 @@
+"""pytest fixtures for the peer servers (registered for the whole suite by tests/conftest.py).
+
+Every peer is session-scoped and started only when a test asks for it; the function-scoped proxy
+fixtures wrap a session-scoped pproxy so that each test counts only its own connections. A peer
+that cannot be had fails the test loudly (CI installs every one, so a skip would hide a broken
+install step); the message names the `.ci/run` step that installs it.
+
+==========================  ==========================================================================
+fixture                     gives
+==========================  ==========================================================================
+``peer_certs``              :class:`~tests.peers._certs.PeerCerts`: server CA, client certs in every form
+``nginx_peer``              :class:`~tests.peers.nginx.Nginx` with listeners http (1.1), https (ALPN
+                            h2 + 1.1), tls12 (TLS 1.2 only), h2c (HTTP/2 prior knowledge), mtls
+``h3_peer``                 hypercorn + aioquic: HTTP/3 over QUIC and h2/1.1 over TCP, one port number
+``httpbin_peer``            PyPI's httpbin served by waitress, cleartext HTTP/1.1 (Digest, Basic, ...)
+``client_cert_peer``        :class:`ClientCertPeer`: nginx that answers 400 without a trusted client
+                            certificate, hypercorn that refuses it in the TLS handshake, the certs
+``http_proxy``              :class:`ProxyView` of pproxy as an HTTP proxy (forwarding and CONNECT)
+``http_proxy_auth``         the same, demanding Basic proxy credentials (``proxy-user``/``proxy-pass``)
+``https_proxy``             pproxy as an HTTP proxy reached over TLS (trustme certificate)
+``socks5_proxy``            pproxy as a SOCKS5 proxy
+``socks5_proxy_auth``       the same, demanding a SOCKS5 user/password (``socks-user``/``socks-pass``)
+==========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from ._certs import PeerCerts, make_certs
+from .asgi import Hypercorn, start_h3, start_mtls
+from .nginx import Nginx, find_nginx
+from .proxy import Pproxy
+from .wsgi import Httpbin
+
+__all__ = [
+    "PROXY_AUTH",
+    "SOCKS_AUTH",
+    "ClientCertPeer",
+    "ProxyView",
+    "client_cert_peer",
+    "h3_peer",
+    "http_proxy",
+    "http_proxy_auth",
+    "httpbin_peer",
+    "https_proxy",
+    "nginx_peer",
+    "peer_certs",
+    "require_module",
+    "require_nginx",
+    "socks5_proxy",
+    "socks5_proxy_auth",
+]
+
+PROXY_AUTH = ("proxy-user", "proxy-pass")
+SOCKS_AUTH = ("socks-user", "socks-pass")
+
+#: What `.ci/run` runs to install the peers, quoted in every "not installed" failure.
+APT_STEP = "`.ci/run` step 'peers: apt-get install nginx curl' (or: apt-get install -y nginx)"
+PIP_STEP = "`.ci/run` step \"pip install -e '.[dev,docs]'\" (setup.cfg's 'peers' extra, in 'test')"
+
+
+def require_nginx() -> str:
+    """The nginx binary, or a loud failure that says how CI installs it."""
+    binary = find_nginx()
+    if binary is None:
+        pytest.fail(f"nginx is not installed: the peer tests need it; {APT_STEP}", pytrace=False)
+    return binary
+
+
+def require_module(name: str, package: str | None = None) -> None:
+    """Fail loudly (not skip) when a peer's Python package is missing."""
+    if importlib.util.find_spec(name) is None:
+        pytest.fail(
+            f"{package or name} is not installed: the peer tests need it; {PIP_STEP}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def peer_certs(tmp_path_factory: pytest.TempPathFactory) -> PeerCerts:
+    require_module("trustme")
+    require_module("cryptography")
+    return make_certs(tmp_path_factory.mktemp("peer-certs"))
+
+
+@pytest.fixture(scope="session")
+def nginx_peer(tmp_path_factory: pytest.TempPathFactory, peer_certs: PeerCerts) -> Iterator[Nginx]:
+    """One nginx with every listener; files 64k.bin and 1m.bin besides 1k.bin and text.txt."""
+    binary = require_nginx()
+    files = {"64k.bin": 64 << 10, "1m.bin": 1 << 20}
+    root = tmp_path_factory.mktemp("nginx")
+    with Nginx(binary, root, files, certs=peer_certs, h2c=True, mtls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def h3_peer(tmp_path_factory: pytest.TempPathFactory, peer_certs: PeerCerts) -> Iterator[Hypercorn]:
+    require_module("hypercorn")
+    require_module("aioquic", "hypercorn[h3] (aioquic)")
+    with start_h3(tmp_path_factory.mktemp("h3"), peer_certs) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def httpbin_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Httpbin]:
+    require_module("waitress")
+    require_module("httpbin")
+    with Httpbin(tmp_path_factory.mktemp("httpbin")) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class ClientCertPeer:
+    """Two servers that demand a client certificate signed by ``certs.client_ca``.
+
+    ``http400_url``: nginx (``ssl_verify_client on``) completes the handshake and answers 400 to a
+    client without a trusted certificate; ``/whoami`` returns the verified subject.
+    ``handshake_url``: hypercorn (``CERT_REQUIRED``) ends the TLS connection instead.
+    """
+
+    nginx: Nginx
+    hypercorn: Hypercorn
+    certs: PeerCerts
+
+    def http400_url(self, path: str = "/whoami") -> str:
+        return self.nginx.url("mtls", path)
+
+    def handshake_url(self, path: str = "/get") -> str:
+        return self.hypercorn.url(path)
+
+
+@pytest.fixture(scope="session")
+def client_cert_peer(
+    tmp_path_factory: pytest.TempPathFactory, nginx_peer: Nginx, peer_certs: PeerCerts
+) -> Iterator[ClientCertPeer]:
+    require_module("hypercorn")
+    with start_mtls(tmp_path_factory.mktemp("mtls"), peer_certs) as server:
+        yield ClientCertPeer(nginx_peer, server, peer_certs)
+
+
+class ProxyView:
+    """A session-scoped pproxy seen from one test: only the connections made since it began."""
+
+    def __init__(self, proxy: Pproxy) -> None:
+        self.proxy = proxy
+        self._skip = len(proxy.connections())
+
+    @property
+    def url(self) -> str:
+        """The proxy URL without credentials."""
+        return self.proxy.url
+
+    @property
+    def authed_url(self) -> str:
+        """The proxy URL with ``user:password@`` (as ``url`` when the proxy has no auth)."""
+        return self.proxy.authed_url
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return self.proxy.auth
+
+    def connections(self) -> list[str]:
+        """``host:port`` of each connection the proxy relayed during this test."""
+        return self.proxy.connections()[self._skip :]
+
+    @property
+    def count(self) -> int:
+        return len(self.connections())
+
+
+def _proxy(
+    factory: pytest.TempPathFactory,
+    kind: str,
+    auth: tuple[str, str] | None = None,
+    certs: PeerCerts | None = None,
+) -> Iterator[Pproxy]:
+    require_module("pproxy")
+    with Pproxy(factory.mktemp(f"pproxy-{kind}"), kind, auth=auth, certs=certs) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def _pproxy_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
+    yield from _proxy(tmp_path_factory, "http")
+
+
+@pytest.fixture(scope="session")
+def _pproxy_http_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
+    yield from _proxy(tmp_path_factory, "http", PROXY_AUTH)
+
+
+@pytest.fixture(scope="session")
+def _pproxy_https(
+    tmp_path_factory: pytest.TempPathFactory, peer_certs: PeerCerts
+) -> Iterator[Pproxy]:
+    yield from _proxy(tmp_path_factory, "https", certs=peer_certs)
+
+
+@pytest.fixture(scope="session")
+def _pproxy_socks5(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
+    yield from _proxy(tmp_path_factory, "socks5")
+
+
+@pytest.fixture(scope="session")
+def _pproxy_socks5_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
+    yield from _proxy(tmp_path_factory, "socks5", SOCKS_AUTH)
+
+
+@pytest.fixture
+def http_proxy(_pproxy_http: Pproxy) -> ProxyView:
+    return ProxyView(_pproxy_http)
+
+
+@pytest.fixture
+def http_proxy_auth(_pproxy_http_auth: Pproxy) -> ProxyView:
+    return ProxyView(_pproxy_http_auth)
+
+
+@pytest.fixture
+def https_proxy(_pproxy_https: Pproxy) -> ProxyView:
+    return ProxyView(_pproxy_https)
+
+
+@pytest.fixture
+def socks5_proxy(_pproxy_socks5: Pproxy) -> ProxyView:
+    return ProxyView(_pproxy_socks5)
+
+
+@pytest.fixture
+def socks5_proxy_auth(_pproxy_socks5_auth: Pproxy) -> ProxyView:
+    return ProxyView(_pproxy_socks5_auth)
+

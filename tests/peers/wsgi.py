@@ -1,0 +1,55 @@
+"""PyPI's httpbin served by waitress on 127.0.0.1: Digest, Basic, redirects, gzip, status codes.
+
+httpbin (the Flask app behind httpbin.org, ``httpbin`` 0.10 on PyPI, works on Python 3.10 to 3.12)
+answers ``/digest-auth/<qop>/<user>/<passwd>/<algorithm>`` (MD5, SHA-256, SHA-512; ``auth`` and
+``auth-int``), ``/basic-auth/<user>/<passwd>``, ``/redirect/<n>``, ``/gzip``, ``/status/<code>``
+and the rest of httpbin.org's routes, on cleartext HTTP/1.1. waitress (pure Python, threaded) is
+the WSGI server because hypercorn's WSGI adapter turns every empty-bodied response into a 500.
+waitress installs no signal handler, so SIGTERM ends it at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ._process import PeerDied, PeerProcess, free_port, tcp_ready
+
+__all__ = ["Httpbin"]
+
+
+class Httpbin:
+    """``python -m waitress httpbin:app`` on 127.0.0.1:<free port>."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):
+            self.port = free_port()
+            argv = [
+                sys.executable,
+                "-m",
+                "waitress",
+                f"--listen=127.0.0.1:{self.port}",
+                "--threads=8",
+                "httpbin:app",
+            ]
+            self.process = PeerProcess("httpbin", argv, directory / f"httpbin-{self.port}.log")
+            try:
+                self.process.wait_ready(tcp_ready(self.port))
+                break
+            except PeerDied as died:
+                if "Address already in use" not in str(died) or attempt == 2:
+                    raise
+        self.pid = self.process.pid
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def __enter__(self) -> Httpbin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
