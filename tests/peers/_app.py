@@ -92,7 +92,9 @@ async def _bytes(send: Any, size: int) -> None:
     while sent < size:
         n = min(CHUNK, size - sent)
         more = sent + n < size
-        await send({"type": "http.response.body", "body": pattern_bytes(n, sent), "more_body": more})
+        await send(
+            {"type": "http.response.body", "body": pattern_bytes(n, sent), "more_body": more}
+        )
         sent += n
     if size == 0:
         await send({"type": "http.response.body", "body": b""})

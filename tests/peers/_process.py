@@ -19,8 +19,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["PeerDied", "PeerProcess", "free_port", "tcp_ready"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["Peer", "PeerDied", "PeerProcess", "free_port", "tcp_ready"]
 
 #: How long a peer may take to start: hypercorn importing aioquic on a busy 2-core machine is the
 #: slowest (about 1 s idle), nginx takes a few milliseconds.
@@ -130,7 +134,9 @@ class PeerProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                print(f"{self.name} ignored its stop signal for {timeout:g}s: killed", file=sys.stderr)
+                print(
+                    f"{self.name} ignored its stop signal for {timeout:g}s: killed", file=sys.stderr
+                )
         if not self.gone():
             # The master ignored us, or exited leaving workers in its group: end the whole group.
             with contextlib.suppress(ProcessLookupError):
@@ -152,3 +158,38 @@ class PeerProcess:
                 if int(fields[2]) == self.pid and fields[0] != "Z":
                     return False
         return True
+
+
+class Peer:
+    """What every launcher shares: a start that survives a lost port race, and a bounded stop.
+
+    A subclass calls :meth:`_launch` with a function that picks its ports, starts its process and
+    returns it with its readiness check. A free port is only free when asked for: if another
+    process binds it first, the peer dies with "Address already in use" and is started again on
+    new ports (three times at most).
+    """
+
+    process: PeerProcess
+    pid: int
+
+    def _launch(self, start: Callable[[], tuple[PeerProcess, Callable[[], bool]]]) -> None:
+        for attempt in range(3):
+            process, ready = start()
+            try:
+                process.wait_ready(ready)
+                break
+            except PeerDied as died:
+                if "Address already in use" not in str(died) or attempt == 2:
+                    raise
+        self.process = process
+        self.pid = process.pid
+
+    def stop(self) -> None:
+        """Stop the peer (bounded) and reap it; see :meth:`PeerProcess.stop`."""
+        self.process.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -25,10 +25,11 @@ re-import aioquic, so it starts in about a second and SIGTERM stops it (``--grac
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ._certs import PeerCerts
-from ._process import PeerDied, PeerProcess, free_port, tcp_ready
+from ._process import Peer, PeerProcess, free_port, tcp_ready
 
 __all__ = ["Hypercorn", "start_h3", "start_mtls"]
 
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 APP = "tests.peers._app:app"
 
 
-class Hypercorn:
+class Hypercorn(Peer):
     """``python -m hypercorn`` on 127.0.0.1:<port> (TCP, and UDP for QUIC when ``quic``)."""
 
     def __init__(
@@ -54,7 +55,8 @@ class Hypercorn:
         self.app = app
         self.quic = quic
         self.scheme = "https" if certs is not None else "http"
-        for attempt in range(3):
+
+        def start() -> tuple[PeerProcess, Callable[[], bool]]:
             self.port = free_port(udp=quic)
             argv = [
                 sys.executable,
@@ -76,33 +78,20 @@ class Hypercorn:
             if require_client_cert and certs is not None:
                 argv += ["--ca-certs", str(certs.client_ca), "--verify-mode", "CERT_REQUIRED"]
             argv.append(app)
-            self.process = PeerProcess("hypercorn", argv, directory / f"hypercorn-{self.port}.log", cwd=REPO)
-            try:
-                self.process.wait_ready(self._ready)
-                break
-            except PeerDied as died:
-                # The port may have been taken between asking and binding: ask for another.
-                if "Address already in use" not in str(died) or attempt == 2:
-                    raise
-        self.pid = self.process.pid
+            log = directory / f"hypercorn-{self.port}.log"
+            process = PeerProcess("hypercorn", argv, log, cwd=REPO)
+            tcp = tcp_ready(self.port)
 
-    def _ready(self) -> bool:
-        """TCP accepts, and for QUIC hypercorn has said it is serving it (UDP cannot be probed)."""
-        if not tcp_ready(self.port)():
-            return False
-        return not self.quic or "(QUIC)" in self.process.log_text()
+            def ready() -> bool:
+                # UDP cannot be probed without speaking QUIC: hypercorn says when it serves it.
+                return tcp() and (not quic or "(QUIC)" in process.log_text())
+
+            return process, ready
+
+        self._launch(start)
 
     def url(self, path: str = "/") -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def __enter__(self) -> Hypercorn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_h3(directory: Path, certs: PeerCerts) -> Hypercorn:

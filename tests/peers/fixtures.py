@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -148,21 +149,11 @@ class ProxyView:
 
     def __init__(self, proxy: Pproxy) -> None:
         self.proxy = proxy
+        #: the proxy URL without credentials, and with ``user:password@`` (the same without auth)
+        self.url, self.authed_url = proxy.url, proxy.authed_url
+        #: (user, password) the proxy demands, or None
+        self.auth = proxy.auth
         self._skip = len(proxy.connections())
-
-    @property
-    def url(self) -> str:
-        """The proxy URL without credentials."""
-        return self.proxy.url
-
-    @property
-    def authed_url(self) -> str:
-        """The proxy URL with ``user:password@`` (as ``url`` when the proxy has no auth)."""
-        return self.proxy.authed_url
-
-    @property
-    def auth(self) -> tuple[str, str] | None:
-        return self.proxy.auth
 
     def connections(self) -> list[str]:
         """``host:port`` of each connection the proxy relayed during this test."""
@@ -173,65 +164,54 @@ class ProxyView:
         return len(self.connections())
 
 
-def _proxy(
-    factory: pytest.TempPathFactory,
-    kind: str,
-    auth: tuple[str, str] | None = None,
-    certs: PeerCerts | None = None,
-) -> Iterator[Pproxy]:
-    require_module("pproxy")
-    with Pproxy(factory.mktemp(f"pproxy-{kind}"), kind, auth=auth, certs=certs) as proxy:
-        yield proxy
+class _Proxies:
+    """The session's pproxy processes, each started the first time a test asks for its kind."""
+
+    def __init__(self, factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> None:
+        self._factory = factory
+        self._request = request
+        self._started: dict[tuple[str, tuple[str, str] | None], Pproxy] = {}
+
+    def get(self, kind: str, auth: tuple[str, str] | None) -> Pproxy:
+        if (kind, auth) not in self._started:
+            require_module("pproxy")
+            certs = self._request.getfixturevalue("peer_certs") if kind == "https" else None
+            directory = self._factory.mktemp(f"pproxy-{kind}")
+            self._started[kind, auth] = Pproxy(directory, kind, auth=auth, certs=certs)
+        return self._started[kind, auth]
+
+    def stop(self) -> None:
+        for proxy in self._started.values():
+            proxy.stop()
 
 
 @pytest.fixture(scope="session")
-def _pproxy_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
-    yield from _proxy(tmp_path_factory, "http")
+def _pproxies(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[_Proxies]:
+    proxies = _Proxies(tmp_path_factory, request)
+    try:
+        yield proxies
+    finally:
+        proxies.stop()
 
 
-@pytest.fixture(scope="session")
-def _pproxy_http_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
-    yield from _proxy(tmp_path_factory, "http", PROXY_AUTH)
+def _proxy_fixture(name: str, kind: str, auth: tuple[str, str] | None, doc: str) -> Any:
+    """A function-scoped fixture ``name``: a fresh :class:`ProxyView` of the session's proxy."""
+
+    def view(_pproxies: _Proxies) -> ProxyView:
+        return ProxyView(_pproxies.get(kind, auth))
+
+    view.__doc__ = doc
+    return pytest.fixture(name=name)(view)
 
 
-@pytest.fixture(scope="session")
-def _pproxy_https(
-    tmp_path_factory: pytest.TempPathFactory, peer_certs: PeerCerts
-) -> Iterator[Pproxy]:
-    yield from _proxy(tmp_path_factory, "https", certs=peer_certs)
-
-
-@pytest.fixture(scope="session")
-def _pproxy_socks5(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
-    yield from _proxy(tmp_path_factory, "socks5")
-
-
-@pytest.fixture(scope="session")
-def _pproxy_socks5_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pproxy]:
-    yield from _proxy(tmp_path_factory, "socks5", SOCKS_AUTH)
-
-
-@pytest.fixture
-def http_proxy(_pproxy_http: Pproxy) -> ProxyView:
-    return ProxyView(_pproxy_http)
-
-
-@pytest.fixture
-def http_proxy_auth(_pproxy_http_auth: Pproxy) -> ProxyView:
-    return ProxyView(_pproxy_http_auth)
-
-
-@pytest.fixture
-def https_proxy(_pproxy_https: Pproxy) -> ProxyView:
-    return ProxyView(_pproxy_https)
-
-
-@pytest.fixture
-def socks5_proxy(_pproxy_socks5: Pproxy) -> ProxyView:
-    return ProxyView(_pproxy_socks5)
-
-
-@pytest.fixture
-def socks5_proxy_auth(_pproxy_socks5_auth: Pproxy) -> ProxyView:
-    return ProxyView(_pproxy_socks5_auth)
-
+http_proxy = _proxy_fixture("http_proxy", "http", None, "pproxy as an HTTP proxy.")
+http_proxy_auth = _proxy_fixture(
+    "http_proxy_auth", "http", PROXY_AUTH, "pproxy as an HTTP proxy demanding Basic credentials."
+)
+https_proxy = _proxy_fixture("https_proxy", "https", None, "pproxy as an HTTP proxy over TLS.")
+socks5_proxy = _proxy_fixture("socks5_proxy", "socks5", None, "pproxy as a SOCKS5 proxy.")
+socks5_proxy_auth = _proxy_fixture(
+    "socks5_proxy_auth", "socks5", SOCKS_AUTH, "pproxy as a SOCKS5 proxy demanding user/password."
+)

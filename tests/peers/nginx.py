@@ -37,19 +37,21 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ._certs import PeerCerts
 from ._content import BLOCK, pattern, pattern_bytes
-from ._process import PeerDied, PeerProcess, free_port, tcp_ready
+from ._process import Peer, PeerProcess, free_port, tcp_ready
 
 __all__ = ["ONE_KIB", "Nginx", "ensure_nginx", "find_nginx", "make_file", "pattern_bytes"]
 
 #: The 1 KiB file every nginx serves as /files/1k.bin: printable ASCII, so it reads as text.
 ONE_KIB = bytes(48 + i % 75 for i in range(1024))
 #: /files/text.txt: compressible text, served as text/plain, gzip-compressed on request.
-TEXT = b"".join(b"line %05d: the quick brown fox jumps over the lazy dog\n" % i for i in range(1200))
+TEXT = b"".join(
+    b"line %05d: the quick brown fox jumps over the lazy dog\n" % i for i in range(1200)
+)
 
 
 def make_file(path: Path, size: int) -> Path:
@@ -147,7 +149,7 @@ _ROUTES = """\
 """
 
 
-class Nginx:
+class Nginx(Peer):
     """One nginx master (``daemon off``) and one worker, in ``root``, on free 127.0.0.1 ports.
 
     ``files`` maps a name under /files/ to a size (written with :func:`make_file`) or to an existing
@@ -177,7 +179,9 @@ class Nginx:
         os.chmod(root, 0o755)
         self._place_files(files or {})
         self.access_log = root / "access.log" if access_log else None
-        for attempt in range(3):
+        conf = root / "nginx.conf"
+
+        def start() -> tuple[PeerProcess, Callable[[], bool]]:
             self.ports = {"http": free_port()}
             if certs is not None:
                 self.ports["https"] = free_port()
@@ -186,23 +190,17 @@ class Nginx:
                 self.ports["h2c"] = free_port()
             if mtls:
                 self.ports["mtls"] = free_port()
-            conf = root / "nginx.conf"
             conf.write_text(self._config(certs))
-            self.process = PeerProcess(
+            process = PeerProcess(
                 "nginx",
                 [binary, "-c", str(conf), "-p", str(root), "-e", "stderr"],
                 root / "stderr.log",
                 # SIGTERM is nginx's fast shutdown: open keep-alive connections do not hold it up.
                 stop_signal=signal.SIGTERM,
             )
-            try:
-                self.process.wait_ready(tcp_ready(*self.ports.values()))
-                break
-            except PeerDied as died:
-                # Another process may have taken a port between asking and binding: ask again.
-                if "Address already in use" not in str(died) or attempt == 2:
-                    raise
-        self.pid = self.process.pid
+            return process, tcp_ready(*self.ports.values())
+
+        self._launch(start)
 
     def _place_files(self, files: Mapping[str, int | Path]) -> None:
         target = self.www / "files"
@@ -254,12 +252,8 @@ class Nginx:
                 '        location = /whoami { return 200 "$ssl_client_s_dn\\n"; }\n'
                 f"{routes}    }}\n"
             )
-        access = (
-            f"access_log {self.access_log} peers;" if self.access_log else "access_log off;"
-        )
-        return _MAIN.format(
-            user=user, root=self.root, access_log=access, servers="".join(servers)
-        )
+        access = f"access_log {self.access_log} peers;" if self.access_log else "access_log off;"
+        return _MAIN.format(user=user, root=self.root, access_log=access, servers="".join(servers))
 
     def url(self, listener: str, path: str = "/") -> str:
         """``http(s)://127.0.0.1:<port><path>`` for ``listener`` (http, https, tls12, h2c, mtls)."""
@@ -283,20 +277,13 @@ class Nginx:
         ticks = os.sysconf("SC_CLK_TCK")
         pids = [self.pid]
         with contextlib.suppress(OSError):
-            pids += [int(p) for p in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()]
+            pids += [
+                int(p)
+                for p in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+            ]
         total = 0
         for pid in pids:
             with contextlib.suppress(OSError):
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 total += int(fields[11]) + int(fields[12])
         return total / ticks
-
-    def stop(self) -> None:
-        """Fast shutdown, bounded; the temp dir stays for the caller (pytest's tmp_path) to drop."""
-        self.process.stop()
-
-    def __enter__(self) -> Nginx:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

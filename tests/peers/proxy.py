@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ._certs import PeerCerts
-from ._process import PeerDied, PeerProcess, free_port, tcp_ready
+from ._process import Peer, PeerProcess, free_port, tcp_ready
 
 __all__ = ["Pproxy"]
 
 _RELAYED = re.compile(r"^(?:http|socks5|socks4)\S* \S+ -> (\S+)$", re.MULTILINE)
 
 
-class Pproxy:
+class Pproxy(Peer):
     """One pproxy listener: ``kind`` is ``http``, ``https`` (HTTP proxy over TLS) or ``socks5``."""
 
     def __init__(
@@ -54,7 +55,8 @@ class Pproxy:
         self.kind = kind
         self.auth = auth
         listen_scheme = {"http": "http", "https": "http+ssl", "socks5": "socks5"}[kind]
-        for attempt in range(3):
+
+        def start() -> tuple[PeerProcess, Callable[[], bool]]:
             self.port = free_port()
             listen = f"{listen_scheme}://127.0.0.1:{self.port}"
             if auth is not None:
@@ -62,16 +64,10 @@ class Pproxy:
             argv = [sys.executable, "-u", "-m", "pproxy", "-l", listen, "-v", "--auth", "-1"]
             if certs is not None and kind == "https":
                 argv += ["--ssl", f"{certs.server_cert},{certs.server_key}"]
-            self.process = PeerProcess(
-                f"pproxy ({kind})", argv, directory / f"pproxy-{kind}-{self.port}.log"
-            )
-            try:
-                self.process.wait_ready(tcp_ready(self.port))
-                break
-            except PeerDied as died:
-                if "Address already in use" not in str(died) or attempt == 2:
-                    raise
-        self.pid = self.process.pid
+            log = directory / f"pproxy-{kind}-{self.port}.log"
+            return PeerProcess(f"pproxy ({kind})", argv, log), tcp_ready(self.port)
+
+        self._launch(start)
 
     @property
     def url(self) -> str:
@@ -88,12 +84,3 @@ class Pproxy:
     def connections(self) -> list[str]:
         """``host:port`` of every connection pproxy relayed so far, oldest first."""
         return _RELAYED.findall(self.process.log_text())
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def __enter__(self) -> Pproxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -11,45 +11,28 @@ waitress installs no signal handler, so SIGTERM ends it at once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from ._process import PeerDied, PeerProcess, free_port, tcp_ready
+from ._process import Peer, PeerProcess, free_port, tcp_ready
 
 __all__ = ["Httpbin"]
 
 
-class Httpbin:
+class Httpbin(Peer):
     """``python -m waitress httpbin:app`` on 127.0.0.1:<free port>."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):
+
+        def start() -> tuple[PeerProcess, Callable[[], bool]]:
             self.port = free_port()
-            argv = [
-                sys.executable,
-                "-m",
-                "waitress",
-                f"--listen=127.0.0.1:{self.port}",
-                "--threads=8",
-                "httpbin:app",
-            ]
-            self.process = PeerProcess("httpbin", argv, directory / f"httpbin-{self.port}.log")
-            try:
-                self.process.wait_ready(tcp_ready(self.port))
-                break
-            except PeerDied as died:
-                if "Address already in use" not in str(died) or attempt == 2:
-                    raise
-        self.pid = self.process.pid
+            argv = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{self.port}"]
+            argv += ["--threads=8", "httpbin:app"]
+            log = directory / f"httpbin-{self.port}.log"
+            return PeerProcess("httpbin", argv, log), tcp_ready(self.port)
+
+        self._launch(start)
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def __enter__(self) -> Httpbin:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
