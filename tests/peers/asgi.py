@@ -1,18 +1,9 @@
-"""hypercorn (with aioquic) as a peer: HTTP/3 over QUIC, and a handshake-level mTLS refusal.
+"""hypercorn (with aioquic) as a peer: HTTP/3 over QUIC, and HTTP/1.1 + h2 on the same port number.
 
 hypercorn is the server from PyPI that speaks HTTP/1.1, HTTP/2 and, with its ``h3`` extra
-(aioquic), HTTP/3. One launcher, two uses:
-
-- :func:`start_h3`: :mod:`tests.peers._app` on one port number, TCP (HTTP/1.1 + h2 via ALPN) and
-  UDP (QUIC, HTTP/3), with the trustme certificate; its TCP responses carry
-  ``alt-svc: h3=":<port>"`` as real HTTP/3 deployments advertise it.
-- :func:`start_mtls`: the same ASGI app over TLS with ``verify_mode=CERT_REQUIRED``: Python's
-  ``ssl`` (OpenSSL) aborts the handshake with an alert when the client sends no certificate
-  (``certificate required``) or one from a CA it does not trust (``unknown ca``), the refusals
-  URLSession reports as -1206 and -1205 (nginx, by contrast, completes the handshake and answers
-  400). With TLS 1.3 the client's certificate travels after the client has finished its side of the
-  handshake, so libcurl sees the refusal on its first read (``CURLE_RECV_ERROR``, "unexpected eof"):
-  hypercorn's asyncio transport closes without flushing the alert.
+(aioquic), HTTP/3. :func:`start_h3` serves :mod:`tests.peers._app` on one port number, TCP
+(HTTP/1.1 + h2 via ALPN) and UDP (QUIC, HTTP/3), with the trustme certificate; its TCP responses
+carry ``alt-svc: h3=":<port>"`` as real HTTP/3 deployments advertise it.
 
 httpbin is not served by hypercorn: hypercorn's WSGI adapter (0.18) never sends the response head
 of a WSGI response with an empty body, so httpbin's 401s and ``/status/N`` become 500s
@@ -31,7 +22,7 @@ from pathlib import Path
 from ._certs import PeerCerts
 from ._process import Peer, PeerProcess, free_port, tcp_ready
 
-__all__ = ["Hypercorn", "start_h3", "start_mtls"]
+__all__ = ["Hypercorn", "start_h3"]
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.peers._app:app"
@@ -47,10 +38,9 @@ class Hypercorn(Peer):
         *,
         certs: PeerCerts | None = None,
         quic: bool = False,
-        require_client_cert: bool = False,
     ) -> None:
-        if (quic or require_client_cert) and certs is None:
-            raise ValueError("'quic' and 'require_client_cert' need 'certs' (got certs=None)")
+        if quic and certs is None:
+            raise ValueError("'quic' needs 'certs' (got certs=None)")
         directory.mkdir(parents=True, exist_ok=True)
         self.app = app
         self.quic = quic
@@ -75,8 +65,6 @@ class Hypercorn(Peer):
                 argv += ["--certfile", str(certs.server_cert), "--keyfile", str(certs.server_key)]
             if quic:
                 argv += ["--quic-bind", f"127.0.0.1:{self.port}"]
-            if require_client_cert and certs is not None:
-                argv += ["--ca-certs", str(certs.client_ca), "--verify-mode", "CERT_REQUIRED"]
             argv.append(app)
             log = directory / f"hypercorn-{self.port}.log"
             process = PeerProcess("hypercorn", argv, log, cwd=REPO)
@@ -97,8 +85,3 @@ class Hypercorn(Peer):
 def start_h3(directory: Path, certs: PeerCerts) -> Hypercorn:
     """The ASGI app over QUIC (HTTP/3) and TCP (HTTP/1.1, h2) on one port number, TLS."""
     return Hypercorn(directory, APP, certs=certs, quic=True)
-
-
-def start_mtls(directory: Path, certs: PeerCerts) -> Hypercorn:
-    """The ASGI app over TLS that refuses, in the handshake, a client without a trusted certificate."""
-    return Hypercorn(directory, APP, certs=certs, require_client_cert=True)

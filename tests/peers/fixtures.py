@@ -14,7 +14,7 @@ fixture                     gives
 ``h3_peer``                 hypercorn + aioquic: HTTP/3 over QUIC and h2/1.1 over TCP, one port number
 ``httpbin_peer``            PyPI's httpbin served by waitress, cleartext HTTP/1.1 (Digest, Basic, ...)
 ``client_cert_peer``        :class:`ClientCertPeer`: nginx that answers 400 without a trusted client
-                            certificate, hypercorn that refuses it in the TLS handshake, the certs
+                            certificate, openssl s_server that refuses it with a TLS alert, the certs
 ``http_proxy``              :class:`ProxyView` of pproxy as an HTTP proxy (forwarding and CONNECT)
 ``http_proxy_auth``         the same, demanding Basic proxy credentials (``proxy-user``/``proxy-pass``)
 ``https_proxy``             pproxy as an HTTP proxy reached over TLS (trustme certificate)
@@ -33,9 +33,10 @@ from typing import Any
 import pytest
 
 from ._certs import PeerCerts, make_certs
-from .asgi import Hypercorn, start_h3, start_mtls
+from .asgi import Hypercorn, start_h3
 from .nginx import Nginx, find_nginx
 from .proxy import Pproxy
+from .tls import OpensslServer, find_openssl
 from .wsgi import Httpbin
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "peer_certs",
     "require_module",
     "require_nginx",
+    "require_openssl",
     "socks5_proxy",
     "socks5_proxy_auth",
 ]
@@ -61,16 +63,26 @@ PROXY_AUTH = ("proxy-user", "proxy-pass")
 SOCKS_AUTH = ("socks-user", "socks-pass")
 
 #: What `.ci/run` runs to install the peers, quoted in every "not installed" failure.
-APT_STEP = "`.ci/run` step 'peers: apt-get install nginx curl' (or: apt-get install -y nginx)"
+APT_STEP = (
+    "`.ci/run` step 'peers: apt-get install nginx curl openssl' (or: apt-get install -y nginx)"
+)
 PIP_STEP = "`.ci/run` step \"pip install -e '.[dev,docs]'\" (setup.cfg's 'peers' extra, in 'test')"
 
 
 def require_nginx() -> str:
     """The nginx binary, or a loud failure that says how CI installs it."""
-    binary = find_nginx()
-    if binary is None:
-        pytest.fail(f"nginx is not installed: the peer tests need it; {APT_STEP}", pytrace=False)
-    return binary
+    return _require_binary("nginx", find_nginx())
+
+
+def require_openssl() -> str:
+    """The openssl command, or a loud failure that says how CI installs it."""
+    return _require_binary("openssl", find_openssl())
+
+
+def _require_binary(name: str, found: str | None) -> str:
+    if found is None:
+        pytest.fail(f"{name} is not installed: the peer tests need it; {APT_STEP}", pytrace=False)
+    return found
 
 
 def require_module(name: str, package: str | None = None) -> None:
@@ -121,26 +133,27 @@ class ClientCertPeer:
 
     ``http400_url``: nginx (``ssl_verify_client on``) completes the handshake and answers 400 to a
     client without a trusted certificate; ``/whoami`` returns the verified subject.
-    ``handshake_url``: hypercorn (``CERT_REQUIRED``) ends the TLS connection instead.
+    ``handshake_url``: ``openssl s_server`` refuses with a TLS alert instead (``certificate
+    required`` without a certificate, ``unknown ca`` with an untrusted one).
     """
 
     nginx: Nginx
-    hypercorn: Hypercorn
+    openssl: OpensslServer
     certs: PeerCerts
 
     def http400_url(self, path: str = "/whoami") -> str:
         return self.nginx.url("mtls", path)
 
-    def handshake_url(self, path: str = "/get") -> str:
-        return self.hypercorn.url(path)
+    def handshake_url(self, path: str = "/") -> str:
+        return self.openssl.url(path)
 
 
 @pytest.fixture(scope="session")
 def client_cert_peer(
     tmp_path_factory: pytest.TempPathFactory, nginx_peer: Nginx, peer_certs: PeerCerts
 ) -> Iterator[ClientCertPeer]:
-    require_module("hypercorn")
-    with start_mtls(tmp_path_factory.mktemp("mtls"), peer_certs) as server:
+    binary = require_openssl()
+    with OpensslServer(binary, tmp_path_factory.mktemp("s_server"), peer_certs) as server:
         yield ClientCertPeer(nginx_peer, server, peer_certs)
 
 

@@ -24,8 +24,8 @@ The mtls listener adds ``/whoami``: the verified client certificate's subject.
 nginx's ``ssl_verify_client on`` does not fail the TLS handshake when the client sends no certificate
 or an untrusted one: the handshake completes and nginx answers ``400`` ("No required SSL
 certificate was sent" / "The SSL certificate error"). That is what a client meets behind most real
-nginx deployments; the handshake-level refusal (TLS alert) comes from the hypercorn peer with
-``verify_mode=CERT_REQUIRED`` (:mod:`tests.peers.asgi`).
+nginx deployments; the handshake-level refusal (TLS alert) comes from ``openssl s_server``
+(:mod:`tests.peers.tls`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import pytest
 from tests.peers._certs import PeerCerts
 from tests.peers._content import pattern_bytes
 from tests.peers._process import PeerProcess
-from tests.peers.asgi import Hypercorn, start_h3, start_mtls
+from tests.peers.asgi import Hypercorn, start_h3
 from tests.peers.fixtures import (
     PROXY_AUTH,
     SOCKS_AUTH,
@@ -28,9 +28,11 @@ from tests.peers.fixtures import (
     ProxyView,
     require_module,
     require_nginx,
+    require_openssl,
 )
 from tests.peers.nginx import ONE_KIB, Nginx
 from tests.peers.proxy import Pproxy
+from tests.peers.tls import OpensslServer
 from tests.peers.wsgi import Httpbin
 
 require_module("pycurl")
@@ -318,20 +320,22 @@ def test_nginx_mtls_accepts_every_client_cert_form(client_cert_peer: ClientCertP
         assert got.body.startswith(b"CN=peer-client,")
 
 
-def test_hypercorn_mtls_refuses_in_the_handshake(client_cert_peer: ClientCertPeer) -> None:
-    """hypercorn ends the TLS connection without a trusted cert, and serves a trusted one."""
+def test_openssl_refuses_with_the_alert_that_names_the_reason(
+    client_cert_peer: ClientCertPeer,
+) -> None:
+    """s_server alerts 'certificate required' without a cert, 'unknown ca' for the rogue one."""
     certs = client_cert_peer.certs
-    none = fetch(client_cert_peer.handshake_url(), certs.ca)
-    assert none.error is not None and none.status == 0
-    rogue = fetch(
-        client_cert_peer.handshake_url(),
-        certs.ca,
-        SSLCERT=str(certs.rogue_cert),
-        SSLKEY=str(certs.rogue_key),
-    )
-    assert rogue.error is not None and rogue.status == 0
-    ok = fetch(client_cert_peer.handshake_url(), certs.ca, **_client_cert_forms(certs)["pkcs12"])
-    assert (ok.error, ok.status) == (None, 200)
+    url = client_cert_peer.handshake_url()
+    none = fetch(url, certs.ca)
+    assert none.error is not None and "alert certificate required" in none.error[1]
+    rogue = fetch(url, certs.ca, SSLCERT=str(certs.rogue_cert), SSLKEY=str(certs.rogue_key))
+    assert rogue.error is not None and "alert unknown ca" in rogue.error[1]
+    tls12 = pycurl.SSLVERSION_TLSv1_2 | pycurl.SSLVERSION_MAX_TLSv1_2
+    none12 = fetch(url, certs.ca, SSLVERSION=tls12)
+    assert none12.error is not None and none12.error[0] == pycurl.E_SSL_CONNECT_ERROR
+    for form, opts in _client_cert_forms(certs).items():
+        ok = fetch(url, certs.ca, **opts)
+        assert (ok.error, ok.status, form) == (None, 200, form)
 
 
 # --- lifecycle ------------------------------------------------------------------------------------
@@ -345,7 +349,7 @@ LAUNCHERS: dict[str, Callable[[Path, PeerCerts], Any]] = {
     "nginx": _start_nginx,
     "hypercorn-h3": lambda tmp, certs: start_h3(tmp, certs),
     "waitress-httpbin": lambda tmp, certs: Httpbin(tmp),
-    "hypercorn-mtls": lambda tmp, certs: start_mtls(tmp, certs),
+    "openssl-s_server": lambda tmp, certs: OpensslServer(require_openssl(), tmp, certs),
     "pproxy-http": lambda tmp, certs: Pproxy(tmp, "http", auth=PROXY_AUTH),
     "pproxy-socks5": lambda tmp, certs: Pproxy(tmp, "socks5"),
 }
