@@ -255,6 +255,15 @@ class Nginx(Peer):
         access = f"access_log {self.access_log} peers;" if self.access_log else "access_log off;"
         return _MAIN.format(user=user, root=self.root, access_log=access, servers="".join(servers))
 
+    def add_file(self, name: str, size: int) -> str:
+        """Serve ``size`` pattern bytes as /files/``name`` from now on; returns that path.
+
+        nginx reads files at request time, so a test can add the size it needs to the session's
+        server instead of starting its own.
+        """
+        make_file(self.www / "files" / name, size)
+        return f"/files/{name}"
+
     def url(self, listener: str, path: str = "/") -> str:
         """``http(s)://127.0.0.1:<port><path>`` for ``listener`` (http, https, tls12, h2c, mtls)."""
         scheme = "https" if listener in ("https", "tls12", "mtls") else "http"

@@ -41,6 +41,7 @@ import pycurl  # noqa: E402  (after the loud check: a missing pycurl names its i
 H1 = pycurl.CURL_HTTP_VERSION_1_1
 H2 = pycurl.CURL_HTTP_VERSION_2_0
 H3 = pycurl.CURL_HTTP_VERSION_3
+PRIOR_KNOWLEDGE = pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE  # h2c: HTTP/2 from the first byte
 
 
 @dataclass
@@ -106,6 +107,13 @@ def test_nginx_https_negotiates_h2_by_alpn(nginx_peer: Nginx, peer_certs: PeerCe
         time.sleep(0.02)
 
 
+def test_nginx_serves_a_file_added_later(nginx_peer: Nginx) -> None:
+    """add_file makes a file of the asked size that the running nginx serves at once."""
+    path = nginx_peer.add_file("peer-test-3000.bin", 3000)
+    got = fetch(nginx_peer.url("h2c", path), HTTP_VERSION=PRIOR_KNOWLEDGE)
+    assert (got.status, got.body) == (200, pattern_bytes(3000))
+
+
 def test_nginx_https_still_speaks_http11(nginx_peer: Nginx, peer_certs: PeerCerts) -> None:
     """A client that offers only http/1.1 in ALPN gets HTTP/1.1 on the same listener."""
     got = fetch(nginx_peer.url("https", "/files/1k.bin"), peer_certs.ca, HTTP_VERSION=H1)
@@ -116,7 +124,7 @@ def test_nginx_h2c_prior_knowledge(nginx_peer: Nginx) -> None:
     """The h2c listener speaks HTTP/2 on cleartext to a client with prior knowledge."""
     got = fetch(
         nginx_peer.url("h2c", "/files/1m.bin"),
-        HTTP_VERSION=pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE,
+        HTTP_VERSION=PRIOR_KNOWLEDGE,
     )
     assert (got.error, got.status, got.version) == (None, 200, H2)
     assert got.body == pattern_bytes(1 << 20)
@@ -165,7 +173,7 @@ def test_nginx_accepts_uploads(nginx_peer: Nginx, peer_certs: PeerCerts) -> None
     )
     assert (put.error, put.status) == (None, 201)
     assert (nginx_peer.www / "put" / "peer-test" / "upload.bin").read_bytes() == data
-    post = fetch(nginx_peer.url("h2c", "/post"), POSTFIELDS=data, HTTP_VERSION=H2 + 2)
+    post = fetch(nginx_peer.url("h2c", "/post"), POSTFIELDS=data, HTTP_VERSION=PRIOR_KNOWLEDGE)
     assert (post.status, post.version, post.body) == (200, H2, b"300000\n")
 
 
