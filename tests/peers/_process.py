@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["Peer", "PeerDied", "PeerProcess", "free_port", "tcp_ready"]
+__all__ = ["OnePortPeer", "Peer", "PeerDied", "PeerProcess", "free_port", "tcp_ready"]
 
 #: How long a peer may take to start: hypercorn importing aioquic on a busy 2-core machine is the
 #: slowest (about 1 s idle), nginx takes a few milliseconds.
@@ -193,3 +193,35 @@ class Peer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class OnePortPeer(Peer):
+    """A peer on one port number of 127.0.0.1 (TCP; and UDP too when ``udp``)."""
+
+    scheme = "http"
+    port: int
+
+    def _launch_on_port(
+        self,
+        name: str,
+        directory: Path,
+        argv: Callable[[int], list[str]],
+        *,
+        udp: bool = False,
+        also_ready: Callable[[PeerProcess], bool] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """Start ``argv(port)`` on a free port; ready once TCP accepts (and ``also_ready`` holds)."""
+        directory.mkdir(parents=True, exist_ok=True)
+
+        def start() -> tuple[PeerProcess, Callable[[], bool]]:
+            self.port = free_port(udp=udp)
+            log = directory / f"{name.split()[0]}-{self.port}.log"
+            process = PeerProcess(name, argv(self.port), log, cwd=cwd)
+            tcp = tcp_ready(self.port)
+            return process, lambda: tcp() and (also_ready is None or also_ready(process))
+
+        self._launch(start)
+
+    def url(self, path: str = "/") -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"

@@ -16,11 +16,10 @@ re-import aioquic, so it starts in about a second and SIGTERM stops it (``--grac
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from ._certs import PeerCerts
-from ._process import Peer, PeerProcess, free_port, tcp_ready
+from ._process import OnePortPeer, PeerProcess
 
 __all__ = ["Hypercorn", "start_h3"]
 
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 APP = "tests.peers._app:app"
 
 
-class Hypercorn(Peer):
+class Hypercorn(OnePortPeer):
     """``python -m hypercorn`` on 127.0.0.1:<port> (TCP, and UDP for QUIC when ``quic``)."""
 
     def __init__(
@@ -41,45 +40,26 @@ class Hypercorn(Peer):
     ) -> None:
         if quic and certs is None:
             raise ValueError("'quic' needs 'certs' (got certs=None)")
-        directory.mkdir(parents=True, exist_ok=True)
         self.app = app
         self.quic = quic
         self.scheme = "https" if certs is not None else "http"
 
-        def start() -> tuple[PeerProcess, Callable[[], bool]]:
-            self.port = free_port(udp=quic)
-            argv = [
-                sys.executable,
-                "-m",
-                "hypercorn",
-                "--workers",
-                "0",
-                "--graceful-timeout",
-                "1",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--access-logfile",
-                "-",
-            ]
+        def argv(port: int) -> list[str]:
+            argv = [sys.executable, "-m", "hypercorn", "--workers", "0", "--graceful-timeout", "1"]
+            argv += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "-"]
             if certs is not None:
                 argv += ["--certfile", str(certs.server_cert), "--keyfile", str(certs.server_key)]
             if quic:
-                argv += ["--quic-bind", f"127.0.0.1:{self.port}"]
-            argv.append(app)
-            log = directory / f"hypercorn-{self.port}.log"
-            process = PeerProcess("hypercorn", argv, log, cwd=REPO)
-            tcp = tcp_ready(self.port)
+                argv += ["--quic-bind", f"127.0.0.1:{port}"]
+            return [*argv, app]
 
-            def ready() -> bool:
-                # UDP cannot be probed without speaking QUIC: hypercorn says when it serves it.
-                return tcp() and (not quic or "(QUIC)" in process.log_text())
+        def serving_quic(process: PeerProcess) -> bool:
+            # UDP cannot be probed without speaking QUIC: hypercorn says when it serves it.
+            return not quic or "(QUIC)" in process.log_text()
 
-            return process, ready
-
-        self._launch(start)
-
-    def url(self, path: str = "/") -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+        self._launch_on_port(
+            "hypercorn", directory, argv, udp=quic, also_ready=serving_quic, cwd=REPO
+        )
 
 
 def start_h3(directory: Path, certs: PeerCerts) -> Hypercorn:

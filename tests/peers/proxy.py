@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from ._certs import PeerCerts
-from ._process import Peer, PeerProcess, free_port, tcp_ready
+from ._process import OnePortPeer
 
 __all__ = ["Pproxy"]
 
 _RELAYED = re.compile(r"^(?:http|socks5|socks4)\S* \S+ -> (\S+)$", re.MULTILINE)
 
 
-class Pproxy(Peer):
+class Pproxy(OnePortPeer):
     """One pproxy listener: ``kind`` is ``http``, ``https`` (HTTP proxy over TLS) or ``socks5``."""
 
     def __init__(
@@ -51,23 +50,20 @@ class Pproxy(Peer):
             raise ValueError(f"'kind' must be 'http', 'https' or 'socks5' (got {kind!r})")
         if kind == "https" and certs is None:
             raise ValueError("'kind' 'https' needs 'certs' (got certs=None)")
-        directory.mkdir(parents=True, exist_ok=True)
         self.kind = kind
         self.auth = auth
         listen_scheme = {"http": "http", "https": "http+ssl", "socks5": "socks5"}[kind]
 
-        def start() -> tuple[PeerProcess, Callable[[], bool]]:
-            self.port = free_port()
-            listen = f"{listen_scheme}://127.0.0.1:{self.port}"
+        def argv(port: int) -> list[str]:
+            listen = f"{listen_scheme}://127.0.0.1:{port}"
             if auth is not None:
                 listen += f"#{auth[0]}:{auth[1]}"
             argv = [sys.executable, "-u", "-m", "pproxy", "-l", listen, "-v", "--auth", "-1"]
             if certs is not None and kind == "https":
                 argv += ["--ssl", f"{certs.server_cert},{certs.server_key}"]
-            log = directory / f"pproxy-{kind}-{self.port}.log"
-            return PeerProcess(f"pproxy ({kind})", argv, log), tcp_ready(self.port)
+            return argv
 
-        self._launch(start)
+        self._launch_on_port(f"pproxy {kind}", directory, argv)
 
     @property
     def url(self) -> str:

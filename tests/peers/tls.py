@@ -20,11 +20,10 @@ s_server answers one connection at a time (each is short: ``-www`` closes after 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from ._certs import PeerCerts
-from ._process import Peer, PeerProcess, free_port, tcp_ready
+from ._process import OnePortPeer
 
 __all__ = ["OpensslServer", "find_openssl"]
 
@@ -34,22 +33,18 @@ def find_openssl() -> str | None:
     return shutil.which("openssl")
 
 
-class OpensslServer(Peer):
+class OpensslServer(OnePortPeer):
     """``openssl s_server -www`` on 127.0.0.1:<free port>, demanding a client-CA-signed cert."""
 
+    scheme = "https"
+
     def __init__(self, binary: str, directory: Path, certs: PeerCerts) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        def argv(port: int) -> list[str]:
+            return [
+                *(binary, "s_server", "-accept", f"127.0.0.1:{port}"),
+                *("-cert", str(certs.server_cert), "-key", str(certs.server_key)),
+                *("-CAfile", str(certs.client_ca), "-Verify", "2", "-verify_return_error"),
+                *("-www", "-quiet"),
+            ]
 
-        def start() -> tuple[PeerProcess, Callable[[], bool]]:
-            self.port = free_port()
-            argv = [binary, "s_server", "-accept", f"127.0.0.1:{self.port}"]
-            argv += ["-cert", str(certs.server_cert), "-key", str(certs.server_key)]
-            argv += ["-CAfile", str(certs.client_ca), "-Verify", "2", "-verify_return_error"]
-            argv += ["-www", "-quiet"]
-            log = directory / f"s_server-{self.port}.log"
-            return PeerProcess("openssl s_server", argv, log), tcp_ready(self.port)
-
-        self._launch(start)
-
-    def url(self, path: str = "/") -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
+        self._launch_on_port("openssl s_server", directory, argv)

@@ -11,28 +11,19 @@ waitress installs no signal handler, so SIGTERM ends it at once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from ._process import Peer, PeerProcess, free_port, tcp_ready
+from ._process import OnePortPeer
 
 __all__ = ["Httpbin"]
 
 
-class Httpbin(Peer):
+class Httpbin(OnePortPeer):
     """``python -m waitress httpbin:app`` on 127.0.0.1:<free port>."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        def argv(port: int) -> list[str]:
+            listen = f"--listen=127.0.0.1:{port}"
+            return [sys.executable, "-m", "waitress", listen, "--threads=8", "httpbin:app"]
 
-        def start() -> tuple[PeerProcess, Callable[[], bool]]:
-            self.port = free_port()
-            argv = [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{self.port}"]
-            argv += ["--threads=8", "httpbin:app"]
-            log = directory / f"httpbin-{self.port}.log"
-            return PeerProcess("httpbin", argv, log), tcp_ready(self.port)
-
-        self._launch(start)
-
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        self._launch_on_port("httpbin", directory, argv)
