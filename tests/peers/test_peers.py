@@ -270,6 +270,9 @@ def test_httpbin_digest_answered_by_libcurl(httpbin_peer: Httpbin, algorithm: st
     assert (ok.status, json.loads(ok.body)) == (200, {"authenticated": True, "user": "user"})
     wrong = fetch(url, HTTPAUTH=pycurl.HTTPAUTH_DIGEST, USERPWD="user:nope")
     assert wrong.status == 401
+    # libcurl cannot answer qop=auth-int; the peer offers it for an engine that can
+    auth_int = fetch(httpbin_peer.url(f"/digest-auth/auth-int/user/passwd/{algorithm}"))
+    assert 'qop="auth-int"' in auth_int.headers["www-authenticate"]
 
 
 def test_httpbin_basic_gzip_redirect_status(httpbin_peer: Httpbin) -> None:
