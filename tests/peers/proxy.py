@@ -3,7 +3,9 @@
 Each proxy is its own ``python -m pproxy`` process on a free 127.0.0.1 port, started with ``-v`` so
 that it logs one line per connection it relays (``http 127.0.0.1:40212 -> 127.0.0.1:8443``). Those
 lines are the proof a test needs that a request really went through the proxy:
-:meth:`Pproxy.connections` returns the targets, in order. The output is unbuffered (``-u``), and
+:meth:`Pproxy.connections` returns the targets, in order: one per client connection, however
+many keep-alive requests it then carries (so a test that needs "N requests went through" counts
+N fresh connections, or asserts at least one). The output is unbuffered (``-u``), and
 pproxy writes the line before it opens the upstream connection, so by the time the client has its
 response the line is in the log.
 
