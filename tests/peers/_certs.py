@@ -5,17 +5,20 @@ Two CAs, kept apart on purpose: the server CA signs the peers' certificate for 1
 certificate the mutual-TLS peers demand. A third, ``rogue`` CA signs a client certificate the peers
 do not trust, for the "server rejected the certificate" case (URLSession's -1205). The client key is
 written in every form issue 15's ``clientCertificate`` accepts: certificate and key apart, both in
-one PEM, the key encrypted with a password, and PKCS#12.
+one PEM, the key encrypted with a password, and PKCS#12. ``server_pin`` is the server key's pin for
+``pinnedPublicKeys`` tests, ``wrong_pin`` a well-formed one that matches nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIENT_KEY_PASSWORD", "PeerCerts", "make_certs"]
+__all__ = ["CLIENT_KEY_PASSWORD", "PeerCerts", "make_certs", "spki_pin"]
 
 #: The password of ``client_key_encrypted`` and ``client_p12``.
 CLIENT_KEY_PASSWORD = "peer-client-pass"
@@ -36,6 +39,11 @@ class PeerCerts:
     client_p12: Path  #: certificate + key as PKCS#12, protected by CLIENT_KEY_PASSWORD
     rogue_cert: Path  #: a client certificate from a CA no peer trusts
     rogue_key: Path
+    #: ``sha256/BASE64`` of the server leaf's SubjectPublicKeyInfo (``pinnedPublicKeys``' form,
+    #: OkHttp's; curl's --pinnedpubkey writes the same hash as ``sha256//BASE64``)
+    server_pin: str
+    #: a well-formed pin that matches no peer (the rogue certificate's key)
+    wrong_pin: str
     client_key_password: str = CLIENT_KEY_PASSWORD
 
 
@@ -91,6 +99,8 @@ def make_certs(directory: Path) -> PeerCerts:
     rogue.private_key_pem.write_to_path(path("rogue.key"))
 
     return PeerCerts(
+        server_pin=spki_pin(server.cert_chain_pems[0].bytes()),
+        wrong_pin=spki_pin(rogue.cert_chain_pems[0].bytes()),
         ca=path("ca.pem"),
         server_cert=path("server.pem"),
         server_key=path("server.key"),
@@ -103,6 +113,19 @@ def make_certs(directory: Path) -> PeerCerts:
         rogue_cert=path("rogue.pem"),
         rogue_key=path("rogue.key"),
     )
+
+
+def spki_pin(cert_pem: bytes) -> str:
+    """``sha256/BASE64`` of a certificate's SubjectPublicKeyInfo, as OkHttp (and issue 15) write pins."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509 import load_pem_x509_certificate
+
+    spki = (
+        load_pem_x509_certificate(cert_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def _write_chain(pems: Sequence[Any], target: Path) -> None:

@@ -145,6 +145,20 @@ def test_nginx_tls12_listener_refuses_a_tls13_minimum(
     assert refused.error[0] == pycurl.E_SSL_CONNECT_ERROR
 
 
+def test_server_pin_matches_the_peers_key(nginx_peer: Nginx, peer_certs: PeerCerts) -> None:
+    """libcurl's --pinnedpubkey accepts server_pin and refuses wrong_pin before any request."""
+    url = nginx_peer.url("https", "/files/1k.bin")
+
+    def curl_form(pin: str) -> str:
+        return pin.replace("sha256/", "sha256//", 1)
+
+    ok = fetch(url, peer_certs.ca, PINNEDPUBLICKEY=curl_form(peer_certs.server_pin))
+    assert (ok.error, ok.status) == (None, 200)
+    pinned = fetch(url, peer_certs.ca, PINNEDPUBLICKEY=curl_form(peer_certs.wrong_pin))
+    assert pinned.error is not None and pinned.error[0] == pycurl.E_SSL_PINNEDPUBKEYNOTMATCH
+    assert pinned.status == 0
+
+
 def test_nginx_gzips_text(nginx_peer: Nginx) -> None:
     """text.txt comes gzip-compressed to a client that accepts it, and whole after decoding."""
     got = fetch(nginx_peer.url("http", "/files/text.txt"), ACCEPT_ENCODING="gzip")
