@@ -8,7 +8,7 @@ install step); the message names the `.ci/run` step that installs it.
 ==========================  ==========================================================================
 fixture                     gives
 ==========================  ==========================================================================
-``peer_certs``              :class:`~tests.peers._certs.PeerCerts`: server CA, client certs in every form
+``peer_certs``              :class:`~tests.peers._certs.PeerCerts`: CAs, client certs in every form, pins
 ``nginx_peer``              :class:`~tests.peers.nginx.Nginx` with listeners http (1.1), https (ALPN
                             h2 + 1.1), tls12 (TLS 1.2 only), h2c (HTTP/2 prior knowledge), mtls
 ``h3_peer``                 hypercorn + aioquic: HTTP/3 over QUIC and h2/1.1 over TCP, one port number

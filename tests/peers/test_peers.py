@@ -19,7 +19,7 @@ import pytest
 
 from tests.peers._certs import PeerCerts
 from tests.peers._content import pattern_bytes
-from tests.peers._process import PeerProcess
+from tests.peers._process import PeerDied, PeerProcess
 from tests.peers.asgi import Hypercorn, start_h3
 from tests.peers.fixtures import (
     PROXY_AUTH,
@@ -396,6 +396,25 @@ def test_peer_stops_in_bounds_and_leaves_no_process(
         os.kill(process.pid, 0)
     with pytest.raises(ChildProcessError):
         os.waitpid(process.pid, os.WNOHANG)  # already reaped by the launcher: not a zombie
+
+
+def test_a_peer_that_exits_while_starting_is_reported_with_its_log(tmp_path: Path) -> None:
+    """A peer that dies before it is ready raises PeerDied at once, with what it printed."""
+    process = PeerProcess("shell", ["sh", "-c", "echo cannot bind; exit 3"], tmp_path / "log")
+    started = time.monotonic()
+    with pytest.raises(PeerDied, match=r"(?s)exited with 3.*cannot bind"):
+        process.wait_ready(lambda: False)
+    assert time.monotonic() - started < 5 and process.gone()
+
+
+def test_a_peer_that_never_gets_ready_is_stopped_after_the_bound(tmp_path: Path) -> None:
+    """A peer still not ready when the start bound runs out is killed, reaped and reported."""
+    process = PeerProcess("sleeper", ["sleep", "60"], tmp_path / "log")
+    with pytest.raises(PeerDied, match=r"not ready after 0\.5s"):
+        process.wait_ready(lambda: False, timeout=0.5)
+    assert process.gone()
+    with pytest.raises(ProcessLookupError):
+        os.kill(process.pid, 0)
 
 
 def test_missing_peer_fails_loudly_naming_the_install_step() -> None:
