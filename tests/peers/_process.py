@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["OnePortPeer", "Peer", "PeerDied", "PeerProcess", "free_port", "tcp_ready"]
+__all__ = [
+    "OnePortPeer",
+    "Peer",
+    "PeerDied",
+    "PeerProcess",
+    "free_port",
+    "free_ports",
+    "tcp_ready",
+]
 
 #: How long a peer may take to start: hypercorn importing aioquic on a busy 2-core machine is the
 #: slowest (about 1 s idle), nginx takes a few milliseconds.
@@ -57,6 +65,15 @@ def free_port(udp: bool = False) -> int:
     raise RuntimeError("no port free for both TCP and UDP on 127.0.0.1 after 50 tries")
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (held together while chosen, so no repeats)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
 def tcp_ready(*ports: int) -> Callable[[], bool]:
     """A readiness check: every port accepts a TCP connection on 127.0.0.1."""
 
@@ -82,7 +99,6 @@ class PeerProcess:
         log: Path,
         *,
         cwd: Path | None = None,
-        env: dict[str, str] | None = None,
         stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.name = name
@@ -97,11 +113,9 @@ class PeerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                env=env,
                 start_new_session=True,
             )
         self.pid = self.proc.pid
-        self.stop_seconds: float | None = None
 
     def log_text(self) -> str:
         """The peer's output so far (for failure messages and for counting what it logged)."""
@@ -127,7 +141,6 @@ class PeerProcess:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Polite signal to the group, bounded wait, then SIGKILL to the group; always reaped."""
-        started = time.monotonic()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, self.stop_signal)
@@ -145,10 +158,13 @@ class PeerProcess:
         deadline = time.monotonic() + 5
         while not self.gone() and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.stop_seconds = time.monotonic() - started
 
     def gone(self) -> bool:
-        """No live process is left in the peer's process group (zombies of others' don't count)."""
+        """No live process is left in the peer's process group.
+
+        Zombies count as gone: they run nothing, and a worker orphaned by a killed master is
+        reparented, so it is its new parent's to reap, not ours.
+        """
         if self.proc.poll() is None:
             return False
         for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -179,7 +195,8 @@ class Peer:
                 process.wait_ready(ready)
                 break
             except PeerDied as died:
-                if "Address already in use" not in str(died) or attempt == 2:
+                # nginx and pproxy say "Address already in use", hypercorn "address already in use"
+                if "address already in use" not in str(died).lower() or attempt == 2:
                     raise
         self.process = process
         self.pid = process.pid

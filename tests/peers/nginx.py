@@ -42,7 +42,7 @@ from pathlib import Path
 
 from ._certs import PeerCerts
 from ._content import BLOCK, pattern, pattern_bytes
-from ._process import Peer, PeerProcess, free_port, tcp_ready
+from ._process import Peer, PeerProcess, free_ports, tcp_ready
 
 __all__ = ["ONE_KIB", "Nginx", "ensure_nginx", "find_nginx", "make_file", "pattern_bytes"]
 
@@ -152,9 +152,10 @@ _ROUTES = """\
 class Nginx(Peer):
     """One nginx master (``daemon off``) and one worker, in ``root``, on free 127.0.0.1 ports.
 
-    ``files`` maps a name under /files/ to a size (written with :func:`make_file`) or to an existing
-    file (hard-linked when it can be, else copied). ``certs`` adds the https and tls12 listeners, ``h2c`` the
-    HTTP/2-prior-knowledge one, ``mtls`` the client-certificate one (needs ``certs``).
+    ``files`` maps a name under /files/ to a size (written with :func:`make_file`) or to an
+    existing file (hard-linked when it can be, else copied). ``certs`` adds the https and tls12
+    listeners, ``h2c`` the HTTP/2-prior-knowledge one, ``mtls`` the client-certificate one (needs
+    ``certs``). ``ports`` maps each listener's name to its port.
     """
 
     def __init__(
@@ -182,14 +183,11 @@ class Nginx(Peer):
         conf = root / "nginx.conf"
 
         def start() -> tuple[PeerProcess, Callable[[], bool]]:
-            self.ports = {"http": free_port()}
-            if certs is not None:
-                self.ports["https"] = free_port()
-                self.ports["tls12"] = free_port()
-            if h2c:
-                self.ports["h2c"] = free_port()
-            if mtls:
-                self.ports["mtls"] = free_port()
+            names = ["http"]
+            names += ["https", "tls12"] if certs is not None else []
+            names += ["h2c"] if h2c else []
+            names += ["mtls"] if mtls else []
+            self.ports = dict(zip(names, free_ports(len(names)), strict=True))
             conf.write_text(self._config(certs))
             process = PeerProcess(
                 "nginx",
