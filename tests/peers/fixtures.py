@@ -21,6 +21,19 @@ fixture                     gives
 ``socks5_proxy``            pproxy as a SOCKS5 proxy
 ``socks5_proxy_auth``       the same, demanding a SOCKS5 user/password (``socks-user``/``socks-pass``)
 ==========================  ==========================================================================
+
+A test asks for what it needs; URLs come from the peer, the CA from ``peer_certs``::
+
+    def test_h2_by_alpn(nginx_peer, peer_certs):
+        url = nginx_peer.url("https", "/files/64k.bin")  # listeners: http https tls12 h2c mtls
+        ...  # trust peer_certs.ca; expect 'h2'; the body is pattern_bytes(64 << 10)
+
+    def test_via_proxy(http_proxy_auth, nginx_peer):
+        ...  # proxy http_proxy_auth.authed_url (or .url and .auth)
+        assert http_proxy_auth.connections() == [f"127.0.0.1:{nginx_peer.ports['https']}"]
+
+    def test_digest(httpbin_peer):
+        url = httpbin_peer.url("/digest-auth/auth/user/passwd/SHA-256")
 """
 
 from __future__ import annotations
