@@ -8,7 +8,7 @@ layers below the proxies must not pull in the event machinery to read a timeout.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -30,6 +30,7 @@ __all__ = [
     "check_url_version",
     "credential_value",
     "make_values",
+    "set_curl_probe",
 ]
 
 Kind = Literal["background", "default", "ephemeral"]
@@ -51,21 +52,34 @@ ENGINES = ("curl", "urllib3")
 HTTP_VERSIONS = ("auto", "1.1", "2", "3")
 
 
+def _find_pycurl() -> tuple[bool, bool]:
+    """Before the transport has said more: whether pycurl is installed (not imported here: this
+    layer does no IO), and no HTTP/3 known."""
+    import importlib.util
+
+    return importlib.util.find_spec("pycurl") is not None, False
+
+
+_probe: Callable[[], tuple[bool, bool]] = _find_pycurl
+_FEATURES: tuple[bool, bool] | None = None
+
+
+def set_curl_probe(probe: Callable[[], tuple[bool, bool]]) -> None:
+    """The transport tells what its curl engine can do: (pycurl imports, HTTP/3 is built in).
+
+    The configuration layer decides defaults and refuses what cannot run, but only the layer that
+    owns the engines may import pycurl to find out (``_transport`` installs this on import).
+    """
+    global _probe, _FEATURES
+    _probe, _FEATURES = probe, None
+
+
 def _curl_features() -> tuple[bool, bool]:
     """(pycurl imports, its libcurl speaks HTTP/3): asked once, on first need."""
     global _FEATURES
     if _FEATURES is None:
-        try:
-            import pycurl
-        except ImportError:
-            _FEATURES = (False, False)
-        else:
-            features = pycurl.version_info()[4]
-            _FEATURES = (True, bool(features & pycurl.VERSION_HTTP3))
+        _FEATURES = _probe()
     return _FEATURES
-
-
-_FEATURES: tuple[bool, bool] | None = None
 
 
 def default_engine() -> str:

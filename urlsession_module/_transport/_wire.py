@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import urllib3
 
-from .._config_values import ConfigValues
+from .._config_values import ConfigValues, set_curl_probe
 
 if TYPE_CHECKING:
     from ._attempt import Attempt
@@ -62,3 +62,15 @@ def make_engine(config: ConfigValues) -> Engine:
     from ._urllib3 import Urllib3Engine
 
     return Urllib3Engine(config)
+
+
+def _curl_probe() -> tuple[bool, bool]:
+    """(pycurl imports, its libcurl was built with HTTP/3), for the configuration's checks."""
+    try:
+        import pycurl
+    except ImportError:
+        return False, False
+    return True, bool(pycurl.version_info()[4] & pycurl.VERSION_HTTP3)
+
+
+set_curl_probe(_curl_probe)
