@@ -107,7 +107,7 @@ def test_invalidate_and_cancel_leaves_nothing_behind(
     done = [session.dataTask(url=server.url("/bytes/1000"), method="GET") for _ in range(4)]
     for tid in done:
         assert rec.completed(tid).success
-    slow = [session.downloadTask(url=server.url("/stall?after=1000")) for _ in range(3)]
+    slow = [session.downloadTask(url=server.url("/stall?after=1000&hang=2")) for _ in range(3)]
     wait_until(lambda: len(_fds() - sockets_before) >= 3, what="three connections open")
     session.invalidateAndCancel()
     assert session.waitForInvalidation(10)
@@ -115,7 +115,12 @@ def test_invalidate_and_cancel_leaves_nothing_behind(
         assert rec.completed(tid).errorCode == -999
 
     def left() -> list[str]:
-        return [t.name for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        """The client's threads (the server's own connection threads are not ours)."""
+        return [
+            t.name
+            for t in threading.enumerate()
+            if t not in threads_before and t.is_alive() and "-conn-" not in t.name
+        ]
 
     wait_until(lambda: not left(), what="the session's threads end")
     wait_until(lambda: not (_fds() - sockets_before), what="every socket closes")

@@ -148,6 +148,7 @@ def test_tls_to_a_plain_server(
     )
 
 
+@pytest.mark.engine("urllib3")  # urllib3's exceptions, injected where urllib3 raises them
 def test_bare_ssl_error(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: MockerFixture
 ) -> None:
@@ -368,6 +369,7 @@ INJECTED = [
 ]
 
 
+@pytest.mark.engine("urllib3")  # urllib3's exceptions, injected where urllib3 raises them
 @pytest.mark.parametrize(
     ("error", "code", "detail"), [i[1:] for i in INJECTED], ids=[i[0] for i in INJECTED]
 )
@@ -387,6 +389,7 @@ def test_rows_reached_by_injection(
     assert message == _expected(code, f"127.0.0.1:{server.port}", detail)
 
 
+@pytest.mark.engine("urllib3")  # urllib3's exceptions, injected where urllib3 raises them
 def test_anything_else_is_unknown_without_details(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: MockerFixture
 ) -> None:

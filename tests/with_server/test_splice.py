@@ -23,6 +23,9 @@ from ._util import file_sha256
 MakeSession = Callable[..., Any]
 MakeRecorder = Callable[[Any], Any]
 
+# The splice path is the urllib3 engine's (http.client's socket under the response).
+pytestmark = pytest.mark.engine("urllib3")
+
 N = 3_000_000
 RATE = 30_000_000  # bytes/s: the body comes in many reads, not one
 

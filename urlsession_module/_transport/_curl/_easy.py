@@ -34,6 +34,12 @@ _MAX_INTERIMS = 100  # interim (1xx) responses before the final one, as the urll
 _BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write callbacks
 _SUPPRESS_CONNECT_HEADERS = 265  # CURLOPT_SUPPRESS_CONNECT_HEADERS (pycurl has no name for it)
 
+# Foundation's limits on a response head (the urllib3 engine's too), not libcurl's larger ones.
+_MAX_HEAD_LINES = 1000
+_MAX_HEAD_BYTES = 256 * 1024
+_MAX_LINE = 65536
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+
 _PROTOCOLS = {b"HTTP/1.1": "http/1.1", b"HTTP/1.0": "http/1.0", b"HTTP/2": "h2", b"HTTP/3": "h3"}
 
 
@@ -66,6 +72,9 @@ class Transfer:
         self.headers: list[tuple[str, str]] = []
         self.head_done = False
         self._interims = 0
+        self._head_lines = 0
+        self._sends = 0
+        self._head_bytes = 0
         self._head_error: TransferError | None = None
         # the body
         self.chunks: collections.deque[bytes] = collections.deque()
@@ -91,21 +100,25 @@ class Transfer:
             return None  # trailers of a chunked body: not part of the head
         if line.startswith(b"HTTP/"):
             version, _, rest = line.partition(b" ")
+            code = rest[:3]
+            if not (code.isdigit() and rest[3:4] in (b" ", b"\r", b"\n", b"") and code[:1] != b"0"):
+                return self._refuse("the response does not start with an HTTP status line")
             self.protocol = _PROTOCOLS.get(version, "http/1.1")
-            try:
-                self.status = int(rest[:3])
-            except ValueError:
-                self.status = 0
+            self.status = int(code)
             self.headers = []
+            self._head_lines = self._head_bytes = 0
             return None
+        if len(line) > _MAX_LINE:
+            return self._refuse("a response header line is too long")
+        self._head_lines += 1
+        self._head_bytes += len(line)
+        if self._head_lines > _MAX_HEAD_LINES + 1 or self._head_bytes > _MAX_HEAD_BYTES:
+            return self._refuse("response head too large")
         if line in (b"\r\n", b"\n"):
             if 100 <= self.status < 200 and self.status != 101:
                 self._interims += 1
                 if self._interims > _MAX_INTERIMS:
-                    self._head_error = TransferError(
-                        ErrorCode.BAD_SERVER_RESPONSE, "too many interim (1xx) responses"
-                    )
-                    return 0  # libcurl ends the transfer with a write error
+                    return self._refuse("too many interim (1xx) responses")
                 return None
             with self.cond:
                 self.head_done = True
@@ -119,6 +132,23 @@ class Transfer:
             name, _, value = text.partition(":")
             self.headers.append((name.strip(), value.strip()))
         return None
+
+    def on_prereq(self, *_addresses: object) -> int:
+        """A request that is not idempotent goes out once: a second send is libcurl retrying
+        it after the reused connection died, which we refuse."""
+        self._sends += 1
+        if self._sends == 1:
+            return int(pycurl.PREREQFUNC_OK)
+        self._head_error = TransferError(
+            ErrorCode.NETWORK_CONNECTION_LOST, "the server closed the connection without a response"
+        )
+        return int(pycurl.PREREQFUNC_ABORT)
+
+    def _refuse(self, words: str) -> int:
+        """End the transfer over a head we will not take (-1011): libcurl stops at a write
+        error, and :meth:`outcome` reports ours instead."""
+        self._head_error = TransferError(ErrorCode.BAD_SERVER_RESPONSE, words)
+        return 0
 
     def on_body(self, data: bytes) -> int | None:
         """Queue a piece of the body for the reader; pause when the reader is behind."""
@@ -299,6 +329,10 @@ def configure(
         e.setopt(pycurl.CUSTOMREQUEST, method)
         if not request.has_body:
             t.upload_done = True
+    if method not in _IDEMPOTENT:
+        # libcurl sends a request again on a fresh connection when a reused one died before
+        # the answer; a POST must never go twice (-1005, as on the urllib3 engine).
+        e.setopt(pycurl.PREREQFUNCTION, t.on_prereq)
     elif method != "GET":
         e.setopt(pycurl.CUSTOMREQUEST, method)
     lines = []

@@ -10,6 +10,7 @@ the same kind of message on either engine.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 
 from ...exceptions import ErrorCode, TransferError
@@ -31,6 +32,7 @@ SSL_CONNECT_ERROR = 35
 ABORTED_BY_CALLBACK = 42
 GOT_NOTHING = 52
 SEND_ERROR = 55
+SEND_FAIL_REWIND = 65
 RECV_ERROR = 56
 SSL_CERTPROBLEM = 58
 PEER_FAILED_VERIFICATION = 60
@@ -104,13 +106,16 @@ def _verify(o: Outcome) -> tuple[ErrorCode, str]:
 def _tls_reason(o: Outcome) -> str:
     """libcurl's error buffer keeps OpenSSL's words after its own prefix."""
     text = o.message
-    for marker in ("SSL certificate problem:", "certificate verify failed:", "error:"):
+    for marker in ("verify result:", "SSL certificate problem:", "certificate verify failed:"):
         at = text.find(marker)
         if at >= 0:
             text = text[at + len(marker) :]
             break
-    text = text.strip().strip("()").strip()
-    return text.lower() or "the TLS handshake failed"
+    else:
+        # "TLS connect error: error:0A00010B:SSL routines::wrong version number"
+        text = text.rsplit(":", 1)[-1]
+    text = re.sub(r"\s*\(\d+\)$", "", text.strip())  # OpenSSL's verify code, e.g. "(20)"
+    return text.strip().lower() or "the TLS handshake failed"
 
 
 def _received(o: Outcome) -> tuple[ErrorCode, str]:
@@ -142,6 +147,12 @@ def _weird(o: Outcome) -> tuple[ErrorCode, str]:
     return ErrorCode.BAD_SERVER_RESPONSE, "the response is not valid HTTP"
 
 
+def _unsupported(o: Outcome) -> tuple[ErrorCode, str]:
+    if o.connected or "http/0.9" in o.message.lower():  # a reply libcurl cannot read as HTTP
+        return ErrorCode.BAD_SERVER_RESPONSE, "the response does not start with an HTTP status line"
+    return ErrorCode.UNSUPPORTED_URL, "the scheme is not supported"
+
+
 def _fixed(code: ErrorCode, words: str) -> Choice:
     return lambda _o: (code, words)
 
@@ -165,8 +176,12 @@ _TABLE: tuple[tuple[set[int], Choice], ...] = (
     ({WEIRD_SERVER_REPLY, TOO_LARGE}, _weird),
     ({RECV_ERROR, HTTP2, HTTP2_STREAM, HTTP3}, _received),
     ({SEND_ERROR}, _sent),
+    (
+        {SEND_FAIL_REWIND},
+        _fixed(_LOST, "the connection was lost and the request cannot be sent again"),
+    ),
     ({URL_MALFORMAT}, _fixed(ErrorCode.BAD_URL, "the URL cannot be parsed or sent")),
-    ({UNSUPPORTED_PROTOCOL}, _fixed(ErrorCode.UNSUPPORTED_URL, "the scheme is not supported")),
+    ({UNSUPPORTED_PROTOCOL}, _unsupported),
     ({FILESIZE_EXCEEDED}, _fixed(ErrorCode.DATA_LENGTH_EXCEEDS_MAXIMUM, "the body is too large")),
 )
 
