@@ -1,0 +1,119 @@
+"""HTTP/2 and HTTP/3 through a session, against real servers (nginx, hypercorn + aioquic).
+
+Only the curl engine speaks them (the urllib3 engine refuses httpVersion '2' and '3' at the
+configuration, see test_engines.py); each test names its engine, so it runs in every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.peers._certs import PeerCerts
+from tests.peers._content import pattern_bytes
+from tests.peers.asgi import Hypercorn
+from tests.peers.nginx import Nginx
+
+MakeSession = Callable[..., Any]
+MakeRecorder = Callable[[Any], Any]
+
+
+def _get(session: Any, rec: Any, url: str) -> Any:
+    tid = session.dataTask(url=url, method="GET")
+    return rec.completed(tid, 30)
+
+
+def test_auto_negotiates_h2_by_alpn(
+    nginx_peer: Nginx, peer_certs: PeerCerts, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """httpVersion 'auto' over TLS takes h2 when the server offers it, and says 'h2'."""
+    session = make_session(engine="curl", caBundle=str(peer_certs.ca))
+    rec = recorder(session)
+    done = _get(session, rec, nginx_peer.url("https", "/files/1k.bin"))
+    assert done.success, done.message
+    assert done.networkProtocolName == "h2"
+    assert len(done.responseText) == 1024
+
+
+def test_http_1_1_when_asked_over_tls(
+    nginx_peer: Nginx, peer_certs: PeerCerts, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """httpVersion '1.1' stays on HTTP/1.1 even where h2 is offered."""
+    session = make_session(engine="curl", caBundle=str(peer_certs.ca), httpVersion="1.1")
+    rec = recorder(session)
+    done = _get(session, rec, nginx_peer.url("https", "/files/1k.bin"))
+    assert done.success and done.networkProtocolName == "http/1.1"
+
+
+def test_h2c_prior_knowledge(
+    nginx_peer: Nginx, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """httpVersion '2' on http:// speaks h2c from the first byte."""
+    session = make_session(engine="curl", httpVersion="2")
+    rec = recorder(session)
+    done = _get(session, rec, nginx_peer.url("h2c", "/files/1k.bin"))
+    assert done.success, done.message
+    assert done.networkProtocolName == "h2"
+
+
+def test_h2_download_is_intact(
+    nginx_peer: Nginx,
+    peer_certs: PeerCerts,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    tmp_path: Any,
+) -> None:
+    """A 1 MiB download over h2 reaches its file byte for byte."""
+    session = make_session(engine="curl", caBundle=str(peer_certs.ca))
+    rec = recorder(session)
+    tid = session.downloadTask(url=nginx_peer.url("https", "/files/1m.bin"))
+    done = rec.completed(tid, 30)
+    assert done.success, done.message
+    [finished] = rec.of(tid, "downloadcompleted")
+    assert finished.data.read() == pattern_bytes(1 << 20)
+    assert done.networkProtocolName == "h2"
+
+
+def test_many_h2_tasks_share_one_connection(
+    nginx_peer: Nginx, peer_certs: PeerCerts, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """Twenty tasks to one h2 host all succeed (streams on shared connections)."""
+    session = make_session(engine="curl", caBundle=str(peer_certs.ca))
+    rec = recorder(session)
+    url = nginx_peer.url("https", "/files/64k.bin")
+    ids = [session.dataTask(url=url, method="GET") for _ in range(20)]
+    for tid in ids:
+        done = rec.completed(tid, 30)
+        assert done.success and done.networkProtocolName == "h2"
+
+
+def test_http3_over_quic(
+    h3_peer: Hypercorn, peer_certs: PeerCerts, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """httpVersion '3' speaks HTTP/3 over QUIC and says 'h3'; a download is intact."""
+    session = make_session(engine="curl", caBundle=str(peer_certs.ca), httpVersion="3")
+    rec = recorder(session)
+    tid = session.downloadTask(url=h3_peer.url("/bytes/300000"))
+    done = rec.completed(tid, 30)
+    assert done.success, done.message
+    assert done.networkProtocolName == "h3"
+    [finished] = rec.of(tid, "downloadcompleted")
+    assert finished.data.read() == pattern_bytes(300000)
+
+
+@pytest.mark.parametrize("engine", ["curl", "urllib3"])
+def test_tls_h1_and_h2_agree_on_a_post(
+    engine: str,
+    nginx_peer: Nginx,
+    peer_certs: PeerCerts,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+) -> None:
+    """A redirect by 302 from nginx is followed on either engine, whatever protocol."""
+    session = make_session(engine=engine, caBundle=str(peer_certs.ca))
+    rec = recorder(session)
+    done = _get(session, rec, nginx_peer.url("https", "/redirect/302"))
+    assert done.success and done.statusCode == 200
+    assert done.networkProtocolName == ("h2" if engine == "curl" else "http/1.1")
