@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import urlsession_module as URLSession
 from urlsession_module import ErrorCode
 from urlsession_module.testing import FaultServer, LocalServer
@@ -156,13 +158,15 @@ def test_idle_connection_closed_by_invalidation_itself(recorder: Any) -> None:
         gc.collect()
 
 
+# The pool lookup is urllib3's (on curl: test_reset_spares_a_running_download).
+@pytest.mark.engine("urllib3")
 def test_flush_while_a_task_starts_does_not_fail_it(
     server: LocalServer, recorder: Any, make_session: Any
 ) -> None:
     """flush() landing between a task's pool lookup and its request: the task still succeeds."""
     session = make_session()
     rec = recorder(session)
-    manager = session._transport._pool
+    manager = session._transport.engine._pool
     lookup = manager.connection_from_host
 
     def lookup_then_flush(*args: Any, **kwargs: Any) -> Any:

@@ -17,6 +17,9 @@ them, pausing the upload when none is ready.
 from __future__ import annotations
 
 import collections
+import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +29,7 @@ import pycurl
 from ..._config_values import ConfigValues
 from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
-from ._errors import Outcome, curl_error
+from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
 UPLOAD_DEPTH = 2  # request body blocks the task's thread may queue ahead of libcurl
@@ -74,6 +77,7 @@ class Transfer:
         self._interims = 0
         self._head_lines = 0
         self._sends = 0
+        self._held_back = False  # the first send was refused before a byte went (dead conn.)
         self._head_bytes = 0
         self._head_error: TransferError | None = None
         # the body
@@ -85,11 +89,14 @@ class Transfer:
         self.block_at = 0
         self.upload_done = False
         self.send_paused = False
+        self.rewound = False  # libcurl asked for the body again (a retry): the feeder restarts
         # the end
         self.done = False
         self.error: TransferError | None = None
+        self.stale = False  # ended on a reused connection that was dead (see :meth:`outcome`)
         self.group: set[Transfer] | None = None  # the session's live transfers (network thread)
         self.share: pycurl.CurlShare | None = None  # the session's share it runs through
+        self.sockets: set[int] = set()  # the session's sockets (network thread), see on_socket
 
     # -- callbacks (network thread) -------------------------------------------------------------
 
@@ -133,16 +140,75 @@ class Transfer:
             self.headers.append((name.strip(), value.strip()))
         return None
 
-    def on_prereq(self, *_addresses: object) -> int:
+    @property
+    def sent(self) -> bool:
+        """Whether the request went out (one that is not idempotent may then never go again)."""
+        return self._sends > 0 and not self._held_back
+
+    def on_prereq(self, _peer_ip: str, _local_ip: str, peer_port: int, local_port: int) -> int:
         """A request that is not idempotent goes out once: a second send is libcurl retrying
         it after the reused connection died, which we refuse."""
         self._sends += 1
         if self._sends == 1:
+            if self._found_dead(peer_port, local_port):
+                # Nothing sent yet: the task's thread sends it once more on a fresh one.
+                self.stale = self._held_back = True
+                self._head_error = TransferError(
+                    ErrorCode.NETWORK_CONNECTION_LOST, "the server closed the connection"
+                )
+                return int(pycurl.PREREQFUNC_ABORT)
             return int(pycurl.PREREQFUNC_OK)
         self._head_error = TransferError(
             ErrorCode.NETWORK_CONNECTION_LOST, "the server closed the connection without a response"
         )
         return int(pycurl.PREREQFUNC_ABORT)
+
+    def on_seek(self, offset: int, origin: int) -> int:
+        """libcurl sends an idempotent request again after a reused connection died: the body
+        starts over, queued afresh by the task's thread (:meth:`CurlEngine.open`)."""
+        if offset or origin:
+            return int(pycurl.SEEKFUNC_CANTSEEK)
+        with self.cond:
+            self.blocks.clear()
+            self.block_at = 0
+            self.upload_done = False
+            self.rewound = True
+            self.send_paused = True  # un-paused once the first block is queued again
+            self.cond.notify_all()
+        return int(pycurl.SEEKFUNC_OK)
+
+    def _found_dead(self, peer_port: int, local_port: int) -> bool:
+        """Whether the connection this request would go on was closed by the server.
+
+        libcurl looks before it reuses a connection only once it has been idle a second; for a
+        request that must not go twice we look, as urllib3 does before each reuse: a socket
+        that reads as closed (EOF or an error) is dead. The socket is found among the
+        session's (recorded as libcurl made them, :meth:`on_socket`) by its two ports.
+        """
+        for fd in list(self.sockets):
+            try:
+                probe = socket.socket(fileno=os.dup(fd))
+            except OSError:
+                self.sockets.discard(fd)
+                continue
+            try:
+                if probe.getsockname()[1] != local_port or probe.getpeername()[1] != peer_port:
+                    continue
+                readable, _, _ = select.select([probe], [], [], 0)
+                return (
+                    bool(readable) and probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                )
+            except OSError:
+                self.sockets.discard(fd)
+                continue
+            finally:
+                probe.close()
+        return False
+
+    def on_socket(self, fd: int, _purpose: int) -> int:
+        """libcurl made a socket: remember it (see :meth:`_found_dead`)."""
+        self.sockets.add(fd)
+        return 0
 
     def _refuse(self, words: str) -> int:
         """End the transfer over a head we will not take (-1011): libcurl stops at a write
@@ -189,10 +255,24 @@ class Transfer:
         if self._head_error is not None:
             return self._head_error
         if code == 0:
-            return None
+            if self.head_done:
+                return None
+            return TransferError(  # libcurl took a head cut off by the server's close
+                ErrorCode.NETWORK_CONNECTION_LOST,
+                "the server closed the connection without a response",
+            )
         os_errno = _info(self.easy, pycurl.OS_ERRNO, 0)
         connected = _info(self.easy, pycurl.CONNECT_TIME, 0.0) > 0 or self.head_done
-        return curl_error(Outcome(code, message, int(os_errno), bool(connected), self.proxy))
+        secure = self.request.url[:6].lower() == "https:"
+        # A request that found its reused connection dead before any answer may go once more.
+        self.stale = (
+            code in (SEND_ERROR, RECV_ERROR, GOT_NOTHING)
+            and not self.status
+            and _info(self.easy, pycurl.NUM_CONNECTS, 1) == 0
+        )
+        return curl_error(
+            Outcome(code, message, int(os_errno), bool(connected), self.proxy, secure)
+        )
 
     def overdue(self, now: float) -> TransferError | None:
         """-1001 when the resource deadline passed, or when the wire stayed quiet past the idle
@@ -233,6 +313,22 @@ class Transfer:
             self.cond.notify_all()
             return True
 
+    def take_chunk(self, most: int) -> bytes:
+        """The next queued piece of the body (at most ``most`` bytes), as libcurl gave it: no
+        copy. Some must be queued. Un-pauses the transfer once the queue is half drained."""
+        with self.cond:
+            chunk = self.chunks.popleft()
+            if len(chunk) > most:
+                self.chunks.appendleft(chunk[most:])
+                chunk = chunk[:most]
+            self.buffered -= len(chunk)
+            wake = self.recv_paused and self.buffered <= HIGH_WATER // 2
+            if wake:
+                self.recv_paused = False
+        if wake:
+            self._unpause(self)
+        return chunk
+
     def take(self, view: memoryview) -> int:
         """Copy queued body bytes into ``view`` (some are queued); un-pause at half drained."""
         n = 0
@@ -255,13 +351,6 @@ class Transfer:
         if wake:
             self._unpause(self)
         return n
-
-    def push(self, block: bytes) -> None:
-        with self.cond:
-            self.blocks.append(block)
-            wake, self.send_paused = self.send_paused, False
-        if wake:
-            self._unpause(self)
 
     def finish_upload(self) -> None:
         with self.cond:
@@ -304,6 +393,7 @@ def configure(
     e.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # bodies are decoded above the engine
     e.setopt(pycurl.BUFFERSIZE, _BUFFER)
     e.setopt(pycurl.HEADERFUNCTION, t.on_header)
+    e.setopt(pycurl.SOCKOPTFUNCTION, t.on_socket)
     e.setopt(pycurl.WRITEFUNCTION, t.on_body)
     e.setopt(
         pycurl.CONNECTTIMEOUT_MS, max(1, int(min(t.idle, t.deadline - time.monotonic()) * 1000))
@@ -319,7 +409,11 @@ def configure(
         e.setopt(_SUPPRESS_CONNECT_HEADERS, 1)  # the proxy's CONNECT answer is not the head
     method = request.method
     if method == "HEAD":
+        # libcurl cannot send a body with HEAD (nor does Foundation): none, and no length.
         e.setopt(pycurl.NOBODY, 1)
+        headers = [
+            (k, v) for k, v in headers if k.lower() not in ("content-length", "content-type")
+        ]
     elif request.has_body or method in ("POST", "PUT", "PATCH"):
         # Sent from the read callback with its length given, never chunked.
         e.setopt(pycurl.UPLOAD, 1)
@@ -329,6 +423,8 @@ def configure(
         e.setopt(pycurl.CUSTOMREQUEST, method)
         if not request.has_body:
             t.upload_done = True
+        elif method in _IDEMPOTENT:
+            e.setopt(pycurl.SEEKFUNCTION, t.on_seek)
     if method not in _IDEMPOTENT:
         # libcurl sends a request again on a fresh connection when a reused one died before
         # the answer; a POST must never go twice (-1005, as on the urllib3 engine).
@@ -344,6 +440,6 @@ def configure(
     lines.append("Expect:")  # no 100-continue wait before a body
     if "accept" not in seen:
         lines.append("Accept:")  # no default Accept of libcurl's own
-    if request.has_body or method in ("POST", "PUT", "PATCH"):
+    if method != "HEAD" and (request.has_body or method in ("POST", "PUT", "PATCH")):
         lines.append("Transfer-Encoding:")
     e.setopt(pycurl.HTTPHEADER, lines)

@@ -12,8 +12,9 @@ time, for the response head; the body is then read from the transfer's queue.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -23,12 +24,15 @@ import urllib3
 from ..._config_values import ConfigValues
 from ...exceptions import ErrorCode, TransferError
 from .._control import CancelledSignal
+from .._requests import IDEMPOTENT
 from ._easy import UPLOAD_DEPTH, Transfer, configure
 from ._multi import Multi
 from ._response import CurlResponse
 
 if TYPE_CHECKING:
     from .._attempt import Attempt
+
+log = logging.getLogger(__name__)
 
 _STEP = 0.25  # the longest one wait lasts before the task's state is looked at again
 
@@ -86,6 +90,7 @@ class CurlEngine:
         self._version = _versions()[getattr(config, "httpVersion", "auto")]
         self._proxy = _proxy_address(config.proxyURL)
         self._live: set[Transfer] = set()  # (network thread only)
+        self._sockets: set[int] = set()  # the descriptors libcurl opened for this session
         self._retired: list[pycurl.CurlShare] = []  # shares a flush replaced, still in use
         self._closed = False
         self._multi = _acquire()
@@ -97,17 +102,52 @@ class CurlEngine:
         headers: urllib3.HTTPHeaderDict,
         body: Iterator[bytes | memoryview] | None,
     ) -> urllib3.BaseHTTPResponse:
-        """Start the transfer, feed its body, and return once its final head has come."""
+        """Start the transfer, feed its body, and return once its final head has come.
+
+        As on the urllib3 engine, an idempotent request that found its reused connection dead
+        before any answer goes once more, on a fresh connection; and when libcurl itself sends
+        the request again (it rewinds the body), the body is queued afresh.
+        """
+        from .._streams import send_blocks  # (a body for another try)
+
         if self._closed:
             raise TransferError(ErrorCode.CANCELLED, "the session was closed")
-        a.check_deadline()
+        for attempt in (0, 1):
+            a.check_deadline()
+            t, stop = self._start(a, url, headers, fresh=bool(attempt))
+            try:
+                while True:
+                    if body is not None:
+                        self._feed(a, t, body)
+                    if self._await_head(a, t):
+                        return CurlResponse(t, a.request.method, stop)
+                    body = send_blocks(a)  # libcurl rewound the body: queue it again
+            except TransferError:
+                if attempt or not t.stale or (a.request.method not in IDEMPOTENT and t.sent):
+                    raise
+                if a.ctl.cancelled:
+                    raise CancelledSignal from None
+                log.debug("retrying %s once on a fresh connection", a.request.method)
+                body = send_blocks(a) if a.request.has_body else None
+            except BaseException:
+                stop(TransferError(ErrorCode.CANCELLED, "cancelled"))
+                raise
+        raise AssertionError("unreachable")
+
+    def _start(
+        self, a: Attempt, url: str, headers: urllib3.HTTPHeaderDict, fresh: bool
+    ) -> tuple[Transfer, Callable[[TransferError], None]]:
+        """A transfer for ``a.request``, handed to the network thread, and its way to stop."""
         version = self._version
         if version == pycurl.CURL_HTTP_VERSION_2_0 and url[:5].lower() == "http:":
             version = pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE  # h2c, as asked
         t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause)
         t.group = self._live
         t.share = self._share
+        t.sockets = self._sockets
         configure(t, self.config, self._share, url, list(headers.items()), version)
+        if fresh:
+            t.easy.setopt(pycurl.FRESH_CONNECT, 1)
         multi = self._multi
 
         def start() -> None:
@@ -125,47 +165,50 @@ class CurlEngine:
 
         a.ctl.set_abort(lambda: stop(TransferError(ErrorCode.CANCELLED, "cancelled")))
         multi.call(start)
-        try:
-            if body is not None:
-                self._feed(a, t, body)
-            self._await_head(a, t)
-        except BaseException:
-            stop(TransferError(ErrorCode.CANCELLED, "cancelled"))
-            raise
-        return CurlResponse(t, a.request.method, stop)
+        return t, stop
 
     def _remove(self, t: Transfer, error: TransferError) -> None:
         self._multi.remove(t, error)
 
     def _feed(self, a: Attempt, t: Transfer, body: Iterator[bytes | memoryview]) -> None:
-        """Queue the request body's blocks, a few ahead of libcurl; stop if a head or the end
-        comes first (a server may answer before it has read the body)."""
+        """Queue the request body's blocks, a few ahead of libcurl; stop if a head, the end or
+        a rewind comes first (a server may answer before it has read the body)."""
         try:
             for block in body:
-                with t.cond:
-                    while len(t.blocks) >= UPLOAD_DEPTH and not (t.head_done or t.done):
-                        if t.error is not None or a.ctl.cancelled:
-                            break
-                        t.cond.wait(_STEP)
-                    if t.head_done or t.done or t.error is not None:
-                        return
                 if a.ctl.cancelled:
                     raise CancelledSignal
-                t.push(bytes(block))
+                with t.cond:
+                    while len(t.blocks) >= UPLOAD_DEPTH and not (t.head_done or t.done):
+                        if t.error is not None or t.rewound or a.ctl.cancelled:
+                            break
+                        t.cond.wait(_STEP)
+                    if t.head_done or t.done or t.error is not None or t.rewound:
+                        return
+                    t.blocks.append(bytes(block))
+                    wake, t.send_paused = t.send_paused, False
+                if wake:
+                    self._unpause(t)
+            with t.cond:
+                if t.rewound:
+                    return
             t.finish_upload()
         finally:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
 
-    def _await_head(self, a: Attempt, t: Transfer) -> None:
+    def _await_head(self, a: Attempt, t: Transfer) -> bool:
+        """True once the final head is in; False when libcurl rewound the body meanwhile."""
         with t.cond:
-            while not t.head_done and t.error is None and not t.done:
+            while not t.head_done and t.error is None and not t.done and not t.rewound:
                 if a.ctl.cancelled:
                     raise CancelledSignal
                 t.cond.wait(_STEP)
             if t.head_done:
-                return
+                return True
+            if t.rewound and t.error is None and not t.done:
+                t.rewound = False
+                return False
             error = t.error
         if a.ctl.cancelled:
             raise CancelledSignal

@@ -52,11 +52,18 @@ class Outcome:
     """What libcurl said when a transfer ended: its code, its error buffer, the OS's errno,
     whether a connection was made, and through which proxy (for the message)."""
 
-    __slots__ = ("code", "connected", "message", "os_errno", "proxy")
+    __slots__ = ("code", "connected", "message", "os_errno", "proxy", "secure")
 
     def __init__(
-        self, code: int, message: str, os_errno: int, connected: bool, proxy: str | None
+        self,
+        code: int,
+        message: str,
+        os_errno: int,
+        connected: bool,
+        proxy: str | None,
+        secure: bool = False,
     ) -> None:
+        self.secure = secure
         self.code = code
         self.message = message
         self.os_errno = os_errno
@@ -73,6 +80,15 @@ def _reset(o: Outcome) -> bool:
 
 
 def _connect(o: Outcome) -> tuple[ErrorCode, str]:
+    if _reset(o):
+        # The connection was made (a refusal would say so) and dropped at once: during the TLS
+        # handshake for https (-1200), as the urllib3 engine says; lost for http.
+        if o.secure:
+            return (
+                ErrorCode.SECURE_CONNECTION_FAILED,
+                "the connection broke during the TLS handshake",
+            )
+        return ErrorCode.NETWORK_CONNECTION_LOST, "the connection was reset"
     if o.proxy:
         words = _os_words(o, "refused or failed")
         return ErrorCode.CANNOT_CONNECT_TO_HOST, f"the proxy {o.proxy}: {words}"

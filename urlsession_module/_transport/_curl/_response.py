@@ -50,7 +50,22 @@ class CurlBody(io.RawIOBase):
         return t.take(view)
 
     def read1(self, size: int = -1) -> bytes:
-        return self.read(size if size > 0 else 1 << 20) or b""
+        """The next piece as libcurl gave it (no copy, no buffer per read): what one read of
+        the socket gave, so progress is as fresh as the wire, as on the urllib3 engine."""
+        t = self.transfer
+        with t.cond:
+            while not t.chunks and not t.done and t.error is None:
+                t.cond.wait(_STEP)
+            if not t.chunks:
+                if t.error is not None:
+                    raise TransferError(t.error.code, t.error.message)
+                return b""
+        return t.take_chunk(size if size > 0 else 1 << 30)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        return self.read1(size)
 
     def close(self) -> None:
         if not self.closed:
