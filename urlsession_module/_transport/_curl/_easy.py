@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 
 import pycurl
+from urllib3.util import parse_url
 
 from ..._config_values import ConfigValues
 from ..._state import Request
@@ -385,6 +386,8 @@ def configure(
 ) -> None:
     """Everything libcurl is told about one request, in one place."""
     e, request = t.easy, t.request
+    if not url.isascii():  # percent-encoded as urllib3 sends it (libcurl takes bytes as they are)
+        url = parse_url(url).url
     e.setopt(pycurl.URL, url)
     e.setopt(pycurl.SHARE, share)  # the session's connections, DNS cache and TLS sessions
     e.setopt(pycurl.NOSIGNAL, 1)
@@ -431,15 +434,17 @@ def configure(
         e.setopt(pycurl.PREREQFUNCTION, t.on_prereq)
     elif method != "GET":
         e.setopt(pycurl.CUSTOMREQUEST, method)
-    lines = []
+    lines: list[bytes] = []
     seen = set()
     for name, value in headers:
         seen.add(name.lower())
         # "Name:" would tell libcurl to drop its own header; "Name;" sends an empty one.
-        lines.append(f"{name}: {value}" if value else f"{name};")
-    lines.append("Expect:")  # no 100-continue wait before a body
+        # Latin-1 on the wire, as http.client sends header values.
+        line = f"{name}: {value}" if value else f"{name};"
+        lines.append(line.encode("latin-1", "replace"))
+    lines.append(b"Expect:")  # no 100-continue wait before a body
     if "accept" not in seen:
-        lines.append("Accept:")  # no default Accept of libcurl's own
+        lines.append(b"Accept:")  # no default Accept of libcurl's own
     if method != "HEAD" and (request.has_body or method in ("POST", "PUT", "PATCH")):
-        lines.append("Transfer-Encoding:")
+        lines.append(b"Transfer-Encoding:")
     e.setopt(pycurl.HTTPHEADER, lines)
