@@ -85,6 +85,7 @@ def test_get_json_is_one_event_per_line(
         "errorCode": 0,
         "message": "",
         "statusCode": 200,
+        "networkProtocolName": "http/1.1",
     }
     assert events[-1] == {"type": "exit", "code": 0, "reason": "ok"}
     assert file_sha256(workdir / "out.bin") == content_sha256(SIZE)

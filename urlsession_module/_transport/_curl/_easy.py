@@ -392,6 +392,9 @@ def configure(
     e.setopt(pycurl.SHARE, share)  # the session's connections, DNS cache and TLS sessions
     e.setopt(pycurl.NOSIGNAL, 1)
     e.setopt(pycurl.HTTP_VERSION, http_version)
+    # Wait for a connection being made to say whether it multiplexes (h2) rather than open
+    # another one: many tasks to one h2 host share one connection, as streams.
+    e.setopt(pycurl.PIPEWAIT, 1)
     e.setopt(pycurl.FOLLOWLOCATION, 0)  # our redirect rules, not libcurl's
     e.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # bodies are decoded above the engine
     e.setopt(pycurl.BUFFERSIZE, _BUFFER)
