@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -126,3 +127,38 @@ def test_invalidate_and_cancel_leaves_nothing_behind(
     wait_until(lambda: not (_fds() - sockets_before), what="every socket closes")
     if net_before is None:
         assert network_thread() is None  # the last curl session took the thread with it
+
+
+def test_cancel_while_connecting_is_at_once(
+    make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """On curl a cancel during connect removes the transfer at once (no connect timeout wait)."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler: list[socket.socket] = []
+    try:
+        for _ in range(4):  # fill the accept queue: further SYNs are dropped, connects hang
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", port))
+            filler.append(s)
+        session = make_session(engine="curl", timeoutIntervalForRequest=30)
+        rec = recorder(session)
+        tid = session.dataTask(url=f"http://127.0.0.1:{port}/x", method="GET")
+        time.sleep(0.5)
+        started = time.monotonic()
+        [task] = [t for t in session.tasks if t.taskIdentifier == tid]
+        task.cancel()
+        done = rec.completed(tid, 10)
+        assert done.errorCode == -999
+        assert time.monotonic() - started < 2.0
+    finally:
+        for s in filler:
+            s.close()
+        listener.close()
