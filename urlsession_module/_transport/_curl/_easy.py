@@ -413,6 +413,8 @@ def configure(
     if config.proxyURL:
         e.setopt(pycurl.PROXY, config.proxyURL)
         e.setopt(_SUPPRESS_CONNECT_HEADERS, 1)  # the proxy's CONNECT answer is not the head
+    else:
+        e.setopt(pycurl.PROXY, "")  # libcurl would take http(s)_proxy from the environment
     method = request.method
     if method == "HEAD":
         # libcurl cannot send a body with HEAD (nor does Foundation): none, and no length.
