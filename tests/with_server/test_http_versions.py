@@ -84,9 +84,10 @@ def test_many_h2_tasks_share_one_connection(
     rec = recorder(session)
     url = nginx_peer.url("https", "/files/64k.bin")
     ids = [session.dataTask(url=url, method="GET") for _ in range(20)]
-    for tid in ids:
-        done = rec.completed(tid, 30)
-        assert done.success and done.networkProtocolName == "h2"
+    ends = [rec.completed(tid, 30) for tid in ids]
+    assert all(done.success for done in ends), [done.message for done in ends]
+    protocols = [done.networkProtocolName for done in ends]
+    assert protocols == ["h2"] * 20, protocols
 
 
 def test_http3_over_quic(
