@@ -13,6 +13,9 @@ import pytest
 import urlsession_module as URLSession
 from urlsession_module.testing import LocalServer
 
+# The real peer servers (nginx, hypercorn + aioquic, pproxy, httpbin) as fixtures: tests/peers.
+pytest_plugins = ["tests.peers.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -21,11 +21,12 @@ from typing import Any
 import attrs
 
 from . import _validate as check
-from ._configuration import ConfigValues, credential_value
+from ._config_values import ConfigValues, credential_value
 from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher
 from ._state import Request, TaskKind
 from ._storage import Blob
 from ._transport import build_request
+from ._validate import check_timeout
 from .exceptions import (
     InvalidArgumentTypeError,
     InvalidArgumentValueError,
@@ -223,22 +224,3 @@ def check_callback(callback: object) -> None:
         raise InvalidArgumentTypeError(
             "callback", f"'callback' must be callable (got {callback!r})"
         )
-
-
-def check_timeout(call: str, timeout: Any) -> float | None:
-    """A wait's ``timeout``: None (no limit) or a number of seconds.
-
-    Checked at the call, so ``timeout='1'`` names the argument rather than failing as a bare
-    TypeError deep in a comparison.
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise InvalidArgumentTypeError(
-            "timeout", f"{call}(): 'timeout' must be a number of seconds or None (got {timeout!r})"
-        )
-    if math.isnan(timeout):
-        raise InvalidArgumentValueError(
-            "timeout", f"{call}(): 'timeout' must be a number of seconds (got {timeout!r})"
-        )
-    return float(timeout)

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._arguments import check_timeout
 from ._dispatch import Dispatcher, EventQueue
+from ._validate import check_timeout
 from .exceptions import WouldDeadlockError
 
 __all__ = ["Delivery"]

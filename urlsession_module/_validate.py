@@ -7,6 +7,7 @@ names the argument, so a user reading a traceback knows which key of their dict 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -172,3 +173,22 @@ def args_dict(
             )
         out[target] = value
     return out
+
+
+def check_timeout(call: str, timeout: Any) -> float | None:
+    """A wait's ``timeout``: None (no limit) or a number of seconds.
+
+    Checked at the call, so ``timeout='1'`` names the argument rather than failing as a bare
+    TypeError deep in a comparison.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InvalidArgumentTypeError(
+            "timeout", f"{call}(): 'timeout' must be a number of seconds or None (got {timeout!r})"
+        )
+    if math.isnan(timeout):
+        raise InvalidArgumentValueError(
+            "timeout", f"{call}(): 'timeout' must be a number of seconds (got {timeout!r})"
+        )
+    return float(timeout)

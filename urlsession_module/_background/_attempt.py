@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from .._configuration import ConfigValues
+from .._config_values import ConfigValues
 from .._driver import TaskDriver
 from .._events import Payload, SessionCompleted
 from .._scheduler import Hold, Scheduler

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._configuration import ConfigValues
+from .._config_values import ConfigValues
 from .._events import Event, Payload, SessionCompleted, payload_from_dict
 from .._state import (
     Cancel,

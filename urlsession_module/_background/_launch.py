@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .._configuration import ConfigValues
+from .._config_values import ConfigValues
 
 __all__ = ["Launcher"]
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import attrs
 
-from .._configuration import ConfigValues
+from .._config_values import ConfigValues
 from .._state import Request, TaskKind
 from .._storage import open_private, private_dir
 from ._client import TransferClient

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import attrs
 
-from .._configuration import ConfigValues
+from .._config_values import ConfigValues
 from .._events import DownloadCompleted, Payload, SessionCompleted
 from .._state import (
     Cancel,

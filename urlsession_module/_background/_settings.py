@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from .._configuration import ConfigValues
+from .._config_values import ConfigValues
 
 __all__ = ["config_from_dict", "config_to_dict"]
 

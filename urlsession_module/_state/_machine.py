@@ -1,169 +1,34 @@
-"""The task lifecycle: a sans-IO state machine, table-driven, knowing nothing of sockets.
-
-Everything that decides a task's state, its byte counters and which Titanium event comes next
-lives here (as h11's ``_state.py`` does for HTTP). A driver (the in-process transport, or the
-background transfer process) feeds it small frozen *inputs* describing what happened on the wire
-or what the user asked for; :meth:`TaskMachine.send` answers with the *payloads* to deliver, in
-order. An input the table does not allow in the current state raises :class:`TaskStateError`
-and changes nothing. The machine owns the promise that every task produces exactly one
-``sessioncompleted``, and that it is the task's last event.
-
-A driver feeds the two sides through :meth:`TaskMachine.feed` (the wire) and
-:meth:`TaskMachine.control` (the user), which add the one rule that spans both: what the wire
-says while the task is suspended is held, and applied on resume or absorbed after a cancel.
-``send`` is the bare table.
-
-No threads, no locks, no pyee, no urllib3: a driver that shares a machine between threads holds
-its own lock around it (``_driver.TaskDriver``). The request and response values the machine
-keeps are in ``_request`` (re-exported here).
-"""
+"""The task machine: the transitions table and the counters, held inputs while suspended."""
 
 from __future__ import annotations
 
-import enum
-
-import attrs
-
-from ._events import (
+from .._events import (
     DownloadCompleted,
     DownloadProgress,
     Payload,
     SessionCompleted,
     UploadProgress,
 )
-from ._request import Request, ResponseInfo, resume_validator
-from .exceptions import ErrorCode, TaskStateError, TransferError
-
-__all__ = [
-    "BodyReceived",
-    "BodySent",
-    "Cancel",
-    "DownloadFinished",
-    "Failed",
-    "Finished",
-    "Input",
-    "Redirected",
-    "Request",
-    "ResponseInfo",
-    "ResponseStarted",
-    "Resume",
-    "Step",
-    "Suspend",
-    "TaskKind",
-    "TaskMachine",
-    "TaskState",
-    "resume_validator",
-]
-
-
-class TaskKind(str, enum.Enum):
-    DATA = "data"
-    UPLOAD = "upload"
-    DOWNLOAD = "download"
-
-
-class TaskState(str, enum.Enum):
-    """URLSessionTask.State, as strings (``task.state == 'running'`` reads naturally)."""
-
-    RUNNING = "running"
-    SUSPENDED = "suspended"
-    CANCELING = "canceling"
-    COMPLETED = "completed"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-# -- inputs ---------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Suspend:
-    """The user suspended the task: no more reading, no progress, until Resume."""
-
-
-@attrs.frozen
-class Resume:
-    """The user resumed a suspended task."""
-
-
-@attrs.frozen
-class Cancel:
-    """The user cancelled the task; the driver answers with Failed(-999) once it has stopped."""
-
-
-@attrs.frozen
-class Redirected:
-    """The driver followed a redirect; ``request`` is the new current request."""
-
-    request: Request
-
-
-@attrs.frozen
-class BodySent:
-    """``n`` more bytes of the request body went to the server."""
-
-    n: int
-
-
-@attrs.frozen
-class ResponseStarted:
-    """A final (non-redirect) response's head arrived.
-
-    ``expected`` is this response's body length (-1 unknown); ``offset`` is how many bytes of the
-    resource the task already has when this response continues it (a 206 to a Range request);
-    a response that starts over has offset 0 and resets the received counter.
-    """
-
-    response: ResponseInfo
-    expected: int = -1
-    offset: int = 0
-
-
-@attrs.frozen
-class BodyReceived:
-    """``n`` more body bytes reached the destination (memory or the download file)."""
-
-    n: int
-
-
-@attrs.frozen
-class DownloadFinished:
-    """The download's file is complete and in its final place."""
-
-    location: str
-    mime_type: str = "application/octet-stream"
-
-
-@attrs.frozen
-class Finished:
-    """The transfer ended well; ``response_text`` for data and upload tasks."""
-
-    response_text: str | None = None
-
-
-@attrs.frozen
-class Failed:
-    """The transfer ended with a URLSession error code (cancellation included)."""
-
-    code: int
-    message: str = ""
-
-
-Input = (
-    Suspend
-    | Resume
-    | Cancel
-    | Redirected
-    | BodySent
-    | ResponseStarted
-    | BodyReceived
-    | DownloadFinished
-    | Finished
-    | Failed
+from .._request import Request, ResponseInfo
+from ..exceptions import ErrorCode, TaskStateError, TransferError
+from ._inputs import (
+    BodyReceived,
+    BodySent,
+    Cancel,
+    DownloadFinished,
+    Failed,
+    Finished,
+    Input,
+    Redirected,
+    ResponseStarted,
+    Resume,
+    Step,
+    Suspend,
+    TaskKind,
+    TaskState,
 )
 
-Step = tuple[Input, list[Payload]]  # an input the machine applied, and what it answered
+__all__ = ["TaskMachine"]
 
 S = TaskState
 _WIRE = (Redirected, BodySent, ResponseStarted, BodyReceived, DownloadFinished)
@@ -438,109 +303,3 @@ class TaskMachine:
 def _check_count(n: int) -> None:
     if n < 0:
         raise TaskStateError(f"byte count must be >= 0 (got {n})")
-
-
-# -- background tasks: the lifecycle rules of the transfer process and its hosts ------------------
-# (Kept apart from the machine above; the transfer process and the host side of background
-# sessions call these instead of deciding for themselves.)
-
-# A task's state in the transfer process's journal -> what its Task proxy says. Queued, running
-# and downloaded (file in place, the end not yet journaled) tasks are all running to a host.
-JOURNAL_TASK_STATE: dict[str, TaskState] = {
-    "queued": TaskState.RUNNING,
-    "running": TaskState.RUNNING,
-    "downloaded": TaskState.RUNNING,
-    "suspended": TaskState.SUSPENDED,
-    "completed": TaskState.COMPLETED,
-}
-
-# Failures that say "not now" rather than "never": a background task tries again later.
-TRANSIENT_CODES = frozenset(
-    {
-        ErrorCode.CANNOT_CONNECT_TO_HOST,
-        ErrorCode.NETWORK_CONNECTION_LOST,
-        ErrorCode.TIMED_OUT,
-        ErrorCode.CANNOT_FIND_HOST,
-    }
-)
-
-
-def journal_task_state(journal_state: str) -> TaskState:
-    """The Task state a journaled task shows; an unknown journal state is a finished task."""
-    return JOURNAL_TASK_STATE.get(journal_state, TaskState.COMPLETED)
-
-
-def cancel_unstarted(machine: TaskMachine) -> list[Payload]:
-    """Cancel a task that never reached the wire: its one sessioncompleted, with -999."""
-    machine.send(Cancel())
-    return machine.send(Failed(ErrorCode.CANCELLED))
-
-
-def fail_unstarted(machine: TaskMachine, code: int, message: str) -> list[Payload]:
-    """End a task that cannot start (e.g. a journal record this version cannot run)."""
-    if machine.finished:
-        return []
-    return machine.send(Failed(code, message))
-
-
-@attrs.frozen
-class Retry:
-    """A background attempt ended in a way worth trying again: why, and when the server asks."""
-
-    code: int
-    message: str
-    retry_after: float | None = None
-
-    def give_up(self, cancelled: bool) -> Failed:
-        """The input that ends the task once retrying is over (the resource deadline passed)."""
-        if cancelled:
-            return Failed(ErrorCode.CANCELLED)
-        if self.code:
-            return Failed(self.code, self.message)
-        return Failed(ErrorCode.TIMED_OUT, f"the resource timeout passed ({self.message})")
-
-
-def transient(event: Input) -> Retry | None:
-    """Whether this input from the wire ends a background attempt to be retried, not the task.
-
-    A connection refused, lost or timed out, or an unknown host, and a 503 response (whose
-    ``Retry-After`` in seconds is honoured). The machine never sees such an input; the runner
-    ends the attempt and decides, with its backoff and deadline, whether to try again.
-    """
-    if isinstance(event, Failed) and event.code in TRANSIENT_CODES:
-        return Retry(event.code, event.message)
-    if isinstance(event, ResponseStarted) and event.response.statusCode == 503:
-        after = event.response.header("retry-after")
-        delay = float(after) if after and after.strip().isdigit() else None
-        return Retry(0, "503 Service Unavailable", delay)
-    return None
-
-
-class CompletionLedger:
-    """A host's half of "exactly one sessioncompleted": a task's second one is dropped.
-
-    Journaled events reach a host at least once (a reconnect replays what was not acknowledged).
-    Replays are dropped by their sequence number first; this ledger catches what that cannot,
-    and forgets a task once the events up to its completion are acknowledged (they are never
-    sent again then), so a host that runs for months keeps it small. ``limit`` bounds it anyway.
-    """
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._seqs: dict[str, int] = {}
-        self._limit = limit
-
-    def first(self, task_id: str, seq: int) -> bool:
-        """Record a sessioncompleted about to be delivered; False if this task already had one."""
-        if task_id in self._seqs:
-            return False
-        self._seqs[task_id] = seq
-        while len(self._seqs) > self._limit:
-            del self._seqs[next(iter(self._seqs))]
-        return True
-
-    def settled(self, upto: int) -> None:
-        """Events up to ``upto`` are acknowledged: the tasks they completed can be forgotten."""
-        self._seqs = {t: s for t, s in self._seqs.items() if s == 0 or s > upto}
-
-    def __len__(self) -> int:
-        return len(self._seqs)
