@@ -779,9 +779,8 @@ def summarize(bench: Bench) -> dict[str, Any]:
                 continue
             for name in refs:
                 ratios[f"{key}: {ours} / {name}"] = ratio(key, ours, name)
-    for ours in summary.get("b2", {}).get("rows", {}):
-        if ours.startswith("us"):  # over HTTP/2 against the same engine over HTTP/1.1
-            ratios[f"b2: {ours} / b: {ours}"] = ratio("b2", ours, ours, "b")
+            if key == "b2":  # over HTTP/2 against the same engine over HTTP/1.1
+                ratios[f"b2: {ours} / b: {ours}"] = ratio("b2", ours, ours, "b")
     if "d" in summary:
         # Paired: each round runs the three one after another, so a ratio within a round is
         # free of the drift between rounds (a 1 GiB download varies by +-25 % from run to run).
@@ -975,7 +974,8 @@ def markdown(bench: Bench, s: dict[str, Any], meta: dict[str, Any]) -> str:
         "b2": f"b2) {meta['sizes']['small']} data tasks of 1 KiB over HTTP/2: one h2c connection, "
         f"{meta['sizes']['streams']} streams in flight (httpx sync: 6 threads)",
         "c": f"c) one {meta['sizes']['upload'] // MIB} MiB upload from a file (curl: `curl -T`)",
-        "d": "d) event cost: scenario a with 0, 1 and 10 progress listeners",
+        "d": "d) event cost: scenario a with 0, 1 and 10 progress listeners "
+        f"({engines.get('default') or 'urllib3'} engine)",
     }
     for key in ("a", "b", "b2", "c", "d"):
         if key not in s:
