@@ -348,13 +348,22 @@ class Bench:
     def rounds(
         self, scenario: str, contenders: list[str], one: Callable[[str], dict[str, Any]]
     ) -> None:
-        """``repeat`` rounds; the order of the contenders rotates from one round to the next."""
+        """``repeat`` rounds; the order of the contenders rotates from one round to the next.
+
+        A contender that fails a round is reported in the notes with its last words, and its
+        row keeps the rounds it finished: one peer's bug does not cost the whole run.
+        """
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
         for r in range(self.repeat):
             order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
             for name in order:
                 print(f"  [{scenario}] round {r + 1}/{self.repeat}: {name}", flush=True)
-                runs[name].append(one(name))
+                try:
+                    runs[name].append(one(name))
+                except RuntimeError as exc:
+                    last = str(exc).strip().splitlines()[-1][:300]
+                    print(f"  [{scenario}] {name} failed: {last}", flush=True)
+                    self.notes.append(f"{scenario}: {name} failed in round {r + 1}: {last}")
         self.results[scenario] = {"runs": runs}
 
     def scenario_a(self) -> None:
@@ -520,7 +529,11 @@ class Bench:
         for r in range(rounds):
             for name in names if r % 2 == 0 else names[::-1]:
                 print(f"  [f] round {r + 1}/{rounds}: {name}", flush=True)
-                runs[name].append(self.held_run(name, n))
+                try:
+                    runs[name].append(self.held_run(name, n))
+                except RuntimeError as exc:
+                    last = str(exc).strip().splitlines()[-1][:300]
+                    self.notes.append(f"f: {name} failed in round {r + 1}: {last}")
         self.results["f"] = {"runs": runs, "sessions": n}
 
     def held_run(self, name: str, n: int) -> dict[str, Any]:
@@ -736,6 +749,8 @@ def summarize(bench: Bench) -> dict[str, Any]:
         scale = 1e6 if unit == "MB/s" else 1
         rows = {}
         for name, runs in res[key]["runs"].items():
+            if not runs:  # failed every round (the notes say how)
+                continue
             rows[name] = {
                 "rate": _stat([amount / r["seconds"] / scale for r in runs]),
                 "seconds": _stat([r["seconds"] for r in runs]),
@@ -758,7 +773,7 @@ def summarize(bench: Bench) -> dict[str, Any]:
 
     def paired(key: str, a: str, b: str) -> float | None:
         runs = res.get(key, {}).get("runs", {})
-        if a not in runs or b not in runs:
+        if a not in runs or b not in runs or len(runs[a]) != len(runs[b]) or not runs[a]:
             return None
         return float(
             statistics.median(
