@@ -446,11 +446,13 @@ def sessions_us(spec: dict[str, Any]) -> dict[str, Any]:
         session.dataTask({"url": spec["url"], "method": "GET"})
         sessions.append(session)
     created = time.perf_counter() - t0
-    deadline = time.monotonic() + 120
+    # 1,000 sessions on threads took 83 s and more here once released (1,900 threads): the bound
+    # is generous, and a run that hits it says how far it got.
+    deadline = time.monotonic() + 300
     while not finished.wait(spec.get("sample", 0.1)):
         sample()
         if time.monotonic() > deadline:
-            raise SystemExit(f"{seen['completed']} of {n} tasks completed after 120 s")
+            raise SystemExit(f"{seen['completed']} of {n} tasks completed after 300 s")
     seconds, cpu = time.perf_counter() - t0, _cpu() - c0
     if seen["failed"]:
         raise SystemExit(f"{seen['failed']} tasks failed, e.g. {seen['example']}")

@@ -2,7 +2,7 @@
 
 ``python _hold.py N``: prints its port, then (on release) a JSON line ``{held, of, seconds}``; serves on 127.0.0.1 until it is killed. With all
 ``n`` requests waiting, every client task is in flight at the same moment: what scenario f
-measures (threads, RSS and sockets of ``n`` live sessions). The hold ends after 60 s even if fewer
+measures (threads, RSS and sockets of ``n`` live sessions). The hold ends after 120 s even if fewer
 came, so a client that sends fewer is answered and reports it; once released, later requests
 are answered at once.
 """
@@ -19,7 +19,7 @@ RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
     b"Content-Length: %d\r\n\r\n" % len(BODY)
 ) + BODY
-HOLD_SECONDS = 60
+HOLD_SECONDS = 120
 LINGER_SECONDS = 0.5  # all n held this long, so the client (sampling every 0.1 s) sees them live
 
 
