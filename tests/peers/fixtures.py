@@ -38,9 +38,14 @@ A test asks for what it needs; URLs come from the peer, the CA from ``peer_certs
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,20 +81,36 @@ PROXY_AUTH = ("proxy-user", "proxy-pass")
 SOCKS_AUTH = ("socks-user", "socks-pass")
 
 #: What `.ci/run` runs to install the peers, quoted in every "not installed" failure.
-APT_STEP = (
-    "`.ci/run` step 'peers: apt-get install nginx curl openssl' (or: apt-get install -y nginx)"
-)
+APT_STEP = "`.ci/run` step 'peers: apt-get install nginx curl openssl' (tests/peers/install-system-peers.sh, as root)"
 PIP_STEP = "`.ci/run` step \"pip install -e '.[dev,docs]'\" (setup.cfg's 'peers' extra, in 'test')"
 
 
 def require_nginx() -> str:
-    """The nginx binary, or a loud failure that says how CI installs it."""
-    return _require_binary("nginx", find_nginx())
+    """The nginx binary (installed now when missing and we may), or a loud failure."""
+    return _require_binary("nginx", find_nginx() or (_install_system_peers() and find_nginx()))
 
 
 def require_openssl() -> str:
-    """The openssl command, or a loud failure that says how CI installs it."""
-    return _require_binary("openssl", find_openssl())
+    """The openssl command (installed now when missing and we may), or a loud failure."""
+    return _require_binary(
+        "openssl", find_openssl() or (_install_system_peers() and find_openssl())
+    )
+
+
+INSTALL_SCRIPT = Path(__file__).with_name("install-system-peers.sh")
+
+
+@functools.cache
+def _install_system_peers() -> bool:
+    """The README's test command on a fresh Debian machine: the script .ci/run runs, once.
+
+    Only as root with apt-get at hand (a developer's own machine is left alone: the failure
+    then says what to install).
+    """
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    done = subprocess.run(["bash", str(INSTALL_SCRIPT)], check=False, timeout=600)
+    return done.returncode == 0
 
 
 def _require_binary(name: str, found: str | None) -> str:
