@@ -127,10 +127,24 @@ def download_aiohttp(spec: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(main())
 
 
+def _engine_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """The configuration keys that pick the engine and HTTP version (absent: the package's default).
+
+    ``run.py`` names an engine only when the installed package accepts the ``engine`` property,
+    so the same contender runs on a package with or without the curl engine.
+    """
+    config: dict[str, Any] = {}
+    if spec.get("engine"):
+        config["engine"] = spec["engine"]
+    if spec.get("http_version"):
+        config["httpVersion"] = spec["http_version"]
+    return config
+
+
 def _session(spec: dict[str, Any], **config: Any) -> Any:
     import urlsession_module as URLSession
 
-    cfg = URLSession.createSessionConfiguration(config)
+    cfg = URLSession.createSessionConfiguration({**_engine_config(spec), **config})
     return URLSession.createSession({"configuration": cfg})
 
 
@@ -203,11 +217,16 @@ def small_requests(spec: dict[str, Any]) -> dict[str, Any]:
     return _threads(spec, lambda: s.get(spec["url"]).content)
 
 
+def _httpx_versions(spec: dict[str, Any]) -> dict[str, bool]:
+    """HTTP/1.1, or with ``http2`` HTTP/2 only: on an ``http://`` URL, h2c with prior knowledge."""
+    return {"http1": False, "http2": True} if spec.get("http2") else {}
+
+
 def small_httpx(spec: dict[str, Any]) -> dict[str, Any]:
     import httpx
 
     limits = httpx.Limits(max_connections=spec["conns"], max_keepalive_connections=spec["conns"])
-    client = httpx.Client(limits=limits, timeout=60)
+    client = httpx.Client(limits=limits, timeout=60, **_httpx_versions(spec))
     return _threads(spec, lambda: client.get(spec["url"]).content)
 
 
@@ -218,10 +237,14 @@ def small_httpx_async(spec: dict[str, Any]) -> dict[str, Any]:
         limits = httpx.Limits(
             max_connections=spec["conns"], max_keepalive_connections=spec["conns"]
         )
-        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        # Over HTTP/2 the one connection carries up to ``streams`` requests at once.
+        gate = asyncio.Semaphore(spec.get("streams", spec["conns"]))
+        versions = _httpx_versions(spec)
+        async with httpx.AsyncClient(limits=limits, timeout=60, **versions) as client:
 
             async def one() -> int:
-                return len((await client.get(spec["url"])).content)
+                async with gate:
+                    return len((await client.get(spec["url"])).content)
 
             c0, t0 = _cpu(), time.perf_counter()
             sizes = await asyncio.gather(*(one() for _ in range(spec["n"])))
@@ -254,6 +277,84 @@ def small_aiohttp(spec: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(main())
 
 
+def _counter(count: list[int]) -> Callable[[bytes], None]:
+    """A write callback that only counts what it is given (the peers read bodies, not keep them)."""
+
+    def write(data: bytes) -> None:
+        count[0] += len(data)
+
+    return write
+
+
+def small_pycurl(spec: dict[str, Any]) -> dict[str, Any]:
+    """libcurl's multi interface driven from this one Python thread: the ceiling of a curl engine.
+
+    HTTP/1.1: ``conns`` easy handles, at most ``conns`` connections, each handle re-added as soon
+    as its response is in (so it keeps its connection). With ``http2``: h2c with prior knowledge,
+    one connection (``MAX_HOST_CONNECTIONS`` 1, ``PIPEWAIT``) carrying ``streams`` requests at once.
+    A handle's body is counted in its write callback, not kept.
+    """
+    import pycurl
+
+    n, url, h2 = spec["n"], spec["url"], bool(spec.get("http2"))
+    in_flight = min(n, spec.get("streams", 100) if h2 else spec["conns"])
+    multi = pycurl.CurlMulti()
+    multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, 1 if h2 else spec["conns"])
+    if h2:
+        multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
+    got: dict[Any, list[int]] = {}
+    handles = []
+    for _ in range(in_flight):
+        easy = pycurl.Curl()
+        easy.setopt(pycurl.URL, url)
+        count = [0]
+        easy.setopt(pycurl.WRITEFUNCTION, _counter(count))
+        if h2:
+            easy.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+            easy.setopt(pycurl.PIPEWAIT, 1)
+        else:
+            easy.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        got[easy] = count
+        handles.append(easy)
+
+    def go() -> dict[str, Any]:
+        started = done = 0
+        for easy in handles:
+            multi.add_handle(easy)
+            started += 1
+        deadline = time.monotonic() + 120
+        while done < n:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"pycurl: {done} of {n} done after 120 s")
+            while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                pass
+            while True:
+                queued, ok, failed = multi.info_read()
+                if failed:
+                    raise SystemExit(f"pycurl: {failed[0][2]}")
+                for easy in ok:
+                    if easy.getinfo(pycurl.RESPONSE_CODE) != 200 or got[easy][0] != 1024:
+                        raise SystemExit("pycurl: a response was not a 200 of 1 KiB")
+                    done += 1
+                    multi.remove_handle(easy)
+                    if started < n:
+                        got[easy][0] = 0
+                        multi.add_handle(easy)
+                        started += 1
+                if not queued:
+                    break
+            if done < n:
+                multi.select(1.0)
+        return {"requests": n}
+
+    try:
+        return _timed(go)
+    finally:
+        for easy in handles:
+            easy.close()
+        multi.close()
+
+
 def small_us(spec: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {"httpMaximumConnectionsPerHost": spec["conns"]}
     if spec.get("policy"):
@@ -281,6 +382,94 @@ def small_us(spec: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"{len(failures)} tasks failed, e.g. {failures[0]}")
     session.finishTasksAndInvalidate()
     return result
+
+
+# -- f: many live sessions, one task each ---------------------------------------------------------
+
+
+def _proc_status() -> dict[str, int]:
+    """This process's thread count, RSS and peak RSS (KiB) from /proc/self/status, and open fds."""
+    fields = {"threads": 0, "rss_kib": 0, "hwm_kib": 0, "fds": 0}
+    names = {"Threads:": "threads", "VmRSS:": "rss_kib", "VmHWM:": "hwm_kib"}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key = line.split(None, 1)[0] if line.strip() else ""
+            if key in names:
+                fields[names[key]] = int(line.split()[1])
+    fields["fds"] = len(os.listdir("/proc/self/fd"))
+    return fields
+
+
+def sessions_us(spec: dict[str, Any]) -> dict[str, Any]:
+    """``n`` sessions with one data task each, all in flight at once: threads, RSS, fds.
+
+    The hold server (``_hold.py``) answers no request until all ``n`` have arrived, so every task
+    is live at the same time; the process is sampled every 10 ms until the last
+    ``sessioncompleted``, and the peak is reported with the figures before the first session.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * spec["n"] + 256))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    import urlsession_module as URLSession
+
+    n = spec["n"]
+    lock = threading.Lock()
+    finished = threading.Event()
+    seen = {"completed": 0, "failed": 0, "example": ""}
+
+    def completed(e: Any) -> None:
+        with lock:
+            seen["completed"] += 1
+            if not e.success or e.statusCode != 200:
+                seen["failed"] += 1
+                seen["example"] = f"{e.errorCode} {e.statusCode} {e.message}"
+            if seen["completed"] == n:
+                finished.set()
+
+    before = _proc_status()
+    peak = dict(before)
+
+    def sample() -> None:
+        now = _proc_status()
+        for key in ("threads", "rss_kib", "fds"):
+            peak[key] = max(peak[key], now[key])
+
+    sessions = []
+    c0, t0 = _cpu(), time.perf_counter()
+    for _ in range(n):
+        cfg = URLSession.createSessionConfiguration(
+            {**_engine_config(spec), "requestCachePolicy": "reloadIgnoringLocalCacheData"}
+        )
+        session = URLSession.createSession({"configuration": cfg})
+        session.addEventListener("sessioncompleted", completed)
+        session.dataTask({"url": spec["url"], "method": "GET"})
+        sessions.append(session)
+    created = time.perf_counter() - t0
+    # 1,000 sessions on threads took 83 s and more here once released (1,900 threads): the bound
+    # is generous, and a run that hits it says how far it got.
+    deadline = time.monotonic() + 300
+    while not finished.wait(spec.get("sample", 0.1)):
+        sample()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{seen['completed']} of {n} tasks completed after 300 s")
+    seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    if seen["failed"]:
+        raise SystemExit(f"{seen['failed']} tasks failed, e.g. {seen['example']}")
+    for session in sessions:
+        session.finishTasksAndInvalidate()
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "create_seconds": created,
+        "sessions": n,
+        "threads_before": before["threads"],
+        "threads_peak": peak["threads"],
+        "rss_kib_before": before["rss_kib"],
+        "rss_kib_peak": peak["rss_kib"],
+        "fds_before": before["fds"],
+        "fds_peak": peak["fds"],
+    }
 
 
 # -- c: one big upload from a file -----------------------------------------------------------------
@@ -458,7 +647,9 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "small:httpx": small_httpx,
     "small:httpx-async": small_httpx_async,
     "small:aiohttp": small_aiohttp,
+    "small:pycurl-multi": small_pycurl,
     "small:us": small_us,
+    "sessions:us": sessions_us,
     "upload:urllib3": upload_urllib3,
     "upload:requests": upload_requests,
     "upload:httpx": upload_httpx,

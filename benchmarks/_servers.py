@@ -3,7 +3,7 @@
 nginx is the reference (a C server that is never the bottleneck of a Python client); the shipped
 :class:`~urlsession_module.testing.LocalServer` stands in when nginx cannot be had (smoke mode on
 a machine without it). Both offer the same three URLs: a file to download, a 1 KiB file, and a
-PUT endpoint.
+PUT endpoint; nginx also serves them over HTTP/2 with prior knowledge (h2c) at ``h2c_base``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Server:
     small_path = "/"
     upload_prefix = "/"
     base = ""
+    h2c_base: str | None = None  # HTTP/2 with prior knowledge on cleartext, where there is one
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -53,8 +54,10 @@ class Nginx(Server):
         big = make_file(data_dir / f"download-{download_size}.bin", download_size)
         self.root = Path(tempfile.mkdtemp(prefix="nginx-", dir=base))
         # No access log: a benchmark measures the client, not nginx writing a line per request.
-        self._nginx = _NginxPeer(binary, self.root, {"big.bin": big}, access_log=False)
+        # The h2c listener (HTTP/2 with prior knowledge, same routes) serves scenario b2.
+        self._nginx = _NginxPeer(binary, self.root, {"big.bin": big}, h2c=True, access_log=False)
         self.base = self._nginx.http_url
+        self.h2c_base = self._nginx.url("h2c", "")
 
     def cpu_seconds(self) -> float:
         """utime + stime of the master and its workers."""

@@ -7,9 +7,12 @@ after the other, each timed around the requests only, median of ``--repeat`` rou
 
 - ``sockets``: 6 non-blocking sockets and a ``selectors`` loop, requests written and response
   heads parsed by hand (no library): what the wire, nginx and the interpreter allow;
+- ``pycurl``: libcurl's multi interface from one Python thread, 6 connections, and over HTTP/2
+  (one h2c connection, 100 streams): what a curl engine could reach;
 - ``urllib3 1 thread`` / ``urllib3 6 threads``: the library our transport is built on, alone;
 - ``us, 1 connection`` / ``us, 6 connections``: data tasks of a default session (answered by the
-  cache, as nginx's file is heuristically fresh) and ``us-wire`` (every task to nginx).
+  cache, as nginx's file is heuristically fresh) and ``us-wire`` (every task to nginx), on each
+  engine the package offers (``[urllib3]``, ``[curl]``; the curl engine also over h2c).
 
 The urllib3 and us layers are ``run.py``'s own scenario-b contenders (``_contenders.py``), with
 one or six connections: the same code, timed the same way.
@@ -36,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _contenders import _timed, small_urllib3, small_us
+from _contenders import _timed, small_pycurl, small_urllib3, small_us
 from _servers import Nginx, ensure_nginx
 
 
@@ -92,6 +95,20 @@ def raw_sockets(host: str, port: int, path: str, n: int, conns: int = 6) -> None
         sel.close()
 
 
+def engines() -> dict[str, dict[str, Any]]:
+    """The engines the package offers, each with what a spec names to use it (run.py's rule)."""
+    import urlsession_module as URLSession
+
+    offered: dict[str, dict[str, Any]] = {}
+    for engine in ("urllib3", "curl"):
+        try:
+            URLSession.createSessionConfiguration({"engine": engine})
+        except Exception:  # the package's own error: no such engine here
+            continue
+        offered[engine] = {"engine": engine}
+    return offered or {"urllib3": {}}  # no 'engine' property: urllib3 is the one engine
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -116,18 +133,43 @@ def main() -> int:
         def sockets() -> dict[str, Any]:
             return _timed(lambda: raw_sockets("127.0.0.1", port, server.small_path, args.n))
 
-        # The same contenders, measured the same way, as run.py's scenario b.
+        h2c = {**spec, "url": server.h2c_base + server.small_path, "http2": True, "streams": 100}
+        wire = "reloadIgnoringLocalCacheData"
+        # The same contenders, measured the same way, as run.py's scenarios b and b2.
         layers: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("sockets, 6 connections, 1 thread", sockets),
+            (
+                "pycurl CurlMulti, 6 connections, 1 thread",
+                lambda: small_pycurl({**spec, "conns": 6}),
+            ),
+            ("pycurl CurlMulti, h2c, 1 connection, 100 streams", lambda: small_pycurl(h2c)),
             ("urllib3, 1 thread", lambda: small_urllib3({**spec, "conns": 1})),
             ("urllib3, 6 threads", lambda: small_urllib3({**spec, "conns": 6})),
-            ("us, 1 connection (cache hits)", lambda: small_us({**spec, "conns": 1})),
-            ("us, 6 connections (cache hits)", lambda: small_us({**spec, "conns": 6})),
-            (
-                "us-wire, 6 connections",
-                lambda: small_us({**spec, "conns": 6, "policy": "reloadIgnoringLocalCacheData"}),
-            ),
         ]
+        for engine, extra in engines().items():
+            layers += [
+                (
+                    f"us[{engine}], 1 connection (cache hits)",
+                    lambda x=extra: small_us({**spec, **x, "conns": 1}),
+                ),
+                (
+                    f"us[{engine}], 6 connections (cache hits)",
+                    lambda x=extra: small_us({**spec, **x, "conns": 6}),
+                ),
+                (
+                    f"us-wire[{engine}], 6 connections",
+                    lambda x=extra: small_us({**spec, **x, "conns": 6, "policy": wire}),
+                ),
+            ]
+            if engine == "curl":
+                layers.append(
+                    (
+                        "us-wire[curl], h2c, 1 connection",
+                        lambda x=extra: small_us(
+                            {**h2c, **x, "conns": 6, "policy": wire, "http_version": "2"}
+                        ),
+                    )
+                )
         results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in layers}
         for _ in range(args.repeat):
             for name, run in layers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import itertools
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -206,7 +207,9 @@ class TaskRun(TaskDriver):
                     folder = directory()
                 except OSError as exc:  # e.g. the directory was replaced by a file meanwhile
                     code = ErrorCode.CANNOT_CREATE_FILE
-                    self.feed(Failed(code, f"{code.description} ({exc})"))
+                    where = os.fsdecode(exc.filename) if exc.filename else "the download folder"
+                    said = (exc.strerror or "cannot be made").lower()
+                    self.feed(Failed(code, f"{code.description} ({where}: {said})"))
                     return
             transport.run(self, machine.kind, machine.original_request, folder, machine.identifier)
         except Exception:  # the machine refused an input: a bug, but the task must still end

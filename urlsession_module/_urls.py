@@ -7,9 +7,9 @@ credential ends up sent where it should not go.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["CREDENTIAL_HEADERS", "Origin", "origin"]
+__all__ = ["CREDENTIAL_HEADERS", "Origin", "origin", "without_userinfo"]
 
 Origin = tuple[str, str, int]
 
@@ -22,3 +22,11 @@ def origin(url: str) -> Origin:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without its user info: a credential, never sent on the wire nor shown as is."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -38,6 +38,7 @@ __all__ = ["TransferClient", "TransferUnavailableError", "connect"]
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0
+RECONNECT_ATTEMPTS = 8  # after a crash: up to 2 minutes for a new transfer process to answer
 REQUEST_TIMEOUT = 30.0
 
 
@@ -249,10 +250,23 @@ class TransferClient:
         with contextlib.suppress(OSError):
             conn.close()
         log.info("transfer process lost; reconnecting")
-        try:
-            new = connect(self.home)
-        except (TransferUnavailableError, StateDirectoryError):
-            log.exception("cannot restart the transfer process")
+        new = None
+        for attempt in range(RECONNECT_ATTEMPTS):
+            # A machine under load can take longer than one connect's bound to start a Python
+            # process: giving up after one would leave every task of these sessions unfinished.
+            with self._cond:
+                if self._closing or not self._sessions:
+                    return False
+            try:
+                new = connect(self.home)
+                break
+            except StateDirectoryError:
+                log.exception("cannot restart the transfer process")
+                return False
+            except TransferUnavailableError:
+                log.warning("transfer process not back yet (attempt %d)", attempt + 1)
+        if new is None:
+            log.error("cannot restart the transfer process: its tasks stay in its journal")
             return False
         with self._cond:
             self._conn = new

@@ -10,12 +10,12 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 
 from .._state import Request, ResponseInfo
-from .._urls import CREDENTIAL_HEADERS
+from .._urls import CREDENTIAL_HEADERS, without_userinfo
 
 __all__ = [
     "MessageError",
@@ -195,12 +195,7 @@ def response_from_dict(d: Any) -> ResponseInfo | None:
     )
 
 
-def without_credentials(url: str) -> str:
-    """``url`` with its user info (a credential, see ``build_request``) left out."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+without_credentials = without_userinfo  # the wire's name for it
 
 
 def redact_request(request: Request) -> Request:

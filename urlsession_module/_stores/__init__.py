@@ -31,6 +31,7 @@ One module a concern: ``_userinfo`` (credentials in URLs, the cookie domain rule
 
 from __future__ import annotations
 
+from .._urls import without_userinfo
 from ._cache import DISK_CACHE_SIZE, ENTRY_SHARE, MEMORY_CACHE_SIZE, MEMORY_TIER_SIZE, HTTPCache
 from ._cache import _MemoryTier as _MemoryTier
 from ._cookies import CookieStore
@@ -48,7 +49,7 @@ from ._sets import (
     persistent_stores,
 )
 from ._sets import _shared as _shared
-from ._userinfo import Credential, redact, with_userinfo, without_userinfo
+from ._userinfo import Credential, redact, with_userinfo
 
 __all__ = [
     "CACHE_NAME",

@@ -12,9 +12,9 @@ from email.message import Message
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from .._urls import without_userinfo
 from ..exceptions import StateDirectoryError
 from ._shared import _SharedFile, _SharedStore
-from ._userinfo import without_userinfo
 
 log = logging.getLogger(__name__)
 

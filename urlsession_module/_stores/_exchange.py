@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 from .._config_values import ConfigValues
 from .._state import Request
-from .._urls import CREDENTIAL_HEADERS, origin
+from .._urls import CREDENTIAL_HEADERS, origin, without_userinfo
 from ._credentials import Space, basic_authorization, basic_realms
 from ._lookup import CacheLookup, Headers
-from ._userinfo import Credential, _same_domain, _userinfo, without_userinfo
+from ._userinfo import Credential, _same_domain, _userinfo
 
 if TYPE_CHECKING:
     from ._sets import Stores

@@ -11,14 +11,6 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 Credential = tuple[str, str]  # (user, password)
 
 
-def without_userinfo(url: str) -> str:
-    """``url`` as it goes on the wire: user info is a credential, answered from the stores."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
 def redact(url: str) -> str:
     """``url`` fit for a log line: user info (a credential) is never written out."""
     parts = urlsplit(url)
