@@ -95,6 +95,21 @@ def test_network_protocol_name_over_http_1_1(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_a_cache_hit_names_no_protocol(
+    engine: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A response the cache answers came over no protocol: '' (Apple's metrics say nil)."""
+    session = make_session(engine=engine)
+    rec = recorder(session)
+    url = server.url(f"/cache?max_age=600&engine={engine}")
+    first = rec.completed(session.dataTask(url=url, method="GET"))
+    again = rec.completed(session.dataTask(url=url, method="GET"))
+    assert first.success and first.networkProtocolName == "http/1.1"
+    assert again.success and again.responseText == first.responseText
+    assert again.networkProtocolName == ""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_invalidate_and_cancel_leaves_nothing_behind(
     engine: str, server: LocalServer, recorder: MakeRecorder
 ) -> None:

@@ -205,6 +205,8 @@ class Transport:
         lookup: CacheLookup | None = exchange.cache_lookup(request) if cacheable else None
         if lookup is not None:
             if lookup.hit is not None:
+                # No protocol carried it: Apple's metrics say nil for a local cache load.
+                a.protocol = ""
                 return CachedResponse(lookup.hit, request.method)
             if lookup.unavailable:
                 raise TransferError(
