@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +66,6 @@ class Transfer:
         finally:
             db.close()
         return row[0] if row else None
-
-
-@pytest.fixture
-def transfer(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Transfer]:
-    monkeypatch.setenv("URLSESSION_TRANSFER_IDLE", "3")
-    t = Transfer(state_home)
-    yield t
-    pid = recorded_transfer_pid(state_home)
-    if pid is not None:
-        t.pids.add(pid)
-    for pid in t.pids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    for pid in t.pids:
-        _wait(lambda pid=pid: not pid_alive(pid), 10, f"process {pid} to end")
 
 
 def _bg_session(identifier: str = "com.test.bg", **config: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 
 import urlsession_module as URLSession
-from tests._processes import pid_alive, recorded_transfer_pid
+from tests._processes import pid_alive
 from tests.with_server.test_background import Transfer, _bg_session, _run_host, _wait
 from urlsession_module.exceptions import InvalidArgumentValueError, StateDirectoryError
 from urlsession_module.testing import LocalServer
@@ -47,22 +46,6 @@ def _outbox(home: Path) -> list[tuple[str, str, str]]:
         return db.execute("SELECT task_id, name, fields FROM outbox ORDER BY seq").fetchall()
     finally:
         db.close()
-
-
-@pytest.fixture
-def transfer(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Transfer]:
-    """The test's transfer process (as in test_background): killed at the end, awaited."""
-    monkeypatch.setenv("URLSESSION_TRANSFER_IDLE", "3")
-    t = Transfer(state_home)
-    yield t
-    pid = recorded_transfer_pid(state_home)
-    if pid is not None:
-        t.pids.add(pid)
-    for pid in t.pids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    for pid in t.pids:
-        _wait(lambda pid=pid: not pid_alive(pid), 10, f"process {pid} to end")
 
 
 @pytest.fixture
