@@ -12,7 +12,6 @@ from urlsession_module.testing import LocalServer, content_bytes, content_sha256
 
 from ._util import echoed
 from .test_background import Transfer, _bg_session
-from .test_background import transfer as transfer  # the fixture, shared
 
 
 def test_background_upload_from_a_relative_path(
