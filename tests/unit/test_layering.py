@@ -198,6 +198,26 @@ def test_no_module_imports_a_higher_layer(name: str) -> None:
     assert not higher, f"{name} (layer {mine}) imports {higher}"
 
 
+# What needs only the values (the stores, and through them the transport and the transfer
+# process) must not pull in the event machinery: not pyee, nor a module that needs it.
+PROXY_MACHINERY = ("_proxy", "_configuration", "_dispatch")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "urlsession_module._config_values",
+        *sorted(n for n in MODULES if n.startswith("urlsession_module._stores")),
+    ],
+)
+def test_values_and_stores_import_no_pyee(name: str) -> None:
+    """Neither pyee nor the proxies, the configuration proxy or the dispatchers."""
+    reached = _closure(name)
+    assert "pyee" not in {i.split(".")[0] for i in reached}, sorted(reached)
+    machinery = {f"{PACKAGE}.{m}" for m in PROXY_MACHINERY}
+    assert not machinery & {_package_module(i) for i in reached}, sorted(reached)
+
+
 def test_only_the_cli_imports_the_test_server() -> None:
     """The shipped test server is for demos and tests: no transfer code depends on it."""
     users = sorted(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from urlsession_module._background._fields import MessageError, WireError, without_credentials
+from urlsession_module._background._fields import MessageError, WireError
 from urlsession_module._background._snapshot import TaskSnapshot
 from urlsession_module._background._wire import (
     Ack,
@@ -31,6 +31,7 @@ from urlsession_module._background._wire import (
     request_req,
 )
 from urlsession_module._state import Request, ResponseInfo, TaskKind, TaskState
+from urlsession_module._urls import without_userinfo
 
 REQUEST = Request(
     "POST",
@@ -145,7 +146,7 @@ def test_snapshot_redacted_shows_no_credentials() -> None:
     text = json.dumps(snap.redacted().to_dict())
     assert "bg-pass" not in text and "bguser" not in text and "Zm9v" not in text
     assert "a=b" not in text and "*/*" in text
-    assert without_credentials("https://h:1/p?q") == "https://h:1/p?q"
+    assert without_userinfo("https://h:1/p?q") == "https://h:1/p?q"
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,6 @@ __all__ = [
     "request_to_dict",
     "response_from_dict",
     "response_to_dict",
-    "without_credentials",
 ]
 
 T = TypeVar("T")
@@ -195,12 +194,9 @@ def response_from_dict(d: Any) -> ResponseInfo | None:
     )
 
 
-without_credentials = without_userinfo  # the wire's name for it
-
-
 def redact_request(request: Request) -> Request:
     return attrs.evolve(
         request,
-        url=without_credentials(request.url),
+        url=without_userinfo(request.url),
         headers=tuple((k, v) for k, v in request.headers if k.lower() not in CREDENTIAL_HEADERS),
     )

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from .._state import Request, ResponseInfo, TaskKind, TaskState
+from .._urls import without_userinfo
 from ._fields import (
     MessageError,
     count,
@@ -24,7 +25,6 @@ from ._fields import (
     request_to_dict,
     response_from_dict,
     response_to_dict,
-    without_credentials,
 )
 
 __all__ = ["TaskSnapshot"]
@@ -64,7 +64,7 @@ class TaskSnapshot:
             current_request=redact_request(self.current_request),
             response=None
             if self.response is None
-            else attrs.evolve(self.response, url=without_credentials(self.response.url)),
+            else attrs.evolve(self.response, url=without_userinfo(self.response.url)),
         )
 
     def to_dict(self) -> dict[str, Any]:

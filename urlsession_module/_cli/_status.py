@@ -18,11 +18,11 @@ from rich.table import Table
 
 from .._background import _protocol as proto
 from .._background._client import TransferClient
-from .._background._fields import without_credentials
 from .._background._journal import OUTSTANDING, Journal, TaskRecord
 from .._background._snapshot import TaskSnapshot
 from .._background._wire import Action, Control, Status, StatusReply
 from .._storage import state_dir
+from .._urls import without_userinfo
 from ..exceptions import StateDirectoryError, TransferUnavailableError, URLSessionError
 from ._common import ExitCode, Output
 from ._display import human_size
@@ -90,7 +90,7 @@ def _from_record(rec: TaskRecord) -> dict[str, Any]:
 
 def _url_of(rec: TaskRecord) -> str | None:
     url = rec.request.get("url")
-    return without_credentials(url) if isinstance(url, str) else None
+    return without_userinfo(url) if isinstance(url, str) else None
 
 
 def _collect(home: Path) -> dict[str, Any]:
