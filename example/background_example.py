@@ -35,8 +35,10 @@ import urlsession_module as URLSession
 from urlsession_module.testing import content_sha256
 
 IDENTIFIER = "com.example.background-download"
-SIZE = 6_000_000
-RATE = 2_000_000  # bytes per second: the download takes about three seconds
+SIZE = 12_000_000
+# bytes per second: the download takes about six seconds, long enough to see it outlive this
+# script (and for `urlsession status` to find it running) on a loaded machine too
+RATE = 2_000_000
 SERVER_LIFETIME = 600.0
 PROPERTIES = URLSession.state_dir() / "background-example.json"  # Ti.App.Properties
 DOWNLOADS = URLSession.state_dir() / "background-example-downloads"
