@@ -16,6 +16,7 @@ Events of every task bubble task → session → module (the module plays Titani
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import types
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 from . import _validate as _check
 from ._config_values import CONFIG_FIELDS
 from ._configuration import SessionConfiguration
+from ._delivery import default_queue as _default_queue
+from ._delivery import set_default_queue as _set_default_queue
 from ._dispatch import EventQueue
 from ._events import Event
 from ._proxy import Listener, Proxy
@@ -100,9 +103,11 @@ __all__ = [
     "endBackgroundHandler",
     "finishTasksAndInvalidate",
     "fireEvent",
+    "getDefaultDelegateQueue",
     "invalidateAndCancel",
     "moduleId",
     "removeEventListener",
+    "setDefaultDelegateQueue",
     "state_dir",
 ]
 
@@ -202,6 +207,25 @@ def _create_session(*args: Any, **kwargs: Any) -> Session:
             "configuration", f"'configuration' must be a SessionConfiguration (got {cfg!r})"
         )
     return Session(cfg._values, parent=_self(), delegateQueue=props.get("delegateQueue"))
+
+
+def setDefaultDelegateQueue(
+    queue: EventQueue | asyncio.AbstractEventLoop | None,
+) -> EventQueue | asyncio.AbstractEventLoop | None:
+    """Make ``queue`` the ``delegateQueue`` of every session created without one; returns the
+    previous default (None: each session delivers on its own thread, as before).
+
+    For hosts that run code which creates sessions itself (a Titanium app run by the JavaScript
+    host) yet need every listener on one thread: set an :class:`EventQueue` (or an asyncio loop)
+    here, drain it, and put the previous default back when done. Sessions already created keep
+    their queue.
+    """
+    return _set_default_queue(queue)
+
+
+def getDefaultDelegateQueue() -> EventQueue | asyncio.AbstractEventLoop | None:
+    """The queue :func:`setDefaultDelegateQueue` set, or None."""
+    return _default_queue()
 
 
 def endBackgroundHandler(handlerId: str) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from ._dispatch import Dispatcher, EventQueue
 from ._validate import check_timeout
-from .exceptions import WouldDeadlockError
+from .exceptions import InvalidArgumentTypeError, WouldDeadlockError
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "default_queue", "set_default_queue"]
 
 _WAIT_SLICE = 0.25  # a waiting host thread wakes this often to run pending signal handlers
 
@@ -111,3 +111,32 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+# -- the module-wide default delegateQueue ---------------------------------------------------------
+
+_default_queue: EventQueue | asyncio.AbstractEventLoop | None = None
+
+
+def default_queue() -> EventQueue | asyncio.AbstractEventLoop | None:
+    """The ``delegateQueue`` a session gets when its creator gives none (None: its own thread)."""
+    return _default_queue
+
+
+def set_default_queue(
+    queue: EventQueue | asyncio.AbstractEventLoop | None,
+) -> EventQueue | asyncio.AbstractEventLoop | None:
+    """Make ``queue`` the default ``delegateQueue`` of sessions created from now on.
+
+    A scripting host whose scripts create sessions without naming a queue (the JavaScript host:
+    Titanium apps never do) needs every listener on its own thread; this gives it that without
+    changing how each session is created. Returns the previous default, so a host can restore it.
+    Sessions that already exist keep the queue they were made with.
+    """
+    global _default_queue
+    if queue is not None and not isinstance(queue, (EventQueue, asyncio.AbstractEventLoop)):
+        raise InvalidArgumentTypeError(
+            "queue", f"'queue' must be None, an asyncio loop or an EventQueue (got {queue!r})"
+        )
+    previous, _default_queue = _default_queue, queue
+    return previous

@@ -33,7 +33,7 @@ from ._arguments import TaskArgs, check_callback, dispatcher_for, task_args
 from ._background._host import BackgroundHost, RemoteControl, RemoteTaskView
 from ._background._snapshot import TaskSnapshot
 from ._configuration import ConfigValues, SessionConfiguration
-from ._delivery import Delivery
+from ._delivery import Delivery, default_queue
 from ._dispatch import ThreadDispatcher
 from ._events import Event, Payload
 from ._proxy import Proxy
@@ -68,8 +68,10 @@ class Session(Proxy):
     ) -> None:
         super().__init__(parent)
         self._config = config
-        loop = delegateQueue if isinstance(delegateQueue, asyncio.AbstractEventLoop) else None
-        self._dispatcher = Delivery(dispatcher_for(delegateQueue), loop)
+        # None: the module-wide default (setDefaultDelegateQueue), if any
+        queue = default_queue() if delegateQueue is None else delegateQueue
+        loop = queue if isinstance(queue, asyncio.AbstractEventLoop) else None
+        self._dispatcher = Delivery(dispatcher_for(queue), loop)
         self._transport = Transport(config, _stores_for(config))
         self._lock = threading.Condition()
         self._tasks: dict[
