@@ -71,6 +71,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the surfaces: the module proxy and the command-line tool
     ("urlsession_module", "urlsession_module.__main__", "urlsession_module._cli"),
 )
+# The JavaScript host is a surface too (it runs the module as an app would; `urlsession run`
+# reaches it): placed beside the CLI, whose layer is the last one.
+LAYERS = (*LAYERS[:-1], (*LAYERS[-1], "urlsession_module._js", "urlsession_module.js"))
 
 
 def _module_name(path: Path) -> str:
@@ -232,3 +235,21 @@ def test_only_the_cli_imports_the_test_server() -> None:
 def test_the_rules_can_fail() -> None:
     """The walker sees an indirect import: _session reaches pyee through the proxy."""
     assert "pyee" in {i.split(".")[0] for i in _closure("urlsession_module._session")}
+
+
+JS_ENGINES = ("pythonmonkey", "STPyV8", "quickjs", "py_mini_racer")
+
+
+def test_only_the_js_host_imports_a_js_engine() -> None:
+    """The engine is an optional extra: only ``_js`` imports it (the CLI only through ``_js``,
+    when ``urlsession run`` runs), so nothing else breaks without it."""
+    users = sorted(
+        name
+        for name in MODULES
+        if any(i.split(".")[0] in JS_ENGINES for i in _imports_of(name))
+        and not name.startswith(f"{PACKAGE}._js")
+    )
+    assert not users
+    assert any(i.split(".")[0] == "pythonmonkey" for i in _closure(f"{PACKAGE}._js"))
+    cli = {i for n in MODULES if n.startswith(f"{PACKAGE}._cli") for i in _imports_of(n)}
+    assert not {i for i in cli if i.split(".")[0] in JS_ENGINES}

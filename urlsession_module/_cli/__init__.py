@@ -9,6 +9,7 @@
     urlsession cancel ID                cancel a background task
     urlsession serve [--port N]         the package's local test server
     urlsession demo [--size 64MiB]      download + upload through the local server, checked
+    urlsession run app.js               run a Titanium JavaScript app (the js extra)
 
 Options for every command: ``-q/--quiet``, ``--json`` (one JSON object per line on stdout),
 ``-v/--verbose`` (the package's log on stderr; twice for debug). Exit codes: see
@@ -33,6 +34,7 @@ from ..exceptions import (
     UploadFileNotFoundError,
     URLSessionError,
 )
+from . import _js
 from ._common import (
     ExitCode,
     Output,
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--size", type=parse_size, default=parse_size("64MiB"), help="e.g. 8MiB (default 64MiB)"
     )
+    _js.add_parser(sub, common)  # urlsession run app.js: the JavaScript host
     return parser
 
 
@@ -234,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     if args.command == "serve":
         return _serve(args)
+    if args.command == "run":
+        return _js.run(args)
     out = Output(quiet=args.quiet, json_mode=args.json, verbose=args.verbose)
     try:
         _check_state_dir()

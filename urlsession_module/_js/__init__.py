@@ -26,6 +26,7 @@ def run_script(
     background_fetch: bool = False,
     timeout: float | None = None,
     stream: TextIO | None = None,
+    jasmine: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run the script at ``path`` (see :class:`JSHost`); the app id defaults to its file name."""
     name = app_id or os.path.splitext(os.path.basename(os.fspath(path)))[0] or "app"
@@ -36,5 +37,6 @@ def run_script(
         background_fetch=background_fetch,
         timeout=timeout,
         stream=stream,
+        jasmine=jasmine,
     )
     return host.run_file(path)

@@ -22,7 +22,7 @@ except ImportError as exc:  # the optional extra is not installed
         f"(PythonMonkey could not be imported: {exc})"
     ) from exc
 
-__all__ = ["JSSyntaxError", "compile_script", "load_prelude"]
+__all__ = ["JSSyntaxError", "compile_script", "load_library", "load_prelude"]
 
 PARAMETERS = (
     "require",
@@ -45,6 +45,16 @@ def load_prelude(py: dict[str, Any]) -> Any:
     source = resources.files(__package__).joinpath("prelude.js").read_text(encoding="utf-8")
     factory = pm.eval(source, {"filename": "urlsession_module/_js/prelude.js"})
     return factory(py)
+
+
+def load_library(path: str) -> None:
+    """Evaluate a library file (jasmine-core's ``jasmine.js``) at the engine's global level."""
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    try:
+        pm.eval(source, {"filename": path})
+    except pm.SpiderMonkeyError as exc:
+        raise JSSyntaxError(_syntax_message(str(exc), path)) from None
 
 
 def compile_script(source: str, filename: str) -> Any:

@@ -36,6 +36,24 @@ _IDLE_CHECK = 0.02  # how often the loop looks whether anything is left to wait 
 _SETTLE = 0.05  # a script's own 0 ms timers (a window's 'open') run before clicks
 
 
+def find_jasmine(where: str | os.PathLike[str]) -> Path:
+    """jasmine-core's ``jasmine.js``: the file itself, or found under an npm prefix or the
+    package's own directory."""
+    base = Path(where)
+    for candidate in (
+        base,
+        base / "node_modules" / "jasmine-core" / "lib" / "jasmine-core" / "jasmine.js",
+        base / "lib" / "jasmine-core" / "jasmine.js",
+        base / "jasmine.js",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no jasmine-core in {base} (looked for jasmine.js there, under node_modules/jasmine-core "
+        "and lib/jasmine-core): npm install --prefix DIR jasmine-core"
+    )
+
+
 class _WakingQueue(EventQueue):
     """An EventQueue that also wakes the host's asyncio loop to drain it."""
 
@@ -84,6 +102,7 @@ class JSHost:
         background_fetch: bool = False,
         timeout: float | None = None,
         stream: TextIO | None = None,
+        jasmine: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(app_id, str) or not app_id:
             raise InvalidArgumentValueError("app_id", f"'app_id' must be a name (got {app_id!r})")
@@ -99,6 +118,8 @@ class JSHost:
         self.background_fetch = background_fetch
         self.timeout = timeout
         self._stream = stream
+        self._jasmine = None if jasmine is None else find_jasmine(jasmine)
+        self._jasmine_running = False
         self._sessions: list[Session] = []
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._next_timer = 0
@@ -154,13 +175,21 @@ class JSHost:
         }
         try:
             self._js = _engine.load_prelude(py)
+            loop.set_exception_handler(self._loop_error)
             globals_ = self._js["setup"](
                 handles.id_of(module), handles.id_of(props), handles.id_of(fs), self.app_id
             )
+            execute = None
+            if self._jasmine is not None:
+                _engine.load_library(str(self._jasmine))
+                execute = self._js["bootJasmine"](globals_, self._jasmine_done)
             failed = self._js["runMain"](script, globals_)
             if failed is not None:
                 self._uncaught("the script", failed[0], failed[1])
                 return self._result
+            if execute is not None:
+                self._jasmine_running = True
+                execute()
             await asyncio.sleep(_SETTLE)
             await self._after_script(globals_)
             await self._until_idle(loop)
@@ -196,7 +225,8 @@ class JSHost:
     def _idle(self) -> bool:
         assert self._queue is not None
         return (
-            not self._timers
+            not self._jasmine_running
+            and not self._timers
             and len(self._queue) == 0
             and all(s.waitForTasks(0) for s in self._sessions)
         )
@@ -227,6 +257,25 @@ class JSHost:
         if self._queue is not None:
             self._queue.drain(0)
         self._collect_blobs()
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An uncaught error in a promise job (PythonMonkey runs them on this loop)."""
+        error = context.get("exception")
+        if error is None:
+            self._error(f"[ERROR] {context.get('message', 'an error in the host loop')}")
+        elif isinstance(error, BaseException):
+            self._error(f"[ERROR] uncaught exception in a promise job: {error}")
+        else:
+            self._js["rejected"](error)
+
+    def _jasmine_done(self, status: str, passed: float, failures: Any) -> None:
+        self._jasmine_running = False
+        failed = list(failures)
+        for failure in failed:
+            self._error(f"[FAILED] {failure}")
+        if status != "passed" and not failed:
+            self._error(f"jasmine: {status} (no spec failed: focused, empty or errored suite)")
+        self._write(f"[INFO] jasmine: {int(passed)} passed, {len(failed)} failed ({status})")
 
     # -- the bridge's host callbacks --------------------------------------------------------------
 

@@ -441,5 +441,47 @@
         }
     }
 
-    return { setup, deliver, invoke, click, runMain, makeEvent };
+    // jasmine-core (already evaluated: globalThis.jasmineRequire) booted on the host's timers,
+    // its describe/it/expect made globals, a reporter that prints each spec and tells `done`.
+    function bootJasmine(globals, done) {
+        const G = globalThis;
+        for (const name of ['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval']) {
+            G[name] = globals[name];
+        }
+        // jasmine's browser adapter listens on the global for errors: there are none to hear.
+        G.addEventListener = G.addEventListener || function () {};
+        G.removeEventListener = G.removeEventListener || function () {};
+        G.queueMicrotask = G.queueMicrotask || ((fn) => Promise.resolve().then(fn));
+        const jr = G.jasmineRequire;
+        const jasmine = jr.core(jr);
+        const env = jasmine.getEnv();
+        Object.assign(G, jr.interface(jasmine, env));
+        const failures = [];
+        let passed = 0;
+        env.addReporter({
+            specDone(r) {
+                if (r.status === 'failed') {
+                    const why = r.failedExpectations.map((f) => `    ${f.message}\n${f.stack || ''}`);
+                    failures.push(`${r.fullName}\n${why.join('\n')}`);
+                    py.log('error', `FAILED ${r.fullName}`);
+                } else {
+                    passed += r.status === 'passed' ? 1 : 0;
+                    py.log('info', `${r.status} ${r.fullName}`);
+                }
+            },
+            jasmineDone(r) {
+                done(String(r.overallStatus), passed, failures);
+            },
+        });
+        return () => {
+            env.execute();
+        };
+    }
+
+    // A promise job that threw (or a rejection nobody handled), as the host's loop saw it.
+    function rejected(err) {
+        report('a promise job', err);
+    }
+
+    return { setup, deliver, invoke, click, runMain, makeEvent, bootJasmine, rejected };
 })
