@@ -13,6 +13,11 @@ from urlsession_module.testing import LocalServer
 from .conftest import RunJS
 
 
+def host(server: LocalServer) -> dict[str, str]:
+    """The scripts' URLs are https://host.test/...: mapped to the local server."""
+    return {"https://host.test/": server.url("/")}
+
+
 def test_require_returns_the_module_and_names_what_is_available(run_js: RunJS) -> None:
     """require('com.appcelerator.urlSession') is the module; any other id throws, catchably."""
     ran = run_js(
@@ -68,9 +73,11 @@ def test_js_numbers_and_objects_arrive_as_python_values(run_js: RunJS, server: L
             const echo = JSON.parse(e.responseText);
             Ti.API.info(echo.headers['x-from'], echo.body_text);
         });
-        session.dataTask({ url: '%s', method: 'PUT', data: { n: 1, list: [1, 2.5] } });
-        """
-        % server.url("/echo")
+        session.dataTask({
+            url: 'https://host.test/echo', method: 'PUT', data: { n: 1, list: [1, 2.5] },
+        });
+        """,
+        url_map=host(server),
     )
     assert ran.result.status == 0, ran.output
     assert ran.info == [
@@ -98,13 +105,13 @@ def test_listeners_keep_js_function_identity(run_js: RunJS, server: LocalServer)
         session.addEventListener('sessioncompleted', (e) => { other += 1; });
         session.removeEventListener('sessioncompleted', gone);
         session.removeEventListener('sessioncompleted', () => {}); // unknown: a no-op
-        session.dataTask({ url: '%s' });
+        session.dataTask({ url: 'https://host.test/echo' });
         setTimeout(function check() {
             if (other === 0) { setTimeout(check, 10); return; }
             Ti.API.info(once, removed, other);
         }, 10);
-        """
-        % server.url("/echo")
+        """,
+        url_map=host(server),
     )
     assert ran.result.status == 0, ran.output
     assert ran.info == ["1 0 1"]
@@ -130,9 +137,9 @@ def test_events_are_plain_objects_with_source_and_a_blob(
             const fields = JSON.parse(JSON.stringify(e));
             Ti.API.info(Object.keys(fields).sort().join(','));
         });
-        session.downloadTask({ url: '%s' });
-        """
-        % server.url("/bytes/1000")
+        session.downloadTask({ url: 'https://host.test/bytes/1000' });
+        """,
+        url_map=host(server),
     )
     assert ran.result.status == 0, ran.output
     assert ran.info[:4] == [
@@ -165,10 +172,10 @@ def test_cancel_bubble_stops_the_event_before_the_module(
             Ti.API.info('session heard');
             stopped = false;
         });
-        session.dataTask({ url: '%s' });
-        setTimeout(() => session.dataTask({ url: '%s' }), 300);
-        """
-        % (server.url("/echo"), server.url("/echo"))
+        session.dataTask({ url: 'https://host.test/echo' });
+        setTimeout(() => session.dataTask({ url: 'https://host.test/echo' }), 300);
+        """,
+        url_map=host(server),
     )
     assert ran.result.status == 0, ran.output
     assert ran.info == [
@@ -193,9 +200,9 @@ def test_a_throwing_listener_is_reported_and_the_others_run(
         }
         session.addEventListener('sessioncompleted', explode);
         session.addEventListener('sessioncompleted', () => Ti.API.info('still delivered'));
-        session.dataTask({ url: '%s' });
-        """
-        % server.url("/echo")
+        session.dataTask({ url: 'https://host.test/echo' });
+        """,
+        url_map=host(server),
     )
     assert ran.result.status == 1
     assert ran.info == ["still delivered"]
@@ -224,9 +231,9 @@ def test_all_javascript_runs_on_the_hosts_thread(run_js: RunJS, server: LocalSer
             });
             session.addEventListener('sessioncompleted', () => Ti.API.info('done'));
             session.flush(() => Ti.API.info('flushed'));
-            session.dataTask({ url: '%s' });
-            """
-            % server.url("/echo")
+            session.dataTask({ url: 'https://host.test/echo' });
+            """,
+            url_map=host(server),
         )
     finally:
         JSHost._deliver = original  # type: ignore[method-assign]
@@ -265,10 +272,10 @@ def test_js_that_never_ends_stops_at_the_timeout(run_js: RunJS, server: LocalSer
         const session = URLSession.createSession({
             configuration: URLSession.createSessionConfiguration({}),
         });
-        session.dataTask({ url: '%s' });
+        session.dataTask({ url: 'https://host.test/stall' });
         setInterval(() => {}, 20);
-        """
-        % server.url("/stall"),
+        """,
+        url_map=host(server),
         timeout=1.0,
     )
     assert ran.result.status == 1 and ran.result.timed_out
@@ -304,9 +311,9 @@ def test_the_default_queue_and_module_listeners_are_put_back(
         Ti.App.iOS.addEventListener('sessioncompleted', () => Ti.API.info('heard'));
         const URLSession = require('com.appcelerator.urlSession');
         URLSession.createSession({ configuration: URLSession.createSessionConfiguration({}) })
-            .dataTask({ url: '%s' });
-        """
-        % server.url("/echo")
+            .dataTask({ url: 'https://host.test/echo' });
+        """,
+        url_map=host(server),
     )
     assert ran.info == ["heard"]
     assert URLSession.getDefaultDelegateQueue() is None
