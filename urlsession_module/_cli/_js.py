@@ -77,13 +77,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the script; the exit code is the run's status (2: the script or the extra missing)."""
+    if not args.script.is_file():
+        sys.stderr.write(f"urlsession run: error: no such script: {args.script}\n")
+        return int(ExitCode.USAGE)
     try:
         from .._js import JSSyntaxError, run_script
     except ImportError as exc:
         sys.stderr.write(f"urlsession run: error: {exc}\n")
-        return int(ExitCode.USAGE)
-    if not args.script.is_file():
-        sys.stderr.write(f"urlsession run: error: no such script: {args.script}\n")
         return int(ExitCode.USAGE)
     try:
         result = run_script(
