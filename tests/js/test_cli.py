@@ -132,3 +132,14 @@ def test_a_missing_jasmine_core_is_named(tmp_path: Path, state_home: Path) -> No
     assert run.returncode == 2
     assert f"no jasmine-core in {tmp_path}" in run.stderr
     assert "npm install --prefix DIR jasmine-core" in run.stderr
+
+
+def test_a_script_stuck_in_a_busy_loop_is_ended_after_the_timeout(
+    tmp_path: Path, state_home: Path
+) -> None:
+    """A loop that never yields holds the interpreter: the watchdog ends the run, exit 1."""
+    script = tmp_path / "busy.js"
+    script.write_text("Ti.API.info('spinning');\nwhile (true) {}\n")
+    run = run_cli(["run", str(script), "--timeout", "1"], state_home, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.startswith("[INFO] spinning\nTimeout (0:00:03)!")

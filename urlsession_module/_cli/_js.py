@@ -7,6 +7,7 @@ optional ``js`` extra, and this command says how to get it when it is missing.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ from typing import Any
 from ._common import ExitCode, parse_seconds
 
 __all__ = ["add_parser", "run"]
+
+# A script busy in a loop that never yields holds the interpreter: the host's own timeout cannot
+# run. faulthandler's watchdog is a C thread that needs no interpreter: this long after
+# --timeout it prints the stacks and ends the process with status 1.
+_WATCHDOG_GRACE = 2.0
 
 
 def _url_map(text: str) -> tuple[str, str]:
@@ -58,7 +64,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--timeout",
         type=parse_seconds,
         metavar="SECONDS",
-        help="end the run (exit 1) when it has not finished by then",
+        help="end the run (exit 1) when it has not finished by then (a script stuck in a "
+        "loop that never yields: 2 s later, with the stacks)",
     )
     p.add_argument(
         "--app-id",
@@ -85,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         sys.stderr.write(f"urlsession run: error: {exc}\n")
         return int(ExitCode.USAGE)
+    if args.timeout is not None:
+        faulthandler.dump_traceback_later(args.timeout + _WATCHDOG_GRACE, exit=True)
     try:
         result = run_script(
             args.script,
@@ -101,4 +110,6 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # the jasmine directory, an unusable state dir...
         sys.stderr.write(f"urlsession run: error: {exc}\n")
         return int(ExitCode.USAGE)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
     return result.status
