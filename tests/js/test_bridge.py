@@ -326,3 +326,33 @@ def test_bad_host_options_are_refused_naming_them() -> None:
         JSHost(url_map={"": "http://127.0.0.1/"})
     with pytest.raises(URLSession.InvalidArgumentValueError, match="'timeout' must be > 0"):
         JSHost(timeout=0)
+
+
+def test_dates_and_task_methods_work_from_js(run_js: RunJS, server: LocalServer) -> None:
+    """A Date as earliestBeginDate delays the task; task.cancel() from JS reports -999."""
+    ran = run_js(
+        """
+        const URLSession = require('com.appcelerator.urlSession');
+        const session = URLSession.createSession({
+            configuration: URLSession.createSessionConfiguration({}),
+        });
+        const t0 = Date.now();
+        const late = session.dataTask({
+            url: 'https://host.test/echo', earliestBeginDate: new Date(t0 + 300), priority: 1,
+        });
+        const slow = session.dataTask({ url: 'https://host.test/slow?delay=5' });
+        session.addEventListener('sessioncompleted', (e) => {
+            if (e.taskIdentifier === late) {
+                Ti.API.info('late', e.success, Date.now() - t0 >= 250);
+            } else {
+                Ti.API.info('cancelled', e.errorCode, e.success);
+            }
+        });
+        const task = session.getTask(slow);
+        Ti.API.info(task.taskIdentifier === slow, typeof task.state);
+        task.cancel();
+        """,
+        url_map=host(server),
+    )
+    assert ran.result.status == 0, ran.output
+    assert ran.info == ["true string", "cancelled -999 false", "late true true"]
