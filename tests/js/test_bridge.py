@@ -356,3 +356,27 @@ def test_dates_and_task_methods_work_from_js(run_js: RunJS, server: LocalServer)
     )
     assert ran.result.status == 0, ran.output
     assert ran.info == ["true string", "cancelled -999 false", "late true true"]
+
+
+def test_deprecated_entry_points_work_and_warn_on_the_console(
+    run_js: RunJS, server: LocalServer
+) -> None:
+    """Titanium's old calls take JS wrappers as arguments; their warning is a [WARN] line."""
+    ran = run_js(
+        """
+        const URLSession = require('com.appcelerator.urlSession');
+        const session = URLSession.createURLSession(URLSession.createSessionConfiguration({}));
+        session.addEventListener('sessioncompleted', (e) => Ti.API.info('done', e.statusCode));
+        URLSession.backgroundDownloadTaskWithURL(session, 'https://host.test/bytes/10');
+        """,
+        url_map=host(server),
+    )
+    assert ran.result.status == 0, ran.output
+    assert ran.info == ["done 200"]
+    warned = [line for line in ran.lines if line.startswith("[WARN] ")]
+    assert warned == [
+        "[WARN] DeprecationWarning: createURLSession(configuration) is deprecated; use "
+        "createSession({'configuration': cfg})",
+        "[WARN] DeprecationWarning: backgroundDownloadTaskWithURL(session, url) is deprecated; "
+        "use session.downloadTask({'url': url})",
+    ]

@@ -16,6 +16,7 @@ import datetime
 import enum
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -64,12 +65,14 @@ class Bridge:
         invoke: Callable[[Any, list[Any], str], None],
         deliver: Callable[[Any, Event], None],
         rewrite: Callable[[Any, str, list[Any]], list[Any]],
+        warn: Callable[[str], None],
     ) -> None:
         self.handles = handles
         self._on_call = on_call  # sees every result (the host tracks sessions made from JS)
         self._invoke = invoke
         self._deliver = deliver
         self._rewrite = rewrite  # the host's url_map
+        self._warn = warn  # a warning (a deprecated entry point) goes to the script's console
         self._listeners: dict[int, tuple[Any, str, Callable[[Event], None]]] = {}
 
     # -- values ----------------------------------------------------------------------------------
@@ -124,7 +127,13 @@ class Bridge:
             args = self.decode(args_text, fns)
             while args and args[-1] is None:  # f(a, undefined): Python's default, not None
                 args.pop()
-            return getattr(target, method)(*self._rewrite(target, method, args))
+            # Only JavaScript runs on this thread while the call lasts: the filters are ours.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                value = getattr(target, method)(*self._rewrite(target, method, args))
+            for warning in caught:
+                self._warn(f"{warning.category.__name__}: {warning.message}")
+            return value
 
         return self._answer(produce)
 

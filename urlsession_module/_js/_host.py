@@ -146,6 +146,7 @@ class JSHost:
 
     async def _main(self, script: Any) -> RunResult:
         loop = asyncio.get_running_loop()
+        self._result = RunResult()  # a host may run several scripts, one after the other
         self._queue = _WakingQueue(loop, self._wake)
         previous = _delivery.set_default_queue(self._queue)
         handles = Handles()
@@ -157,6 +158,7 @@ class JSHost:
             invoke=self._invoke,
             deliver=self._deliver,
             rewrite=self._rewrite,
+            warn=lambda text: self._log("warn", text),
         )
         self._bridge = bridge
         import urlsession_module as module
