@@ -380,3 +380,21 @@ def test_deprecated_entry_points_work_and_warn_on_the_console(
         "[WARN] DeprecationWarning: backgroundDownloadTaskWithURL(session, url) is deprecated; "
         "use session.downloadTask({'url': url})",
     ]
+
+
+def test_promises_run_and_an_error_in_a_promise_job_is_reported(run_js: RunJS) -> None:
+    """async functions and then() run on the host's loop; a throw there is reported, status 1."""
+    ran = run_js(
+        """
+        (async () => {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+            Ti.API.info('awaited');
+        })();
+        Promise.resolve().then(() => { throw new RangeError('in a job'); });
+        """
+    )
+    assert ran.result.status == 1
+    assert ran.info == ["awaited"]
+    [error] = ran.result.errors
+    assert "uncaught exception in a promise job" in error
+    assert "RangeError: in a job" in error and "app.js:6:" in error
