@@ -157,3 +157,33 @@ def test_a_download_file_nobody_kept_is_removed_after_its_listeners(
     [original] = ran.info
     assert not os.path.exists(original)
     assert (state_home / "js" / "keeper" / "data" / "kept.bin").stat().st_size == 5000
+
+
+def test_a_failed_run_leaves_only_the_apps_properties_and_files(
+    run_js: RunJS, server: LocalServer, state_home: Path
+) -> None:
+    """A download in flight, a temporary file, then an error and the timeout: what is left
+    is the app's Properties and data directory, no part file, no temporary directory."""
+    ran = run_js(
+        """
+        const URLSession = require('com.appcelerator.urlSession');
+        const session = URLSession.createSession({
+            configuration: URLSession.createSessionConfiguration({}),
+        });
+        session.downloadTask({ url: 'https://host.test/bytes/50000000?rate=200000' });
+        Ti.App.Properties.setString('k', 'v');
+        const scratch = Ti.Filesystem.getFile(Ti.Filesystem.tempDirectory, 'scratch.txt');
+        scratch.write('x');
+        Ti.API.info(scratch.nativePath);
+        setTimeout(() => { throw new Error('late failure'); }, 100);
+        """,
+        url_map={"https://host.test/": server.url("/")},
+        app_id="failing",
+        timeout=1.0,
+    )
+    assert ran.result.status == 1 and ran.result.timed_out
+    assert len(ran.result.errors) == 1 and "late failure" in ran.result.errors[0]
+    [scratch] = ran.info
+    assert not Path(scratch).parent.exists()
+    left = sorted(str(p.relative_to(state_home)) for p in state_home.rglob("*") if p.is_file())
+    assert left == ["js/failing/properties.json"]
