@@ -19,6 +19,7 @@ from . import _validate as check
 from ._config_values import *  # noqa: F403  (the re-export above)
 from ._config_values import CONFIG_FIELDS, ConfigValues, make_values
 from ._proxy import Proxy
+from ._proxy_values import thaw_proxy_dictionary
 from .exceptions import CreationOnlyError, InvalidArgumentTypeError
 
 __all__ = ["SessionConfiguration"]
@@ -53,6 +54,8 @@ class SessionConfiguration(Proxy):
                 return dict(value)
             if name == "launchCommand" and value is not None:
                 return list(value)
+            if name == "connectionProxyDictionary":
+                return thaw_proxy_dictionary(value)
             if name == "credential" and value is not None:
                 return {"user": value[0], "password": value[1]}
             return value

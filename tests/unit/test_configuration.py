@@ -273,6 +273,20 @@ BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("engine", "libcurl", InvalidArgumentValueError),
     ("httpVersion", "1.0", InvalidArgumentValueError),
     ("httpVersion", 2, InvalidArgumentValueError),
+    ("proxyURL", "gopher://proxy.local:70", InvalidArgumentValueError),
+    ("proxyURL", "socks4://proxy.local:1080", InvalidArgumentValueError),
+    ("proxyURL", "http://proxy.local:70000", InvalidArgumentValueError),
+    ("proxyURL", "http://proxy.local:0", InvalidArgumentValueError),
+    ("proxyURL", "http://:8080", InvalidArgumentValueError),
+    ("connectionProxyDictionary", "http://proxy.local", InvalidArgumentTypeError),
+    ("connectionProxyDictionary", {"HTTPProxyHost": "p"}, InvalidArgumentValueError),
+    ("connectionProxyDictionary", {"HTTPPort": 70000}, InvalidArgumentValueError),
+    ("connectionProxyDictionary", {"HTTPPort": "8080"}, InvalidArgumentTypeError),
+    ("connectionProxyDictionary", {"HTTPProxy": "http://p"}, InvalidArgumentValueError),
+    ("connectionProxyDictionary", {"HTTPEnable": "yes"}, InvalidArgumentValueError),
+    ("connectionProxyDictionary", {"ExceptionsList": "localhost"}, InvalidArgumentTypeError),
+    ("connectionProxyDictionary", {"ExceptionsList": ["a", 1]}, InvalidArgumentTypeError),
+    ("connectionProxyDictionary", {"ExceptionsList": ["10.0.0.0/33"]}, InvalidArgumentValueError),
 ]
 
 

@@ -31,6 +31,7 @@ SANS_IO = (
     "urlsession_module._background._snapshot",
     "urlsession_module._background._fields",
     "urlsession_module._background._settings",
+    "urlsession_module._proxy_values",
 )
 FORBIDDEN_IN_SANS_IO = (
     "pyee",

@@ -30,6 +30,7 @@ from ._bodies import Sink, filename_for, raw_chunks
 from ._cached import CachedResponse
 from ._control import CancelledSignal, LetGoSignal, TransferControl
 from ._errors import map_exception
+from ._proxies import check_proxy_answer, proxy_for
 from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
 from ._streams import receive, send_blocks, start_body
 from ._wire import Engine, make_engine
@@ -274,7 +275,14 @@ class Transport:
             if a.validator:
                 headers["If-Range"] = a.validator
         body = send_blocks(a) if request.has_body else None
-        resp = self.engine.open(a, without_userinfo(request.url), headers, body)
+        url = without_userinfo(request.url)
+        try:
+            resp = self.engine.open(a, url, headers, body)
+        except TransferError as exc:  # (an engine may hand on the code in a plain TransferError)
+            if exc.code == ErrorCode.USER_AUTHENTICATION_REQUIRED:
+                check_proxy_answer(a, None, proxy_for(self.config, url))
+            raise
+        check_proxy_answer(a, resp, proxy_for(self.config, url))  # a 407 ends the task
         a.protocol = self.engine.protocol(resp)
         return resp
 

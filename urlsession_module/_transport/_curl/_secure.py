@@ -1,0 +1,47 @@
+"""What libcurl is told about proxies (and, later, client certificates and pins) for one request.
+
+Kept out of :func:`._easy.configure` so that the security options live in one place. Which proxy
+a request takes is decided above the engine (:func:`.._proxies.proxy_for`), the same for both
+engines; libcurl is only told the answer, and never reads the environment itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pycurl
+
+from ..._config_values import ConfigValues
+from .._proxies import proxy_for
+
+if TYPE_CHECKING:
+    from ._easy import Transfer
+
+# CURLOPT_SUPPRESS_CONNECT_HEADERS (7.54): the proxy's CONNECT answer is not the response head.
+_SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
+
+
+def apply(t: Transfer, config: ConfigValues, url: str) -> None:
+    """Set the proxy (or none: libcurl would take ``http_proxy`` from the environment)."""
+    e = t.easy
+    proxy = proxy_for(config, url)
+    if proxy is None:
+        e.setopt(pycurl.PROXY, "")
+        t.proxy = None
+        return
+    t.proxy = proxy.address  # for messages: the proxy, never its credential
+    e.setopt(pycurl.PROXY, proxy.url)
+    e.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
+    if proxy.credential is not None:
+        # Basic with the request (or the CONNECT) and SOCKS5's user/password: a proxy the user
+        # gave a credential for gets it at once, as curl -x user:pass@ does.
+        e.setopt(pycurl.PROXYUSERNAME, proxy.credential[0])
+        e.setopt(pycurl.PROXYPASSWORD, proxy.credential[1])
+        if proxy.scheme in ("http", "https"):
+            e.setopt(pycurl.PROXYAUTH, pycurl.HTTPAUTH_BASIC)
+    if proxy.scheme == "https":  # the proxy's own TLS: the session's trust settings
+        if not config.tlsVerify:
+            e.setopt(pycurl.PROXY_SSL_VERIFYPEER, 0)
+            e.setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
+        elif config.caBundle:
+            e.setopt(pycurl.PROXY_CAINFO, config.caBundle)
