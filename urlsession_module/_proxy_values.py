@@ -75,8 +75,16 @@ def _shown(parts: Any) -> str:
 
 
 def check_proxy_url(argument: str, value: str) -> ProxyChoice:
-    """``value`` as a proxy: http, https, socks5 or socks5h, a host, a port in range."""
-    parts = urlsplit(value.strip())
+    """``value`` as a proxy: http, https, socks5 or socks5h, a host, a port in range.
+
+    Messages never echo the value whole: it may hold the proxy's password."""
+    inner = value.strip()
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or any(c.isspace() for c in inner):
+        # urllib.parse drops tabs and newlines quietly: the URL would not be the one written.
+        raise InvalidArgumentValueError(
+            argument, f"{argument!r} must not contain whitespace or control characters"
+        )
+    parts = urlsplit(inner)
     scheme = parts.scheme.lower()
     if scheme not in PROXY_SCHEMES:
         raise InvalidArgumentValueError(
