@@ -22,7 +22,15 @@ from .._state import (
     resume_validator,
 )
 from .._storage import part_name, safe_name
-from .._stores import CacheLookup, Exchange, Stored, Stores, memory_stores, without_userinfo
+from .._stores import (
+    CacheLookup,
+    Exchange,
+    Stored,
+    Stores,
+    memory_stores,
+    with_userinfo,
+    without_userinfo,
+)
 from .._urls import origin
 from ..exceptions import ErrorCode, TransferError
 from ._attempt import Attempt
@@ -181,7 +189,10 @@ class Transport:
         Cookies go and come on every hop by the cookie rules (never by the Authorization rule);
         a data task's GET may be answered by the cache without the network.
         """
-        exchange = self.stores.exchange(a.request.url, self.config)
+        # The exchange reads the task's credential as the first URL's user info (only there).
+        exchange = self.stores.exchange(
+            with_userinfo(a.request.url, a.request.credential), self.config
+        )
         cacheable = a.kind is TaskKind.DATA and not resume_at
         redirects = 0
         while True:
