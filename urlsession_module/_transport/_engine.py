@@ -236,9 +236,12 @@ class Transport:
                 extra.append(("Authorization", authorization))
             resp = self._open(a, resume_at, extra)
             exchange.response_received(request.url, resp.headers.items())
-            if authorization is None and resp.status == 401:
-                authorization = exchange.authorization(
-                    request, resp.headers.getlist("WWW-Authenticate")
+            if resp.status == 401 and (authorization is None or exchange.digest_pending()):
+                challenges = resp.headers.getlist("WWW-Authenticate")
+                authorization = (
+                    exchange.authorization(request, challenges)
+                    if authorization is None
+                    else exchange.renew_stale(request, challenges)  # Digest, stale=true: once
                 )
                 if authorization is not None:
                     _let_go(a, resp)
