@@ -14,6 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from . import _validate as check
+from ._client_certs import client_certificate_value
 from ._proxy_values import check_proxy_url, proxy_dictionary_value
 from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError
 
@@ -243,6 +244,11 @@ class ConfigValues:
     # environment), kept frozen as sorted pairs; the getter gives a dict back.
     connectionProxyDictionary: tuple[tuple[str, Any], ...] | None = attrs.field(
         default=None, converter=proxy_dictionary_value
+    )
+    # A client certificate for servers that ask for one (PEM cert/key/password, or PKCS#12 and
+    # its password): read and checked when set; never shown in a repr.
+    clientCertificate: tuple[tuple[str, str], ...] | None = attrs.field(
+        default=None, converter=client_certificate_value, repr=False
     )
     # Internal (not a property): the environment's proxies, read when the session was made.
     systemProxies: tuple[tuple[str, str], ...] | None = attrs.field(

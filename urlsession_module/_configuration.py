@@ -54,6 +54,8 @@ class SessionConfiguration(Proxy):
                 return dict(value)
             if name == "launchCommand" and value is not None:
                 return list(value)
+            if name == "clientCertificate" and value is not None:
+                return dict(value)
             if name == "connectionProxyDictionary":
                 return thaw_proxy_dictionary(value)
             if name == "credential" and value is not None:

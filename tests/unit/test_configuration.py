@@ -287,6 +287,10 @@ BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("connectionProxyDictionary", {"ExceptionsList": "localhost"}, InvalidArgumentTypeError),
     ("connectionProxyDictionary", {"ExceptionsList": ["a", 1]}, InvalidArgumentTypeError),
     ("connectionProxyDictionary", {"ExceptionsList": ["10.0.0.0/33"]}, InvalidArgumentValueError),
+    ("clientCertificate", "/etc/client.pem", InvalidArgumentTypeError),
+    ("clientCertificate", {"certFile": "/nonexistent/c.pem"}, InvalidArgumentValueError),
+    ("clientCertificate", {"keyFile": "/nonexistent/k.pem"}, InvalidArgumentValueError),
+    ("clientCertificate", {"certFile": 3}, InvalidArgumentTypeError),
 ]
 
 

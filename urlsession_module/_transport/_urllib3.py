@@ -22,6 +22,7 @@ from ._connections import HTTPPool, HTTPSPool, Outgoing, proxy_manager, refused_
 from ._errors import dead_connection
 from ._proxies import ProxyAuthenticationRequired, proxy_for
 from ._requests import IDEMPOTENT
+from ._tls import pem_identity
 
 if TYPE_CHECKING:
     from ._attempt import Attempt
@@ -48,6 +49,8 @@ class Urllib3Engine:
         else:
             kw["cert_reqs"] = "CERT_NONE"
             kw["assert_hostname"] = False
+        identity, self._made_identity = pem_identity(config)  # the client certificate
+        kw.update(identity)
         self._config = config
         self._kw = kw
         self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
@@ -148,3 +151,5 @@ class Urllib3Engine:
                 if pool is not None:
                     pool.close()
             manager.clear()
+        if self._made_identity is not None:
+            self._made_identity.remove()

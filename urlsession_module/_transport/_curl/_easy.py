@@ -31,6 +31,7 @@ from ..._config_values import ConfigValues
 from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
 from .._proxies import ProxyAuthenticationRequired
+from .._tls import alert_code
 from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 
@@ -265,6 +266,9 @@ class Transfer:
             )
         if self.proxy and _info(self.easy, pycurl.HTTP_CONNECTCODE, 0) == 407:
             return ProxyAuthenticationRequired(self.proxy)  # the proxy refused our CONNECT
+        alert = alert_code(message)  # the server's TLS alert about our client certificate
+        if alert is not None:
+            return TransferError(alert, f"{alert.description} (the server refused the handshake)")
         os_errno = _info(self.easy, pycurl.OS_ERRNO, 0)
         connected = _info(self.easy, pycurl.CONNECT_TIME, 0.0) > 0 or self.head_done
         secure = self.request.url[:6].lower() == "https:"

@@ -13,6 +13,7 @@ import pycurl
 
 from ..._config_values import ConfigValues
 from .._proxies import proxy_for
+from .._tls import client_identity
 
 if TYPE_CHECKING:
     from ._easy import Transfer
@@ -22,8 +23,18 @@ _SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 
 
 def apply(t: Transfer, config: ConfigValues, url: str) -> None:
-    """Set the proxy (or none: libcurl would take ``http_proxy`` from the environment)."""
+    """Set the proxy (or none: libcurl would take ``http_proxy`` from the environment), the
+    client certificate."""
     e = t.easy
+    identity = client_identity(config)
+    if identity is not None:
+        e.setopt(pycurl.SSLCERT, identity.cert_file)
+        if identity.pkcs12:
+            e.setopt(pycurl.SSLCERTTYPE, "P12")
+        elif identity.key_file:
+            e.setopt(pycurl.SSLKEY, identity.key_file)
+        if identity.password:
+            e.setopt(pycurl.KEYPASSWD, identity.password)
     proxy = proxy_for(config, url)
     if proxy is None:
         e.setopt(pycurl.PROXY, "")
