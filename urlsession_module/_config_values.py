@@ -16,6 +16,7 @@ import attrs
 from . import _validate as check
 from ._client_certs import client_certificate_value
 from ._proxy_values import check_proxy_url, proxy_dictionary_value
+from ._tls_values import TLS_VERSIONS, pins_value
 from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError
 
 __all__ = [
@@ -249,6 +250,14 @@ class ConfigValues:
     # its password): read and checked when set; never shown in a repr.
     clientCertificate: tuple[tuple[str, str], ...] | None = attrs.field(
         default=None, converter=client_certificate_value, repr=False
+    )
+    # host or '*.suffix' -> ['sha256/BASE64', ...]: a TLS server whose leaf key matches none of
+    # its host's pins fails with -1202 before a request byte is sent (frozen as sorted pairs).
+    pinnedPublicKeys: tuple[tuple[str, tuple[str, ...]], ...] | None = attrs.field(
+        default=None, converter=pins_value
+    )
+    tlsMinimumSupportedProtocolVersion: str = attrs.field(
+        default="TLSv1.2", validator=_v(check.one_of, TLS_VERSIONS)
     )
     # Internal (not a property): the environment's proxies, read when the session was made.
     systemProxies: tuple[tuple[str, str], ...] | None = attrs.field(

@@ -20,6 +20,7 @@ from ._config_values import *  # noqa: F403  (the re-export above)
 from ._config_values import CONFIG_FIELDS, ConfigValues, make_values
 from ._proxy import Proxy
 from ._proxy_values import thaw_proxy_dictionary
+from ._tls_values import thaw_pins
 from .exceptions import CreationOnlyError, InvalidArgumentTypeError
 
 __all__ = ["SessionConfiguration"]
@@ -54,6 +55,8 @@ class SessionConfiguration(Proxy):
                 return dict(value)
             if name == "launchCommand" and value is not None:
                 return list(value)
+            if name == "pinnedPublicKeys":
+                return thaw_pins(value)
             if name == "clientCertificate" and value is not None:
                 return dict(value)
             if name == "connectionProxyDictionary":

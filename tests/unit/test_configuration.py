@@ -291,6 +291,20 @@ BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("clientCertificate", {"certFile": "/nonexistent/c.pem"}, InvalidArgumentValueError),
     ("clientCertificate", {"keyFile": "/nonexistent/k.pem"}, InvalidArgumentValueError),
     ("clientCertificate", {"certFile": 3}, InvalidArgumentTypeError),
+    ("pinnedPublicKeys", ["sha256/x"], InvalidArgumentTypeError),
+    ("pinnedPublicKeys", {"h.example": "sha256/" + "A" * 43 + "="}, InvalidArgumentTypeError),
+    ("pinnedPublicKeys", {"h.example": []}, InvalidArgumentTypeError),
+    ("pinnedPublicKeys", {"h.example": ["md5/abc"]}, InvalidArgumentValueError),
+    ("pinnedPublicKeys", {"h.example": ["sha256/not base64!"]}, InvalidArgumentValueError),
+    ("pinnedPublicKeys", {"h.example": ["sha256/AAAA"]}, InvalidArgumentValueError),
+    (
+        "pinnedPublicKeys",
+        {"http://h.example/": ["sha256/" + "A" * 43 + "="]},
+        InvalidArgumentValueError,
+    ),
+    ("pinnedPublicKeys", {"*.*.example": ["sha256/" + "A" * 43 + "="]}, InvalidArgumentValueError),
+    ("tlsMinimumSupportedProtocolVersion", "TLSv1.1", InvalidArgumentValueError),
+    ("tlsMinimumSupportedProtocolVersion", 1.3, InvalidArgumentValueError),
 ]
 
 

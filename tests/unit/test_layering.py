@@ -32,6 +32,7 @@ SANS_IO = (
     "urlsession_module._background._fields",
     "urlsession_module._background._settings",
     "urlsession_module._proxy_values",
+    "urlsession_module._tls_values",
 )
 FORBIDDEN_IN_SANS_IO = (
     "pyee",

@@ -10,14 +10,12 @@ attempt's deadline, then parsed by http.client.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import fcntl
 import functools
 import http.client
 import os
-import re
 import select
 import socket
 import ssl
@@ -28,10 +26,9 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .._config_values import ConfigValues
-from .._proxy_values import ProxyChoice
 from ..exceptions import ErrorCode, TransferError
 from ._bodies import Sink
+from ._tls import check_pins
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
@@ -261,15 +258,29 @@ class HTTPPool(_Pool):
 class HTTPSPool(_Pool, HTTPSConnectionPool):
     ConnectionCls = _AbortableHTTPSConnection
 
+    tls_pins: tuple[str, ...] = ()  # this host's pinnedPublicKeys (set by PinningPools)
+
     def _validate_conn(self, conn: BaseHTTPConnection) -> None:
         if self.cert_reqs != "CERT_NONE":
             super()._validate_conn(conn)
-            return
         # tlsVerify=False is the session's explicit choice (logged once when the session is
         # made): connect as urllib3 does, without its InsecureRequestWarning on every request,
         # which a warnings filter set to "error" would turn into a failed task.
-        if conn.is_closed:
+        elif conn.is_closed:
             conn.connect()
+        self._check_pins(conn)
+
+    def _check_pins(self, conn: BaseHTTPConnection) -> None:
+        """The leaf's key against this host's pins, once per socket, before a request byte."""
+        sock = getattr(conn, "sock", None)
+        if not self.tls_pins or sock is None or getattr(conn, "_pinned_sock", None) is sock:
+            return
+        try:
+            check_pins(self.host, sock.getpeercert(binary_form=True), self.tls_pins)
+        except TransferError:
+            conn.close()
+            raise
+        conn._pinned_sock = sock  # type: ignore[attr-defined]
 
 
 def tls_pending(sock: socket.socket | None) -> bool:
@@ -388,99 +399,3 @@ class BodySplice:
         for fd in (self._read_end, self._write_end):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-# -- proxies -----------------------------------------------------------------------------------------
-
-_TUNNEL_407 = re.compile(r"Tunnel connection failed: 407\b")
-
-
-def refused_connect(exc: BaseException) -> bool:
-    """Whether ``exc`` is an HTTP proxy's 407 to our ``CONNECT`` (http.client's tunnel error,
-    wrapped by urllib3 in a ProxyError)."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        e = todo.pop()
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if _TUNNEL_407.search(str(e)):
-            return True
-        todo += [a for a in e.args if isinstance(a, BaseException)]
-        todo += [c for c in (e.__cause__, e.__context__) if c is not None]
-    return False
-
-
-def proxy_manager(
-    proxy: ProxyChoice, config: ConfigValues, kw: dict[str, object]
-) -> urllib3.PoolManager:
-    """A pool manager that sends every request through ``proxy``, with our pools."""
-    if proxy.scheme.startswith("socks"):
-        from urllib3.contrib.socks import SOCKSProxyManager  # needs PySocks
-
-        user, password = proxy.credential or (None, None)
-        manager: urllib3.PoolManager = SOCKSProxyManager(
-            proxy.url,
-            username=user,
-            password=password,
-            **kw,  # type: ignore[arg-type]
-        )
-        manager.pool_classes_by_scheme = {"http": _SocksHTTPPool, "https": _SocksHTTPSPool}
-        return manager
-    headers = None
-    if proxy.credential is not None:
-        # Spelled as curl and browsers send it: some proxies (pproxy) match the name's case.
-        token = base64.b64encode(":".join(proxy.credential).encode()).decode("ascii")
-        headers = {"Proxy-Authorization": f"Basic {token}"}
-    extra: dict[str, Any] = dict(kw)
-    if proxy.scheme == "https":  # the proxy's own TLS: the session's trust settings
-        context = ssl.create_default_context(cafile=config.caBundle if config.tlsVerify else None)
-        if not config.tlsVerify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        extra["proxy_ssl_context"] = context
-    manager = urllib3.ProxyManager(
-        proxy.url,
-        proxy_headers=headers,
-        **extra,
-    )
-    manager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
-    return manager
-
-
-def _socks_pools() -> tuple[type[HTTPConnectionPool], type[HTTPConnectionPool]]:
-    from urllib3.contrib.socks import SOCKSConnection, SOCKSHTTPSConnection
-
-    class SocksHTTPConnection(_AbortableHTTPConnection, SOCKSConnection):
-        """Through a SOCKS proxy, and cancellable as our other connections."""
-
-    class SocksHTTPSConnection(_AbortableHTTPConnection, SOCKSHTTPSConnection):
-        """The same over TLS."""
-
-    class SocksHTTPPool(HTTPPool):
-        ConnectionCls = SocksHTTPConnection  # type: ignore[assignment]
-
-    class SocksHTTPSPool(HTTPSPool):
-        ConnectionCls = SocksHTTPSConnection  # type: ignore[assignment]
-
-    return SocksHTTPPool, SocksHTTPSPool
-
-
-class _LazySocksPool:
-    """A pool class made on first use: PySocks is imported only by a session with a SOCKS proxy."""
-
-    def __init__(self, index: int) -> None:
-        self._index = index
-
-    def __call__(self, *args: Any, **kw: Any) -> HTTPConnectionPool:
-        return _socks_pools_cached()[self._index](*args, **kw)
-
-
-@functools.cache
-def _socks_pools_cached() -> tuple[type[HTTPConnectionPool], type[HTTPConnectionPool]]:
-    return _socks_pools()
-
-
-_SocksHTTPPool: Any = _LazySocksPool(0)
-_SocksHTTPSPool: Any = _LazySocksPool(1)

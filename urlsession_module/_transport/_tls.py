@@ -17,9 +17,18 @@ import attrs
 
 from .._client_certs import load_pkcs12
 from .._config_values import ConfigValues
-from ..exceptions import ErrorCode
+from ..exceptions import ErrorCode, TransferError
 
-__all__ = ["ClientIdentity", "alert_code", "client_identity", "pem_identity"]
+__all__ = [
+    "ClientIdentity",
+    "alert_code",
+    "check_pins",
+    "client_identity",
+    "curl_pins",
+    "pem_identity",
+    "pin_mismatch",
+    "spki_pin",
+]
 
 # An alert a server sends about the client's certificate, by the words OpenSSL names it with.
 _REQUIRED = ("alert certificate required", "alert_certificate_required")
@@ -133,3 +142,44 @@ def exception_alert_code(exc: BaseException) -> ErrorCode | None:
         todo += [a for a in e.args if isinstance(a, BaseException)]
         todo += [c for c in (e.__cause__, e.__context__) if c is not None]
     return None
+
+
+# -- pinning ---------------------------------------------------------------------------------------
+
+
+def spki_pin(der_certificate: bytes) -> str:
+    """``sha256/BASE64`` of a DER certificate's SubjectPublicKeyInfo."""
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    key = x509.load_der_x509_certificate(der_certificate).public_key()
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
+
+
+def pin_mismatch(host: str) -> TransferError:
+    """-1202 for a pinned host whose certificate's key matches none of its pins."""
+    code = ErrorCode.SERVER_CERTIFICATE_UNTRUSTED
+    return TransferError(
+        code,
+        f"{code.description} ({host}: the server's public key matches none of "
+        f"pinnedPublicKeys for {host!r}; nothing was sent)",
+    )
+
+
+def check_pins(host: str, der_certificate: bytes | None, pins: tuple[str, ...]) -> None:
+    """Raise :func:`pin_mismatch` unless the leaf's key is one of ``pins`` (none: no check)."""
+    if not pins:
+        return
+    if der_certificate is None or spki_pin(der_certificate) not in pins:
+        raise pin_mismatch(host)
+
+
+def curl_pins(pins: tuple[str, ...]) -> str:
+    """libcurl's PINNEDPUBLICKEY form: ``sha256//A;sha256//B``."""
+    return ";".join("sha256//" + p[len("sha256/") :] for p in pins)

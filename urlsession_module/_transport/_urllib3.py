@@ -8,6 +8,7 @@ buffer and splice a plain-HTTP download from the socket straight to its file.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -18,8 +19,9 @@ from urllib3.exceptions import ProtocolError
 from .._config_values import ConfigValues
 from .._proxy_values import ProxyChoice
 from .._stores import redact
-from ._connections import HTTPPool, HTTPSPool, Outgoing, proxy_manager, refused_connect
+from ._connections import HTTPPool, HTTPSPool, Outgoing
 from ._errors import dead_connection
+from ._proxied import PinningPools, proxy_manager, refused_connect
 from ._proxies import ProxyAuthenticationRequired, proxy_for
 from ._requests import IDEMPOTENT
 from ._tls import pem_identity
@@ -49,12 +51,19 @@ class Urllib3Engine:
         else:
             kw["cert_reqs"] = "CERT_NONE"
             kw["assert_hostname"] = False
+        if config.tlsMinimumSupportedProtocolVersion == "TLSv1.3":
+            kw["ssl_minimum_version"] = ssl.TLSVersion.TLSv1_3
+        else:
+            kw["ssl_minimum_version"] = ssl.TLSVersion.TLSv1_2
         identity, self._made_identity = pem_identity(config)  # the client certificate
         kw.update(identity)
         self._config = config
         self._kw = kw
         self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
-        self._pool.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+        self._pool.pool_classes_by_scheme = {
+            "http": HTTPPool,
+            "https": PinningPools(HTTPSPool, config.pinnedPublicKeys),  # type: ignore[dict-item]
+        }
         # One manager per proxy a request of this session went through (proxy_for decides).
         self._proxied: dict[ProxyChoice, urllib3.PoolManager] = {}
         self._lock = threading.Lock()

@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pycurl
 from urllib3.util import parse_url
@@ -31,10 +32,11 @@ from ..._config_values import ConfigValues
 from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
 from .._proxies import ProxyAuthenticationRequired
-from .._tls import alert_code
+from .._tls import alert_code, pin_mismatch
 from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 
+_PINNED_KEY_MISMATCH = 90  # CURLE_SSL_PINNEDPUBKEYNOTMATCH
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
 UPLOAD_DEPTH = 2  # request body blocks the task's thread may queue ahead of libcurl
 _MAX_INTERIMS = 100  # interim (1xx) responses before the final one, as the urllib3 engine
@@ -266,6 +268,8 @@ class Transfer:
             )
         if self.proxy and _info(self.easy, pycurl.HTTP_CONNECTCODE, 0) == 407:
             return ProxyAuthenticationRequired(self.proxy)  # the proxy refused our CONNECT
+        if code == _PINNED_KEY_MISMATCH:
+            return pin_mismatch(urlsplit(self.request.url).hostname or "")
         alert = alert_code(message)  # the server's TLS alert about our client certificate
         if alert is not None:
             return TransferError(alert, f"{alert.description} (the server refused the handshake)")

@@ -8,16 +8,19 @@ engines; libcurl is only told the answer, and never reads the environment itself
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pycurl
 
 from ..._config_values import ConfigValues
+from ..._tls_values import pins_for
 from .._proxies import proxy_for
-from .._tls import client_identity
+from .._tls import client_identity, curl_pins
 
 if TYPE_CHECKING:
     from ._easy import Transfer
 
+_TLS_MIN = {"TLSv1.2": pycurl.SSLVERSION_TLSv1_2, "TLSv1.3": pycurl.SSLVERSION_TLSv1_3}
 # CURLOPT_SUPPRESS_CONNECT_HEADERS (7.54): the proxy's CONNECT answer is not the response head.
 _SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 
@@ -26,6 +29,10 @@ def apply(t: Transfer, config: ConfigValues, url: str) -> None:
     """Set the proxy (or none: libcurl would take ``http_proxy`` from the environment), the
     client certificate."""
     e = t.easy
+    e.setopt(pycurl.SSLVERSION, _TLS_MIN[config.tlsMinimumSupportedProtocolVersion])
+    pins = pins_for(config.pinnedPublicKeys, urlsplit(url).hostname or "")
+    if pins and url[:6].lower() == "https:":
+        e.setopt(pycurl.PINNEDPUBLICKEY, curl_pins(pins))
     identity = client_identity(config)
     if identity is not None:
         e.setopt(pycurl.SSLCERT, identity.cert_file)
