@@ -276,7 +276,8 @@ class HTTPSPool(_Pool, HTTPSConnectionPool):
         if not self.tls_pins or sock is None or getattr(conn, "_pinned_sock", None) is sock:
             return
         try:
-            check_pins(self.host, sock.getpeercert(binary_form=True), self.tls_pins)
+            der = sock.getpeercert(binary_form=True)
+            check_pins(self.host, self.port or 443, der, self.tls_pins)
         except TransferError:
             conn.close()
             raise

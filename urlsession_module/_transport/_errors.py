@@ -262,7 +262,7 @@ def map_exception(exc: BaseException, where: Origin | None = None) -> TransferEr
         return TransferError(known, _message(known, where, exc.message))
     alert = exception_alert_code(exc)  # a server's TLS alert about our client certificate
     if alert is not None:
-        return TransferError(alert, _message(alert, where, "the server refused the handshake"))
+        return TransferError(alert, _message(alert, where, "the server refused the TLS handshake"))
     for kind, code, detail in _ERROR_TABLE:
         if isinstance(exc, kind):
             resolved = code(exc) if callable(code) else code

@@ -27,6 +27,7 @@ __all__ = [
     "curl_pins",
     "pem_identity",
     "pin_mismatch",
+    "refused_certificate",
     "spki_pin",
 ]
 
@@ -162,22 +163,29 @@ def spki_pin(der_certificate: bytes) -> str:
     return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
 
-def pin_mismatch(host: str) -> TransferError:
+def pin_mismatch(host: str, port: int) -> TransferError:
     """-1202 for a pinned host whose certificate's key matches none of its pins."""
     code = ErrorCode.SERVER_CERTIFICATE_UNTRUSTED
     return TransferError(
         code,
-        f"{code.description} ({host}: the server's public key matches none of "
-        f"pinnedPublicKeys for {host!r}; nothing was sent)",
+        f"{code.description} ({host}:{port}: the server's public key matches none of "
+        f"pinnedPublicKeys for {host}, nothing was sent)",
     )
 
 
-def check_pins(host: str, der_certificate: bytes | None, pins: tuple[str, ...]) -> None:
+def refused_certificate(code: ErrorCode, host: str, port: int) -> TransferError:
+    """-1206/-1205: the server's alert about our client certificate (or its absence)."""
+    return TransferError(
+        code, f"{code.description} ({host}:{port}: the server refused the TLS handshake)"
+    )
+
+
+def check_pins(host: str, port: int, der_certificate: bytes | None, pins: tuple[str, ...]) -> None:
     """Raise :func:`pin_mismatch` unless the leaf's key is one of ``pins`` (none: no check)."""
     if not pins:
         return
     if der_certificate is None or spki_pin(der_certificate) not in pins:
-        raise pin_mismatch(host)
+        raise pin_mismatch(host, port)
 
 
 def curl_pins(pins: tuple[str, ...]) -> str:

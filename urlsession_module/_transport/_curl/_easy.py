@@ -32,7 +32,7 @@ from ..._config_values import ConfigValues
 from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
 from .._proxies import ProxyAuthenticationRequired
-from .._tls import alert_code, pin_mismatch
+from .._tls import alert_code, pin_mismatch, refused_certificate
 from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 
@@ -268,11 +268,13 @@ class Transfer:
             )
         if self.proxy and _info(self.easy, pycurl.HTTP_CONNECTCODE, 0) == 407:
             return ProxyAuthenticationRequired(self.proxy)  # the proxy refused our CONNECT
+        parts = urlsplit(self.request.url)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
         if code == _PINNED_KEY_MISMATCH:
-            return pin_mismatch(urlsplit(self.request.url).hostname or "")
+            return pin_mismatch(host, port)
         alert = alert_code(message)  # the server's TLS alert about our client certificate
         if alert is not None:
-            return TransferError(alert, f"{alert.description} (the server refused the handshake)")
+            return refused_certificate(alert, host, port)
         os_errno = _info(self.easy, pycurl.OS_ERRNO, 0)
         connected = _info(self.easy, pycurl.CONNECT_TIME, 0.0) > 0 or self.head_done
         secure = self.request.url[:6].lower() == "https:"
