@@ -33,8 +33,9 @@ ALLOWED = ("credentials.json", "journal.sqlite3")  # (and the journal's -wal/-sh
 
 
 def _path(password: str) -> str:
+    """A realm per password: the store keeps one credential per protection space."""
     digest = hashlib.sha256(password.encode()).hexdigest()
-    return f"/auth/basic-hashed?user={USER}&password_sha256={digest}"
+    return f"/auth/basic-hashed?user={USER}&password_sha256={digest}&realm=r{digest[:8]}"
 
 
 def _secrets() -> list[str]:
@@ -99,6 +100,7 @@ def test_password_appears_nowhere_but_the_credential_store(
     store = [p for p in allowed if p.name == "credentials.json"]
     assert store, "the credential store was written"
     assert PASSWORD.encode() in store[0].read_bytes()
+    assert CONFIG_PASSWORD.encode() in store[0].read_bytes()
     assert stat.S_IMODE(os.stat(store[0]).st_mode) == 0o600
 
 
