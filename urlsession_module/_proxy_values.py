@@ -11,6 +11,7 @@ proxies, not its own environment.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import urllib.request
 from collections.abc import Mapping
@@ -244,6 +245,12 @@ def _from_environment(env: dict[str, str], scheme: str, host: str) -> ProxyChoic
         return None  # an environment proxy we cannot use is ignored, as urllib and curl do
 
 
+@functools.lru_cache(maxsize=64)
+def _proxy_url_choice(proxy_url: str) -> ProxyChoice:
+    """``proxyURL`` parsed once (it is asked for every request)."""
+    return check_proxy_url("proxyURL", proxy_url)
+
+
 def choose_proxy(
     url: str,
     proxy_url: str | None,
@@ -253,7 +260,7 @@ def choose_proxy(
     """The proxy for ``url``: ``proxyURL``, else ``connectionProxyDictionary`` (empty: direct),
     else the environment read when the session was made; None to connect directly."""
     if proxy_url:
-        return check_proxy_url("proxyURL", proxy_url)
+        return _proxy_url_choice(proxy_url)
     parts = urlsplit(url)
     scheme, host = parts.scheme.lower(), parts.hostname or ""
     if dictionary is not None:

@@ -296,7 +296,8 @@ class Transport:
             if exc.code == ErrorCode.USER_AUTHENTICATION_REQUIRED:
                 check_proxy_answer(a, None, proxy_for(self.config, url))
             raise
-        check_proxy_answer(a, resp, proxy_for(self.config, url))  # a 407 ends the task
+        if resp.status == 407:  # from our proxy: the task ends (-1013)
+            check_proxy_answer(a, resp, proxy_for(self.config, url))
         a.protocol = self.engine.protocol(resp)
         return resp
 
