@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -231,7 +230,10 @@ def _from_dictionary(d: dict[str, Any], scheme: str, host: str) -> ProxyChoice |
 
 
 def _from_environment(env: dict[str, str], scheme: str, host: str) -> ProxyChoice | None:
-    # urllib.request's own rule for no_proxy (names, suffixes, '*'), on the snapshot.
+    # urllib.request's own rule for no_proxy (names, suffixes, '*'), on the snapshot; imported
+    # here, not at the top: only a session with an environment proxy pays for it.
+    import urllib.request
+
     if "no" in env and urllib.request.proxy_bypass_environment(host, env):  # type: ignore[attr-defined]
         return None
     url = env.get(scheme) or env.get("all")

@@ -10,7 +10,6 @@ gets a response to hand on).
 
 from __future__ import annotations
 
-import urllib.request
 from typing import TYPE_CHECKING
 
 import attrs
@@ -38,6 +37,8 @@ def with_system_proxies(config: ConfigValues) -> ConfigValues:
     ``HTTP_PROXY`` is ignored when ``REQUEST_METHOD`` is set)."""
     if config.systemProxies is not None:
         return config  # read already (a background session's values, back from the wire)
+    import urllib.request  # (here: the rest of the package does not need it)
+
     found = urllib.request.getproxies()
     return attrs.evolve(config, systemProxies=tuple(sorted(found.items())))
 
