@@ -15,7 +15,7 @@ import attrs
 
 from . import _validate as check
 from ._client_certs import client_certificate_value
-from ._proxy_values import check_proxy_url, proxy_dictionary_value
+from ._proxy_values import check_proxy_url, proxy_dictionary_value, shown_proxy_url
 from ._tls_values import TLS_VERSIONS, pins_value
 from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError
 
@@ -226,7 +226,9 @@ class ConfigValues:
     )
     tlsVerify: bool = attrs.field(default=True, validator=_v(check.boolean))
     caBundle: str | None = attrs.field(default=None, validator=_optional_str)
-    proxyURL: str | None = attrs.field(default=None, validator=_optional_str)
+    proxyURL: str | None = attrs.field(
+        default=None, validator=_optional_str, repr=lambda v: repr(shown_proxy_url(v))
+    )
     # Answers a 401 Basic challenge from the origin of each task's first request (never another
     # origin's); given as {'user': ..., 'password': ...}, kept as a pair, never shown in a repr.
     credential: tuple[str, str] | None = attrs.field(

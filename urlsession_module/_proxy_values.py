@@ -15,7 +15,7 @@ import functools
 import ipaddress
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import attrs
 
@@ -72,6 +72,14 @@ def _shown(parts: Any) -> str:
     """A proxy URL for a message: never its password."""
     host = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{'***@' if '@' in parts.netloc else ''}{host}"
+
+
+def shown_proxy_url(value: str | None) -> str | None:
+    """A proxy URL for a repr: its password (the user info) never shown."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    parts = urlsplit(value)
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def check_proxy_url(argument: str, value: str) -> ProxyChoice:

@@ -92,3 +92,9 @@ def test_client_certificate_key_inside_the_certificate_file(
 ) -> None:
     values = make_values({"clientCertificate": {"certFile": str(certs.client_combined)}})
     assert dict(values.clientCertificate or ()) == {"certFile": str(certs.client_combined)}
+
+
+def test_proxy_password_not_in_the_configurations_repr() -> None:
+    values = make_values({"proxyURL": "http://proxy-user:Pr0xy-Secret@127.0.0.1:3128"})
+    assert "Pr0xy-Secret" not in repr(values)
+    assert "http://***@127.0.0.1:3128" in repr(values)
