@@ -14,6 +14,9 @@ from typing import Any, Literal
 import attrs
 
 from . import _validate as check
+from ._client_certs import client_certificate_value
+from ._proxy_values import check_proxy_url, proxy_dictionary_value, shown_proxy_url
+from ._tls_values import TLS_VERSIONS, pins_value
 from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError
 
 __all__ = [
@@ -178,6 +181,14 @@ def _to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _to_pairs(value: Any) -> Any:
+    if value is None:
+        return None
+    return tuple(
+        (str(k), str(v)) for k, v in (value.items() if isinstance(value, Mapping) else value)
+    )
+
+
 def _freeze_headers(value: Any) -> Any:
     # attrs.evolve hands the stored tuple of pairs back through the converter: accept it too.
     if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
@@ -215,7 +226,9 @@ class ConfigValues:
     )
     tlsVerify: bool = attrs.field(default=True, validator=_v(check.boolean))
     caBundle: str | None = attrs.field(default=None, validator=_optional_str)
-    proxyURL: str | None = attrs.field(default=None, validator=_optional_str)
+    proxyURL: str | None = attrs.field(
+        default=None, validator=_optional_str, repr=lambda v: repr(shown_proxy_url(v))
+    )
     # Answers a 401 Basic challenge from the origin of each task's first request (never another
     # origin's); given as {'user': ..., 'password': ...}, kept as a pair, never shown in a repr.
     credential: tuple[str, str] | None = attrs.field(
@@ -230,6 +243,28 @@ class ConfigValues:
     # versions it may speak ('auto': h2 where TLS ALPN offers it, else HTTP/1.1).
     engine: str = attrs.field(factory=default_engine, validator=_engine)
     httpVersion: str = attrs.field(default="auto", validator=_v(check.one_of, HTTP_VERSIONS))
+    # Apple's proxy dictionary (CFNetwork keys; {} connects directly, None follows the
+    # environment), kept frozen as sorted pairs; the getter gives a dict back.
+    connectionProxyDictionary: tuple[tuple[str, Any], ...] | None = attrs.field(
+        default=None, converter=proxy_dictionary_value
+    )
+    # A client certificate for servers that ask for one (PEM cert/key/password, or PKCS#12 and
+    # its password): read and checked when set; never shown in a repr.
+    clientCertificate: tuple[tuple[str, str], ...] | None = attrs.field(
+        default=None, converter=client_certificate_value, repr=False
+    )
+    # host or '*.suffix' -> ['sha256/BASE64', ...]: a TLS server whose leaf key matches none of
+    # its host's pins fails with -1202 before a request byte is sent (frozen as sorted pairs).
+    pinnedPublicKeys: tuple[tuple[str, tuple[str, ...]], ...] | None = attrs.field(
+        default=None, converter=pins_value
+    )
+    tlsMinimumSupportedProtocolVersion: str = attrs.field(
+        default="TLSv1.2", validator=_v(check.one_of, TLS_VERSIONS)
+    )
+    # Internal (not a property): the environment's proxies, read when the session was made.
+    systemProxies: tuple[tuple[str, str], ...] | None = attrs.field(
+        default=None, converter=_to_pairs, repr=False, metadata={"internal": True}
+    )
 
     @httpMaximumConnectionsPerHost.validator
     @maximumResponseDataLength.validator
@@ -261,7 +296,7 @@ class ConfigValues:
                 f"'identifier' is only for background configurations (got type {self.type!r})",
             )
         if self.proxyURL is not None:
-            check.http_url("proxyURL", self.proxyURL)
+            check_proxy_url("proxyURL", self.proxyURL)
         if self.engine == "urllib3" and self.httpVersion in ("2", "3"):
             raise InvalidArgumentValueError(
                 "httpVersion",
@@ -282,7 +317,9 @@ class ConfigValues:
         return self.type == "background"
 
 
-CONFIG_FIELDS: frozenset[str] = frozenset(a.name for a in attrs.fields(ConfigValues))
+CONFIG_FIELDS: frozenset[str] = frozenset(
+    a.name for a in attrs.fields(ConfigValues) if not a.metadata.get("internal")
+)
 
 
 def make_values(props: Mapping[str, Any]) -> ConfigValues:

@@ -19,6 +19,8 @@ from . import _validate as check
 from ._config_values import *  # noqa: F403  (the re-export above)
 from ._config_values import CONFIG_FIELDS, ConfigValues, make_values
 from ._proxy import Proxy
+from ._proxy_values import thaw_proxy_dictionary
+from ._tls_values import thaw_pins
 from .exceptions import CreationOnlyError, InvalidArgumentTypeError
 
 __all__ = ["SessionConfiguration"]
@@ -53,6 +55,12 @@ class SessionConfiguration(Proxy):
                 return dict(value)
             if name == "launchCommand" and value is not None:
                 return list(value)
+            if name == "pinnedPublicKeys":
+                return thaw_pins(value)
+            if name == "clientCertificate" and value is not None:
+                return dict(value)
+            if name == "connectionProxyDictionary":
+                return thaw_proxy_dictionary(value)
             if name == "credential" and value is not None:
                 return {"user": value[0], "password": value[1]}
             return value

@@ -44,6 +44,9 @@ class Request(_Headed):
     )
     body_path: str | None = None
     body_length: int = 0
+    # The task's credential (its ``credential``, or the user info the caller wrote in the URL),
+    # kept beside the request and never in its URL: no repr, event or log line shows it.
+    credential: tuple[str, str] | None = attrs.field(default=None, repr=False)
 
     @property
     def has_body(self) -> bool:

@@ -42,7 +42,7 @@ from ._state import TaskKind, TaskMachine
 from ._storage import Blob, background_key, part_name, private_dir, safe_name, state_dir
 from ._stores import Stores, memory_stores, persistent_stores, redact
 from ._task import Task, new_task_identifier
-from ._transport import Transport
+from ._transport import Transport, with_system_proxies
 from .exceptions import SessionInvalidatedError
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class Session(Proxy):
         self, config: ConfigValues, *, parent: Proxy | None = None, delegateQueue: Any = None
     ) -> None:
         super().__init__(parent)
+        config = with_system_proxies(config)  # the environment's proxies, read now (issue 15)
         self._config = config
         # None: the module-wide default (setDefaultDelegateQueue), if any
         queue = default_queue() if delegateQueue is None else delegateQueue

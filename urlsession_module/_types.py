@@ -97,6 +97,14 @@ class ConfigurationArgs(TypedDict, total=False):
     proxyURL: str
     proxy_url: str
     credential: Credential
+    connectionProxyDictionary: dict[str, Any]
+    connection_proxy_dictionary: dict[str, Any]
+    clientCertificate: dict[str, str]
+    client_certificate: dict[str, str]
+    pinnedPublicKeys: dict[str, list[str]]
+    pinned_public_keys: dict[str, list[str]]
+    tlsMinimumSupportedProtocolVersion: str
+    tls_minimum_supported_protocol_version: str
 
 
 # -- event payloads (what listeners read from the Event, by attribute or by key) ---------------------

@@ -74,6 +74,8 @@ class ErrorCode(enum.IntEnum):
     SERVER_CERTIFICATE_HAS_BAD_DATE = -1201
     SERVER_CERTIFICATE_UNTRUSTED = -1202
     SERVER_CERTIFICATE_HAS_UNKNOWN_ROOT = -1203
+    CLIENT_CERTIFICATE_REJECTED = -1205
+    CLIENT_CERTIFICATE_REQUIRED = -1206
     CANNOT_CREATE_FILE = -3000
     CANNOT_OPEN_FILE = -3001
     CANNOT_CLOSE_FILE = -3002
@@ -116,6 +118,8 @@ _DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.SERVER_CERTIFICATE_UNTRUSTED: "The certificate for this server is invalid.",
     ErrorCode.SERVER_CERTIFICATE_HAS_UNKNOWN_ROOT: "The certificate for this server was signed "
     "by an unknown certifying authority.",
+    ErrorCode.CLIENT_CERTIFICATE_REJECTED: "The server did not accept the certificate.",
+    ErrorCode.CLIENT_CERTIFICATE_REQUIRED: "The server requires a client certificate.",
     ErrorCode.CANNOT_CREATE_FILE: "The file could not be created.",
     ErrorCode.CANNOT_OPEN_FILE: "The file could not be opened.",
     ErrorCode.CANNOT_CLOSE_FILE: "The file could not be closed.",

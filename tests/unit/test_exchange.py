@@ -144,15 +144,16 @@ def test_a_credential_not_refused_is_stored_for_its_space(stores: Stores) -> Non
     assert later.authorization(get(f"{A}/x"), ['Basic realm="other"']) is None
 
 
-def test_no_answer_without_a_basic_challenge_or_with_the_users_own_header(stores: Stores) -> None:
-    """Only Basic is answered; a request carrying its own Authorization is never retried."""
+def test_strongest_scheme_answered_and_never_with_the_users_own_header(stores: Stores) -> None:
+    """Digest is answered before Basic (issue 15); a scheme we cannot answer gets nothing; a
+    request carrying its own Authorization is never retried."""
     ex = exchange(stores, url="http://u:p@a.example:8001/start")
-    assert ex.authorization(get(f"{A}/start"), ['Digest realm="r", nonce="n"']) is None
+    assert ex.authorization(get(f"{A}/start"), ["Negotiate", "NTLM"]) is None
     own = get(f"{A}/start", ("Authorization", "Bearer t"))
     assert ex.authorization(own, CHALLENGE) is None
-    assert ex.authorization(get(f"{A}/start"), ['Digest realm="d", Basic realm="b"']) == basic(
-        "u", "p"
-    )
+    answer = ex.authorization(get(f"{A}/start"), ['Digest realm="d", nonce="n", Basic realm="b"'])
+    assert answer is not None and answer.startswith('Digest username="u", realm="d", nonce="n"')
+    assert ex.authorization(get(f"{A}/start"), ['Basic realm="b"']) == basic("u", "p")
 
 
 def test_an_unusable_credential_file_is_logged_never_raised(

@@ -31,6 +31,8 @@ SANS_IO = (
     "urlsession_module._background._snapshot",
     "urlsession_module._background._fields",
     "urlsession_module._background._settings",
+    "urlsession_module._proxy_values",
+    "urlsession_module._tls_values",
 )
 FORBIDDEN_IN_SANS_IO = (
     "pyee",
@@ -46,7 +48,12 @@ FORBIDDEN_IN_SANS_IO = (
 # Layers, lowest first: a module may import its own layer and those below, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # plain values and rules: what a task is, what crosses to the transfer process
-    (*SANS_IO, "urlsession_module._validate", "urlsession_module._types"),
+    (
+        *SANS_IO,
+        "urlsession_module._validate",
+        "urlsession_module._types",
+        "urlsession_module._client_certs",
+    ),
     # the pieces that do IO, each on its own: files, stores, the wire, listeners, delivery
     (
         "urlsession_module._storage",

@@ -91,11 +91,23 @@ def test_file_body_length_comes_from_the_file(tmp_path: Path) -> None:
     assert request.header("Content-Length") == "1234"
 
 
-def test_credential_travels_as_userinfo() -> None:
-    """A task credential rides in the URL's user info (quoted), never as a header."""
+def test_credential_travels_beside_the_request_never_in_its_url() -> None:
+    """A task credential is kept beside the request (issue 15): not in its URL, its repr or a
+    header; user info the caller wrote in the URL becomes that credential and leaves the URL."""
     request = build_request("GET", "http://h/x", {}, {}, credential=("a b", "p@ss:w"))
-    assert request.url == "http://a%20b:p%40ss%3Aw@h/x"
+    assert request.url == "http://h/x"
+    assert request.credential == ("a b", "p@ss:w")
+    assert "p@ss" not in repr(request)
     assert request.header("Authorization") is None
+    written = build_request("GET", "http://u:s3cr3t@h/x", {}, {})
+    assert (written.url, written.credential) == ("http://h/x", ("u", "s3cr3t"))
+    assert "s3cr3t" not in repr(written)
+
+
+def test_credential_follows_a_same_origin_redirect_only() -> None:
+    request = build_request("GET", "http://h/x", {}, {}, credential=("u", "p"))
+    assert redirect_request(request, 302, "/y").credential == ("u", "p")
+    assert redirect_request(request, 302, "http://other/y").credential is None
 
 
 # --------------------------------------------------------------------------- redirect_request

@@ -151,6 +151,8 @@ def request_to_dict(request: Request) -> dict[str, Any]:
         "headers": [list(h) for h in request.headers],
         "body_path": request.body_path,
         "body_length": request.body_length,
+        # (the journal keeps it, in its 0600 file; redact_request drops it for everyone else)
+        **({"credential": list(request.credential)} if request.credential else {}),
     }
 
 
@@ -169,7 +171,16 @@ def request_from_dict(d: Any, name: str = "request") -> Request:
         headers=headers(d.get("headers", []), f"{name}.headers"),
         body_path=field(d, "body_path", str, None),
         body_length=count(d, "body_length", 0),
+        credential=_credential(d.get("credential"), name),
     )
+
+
+def _credential(value: Any, name: str) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise MessageError(f"'{name}.credential' must be [user, password]")
+    return value[0], value[1]
 
 
 def response_to_dict(response: ResponseInfo | None) -> dict[str, Any] | None:
@@ -198,5 +209,6 @@ def redact_request(request: Request) -> Request:
     return attrs.evolve(
         request,
         url=without_userinfo(request.url),
+        credential=None,
         headers=tuple((k, v) for k, v in request.headers if k.lower() not in CREDENTIAL_HEADERS),
     )

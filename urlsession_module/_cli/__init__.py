@@ -129,7 +129,28 @@ def _transfer_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "-k", "--insecure", action="store_true", help="do not verify the server's certificate"
     )
-    g.add_argument("--proxy", metavar="URL", help="send requests through this HTTP proxy")
+    g.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send requests through this proxy (http://, https://, socks5://, socks5h://; "
+        "user:password@ for its credential); default: the environment's http_proxy etc.",
+    )
+    g.add_argument(
+        "--noproxy",
+        metavar="LIST",
+        help="comma-separated hosts (and their subdomains) to reach directly; '*' for all",
+    )
+    g.add_argument(
+        "--cert",
+        metavar="FILE[:PASSWORD]",
+        help="client certificate (PEM, the key may be inside; .p12/.pfx for PKCS#12)",
+    )
+    g.add_argument("--key", metavar="FILE", help="the client certificate's key (PEM)")
+    g.add_argument(
+        "--pinnedpubkey",
+        metavar="sha256//BASE64[;...]",
+        help="fail unless the server's public key has one of these SHA-256 hashes",
+    )
     g.add_argument(
         "--background",
         type=parse_identifier,

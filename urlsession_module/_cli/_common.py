@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from rich.console import Console
 
 from .._storage import Blob
+from ..exceptions import InvalidArgumentValueError
 from ._display import Display, make_display, stderr_is_terminal
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "parse_seconds",
     "parse_size",
     "plain_transfer_error",
+    "secure_props",
 ]
 
 
@@ -264,3 +266,48 @@ def plain_transfer_error(message: str, code: int, url: str, proxy: str | None = 
     said = base.rstrip(".") or "the transfer failed"
     tail = ", ".join(x for x in (where, words[:1].lower() + words[1:]) if x)
     return f"{said}: {tail} (error {code})" if tail else f"{said} (error {code})"
+
+
+# -- curl's proxy, certificate and pinning flags (issue 15) -----------------------------------------
+
+
+def _no_proxy_for(host: str, patterns: str) -> bool:
+    """curl's ``--noproxy``: comma-separated names, each matching the host or a domain under it
+    (a leading dot optional); ``*`` alone matches every host."""
+    host = host.lower().strip("[]").rstrip(".")
+    for raw in patterns.split(","):
+        name = raw.strip().lower().lstrip(".").rstrip(".")
+        if name == "*" or (name and (host == name or host.endswith("." + name))):
+            return True
+    return False
+
+
+def secure_props(args: argparse.Namespace, props: Any) -> None:
+    """Turn ``--proxy``, ``--noproxy``, ``--cert``, ``--key`` and ``--pinnedpubkey`` into the
+    configuration properties the library checks (so the messages are the library's).
+
+    The tool runs one URL, so ``--noproxy`` is decided here, as curl does: a URL whose host it
+    names connects directly (``connectionProxyDictionary`` {} ignores the environment too).
+    """
+    host = urlsplit(getattr(args, "url", "") or "").hostname or ""
+    noproxy = getattr(args, "noproxy", None)
+    if noproxy is not None and _no_proxy_for(host, noproxy):
+        props["connectionProxyDictionary"] = {}
+    elif getattr(args, "proxy", None):
+        props["proxyURL"] = args.proxy
+    cert = getattr(args, "cert", None)
+    key = getattr(args, "key", None)
+    if cert or key:
+        if not cert:
+            raise InvalidArgumentValueError("key", "--key needs --cert (the certificate it is for)")
+        path, _, password = cert.partition(":")
+        if path.lower().endswith((".p12", ".pfx")):
+            value = {"pkcs12File": path}
+        else:
+            value = {"certFile": path} | ({"keyFile": key} if key else {})
+        if password:
+            value["password"] = password
+        props["clientCertificate"] = value
+    pins = getattr(args, "pinnedpubkey", None)
+    if pins:
+        props["pinnedPublicKeys"] = {host: [p for p in pins.split(";") if p.strip()]}

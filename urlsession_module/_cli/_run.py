@@ -16,6 +16,7 @@ from ._common import (
     Output,
     event_to_json,
     plain_transfer_error,
+    secure_props,
 )
 
 __all__ = ["CANCEL_WAIT", "QUIET_NOTE", "TaskRun", "close_session", "make_session"]
@@ -186,8 +187,7 @@ def make_session(args: argparse.Namespace) -> URLSession.Session:
         props["tlsVerify"] = False
     if getattr(args, "cacert", None):
         props["caBundle"] = str(args.cacert)
-    if getattr(args, "proxy", None):
-        props["proxyURL"] = args.proxy
+    secure_props(args, props)  # --proxy, --noproxy, --cert, --key, --pinnedpubkey
     cfg = URLSession.createSessionConfiguration(props)
     return URLSession.createSession(configuration=cfg, delegateQueue=URLSession.EventQueue())
 

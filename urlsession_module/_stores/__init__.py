@@ -49,7 +49,7 @@ from ._sets import (
     persistent_stores,
 )
 from ._sets import _shared as _shared
-from ._userinfo import Credential, redact, with_userinfo
+from ._userinfo import Credential, redact, userinfo_of, with_userinfo
 
 __all__ = [
     "CACHE_NAME",
@@ -77,6 +77,7 @@ __all__ = [
     "memory_stores",
     "persistent_stores",
     "redact",
+    "userinfo_of",
     "with_userinfo",
     "without_userinfo",
 ]

@@ -67,29 +67,33 @@ _AUTH_PARAM = re.compile(r'\s*,?\s*([^\s=,"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)
 _AUTH_SCHEME = re.compile(r'\s*,?\s*([^\s=,"]+)(?=\s|,|$)')
 
 
-def basic_realms(challenges: Iterable[str]) -> list[str]:
-    """The realms of the Basic challenges among ``WWW-Authenticate`` values, in order."""
-    realms: list[str] = []
-    for value in challenges:
-        pos, scheme = 0, ""
+def parse_challenges(values: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
+    """``WWW-Authenticate`` values as (scheme in lower case, params with lower-case names), in
+    order; quoted values unquoted. One header may hold several challenges."""
+    out: list[tuple[str, dict[str, str]]] = []
+    for value in values:
+        pos = 0
         while pos < len(value):
             m = _AUTH_PARAM.match(value, pos)
             if m:
-                if scheme == "basic" and m[1].lower() == "realm":
+                if out:
                     raw = m[2]
                     if raw.startswith('"'):
                         raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-                    realms[-1] = raw
+                    out[-1][1].setdefault(m[1].lower(), raw)
                 pos = m.end()
                 continue
             m = _AUTH_SCHEME.match(value, pos)
             if not m or m.end() == pos:
                 break
-            scheme = m[1].lower()
-            if scheme == "basic":
-                realms.append("")
+            out.append((m[1].lower(), {}))
             pos = m.end()
-    return realms
+    return out
+
+
+def basic_realms(challenges: Iterable[str]) -> list[str]:
+    """The realms of the Basic challenges among ``WWW-Authenticate`` values, in order."""
+    return [p.get("realm", "") for s, p in parse_challenges(challenges) if s == "basic"]
 
 
 def basic_authorization(credential: Credential) -> str:

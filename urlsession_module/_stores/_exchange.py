@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 from .._config_values import ConfigValues
 from .._state import Request
 from .._urls import CREDENTIAL_HEADERS, origin, without_userinfo
-from ._credentials import Space, basic_authorization, basic_realms
+from ._credentials import Space, basic_authorization, parse_challenges
+from ._digest import DigestAnswer, ranked
 from ._lookup import CacheLookup, Headers
 from ._userinfo import Credential, _same_domain, _userinfo
 
@@ -43,6 +44,8 @@ class Exchange:
         self._origin = origin(url)
         self._task_credential = _userinfo(url)
         self._pending: tuple[Space, Credential] | None = None
+        self._digest: DigestAnswer | None = None
+        self._stale_renewed = False
 
     # -- cookies ---------------------------------------------------------------------------------
 
@@ -87,19 +90,18 @@ class Exchange:
     # -- credentials -----------------------------------------------------------------------------
 
     def authorization(self, request: Request, challenges: list[str]) -> str | None:
-        """The ``Authorization`` to retry a 401 with, or None (no Basic challenge we can answer).
+        """The ``Authorization`` to retry a 401 with, or None (no challenge we can answer).
 
-        A request that carries its own Authorization header is the user's business: never retried.
+        The strongest scheme offered that a credential answers: Digest (SHA-256, then MD5),
+        then Basic. A request that carries its own Authorization header is the user's business:
+        never retried.
         """
         if request.header("Authorization") is not None:
             return None
-        realms = basic_realms(challenges)
-        if not realms:
-            return None
         scheme, host, port = origin(request.url)
         here = (scheme, host, port) == self._origin
-        for realm in realms:
-            space = (scheme, host, port, realm)
+        for kind, params in ranked(parse_challenges(challenges)):
+            space = (scheme, host, port, params.get("realm", ""))
             credential = (
                 _userinfo(request.url)
                 or (self._task_credential if here else None)
@@ -108,8 +110,30 @@ class Exchange:
             )
             if credential is not None:
                 self._pending = (space, credential)
-                log.debug("answering a Basic challenge from %s://%s:%d", scheme, host, port)
+                log.debug(
+                    "answering a %s challenge from %s://%s:%d", kind.title(), scheme, host, port
+                )
+                if kind == "digest":
+                    self._digest = DigestAnswer(params, credential)
+                    return self._digest.header(request.method, request.url, request.body)
                 return basic_authorization(credential)
+        return None
+
+    def digest_pending(self) -> bool:
+        """Whether a Digest answer went and may still be renewed once (stale nonce)."""
+        return self._digest is not None and not self._stale_renewed
+
+    def renew_stale(self, request: Request, challenges: list[str]) -> str | None:
+        """A Digest answer refused only because its nonce went stale (``stale=true``): the new
+        ``Authorization`` for the server's new nonce, once per task; None otherwise."""
+        if self._digest is None or self._stale_renewed:
+            return None
+        for kind, params in parse_challenges(challenges):
+            if kind == "digest" and params.get("stale", "").lower() == "true" and "nonce" in params:
+                self._stale_renewed = True
+                log.debug("answering a stale Digest nonce's renewal, once")
+                self._digest = self._digest.renewed(params)
+                return self._digest.header(request.method, request.url, request.body)
         return None
 
     def _stored_credential(self, space: Space) -> Credential | None:

@@ -26,6 +26,11 @@ def _userinfo(url: str) -> Credential | None:
     return unquote(parts.username), unquote(parts.password or "")
 
 
+def userinfo_of(url: str) -> Credential | None:
+    """The credential written in ``url``'s user info (percent-decoded), or None."""
+    return _userinfo(url)
+
+
 def with_userinfo(url: str, credential: Credential | None) -> str:
     """``url`` carrying ``credential`` as its user info (how a task's credential travels)."""
     if credential is None:

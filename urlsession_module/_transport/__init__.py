@@ -23,6 +23,7 @@ from __future__ import annotations
 from ._control import TransferControl
 from ._engine import Transport
 from ._errors import map_exception
+from ._proxies import with_system_proxies
 from ._requests import build_request, redirect_request
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "build_request",
     "map_exception",
     "redirect_request",
+    "with_system_proxies",
 ]

@@ -28,6 +28,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..exceptions import ErrorCode, TransferError
 from ._bodies import Sink
+from ._tls import check_pins
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
@@ -257,15 +258,30 @@ class HTTPPool(_Pool):
 class HTTPSPool(_Pool, HTTPSConnectionPool):
     ConnectionCls = _AbortableHTTPSConnection
 
+    tls_pins: tuple[str, ...] = ()  # this host's pinnedPublicKeys (set by PinningPools)
+
     def _validate_conn(self, conn: BaseHTTPConnection) -> None:
         if self.cert_reqs != "CERT_NONE":
             super()._validate_conn(conn)
-            return
         # tlsVerify=False is the session's explicit choice (logged once when the session is
         # made): connect as urllib3 does, without its InsecureRequestWarning on every request,
         # which a warnings filter set to "error" would turn into a failed task.
-        if conn.is_closed:
+        elif conn.is_closed:
             conn.connect()
+        self._check_pins(conn)
+
+    def _check_pins(self, conn: BaseHTTPConnection) -> None:
+        """The leaf's key against this host's pins, once per socket, before a request byte."""
+        sock = getattr(conn, "sock", None)
+        if not self.tls_pins or sock is None or getattr(conn, "_pinned_sock", None) is sock:
+            return
+        try:
+            der = sock.getpeercert(binary_form=True)
+            check_pins(self.host, self.port or 443, der, self.tls_pins)
+        except TransferError:
+            conn.close()
+            raise
+        conn._pinned_sock = sock  # type: ignore[attr-defined]
 
 
 def tls_pending(sock: socket.socket | None) -> bool:

@@ -22,7 +22,15 @@ from .._state import (
     resume_validator,
 )
 from .._storage import part_name, safe_name
-from .._stores import CacheLookup, Exchange, Stored, Stores, memory_stores, without_userinfo
+from .._stores import (
+    CacheLookup,
+    Exchange,
+    Stored,
+    Stores,
+    memory_stores,
+    with_userinfo,
+    without_userinfo,
+)
 from .._urls import origin
 from ..exceptions import ErrorCode, TransferError
 from ._attempt import Attempt
@@ -30,6 +38,7 @@ from ._bodies import Sink, filename_for, raw_chunks
 from ._cached import CachedResponse
 from ._control import CancelledSignal, LetGoSignal, TransferControl
 from ._errors import map_exception
+from ._proxies import check_proxy_answer, proxy_for
 from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
 from ._streams import receive, send_blocks, start_body
 from ._wire import Engine, make_engine
@@ -180,7 +189,10 @@ class Transport:
         Cookies go and come on every hop by the cookie rules (never by the Authorization rule);
         a data task's GET may be answered by the cache without the network.
         """
-        exchange = self.stores.exchange(a.request.url, self.config)
+        # The exchange reads the task's credential as the first URL's user info (only there).
+        exchange = self.stores.exchange(
+            with_userinfo(a.request.url, a.request.credential), self.config
+        )
         cacheable = a.kind is TaskKind.DATA and not resume_at
         redirects = 0
         while True:
@@ -224,9 +236,12 @@ class Transport:
                 extra.append(("Authorization", authorization))
             resp = self._open(a, resume_at, extra)
             exchange.response_received(request.url, resp.headers.items())
-            if authorization is None and resp.status == 401:
-                authorization = exchange.authorization(
-                    request, resp.headers.getlist("WWW-Authenticate")
+            if resp.status == 401 and (authorization is None or exchange.digest_pending()):
+                challenges = resp.headers.getlist("WWW-Authenticate")
+                authorization = (
+                    exchange.authorization(request, challenges)
+                    if authorization is None
+                    else exchange.renew_stale(request, challenges)  # Digest, stale=true: once
                 )
                 if authorization is not None:
                     _let_go(a, resp)
@@ -274,7 +289,15 @@ class Transport:
             if a.validator:
                 headers["If-Range"] = a.validator
         body = send_blocks(a) if request.has_body else None
-        resp = self.engine.open(a, without_userinfo(request.url), headers, body)
+        url = without_userinfo(request.url)
+        try:
+            resp = self.engine.open(a, url, headers, body)
+        except TransferError as exc:  # (an engine may hand on the code in a plain TransferError)
+            if exc.code == ErrorCode.USER_AUTHENTICATION_REQUIRED:
+                check_proxy_answer(a, None, proxy_for(self.config, url))
+            raise
+        if resp.status == 407:  # from our proxy: the task ends (-1013)
+            check_proxy_answer(a, resp, proxy_for(self.config, url))
         a.protocol = self.engine.protocol(resp)
         return resp
 

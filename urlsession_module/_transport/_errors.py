@@ -27,6 +27,7 @@ from urllib3.exceptions import (
 
 from .._urls import Origin
 from ..exceptions import ErrorCode, TransferError
+from ._tls import exception_alert_code
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -259,6 +260,9 @@ def map_exception(exc: BaseException, where: Origin | None = None) -> TransferEr
         if where is None or known is None or exc.message.startswith(known.description):
             return TransferError(exc.code, exc.message)
         return TransferError(known, _message(known, where, exc.message))
+    alert = exception_alert_code(exc)  # a server's TLS alert about our client certificate
+    if alert is not None:
+        return TransferError(alert, _message(alert, where, "the server refused the TLS handshake"))
     for kind, code, detail in _ERROR_TABLE:
         if isinstance(exc, kind):
             resolved = code(exc) if callable(code) else code

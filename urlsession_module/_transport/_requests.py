@@ -6,7 +6,7 @@ import os
 from urllib.parse import urljoin, urlsplit
 
 from .._state import Request
-from .._stores import with_userinfo, without_userinfo
+from .._stores import userinfo_of, without_userinfo
 from .._urls import CREDENTIAL_HEADERS, origin
 from ..exceptions import ErrorCode, TransferError
 
@@ -35,10 +35,13 @@ def build_request(
 
     A ``requestHeaders`` entry replaces a configuration header of the same name whatever its
     case, so each header goes out once. A bodiless request gets no default Content-Type.
-    A ``credential`` travels as the URL's user info (to the transfer process too): it answers a
-    401 from that origin only, and never goes on the wire by itself.
+    A ``credential`` travels beside the request (to the transfer process too), never in its
+    URL: it answers a 401 from that origin only, and never goes on the wire by itself. User info
+    the caller wrote in ``url`` is taken out of it and becomes that credential (``credential``,
+    when given too, wins).
     """
-    url = with_userinfo(url, credential)
+    credential = credential or userinfo_of(url)
+    url = without_userinfo(url)
     merged: dict[str, tuple[str, str]] = {}
     defaults = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     if accept_encoding:
@@ -66,6 +69,7 @@ def build_request(
         body=body,
         body_path=body_path,
         body_length=length,
+        credential=credential,
     )
 
 
@@ -89,8 +93,15 @@ def redirect_request(request: Request, status: int, location: str) -> Request:
     if origin(target) != origin(request.url):
         drop.update(CREDENTIAL_HEADERS)
     headers = tuple((k, v) for k, v in request.headers if k.lower() not in drop)
+    credential = request.credential if origin(target) == origin(request.url) else None
     if keep_body:
         return Request(
-            method, target, headers, request.body, request.body_path, request.body_length
+            method,
+            target,
+            headers,
+            request.body,
+            request.body_path,
+            request.body_length,
+            credential=credential,
         )
-    return Request(method, target, headers)
+    return Request(method, target, headers, credential=credential)

@@ -8,6 +8,8 @@ buffer and splice a plain-HTTP download from the socket straight to its file.
 from __future__ import annotations
 
 import logging
+import ssl
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -15,10 +17,14 @@ import urllib3
 from urllib3.exceptions import ProtocolError
 
 from .._config_values import ConfigValues
+from .._proxy_values import ProxyChoice
 from .._stores import redact
 from ._connections import HTTPPool, HTTPSPool, Outgoing
 from ._errors import dead_connection
+from ._proxied import PinningPools, proxy_manager, refused_connect
+from ._proxies import ProxyAuthenticationRequired, proxy_for
 from ._requests import IDEMPOTENT
+from ._tls import pem_identity
 
 if TYPE_CHECKING:
     from ._attempt import Attempt
@@ -45,12 +51,31 @@ class Urllib3Engine:
         else:
             kw["cert_reqs"] = "CERT_NONE"
             kw["assert_hostname"] = False
-        self._pool: urllib3.PoolManager
-        if config.proxyURL:
-            self._pool = urllib3.ProxyManager(config.proxyURL, **kw)  # type: ignore[arg-type]
+        if config.tlsMinimumSupportedProtocolVersion == "TLSv1.3":
+            kw["ssl_minimum_version"] = ssl.TLSVersion.TLSv1_3
         else:
-            self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
-        self._pool.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+            kw["ssl_minimum_version"] = ssl.TLSVersion.TLSv1_2
+        identity, self._made_identity = pem_identity(config)  # the client certificate
+        kw.update(identity)
+        self._config = config
+        self._kw = kw
+        self._pool = urllib3.PoolManager(**kw)  # type: ignore[arg-type]
+        self._pool.pool_classes_by_scheme = {
+            "http": HTTPPool,
+            "https": PinningPools(HTTPSPool, config.pinnedPublicKeys),  # type: ignore[dict-item]
+        }
+        # One manager per proxy a request of this session went through (proxy_for decides).
+        self._proxied: dict[ProxyChoice, urllib3.PoolManager] = {}
+        self._lock = threading.Lock()
+
+    def _manager(self, proxy: ProxyChoice | None) -> urllib3.PoolManager:
+        if proxy is None:
+            return self._pool
+        with self._lock:
+            manager = self._proxied.get(proxy)
+            if manager is None:
+                manager = self._proxied[proxy] = proxy_manager(proxy, self._config, self._kw)
+            return manager
 
     def open(
         self,
@@ -68,13 +93,15 @@ class Urllib3Engine:
         from ._streams import send_blocks  # (a body for the second try)
 
         request = a.request
+        proxy = proxy_for(self._config, url)
+        manager = self._manager(proxy)
         for attempt in (0, 1):
             timeout = a.timeout()
             a.reused = None
             if attempt and request.has_body:
                 body = send_blocks(a)
             try:
-                return self._pool.urlopen(
+                return manager.urlopen(
                     request.method,
                     url,
                     body=Outgoing(a, body),
@@ -88,6 +115,8 @@ class Urllib3Engine:
                 )
             except BaseException as exc:
                 a.ctl.set_abort(None)
+                if proxy is not None and refused_connect(exc):
+                    raise ProxyAuthenticationRequired(proxy.address) from exc
                 if (
                     not isinstance(exc, ProtocolError)
                     or attempt
@@ -111,7 +140,10 @@ class Urllib3Engine:
     def clear_idle(self) -> None:
         """Drop the pools without closing them under a task that just took one: tasks running
         keep theirs until they end; new ones get fresh pools."""
-        self._pool.clear()
+        with self._lock:
+            managers = [self._pool, *self._proxied.values()]
+        for manager in managers:
+            manager.clear()
 
     def close(self) -> None:
         """Close every pooled connection now.
@@ -119,9 +151,14 @@ class Urllib3Engine:
         ``PoolManager.clear()`` alone only forgets the pools (their sockets close when the
         garbage collector gets to them), so each pool is closed first.
         """
-        pools = self._pool.pools
-        for key in list(pools.keys()):
-            pool = pools.get(key)
-            if pool is not None:
-                pool.close()
-        self._pool.clear()
+        with self._lock:
+            managers = [self._pool, *self._proxied.values()]
+        for manager in managers:
+            pools = manager.pools
+            for key in list(pools.keys()):
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+            manager.clear()
+        if self._made_identity is not None:
+            self._made_identity.remove()

@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pycurl
 from urllib3.util import parse_url
@@ -30,13 +31,16 @@ from urllib3.util import parse_url
 from ..._config_values import ConfigValues
 from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
+from .._proxies import ProxyAuthenticationRequired
+from .._tls import alert_code, pin_mismatch, refused_certificate
+from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 
+_PINNED_KEY_MISMATCH = 90  # CURLE_SSL_PINNEDPUBKEYNOTMATCH
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
 UPLOAD_DEPTH = 2  # request body blocks the task's thread may queue ahead of libcurl
 _MAX_INTERIMS = 100  # interim (1xx) responses before the final one, as the urllib3 engine
 _BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write callbacks
-_SUPPRESS_CONNECT_HEADERS = 265  # CURLOPT_SUPPRESS_CONNECT_HEADERS (pycurl has no name for it)
 
 # Foundation's limits on a response head (the urllib3 engine's too), not libcurl's larger ones.
 _MAX_HEAD_LINES = 1000
@@ -262,6 +266,15 @@ class Transfer:
                 ErrorCode.NETWORK_CONNECTION_LOST,
                 "the server closed the connection without a response",
             )
+        if self.proxy and _info(self.easy, pycurl.HTTP_CONNECTCODE, 0) == 407:
+            return ProxyAuthenticationRequired(self.proxy)  # the proxy refused our CONNECT
+        parts = urlsplit(self.request.url)
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        if code == _PINNED_KEY_MISMATCH:
+            return pin_mismatch(host, port)
+        alert = alert_code(message)  # the server's TLS alert about our client certificate
+        if alert is not None:
+            return refused_certificate(alert, host, port)
         os_errno = _info(self.easy, pycurl.OS_ERRNO, 0)
         connected = _info(self.easy, pycurl.CONNECT_TIME, 0.0) > 0 or self.head_done
         secure = self.request.url[:6].lower() == "https:"
@@ -410,11 +423,7 @@ def configure(
     else:
         e.setopt(pycurl.SSL_VERIFYPEER, 0)
         e.setopt(pycurl.SSL_VERIFYHOST, 0)
-    if config.proxyURL:
-        e.setopt(pycurl.PROXY, config.proxyURL)
-        e.setopt(_SUPPRESS_CONNECT_HEADERS, 1)  # the proxy's CONNECT answer is not the head
-    else:
-        e.setopt(pycurl.PROXY, "")  # libcurl would take http(s)_proxy from the environment
+    secure.apply(t, config, url)  # proxy (never libcurl's own reading of the environment)
     method = request.method
     if method == "HEAD":
         # libcurl cannot send a body with HEAD (nor does Foundation): none, and no length.
