@@ -243,6 +243,9 @@ class ThreadDispatcher:
         self._private = _PrivateThread(name, 1) if name is not None else None
         self._pool: _OnDemandThreads | None = self._private
         self._released = False
+        self._quiet = threading.Event()  # set while no turn is scheduled or running
+        self._quiet.set()
+        self._turn_thread: threading.Thread | None = None
 
     @property
     def host_drained(self) -> bool:
@@ -254,6 +257,7 @@ class ThreadDispatcher:
             if self._scheduled:
                 return  # the running turn takes it: no wake-up
             self._scheduled = True
+            self._quiet.clear()
             pool = self._pool
             if pool is None:  # first work: join the shared pool (an idle queue holds none)
                 pool = self._pool = _delivery.acquire()
@@ -261,13 +265,17 @@ class ThreadDispatcher:
 
     def _turn(self) -> None:
         ran = 0
+        self._turn_thread = threading.current_thread()
         while True:
             with self._lock:
                 if not self._pending:
                     self._scheduled = False
+                    self._turn_thread = None
+                    self._quiet.set()
                     return
                 if ran >= _BATCH:
                     pool = self._pool
+                    self._turn_thread = None
                     break
                 batch, self._pending = self._pending, collections.deque()
             for fn in batch:
@@ -289,12 +297,16 @@ class ThreadDispatcher:
             _delivery.release(pool)
 
     def join(self, timeout: float = 5.0) -> None:
-        """After ``close``: wait (bounded) until the threads that ran this queue are gone,
-        unless another session still holds the shared pool (then they are not this queue's)."""
+        """After ``close``: wait (bounded) until what was queued has run and the threads that
+        ran this queue are gone, unless another session still holds the shared pool (then they
+        are not this queue's). On this queue's own thread it does not wait for itself."""
+        deadline = time.monotonic() + timeout
+        if self._turn_thread is not threading.current_thread():
+            self._quiet.wait(timeout)
         pool = self._pool
         if pool is None or (pool is not self._private and _delivery.in_use(pool)):
             return
-        pool.join(timeout)
+        pool.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def _thread(self) -> threading.Thread | None:
