@@ -45,6 +45,22 @@ def _begin(task: Task) -> float | None:
     return task._begin
 
 
+#: Tasks in flight to one host when every one is a stream of one multiplexed connection: RFC 9113
+#: asks servers to allow at least 100 concurrent streams (nginx allows 128).
+STREAMS_PER_HOST = 100
+
+
+def in_flight_limit(transport: Transport, connections: int) -> int:
+    """How many tasks may run at once per host. ``httpMaximumConnectionsPerHost`` limits
+    connections, as in URLSession; over HTTP/2 or HTTP/3 asked for by name (``httpVersion``
+    '2' or '3', the curl engine) tasks are streams that share one connection, so the bound is
+    the streams a connection carries. ('auto' may end up on HTTP/1.1: connections then.)"""
+    config = transport.config
+    if config.engine == "curl" and getattr(config, "httpVersion", "auto") in ("2", "3"):
+        return max(connections, STREAMS_PER_HOST)
+    return connections
+
+
 class Runner:
     """Starts a session's waiting tasks on worker threads, as the scheduler allows."""
 
@@ -54,6 +70,7 @@ class Runner:
         self._transport = transport
         self._download_directory = download_directory
         self._lock = threading.Lock()
+        limit = in_flight_limit(transport, limit)
         self._scheduler: Scheduler[Task] = Scheduler(
             origin=_origin,
             limit=lambda _task: limit,

@@ -139,7 +139,7 @@ class _WriteBehind:
     """
 
     LIMIT = 256
-    LINGER = 0.2  # how long the thread waits for more before it leaves
+    LINGER = 0.1  # how long the thread lets refreshes gather (and waits before it leaves)
 
     def __init__(self, write: Callable[[uuid.UUID, hishel.Headers], None]) -> None:
         self._write = write
@@ -159,9 +159,7 @@ class _WriteBehind:
                         target=self._run, name="urlsession-cache", daemon=True
                     )
                     self._thread.start()
-                else:
-                    self._lock.notify()
-                return
+                return  # no wake-up: the thread takes what gathered when its wait ends
         with self._order:  # full: this task writes (back-pressure, still in order)
             self._write_one(entry_id, headers)
 
@@ -177,18 +175,17 @@ class _WriteBehind:
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._pending and not self._stop:
+                if not self._stop:  # let refreshes gather: one write per entry per interval
                     self._lock.wait(self.LINGER)
                 if not self._pending:
                     self._thread = None  # under the lock: the next put starts a thread
                     return
             with self._order:
                 with self._lock:
-                    if not self._pending:
-                        continue
-                    entry_id = next(iter(self._pending))
-                    headers = self._pending.pop(entry_id)
-                self._write_one(entry_id, headers)
+                    items = list(self._pending.items())
+                    self._pending.clear()
+                for entry_id, headers in items:
+                    self._write_one(entry_id, headers)
 
     def _write_one(self, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
         try:

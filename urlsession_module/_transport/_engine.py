@@ -53,6 +53,7 @@ class Transport:
     def close(self) -> None:
         """The session is gone (no task runs): close every connection now, release the stores."""
         self.engine.close()
+        self.stores.cache.flush_writes()  # what the session refreshed is on disk when it ends
         if not self._released:
             self._released = True
             self.stores.release()
