@@ -180,7 +180,7 @@ class Transport:
             try:
                 start_body(a, resp, resume_at)
                 a.validator = _validator(resp)
-                receive(a, resp)
+                yield from receive(a, resp)
                 clean = True
             except LetGoSignal:
                 continue

@@ -5,7 +5,7 @@ sessions never reuse each other's connections (as URLSession keeps them apart), 
 transfer of every session runs in the process's one network thread (:mod:`._multi`).
 
 A task waits for its response head without a thread: :meth:`CurlEngine.open_steps` yields a
-:class:`HeadWaiter` that the network thread wakes (through the transfer's :class:`Signal`) when
+:class:`~._signal.SignalWaiter` that the network thread wakes (through the transfer's :class:`Signal`) when
 the head, the end, an error or a rewind comes, and the task's runner resumes it on a shared
 worker then (:meth:`CurlEngine.open` blocks instead, for the background transfer process). A
 request body's blocks are still queued from the task's thread as libcurl asks for them, and the
@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pycurl
@@ -32,6 +32,7 @@ from .._wire import Steps, drive
 from ._easy import UPLOAD_DEPTH, Transfer, configure
 from ._multi import Multi
 from ._response import CurlResponse
+from ._signal import Signal, SignalWaiter
 
 if TYPE_CHECKING:
     from .._attempt import Attempt
@@ -215,7 +216,7 @@ class CurlEngine:
     def _await_head(self, a: Attempt, t: Transfer) -> Steps[bool]:
         """True once the final head is in; False when libcurl rewound the body meanwhile.
 
-        Yields a :class:`HeadWaiter` while none of those has happened: a cancel, the clocks and
+        Yields a :class:`~._signal.SignalWaiter` while none of those has happened: a cancel, the clocks and
         the session's close all end the transfer, which wakes it.
         """
         signal = t.cond
@@ -227,7 +228,7 @@ class CurlEngine:
                 if t.head_done or t.error is not None or t.done or t.rewound:
                     break
                 seen = signal.generation
-            yield HeadWaiter(signal, seen)
+            yield SignalWaiter(signal, seen)
         with signal:
             if t.head_done:
                 return True
@@ -294,47 +295,6 @@ class CurlEngine:
 
         self._multi.call_and_wait(run)
         _release()
-
-
-class Signal(threading.Condition):
-    """A transfer's condition that also wakes one threadless waiter: every notify counts a
-    generation and calls the waiter's ``wake`` (at most once), on the notifying thread (the
-    network thread, under the transfer's lock: ``wake`` only queues work)."""
-
-    def __init__(self, lock: Any) -> None:
-        super().__init__(lock)
-        self.generation = 0
-        self.wake: Callable[[], None] | None = None
-
-    def notify(self, n: int = 1) -> None:
-        self.generation += 1
-        wake, self.wake = self.wake, None
-        super().notify(n)
-        if wake is not None:
-            wake()
-
-
-class HeadWaiter:
-    """A task waiting for its transfer's head (see :class:`~.._wire.Waiter`): ``seen`` is the
-    signal's generation when it looked."""
-
-    __slots__ = ("_seen", "_signal")
-
-    def __init__(self, signal: Signal, seen: int) -> None:
-        self._signal = signal
-        self._seen = seen
-
-    def block(self, timeout: float) -> None:
-        with self._signal:
-            if self._signal.generation == self._seen:
-                self._signal.wait(timeout)
-
-    def subscribe(self, wake: Callable[[], None]) -> None:
-        with self._signal:
-            if self._signal.generation == self._seen:
-                self._signal.wake = wake
-                return
-        wake()
 
 
 def _proxy_address(url: str | None) -> str | None:
