@@ -43,7 +43,7 @@ def test_tasks_waiting_for_their_heads_hold_no_worker_thread(
     """24 sessions, one slow task each: while all wait, no worker thread is busy."""
     sessions = [make_session() for _ in range(SESSIONS)]
     recs = [recorder(s) for s in sessions]
-    ids = [s.dataTask(url=server.url(f"/slow?delay=3&n={i}")) for i, s in enumerate(sessions)]
+    ids = [s.dataTask(url=server.url(f"/slow?delay=3&parked={i}")) for i, s in enumerate(sessions)]
     wait_until(lambda: _busy_workers() == 0, 2.5, "every waiting task parked")
     assert not any(rec.of(tid, "sessioncompleted") for rec, tid in zip(recs, ids, strict=True))
     for rec, tid in zip(recs, ids, strict=True):
