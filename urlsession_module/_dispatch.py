@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 __all__ = [
@@ -112,11 +113,37 @@ class _OnDemandThreads:
         self._idle = 0
         self._closed = False
         self._alive: set[threading.Thread] = set()
+        self._blocked = 0  # threads of a bounded pool waiting in a host's wait (not counted)
 
     def _needs_thread(self) -> bool:
         if len(self._jobs) <= self._idle:
             return False
-        return self._max is None or len(self._alive) < self._max
+        return self._max is None or len(self._alive) < self._max + self._blocked
+
+    def blocking(self) -> contextlib.AbstractContextManager[None]:
+        """A job is about to wait for others' work (a listener's ``waitForTasks``): for as long
+        as it waits the bound allows one thread more, so the work it waits for can still run
+        (GCD's pools grow the same way when their threads block)."""
+        return self._blocking()
+
+    @contextlib.contextmanager
+    def _blocking(self) -> Iterator[None]:
+        with self._cond:
+            self._blocked += 1
+            start = self._needs_thread()
+        if start:
+            self._start_thread()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._blocked -= 1
+
+    def _start_thread(self) -> None:
+        with self._cond:
+            thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+            self._alive.add(thread)
+        thread.start()
 
     def submit(self, fn: Callback) -> None:
         with self._cond:
@@ -202,6 +229,9 @@ class _Shared:
         pool.close()
         return True
 
+    def current(self) -> _OnDemandThreads | None:
+        return self._pool
+
     def in_use(self, pool: _OnDemandThreads) -> bool:
         with self._lock:
             return pool is self._pool
@@ -214,6 +244,16 @@ _delivery = _Shared(lambda: _OnDemandThreads("urlsession-delivery", DELIVERY_THR
 #: Work: one job at a time per thread, a new thread when none is idle (see :class:`WorkerPool`).
 _workers = _Shared(lambda: _OnDemandThreads("urlsession-worker"))
 _BATCH = 256  # callbacks a queue runs per turn before letting another session's queue run
+
+
+def lending() -> contextlib.AbstractContextManager[None]:
+    """Around a host's wait (``waitForTasks`` and the like): on a delivery pool thread, the
+    pool may start one thread more while it waits, so the deliveries it waits for, of any
+    session, are not stuck behind it and the other busy threads."""
+    pool = _delivery.current()
+    if pool is None or threading.current_thread() not in pool._alive:
+        return contextlib.nullcontext()
+    return pool.blocking()
 
 
 class _PrivateThread(_OnDemandThreads):

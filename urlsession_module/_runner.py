@@ -45,6 +45,9 @@ def _begin(task: Task) -> float | None:
     return task._begin
 
 
+#: How long a worker waits for a transfer's news before it parks the task (see Runner._advance).
+PARK_AFTER = 0.005
+
 #: Tasks in flight to one host when every one is a stream of one multiplexed connection: RFC 9113
 #: asks servers to allow at least 100 concurrent streams (nginx allows 128).
 STREAMS_PER_HOST = 100
@@ -166,16 +169,24 @@ class Runner:
                 self._work(following)
 
     def _advance(self, task: Task, steps: Steps[None]) -> bool:
-        """Run ``steps`` until they end (True) or wait (False: parked until the waiter wakes)."""
-        try:
-            waiter = steps.send(None)
-        except StopIteration:
-            return True
-        except BaseException:  # not an engine error (those end the task): pass the baton on
-            mine = self._ended(task)
-            if mine is not None:
-                self.pool.submit(functools.partial(self._work, mine))
-            raise
+        """Run ``steps`` until they end (True) or wait (False: parked until the waiter wakes).
+
+        A wait that ends within ``PARK_AFTER`` (the next chunk of a body being downloaded, a
+        head from a near server) is waited out on this thread: parking and waking costs a
+        hand-off to another worker, more than such a short wait; a longer one parks.
+        """
+        while True:
+            try:
+                waiter = steps.send(None)
+            except StopIteration:
+                return True
+            except BaseException:  # not an engine error (those end the task): pass the baton on
+                mine = self._ended(task)
+                if mine is not None:
+                    self.pool.submit(functools.partial(self._work, mine))
+                raise
+            if not waiter.block(PARK_AFTER):
+                break
         waiter.subscribe(
             functools.partial(self.pool.submit, functools.partial(self._resume, task, steps))
         )

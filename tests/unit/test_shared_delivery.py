@@ -108,3 +108,30 @@ def test_the_last_queue_closed_takes_the_pool_threads_with_it(
     queues[0].join(WAIT)
     assert _dispatch._delivery._pool is None
     assert not _delivery_threads()
+
+
+def test_a_callback_that_waits_lends_the_pool_a_thread(queues: list[ThreadDispatcher]) -> None:
+    """All DELIVERY_THREADS threads in callbacks that wait (as a listener's waitForTasks does,
+    through Delivery.wait): the pool may start another thread meanwhile, so the delivery they
+    wait for, on another queue, still runs."""
+    release = threading.Event()
+    waiting = threading.Semaphore(0)
+    woke: list[bool] = []
+
+    def waiter() -> None:
+        with _dispatch.lending():
+            waiting.release()
+            woke.append(release.wait(WAIT))
+
+    for q in queues[:DELIVERY_THREADS]:
+        q.submit(waiter)
+    for _ in range(DELIVERY_THREADS):
+        assert waiting.acquire(timeout=WAIT)
+    started = time.monotonic()
+    queues[DELIVERY_THREADS].submit(release.set)
+    assert release.wait(WAIT)
+    assert time.monotonic() - started < WAIT / 2
+    deadline = time.monotonic() + WAIT
+    while len(woke) < DELIVERY_THREADS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert woke == [True] * DELIVERY_THREADS

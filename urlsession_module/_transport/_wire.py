@@ -35,8 +35,8 @@ class Waiter(Protocol):
     resumed step looks again and may yield a new waiter: a wake-up may be early, never lost.
     """
 
-    def block(self, timeout: float) -> None:
-        """Wait on this thread, at most ``timeout`` s, for a change (the blocking driver)."""
+    def block(self, timeout: float) -> bool:
+        """Wait on this thread, at most ``timeout`` s, for a change; True if one came."""
 
     def subscribe(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` (once) on the next change; the caller's thread goes on meanwhile."""

@@ -42,10 +42,11 @@ class SignalWaiter:
         self._signal = signal
         self._seen = seen
 
-    def block(self, timeout: float) -> None:
+    def block(self, timeout: float) -> bool:
         with self._signal:
             if self._signal.generation == self._seen:
                 self._signal.wait(timeout)
+            return self._signal.generation != self._seen
 
     def subscribe(self, wake: Callable[[], None]) -> None:
         with self._signal:
