@@ -11,13 +11,14 @@ the session delivers on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ._dispatch import Dispatcher, EventQueue
+from ._dispatch import Dispatcher, EventQueue, lending
 from ._validate import check_timeout
 from .exceptions import InvalidArgumentTypeError, WouldDeadlockError
 
@@ -81,6 +82,16 @@ class Delivery:
         if limit is None and not predicate():
             self._refuse_deadlock(call)
         deadline = None if limit is None else time.monotonic() + limit
+        with self._lend():
+            return self._wait(predicate, deadline, block)
+
+    def _lend(self) -> contextlib.AbstractContextManager[None]:
+        """While a callback of a pool-run queue waits, the pool may start one thread more."""
+        return lending()
+
+    def _wait(
+        self, predicate: Callable[[], bool], deadline: float | None, block: Callable[[float], None]
+    ) -> bool:
         while not predicate():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:

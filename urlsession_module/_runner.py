@@ -1,7 +1,8 @@
 """Running a session's in-process tasks: the scheduler's answers put to work on threads.
 
-The rules of who starts when are :mod:`._scheduler`'s; this is the IO around them: the worker
-threads that run transfers, and the timer that wakes the scheduler when an
+The rules of who starts when are :mod:`._scheduler`'s; this is the IO around them: the shared
+worker threads that run transfers (a task that waits for the network without a thread is
+parked meanwhile, see :meth:`Runner._advance`), and the timer that wakes the scheduler when an
 ``earliestBeginDate`` comes due. A background session has none of this: its tasks run in the
 transfer process.
 """
@@ -18,6 +19,7 @@ from ._scheduler import Hold, Scheduler
 from ._state import TaskKind, TaskState
 from ._task import Task, TaskRun
 from ._transport import Transport
+from ._transport._wire import Steps
 from ._urls import origin
 
 __all__ = ["Runner"]
@@ -43,6 +45,25 @@ def _begin(task: Task) -> float | None:
     return task._begin
 
 
+#: How long a worker waits for a transfer's news before it parks the task (see Runner._advance).
+PARK_AFTER = 0.005
+
+#: Tasks in flight to one host when every one is a stream of one multiplexed connection: RFC 9113
+#: asks servers to allow at least 100 concurrent streams (nginx allows 128).
+STREAMS_PER_HOST = 100
+
+
+def in_flight_limit(transport: Transport, connections: int) -> int:
+    """How many tasks may run at once per host. ``httpMaximumConnectionsPerHost`` limits
+    connections, as in URLSession; over HTTP/2 or HTTP/3 asked for by name (``httpVersion``
+    '2' or '3', the curl engine) tasks are streams that share one connection, so the bound is
+    the streams a connection carries. ('auto' may end up on HTTP/1.1: connections then.)"""
+    config = transport.config
+    if config.engine == "curl" and getattr(config, "httpVersion", "auto") in ("2", "3"):
+        return max(connections, STREAMS_PER_HOST)
+    return connections
+
+
 class Runner:
     """Starts a session's waiting tasks on worker threads, as the scheduler allows."""
 
@@ -52,6 +73,7 @@ class Runner:
         self._transport = transport
         self._download_directory = download_directory
         self._lock = threading.Lock()
+        limit = in_flight_limit(transport, limit)
         self._scheduler: Scheduler[Task] = Scheduler(
             origin=_origin,
             limit=lambda _task: limit,
@@ -121,22 +143,60 @@ class Runner:
         self.schedule()
 
     def _work(self, task: Task) -> None:
-        """A worker's job: this task, then whatever the end of each frees a slot for."""
+        """A worker's job: this task, then whatever the end of each frees a slot for.
+
+        A task that waits for the network without a thread (the curl engine, until its head
+        comes) is parked: this worker goes on to other work, and the task's waiter puts
+        :meth:`_resume` on the pool when it wakes.
+        """
         next_task: Task | None = task
         while next_task is not None:
             run = next_task._run
             assert isinstance(run, TaskRun)  # only in-process tasks have workers
             download = run.machine.kind is TaskKind.DOWNLOAD
+            steps = run.steps(
+                self._transport, self._download_directory if download else None, self.cancelling
+            )
+            if not self._advance(next_task, steps):
+                return  # parked
+            next_task = self._ended(next_task)
+
+    def _resume(self, task: Task, steps: Steps[None]) -> None:
+        """A parked task's waiter woke: run it on (this worker) until it waits again or ends."""
+        if self._advance(task, steps):
+            following = self._ended(task)
+            if following is not None:
+                self._work(following)
+
+    def _advance(self, task: Task, steps: Steps[None]) -> bool:
+        """Run ``steps`` until they end (True) or wait (False: parked until the waiter wakes).
+
+        A wait that ends within ``PARK_AFTER`` (the next chunk of a body being downloaded, a
+        head from a near server) is waited out on this thread: parking and waking costs a
+        hand-off to another worker, more than such a short wait; a longer one parks.
+        """
+        while True:
             try:
-                run.run(
-                    self._transport, self._download_directory if download else None, self.cancelling
-                )
+                waiter = steps.send(None)
+            except StopIteration:
+                return True
             except BaseException:  # not an engine error (those end the task): pass the baton on
-                mine = self.schedule(full=False, ended=next_task)
+                mine = self._ended(task)
                 if mine is not None:
                     self.pool.submit(functools.partial(self._work, mine))
                 raise
-            next_task = self.schedule(full=False, ended=next_task)
+            if not waiter.block(PARK_AFTER):
+                break
+        waiter.subscribe(
+            functools.partial(self.pool.submit, functools.partial(self._resume, task, steps))
+        )
+        return False
+
+    def _ended(self, task: Task) -> Task | None:
+        """``task``'s run is over (it reported its end to its machine): free its slot, and
+        return a task that may start now for this worker to run. The one place a run's end is
+        seen."""
+        return self.schedule(full=False, ended=task)
 
     def close(self) -> None:
         """No timer any more; idle workers leave now, busy ones as their job ends (joined,

@@ -32,6 +32,7 @@ from ._state import (
     TaskMachine,
     TaskState,
 )
+from ._transport._wire import Steps, drive
 from .exceptions import ErrorCode, TransferError
 
 if TYPE_CHECKING:
@@ -187,8 +188,16 @@ class TaskRun(TaskDriver):
     def run(
         self, transport: Transport, directory: Callable[[], str] | None, cancelling: bool
     ) -> None:
+        """:meth:`steps` on this thread, blocking wherever the transfer waits."""
+        drive(self.steps(transport, directory, cancelling))
+
+    def steps(
+        self, transport: Transport, directory: Callable[[], str] | None, cancelling: bool
+    ) -> Steps[None]:
         """A worker's job for this task: the transfer, or only its -999 if it was cancelled.
 
+        A generator (see ``Transport.steps``): where the transfer waits for the network it
+        yields what it waits for, and the runner gives the worker back until that wakes.
         ``directory`` makes (or checks) the download directory now, as the transfer starts;
         ``cancelling``: ``invalidateAndCancel()`` is on its way to this task.
         """
@@ -211,7 +220,9 @@ class TaskRun(TaskDriver):
                     said = (exc.strerror or "cannot be made").lower()
                     self.feed(Failed(code, f"{code.description} ({where}: {said})"))
                     return
-            transport.run(self, machine.kind, machine.original_request, folder, machine.identifier)
+            yield from transport.steps(
+                self, machine.kind, machine.original_request, folder, machine.identifier
+            )
         except Exception:  # the machine refused an input: a bug, but the task must still end
             log.exception("task %s: engine error", machine.identifier)
             if not machine.finished:

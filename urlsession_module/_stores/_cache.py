@@ -3,6 +3,7 @@ in-memory database) with a small memory tier in front of it, as URLCache has."""
 
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import itertools
@@ -11,7 +12,8 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -123,6 +125,98 @@ class _MemoryTier:
                     self._size -= item[1]
 
 
+class _WriteBehind:
+    """Header refreshes written to SQLite behind the tasks, on the cache's own thread.
+
+    Apple's URLCache writes on its own queue too. A refresh (a 304, or the same bytes sent
+    again) is taken by the memory tier at once, and its SQLite write waits here: one pending
+    write per entry (a newer one replaces it, so 2,000 tasks refreshing one entry make a few
+    writes), at most ``LIMIT`` entries (past that the task writes itself), read through by
+    :meth:`overlay` so SQLite's older headers are never served meanwhile. The thread exists
+    while there is work and a moment after; :meth:`flush` writes what waits on the caller's
+    thread and lets the thread go (a session's invalidation, the cache's flush and close, and
+    the process's exit).
+    """
+
+    LIMIT = 256
+    LINGER = 0.1  # how long the thread lets refreshes gather (and waits before it leaves)
+
+    def __init__(self, write: Callable[[uuid.UUID, hishel.Headers], None]) -> None:
+        self._write = write
+        self._pending: dict[uuid.UUID, hishel.Headers] = {}
+        self._lock = threading.Condition()
+        self._order = threading.Lock()  # taken before popping: writes land in refresh order
+        self._thread: threading.Thread | None = None
+        self._stop = False
+
+    def put(self, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
+        with self._lock:
+            if len(self._pending) < self.LIMIT or entry_id in self._pending:
+                self._pending[entry_id] = headers
+                if self._thread is None:
+                    self._stop = False
+                    self._thread = threading.Thread(
+                        target=self._run, name="urlsession-cache", daemon=True
+                    )
+                    self._thread.start()
+                return  # no wake-up: the thread takes what gathered when its wait ends
+        with self._order:  # full: this task writes (back-pressure, still in order)
+            self._write_one(entry_id, headers)
+
+    def overlay(self, entry_id: uuid.UUID) -> hishel.Headers | None:
+        with self._lock:
+            return self._pending.get(entry_id)
+
+    def discard(self) -> None:
+        """Forget what waits (the entries are being deleted)."""
+        with self._order, self._lock:
+            self._pending.clear()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._stop:  # let refreshes gather: one write per entry per interval
+                    self._lock.wait(self.LINGER)
+                if not self._pending:
+                    self._thread = None  # under the lock: the next put starts a thread
+                    return
+            with self._order:
+                with self._lock:
+                    items = list(self._pending.items())
+                    self._pending.clear()
+                for entry_id, headers in items:
+                    self._write_one(entry_id, headers)
+
+    def _write_one(self, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
+        try:
+            self._write(entry_id, headers)
+        except (sqlite3.Error, RuntimeError) as exc:  # closed, or the entry went meanwhile
+            log.debug("cache: refreshing %s: %s", entry_id, exc)
+
+    def flush(self) -> None:
+        """Write what waits now, here; the thread leaves (joined, bounded)."""
+        with self._order:
+            with self._lock:
+                items = list(self._pending.items())
+                self._pending.clear()
+                self._stop = True
+                self._lock.notify_all()
+                thread = self._thread
+            for entry_id, headers in items:
+                self._write_one(entry_id, headers)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+
+
+_live_caches: weakref.WeakSet[HTTPCache] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for cache in list(_live_caches):
+        cache.flush_writes()
+
+
 class HTTPCache:
     """hishel's SQLite storage: a 0600 file shared by processes, or a private in-memory database.
 
@@ -140,7 +234,9 @@ class HTTPCache:
         self._condemned: set[bytes] = set()
         self._memory = _MemoryTier(min(MEMORY_TIER_SIZE, max_size))
         self._memory_entry = int(min(MEMORY_TIER_SIZE, max_size) * ENTRY_SHARE)
+        self._behind = _WriteBehind(lambda entry_id, h: self.storage.update_headers(entry_id, h))
         self.closed = False
+        _live_caches.add(self)
 
     @property
     def storage(self) -> hishel.SqliteStorage:
@@ -173,6 +269,10 @@ class HTTPCache:
         entries = self.storage.get_entries(key)
         if not entries:
             return entries
+        for i, entry in enumerate(entries):
+            newer = self._behind.overlay(entry.id)  # a refresh not yet written
+            if newer is not None:
+                entries[i] = _entry_with(entry, headers=newer)
         kept: list[tuple[hishel.Entry, bytes]] = []
         out: list[hishel.Entry] = []
         for entry in entries:
@@ -200,9 +300,14 @@ class HTTPCache:
 
     def refresh(self, key: str, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
         """An entry keeps its body and takes new headers (a 304, or the same bytes sent again),
-        in SQLite and in the memory tier alike."""
-        self.storage.update_headers(entry_id, headers)
+        in the memory tier now and in SQLite behind the task (:class:`_WriteBehind`)."""
         self._memory.refresh(key, entry_id, headers)
+        self._behind.put(entry_id, headers)
+
+    def flush_writes(self) -> None:
+        """Every refresh waiting to be written goes to SQLite now (a session's end, exit)."""
+        if not self.closed:
+            self._behind.flush()
 
     def changing(self, key: str) -> None:
         """``key``'s entries are about to change: the memory tier lets go of them first."""
@@ -254,6 +359,7 @@ class HTTPCache:
         if self.closed:
             return
         self._memory.forget()
+        self._behind.discard()
         if self.path is not None and self._connection is None and self.path.exists():
             self.storage  # noqa: B018  (open it: the file holds entries of an earlier run)
         with self._lock:
@@ -269,11 +375,13 @@ class HTTPCache:
 
     def flush(self) -> None:
         """SQLite's log folded into its file; the memory tier (a transient cache) emptied."""
+        self.flush_writes()
         self._memory.forget()
         if self.path is not None:
             self._execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
+        self.flush_writes()
         with self._lock:
             self.closed = True
             storage, self._storage, self._connection = self._storage, None, None

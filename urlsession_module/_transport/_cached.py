@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import http.client
+from typing import cast
 
 import urllib3
 from urllib3.connection import HTTPConnection
 
 from .._stores import Stored
 from ._bodies import ChunkReader
+from ._wire import Waiter
 
 
 class CachedResponse(urllib3.HTTPResponse):
@@ -41,6 +43,12 @@ class CachedResponse(urllib3.HTTPResponse):
     def connection(self) -> HTTPConnection | None:
         upstream = self._upstream
         return None if upstream is None else getattr(upstream, "connection", None)
+
+    def body_waiter(self) -> Waiter | None:
+        """The upstream's (see ``CurlResponse.body_waiter``): a stored body never waits."""
+        upstream = self._upstream
+        wait = getattr(upstream, "body_waiter", None)
+        return None if wait is None else cast("Waiter | None", wait())
 
     def release_conn(self) -> None:
         self._reader.finish()

@@ -41,7 +41,7 @@ from ._errors import map_exception
 from ._proxies import check_proxy_answer, proxy_for
 from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
 from ._streams import receive, send_blocks, start_body
-from ._wire import Engine, make_engine
+from ._wire import Engine, Steps, drive, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class Transport:
     def close(self) -> None:
         """The session is gone (no task runs): close every connection now, release the stores."""
         self.engine.close()
+        self.stores.cache.flush_writes()  # what the session refreshed is on disk when it ends
         if not self._released:
             self._released = True
             self.stores.release()
@@ -84,7 +85,39 @@ class Transport:
         resume: tuple[int, str] | None = None,
         keep_partial: bool = False,
     ) -> None:
+        """:meth:`steps` on the calling thread, blocking while it waits (the background
+        transfer process, and tools)."""
+        drive(
+            self.steps(
+                ctl,
+                kind,
+                request,
+                download_dir,
+                identifier,
+                durable=durable,
+                resume=resume,
+                keep_partial=keep_partial,
+            )
+        )
+
+    def steps(
+        self,
+        ctl: TransferControl,
+        kind: TaskKind,
+        request: Request,
+        download_dir: str | None,
+        identifier: str,
+        *,
+        durable: bool = False,
+        resume: tuple[int, str] | None = None,
+        keep_partial: bool = False,
+    ) -> Steps[None]:
         """Move one task's bytes, feeding its machine; always ends with Finished or Failed.
+
+        A generator: where the engine would wait for the network (the curl engine, until a
+        response head comes) it yields a :class:`~._wire.Waiter` instead, so the caller may
+        give its thread back and resume this when the waiter wakes (:func:`~._wire.drive`
+        blocks instead). The hop rules are written once, here, for both ways.
 
         ``resume=(size, validator)`` continues a download whose ``.part`` file holds ``size``
         bytes of an earlier attempt (Range + If-Range; the machine must already count them).
@@ -117,7 +150,7 @@ class Transport:
                 durable=durable,
                 validator=validator,
             )
-            text = self._transfer(attempt)
+            text = yield from self._transfer(attempt)
         except BaseException as exc:
             cancelled = ctl.cancelled or isinstance(exc, CancelledSignal)
             if sink is not None:
@@ -141,11 +174,11 @@ class Transport:
         finally:
             ctl.set_abort(None)
 
-    def _transfer(self, a: Attempt) -> str | None:
+    def _transfer(self, a: Attempt) -> Steps[str | None]:
         a.checkpoint()  # a task suspended before it started waits here
         while True:  # one pass per connection; a suspended task that let go comes round again
             resume_at = a.sink.size if (a.sink.size and a.validator) else 0
-            resp = self._open_following_redirects(a, resume_at)
+            resp = yield from self._open_following_redirects(a, resume_at)
             if resume_at and resp.status not in (200, 206):
                 # e.g. 416: the resource changed size under us; ask again for all of it.
                 _let_go(a, resp)
@@ -156,7 +189,7 @@ class Transport:
             try:
                 start_body(a, resp, resume_at)
                 a.validator = _validator(resp)
-                receive(a, resp)
+                yield from receive(a, resp)
                 clean = True
             except LetGoSignal:
                 continue
@@ -182,7 +215,9 @@ class Transport:
         a.ctl.feed(DownloadFinished(final, mime))
         return None
 
-    def _open_following_redirects(self, a: Attempt, resume_at: int) -> urllib3.BaseHTTPResponse:
+    def _open_following_redirects(
+        self, a: Attempt, resume_at: int
+    ) -> Steps[urllib3.BaseHTTPResponse]:
         """The final response (``a.request`` becomes the request that got it), each hop through
         the stores.
 
@@ -198,7 +233,7 @@ class Transport:
         while True:
             if a.ctl.cancelled:
                 raise CancelledSignal
-            resp = self._open_hop(a, resume_at, exchange, cacheable)
+            resp = yield from self._open_hop(a, resume_at, exchange, cacheable)
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_CODES or location is None:
                 return resp
@@ -211,7 +246,7 @@ class Transport:
 
     def _open_hop(
         self, a: Attempt, resume_at: int, exchange: Exchange, cacheable: bool
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> Steps[urllib3.BaseHTTPResponse]:
         """One hop: the cache may answer it; a 401 a credential can answer is retried once."""
         request = a.request
         lookup: CacheLookup | None = exchange.cache_lookup(request) if cacheable else None
@@ -234,7 +269,7 @@ class Transport:
                 extra += lookup.send_headers
             if authorization is not None:
                 extra.append(("Authorization", authorization))
-            resp = self._open(a, resume_at, extra)
+            resp = yield from self._open(a, resume_at, extra)
             exchange.response_received(request.url, resp.headers.items())
             if resp.status == 401 and (authorization is None or exchange.digest_pending()):
                 challenges = resp.headers.getlist("WWW-Authenticate")
@@ -274,7 +309,7 @@ class Transport:
 
     def _open(
         self, a: Attempt, resume_at: int, extra: list[tuple[str, str]]
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> Steps[urllib3.BaseHTTPResponse]:
         """Send the request through the engine and read the response head.
 
         ``extra`` (the stores' Cookie, Authorization, validators) replaces the request's headers of
@@ -290,8 +325,14 @@ class Transport:
                 headers["If-Range"] = a.validator
         body = send_blocks(a) if request.has_body else None
         url = without_userinfo(request.url)
+        # An engine that can wait without a thread says so with open_steps (curl); the others
+        # block in open (urllib3: http.client reads the head on this thread).
+        open_steps = getattr(self.engine, "open_steps", None)
         try:
-            resp = self.engine.open(a, url, headers, body)
+            if open_steps is not None:
+                resp: urllib3.BaseHTTPResponse = yield from open_steps(a, url, headers, body)
+            else:
+                resp = self.engine.open(a, url, headers, body)
         except TransferError as exc:  # (an engine may hand on the code in a plain TransferError)
             if exc.code == ErrorCode.USER_AUTHENTICATION_REQUIRED:
                 check_proxy_answer(a, None, proxy_for(self.config, url))

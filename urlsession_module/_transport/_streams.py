@@ -23,6 +23,7 @@ from ._connections import (
 )
 from ._control import CancelledSignal, LetGoSignal
 from ._errors import file_error
+from ._wire import Steps
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,12 @@ def start_body(a: Attempt, resp: urllib3.BaseHTTPResponse, resume_at: int) -> No
         a.ctl.set_abort(lambda: shutdown(sock))
 
 
-def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> None:
+def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> Steps[None]:
     """Move the body to the sink as it arrives, reporting coalesced progress.
+
+    A generator (see ``Transport.steps``): a response that can say its next read would wait
+    (``body_waiter``: the curl engine's) is waited for by yielding that waiter, so a task whose
+    body is slow to come holds no thread meanwhile; other responses block in their reads.
 
     Each read takes whatever one read of the socket gives (up to a block), not "wait until a
     block is full": bytes reach the file as they arrive, so a process killed mid-transfer
@@ -123,6 +128,7 @@ def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> None:
     view = _read_block() if raw is not None else memoryview(b"")
     splice: BodySplice | None = None
     may_splice = raw is not None and sink.path is not None
+    body_waiter = getattr(resp, "body_waiter", None)
     try:
         while True:
             # Bytes wait to be reported: if the wire stays quiet past the interval, report
@@ -149,6 +155,12 @@ def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> None:
                     splice = BodySplice.open(raw, sock)
                     may_splice = False
             else:
+                waiter = None if body_waiter is None else body_waiter()
+                if waiter is not None:
+                    yield waiter
+                    if ctl.cancelled:
+                        raise CancelledSignal
+                    continue
                 chunk = resp.read1(READ_BLOCK, decode_content=True)
                 n = len(chunk)
             if not n:

@@ -11,8 +11,8 @@ and cached the same way whichever engine carried it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import urllib3
 
@@ -20,6 +20,41 @@ from .._config_values import ConfigValues, set_curl_probe
 
 if TYPE_CHECKING:
     from ._attempt import Attempt
+
+
+T = TypeVar("T")
+
+_STEP = 0.25  # the longest a blocking driver waits before it looks again (cancel, clocks)
+
+
+class Waiter(Protocol):
+    """What a transfer waits for, yielded by :meth:`Transport.steps` instead of blocking.
+
+    Made when the awaited thing was found missing; ``wake`` is called once, from any thread,
+    as soon as something may have changed since (at once if something already has). A
+    resumed step looks again and may yield a new waiter: a wake-up may be early, never lost.
+    """
+
+    def block(self, timeout: float) -> bool:
+        """Wait on this thread, at most ``timeout`` s, for a change; True if one came."""
+
+    def subscribe(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (once) on the next change; the caller's thread goes on meanwhile."""
+
+
+#: A transfer's steps: yields what it waits for; returns its result.
+Steps = Generator[Waiter, None, T]
+
+
+def drive(steps: Steps[T]) -> T:
+    """Run ``steps`` on this thread to its end, blocking wherever it waits."""
+    try:
+        waiter = next(steps)
+        while True:
+            waiter.block(_STEP)
+            waiter = steps.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
 
 
 class Engine(Protocol):

@@ -4,9 +4,12 @@ Each session gets a ``CurlShare`` holding its connections, DNS cache and TLS ses
 sessions never reuse each other's connections (as URLSession keeps them apart), while every
 transfer of every session runs in the process's one network thread (:mod:`._multi`).
 
-A task's thread still waits for its transfer here (a blocking facade over the network thread):
-it queues the request body's blocks as libcurl asks for them and waits, a bounded step at a
-time, for the response head; the body is then read from the transfer's queue.
+A task waits for its response head without a thread: :meth:`CurlEngine.open_steps` yields a
+:class:`~._signal.SignalWaiter` that the network thread wakes (through the transfer's :class:`Signal`) when
+the head, the end, an error or a rewind comes, and the task's runner resumes it on a shared
+worker then (:meth:`CurlEngine.open` blocks instead, for the background transfer process). A
+request body's blocks are still queued from the task's thread as libcurl asks for them, and the
+body is read from the transfer's queue.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from ..._config_values import ConfigValues
 from ...exceptions import ErrorCode, TransferError
 from .._control import CancelledSignal
 from .._requests import IDEMPOTENT
+from .._wire import Steps, drive
 from ._easy import UPLOAD_DEPTH, Transfer, configure
 from ._multi import Multi
 from ._response import CurlResponse
+from ._signal import Signal, SignalWaiter
 
 if TYPE_CHECKING:
     from .._attempt import Attempt
@@ -102,6 +107,16 @@ class CurlEngine:
         headers: urllib3.HTTPHeaderDict,
         body: Iterator[bytes | memoryview] | None,
     ) -> urllib3.BaseHTTPResponse:
+        """:meth:`open_steps`, blocking on this thread while it waits."""
+        return drive(self.open_steps(a, url, headers, body))
+
+    def open_steps(
+        self,
+        a: Attempt,
+        url: str,
+        headers: urllib3.HTTPHeaderDict,
+        body: Iterator[bytes | memoryview] | None,
+    ) -> Steps[urllib3.BaseHTTPResponse]:
         """Start the transfer, feed its body, and return once its final head has come.
 
         As on the urllib3 engine, an idempotent request that found its reused connection dead
@@ -119,7 +134,7 @@ class CurlEngine:
                 while True:
                     if body is not None:
                         self._feed(a, t, body)
-                    if self._await_head(a, t):
+                    if (yield from self._await_head(a, t)):
                         return CurlResponse(t, a.request.method, stop)
                     body = send_blocks(a)  # libcurl rewound the body: queue it again
             except TransferError:
@@ -142,6 +157,7 @@ class CurlEngine:
         if version == pycurl.CURL_HTTP_VERSION_2_0 and url[:5].lower() == "http:":
             version = pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE  # h2c, as asked
         t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause)
+        t.cond = Signal(threading.Lock())  # its changes can wake a task that waits threadless
         t.group = self._live
         t.share = self._share
         t.sockets = self._sockets
@@ -197,13 +213,23 @@ class CurlEngine:
             if close is not None:
                 close()
 
-    def _await_head(self, a: Attempt, t: Transfer) -> bool:
-        """True once the final head is in; False when libcurl rewound the body meanwhile."""
-        with t.cond:
-            while not t.head_done and t.error is None and not t.done and not t.rewound:
-                if a.ctl.cancelled:
-                    raise CancelledSignal
-                t.cond.wait(_STEP)
+    def _await_head(self, a: Attempt, t: Transfer) -> Steps[bool]:
+        """True once the final head is in; False when libcurl rewound the body meanwhile.
+
+        Yields a :class:`~._signal.SignalWaiter` while none of those has happened: a cancel, the clocks and
+        the session's close all end the transfer, which wakes it.
+        """
+        signal = t.cond
+        assert isinstance(signal, Signal)
+        while True:
+            if a.ctl.cancelled:
+                raise CancelledSignal
+            with signal:
+                if t.head_done or t.error is not None or t.done or t.rewound:
+                    break
+                seen = signal.generation
+            yield SignalWaiter(signal, seen)
+        with signal:
             if t.head_done:
                 return True
             if t.rewound and t.error is None and not t.done:

@@ -17,6 +17,7 @@ import urllib3
 
 from ...exceptions import ErrorCode, TransferError
 from ._easy import Transfer
+from ._signal import Signal, SignalWaiter
 
 _STEP = 0.25  # the longest one wait for body bytes lasts before clocks are looked at again
 
@@ -94,6 +95,18 @@ class CurlResponse(urllib3.HTTPResponse):
             request_method=method,
             enforce_content_length=False,  # libcurl enforces it (and says -1005 when short)
         )
+
+    def body_waiter(self) -> SignalWaiter | None:
+        """What to wait for before the next read, if it would wait now (no byte queued, the
+        transfer not over): the task parks on it instead of blocking its thread."""
+        t = self.transfer
+        signal = t.cond
+        if not isinstance(signal, Signal):
+            return None
+        with signal:
+            if t.chunks or t.done or t.error is not None:
+                return None
+            return SignalWaiter(signal, signal.generation)
 
     def release_conn(self) -> None:
         """The connection stays libcurl's: one not read to its end is dropped, not pooled."""

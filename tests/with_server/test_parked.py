@@ -1,0 +1,80 @@
+"""No thread per task: on the curl engine a task waiting for the network holds no thread.
+
+Many sessions with one task each, every task in flight at once (the server answers none for a
+while): the worker threads are all idle meanwhile (the tasks are parked on their transfers,
+woken by the network thread), deliveries share a bounded pool, and every task still ends well.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from urlsession_module import _dispatch
+from urlsession_module.testing import LocalServer
+
+from ._util import wait_until
+
+MakeSession = Callable[..., Any]
+MakeRecorder = Callable[[Any], Any]
+SESSIONS = 24
+
+
+def _busy_workers() -> int:
+    pool = _dispatch._workers._pool
+    if pool is None:
+        return 0
+    with pool._cond:
+        return len(pool._alive) - pool._idle
+
+
+def _delivery_threads() -> int:
+    return sum(t.name == "urlsession-delivery" for t in threading.enumerate())
+
+
+@pytest.mark.engine("curl")
+def test_tasks_waiting_for_their_heads_hold_no_worker_thread(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """24 sessions, one slow task each: while all wait, no worker thread is busy."""
+    sessions = [make_session() for _ in range(SESSIONS)]
+    recs = [recorder(s) for s in sessions]
+    ids = [s.dataTask(url=server.url(f"/slow?delay=3&parked={i}")) for i, s in enumerate(sessions)]
+    wait_until(lambda: _busy_workers() == 0, 2.5, "every waiting task parked")
+    assert not any(rec.of(tid, "sessioncompleted") for rec, tid in zip(recs, ids, strict=True))
+    for rec, tid in zip(recs, ids, strict=True):
+        assert rec.completed(tid).success
+    assert _delivery_threads() <= _dispatch.DELIVERY_THREADS
+
+
+@pytest.mark.engine("curl")
+def test_a_task_waiting_for_its_body_holds_no_worker_thread(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A body that stalls after its first bytes: the task parks until the rest (or the end)."""
+    session = make_session(timeoutIntervalForRequest=1.5)
+    rec = recorder(session)
+    tid = session.dataTask(url=server.url("/stall?length=4000&after=1000&hang=5"))
+    time.sleep(0.5)  # the head and the first bytes have come; the rest does not
+    for _ in range(5):  # and it stays parked
+        assert _busy_workers() == 0
+        time.sleep(0.1)
+    event = rec.completed(tid)
+    assert event.errorCode == -1001  # the idle timeout ended it, from the network thread
+
+
+@pytest.mark.engine("curl")
+def test_cancel_wakes_a_parked_task_at_once(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A parked task's cancel ends its transfer, which wakes it to report -999."""
+    session = make_session()
+    rec = recorder(session)
+    tid = session.dataTask(url=server.url("/slow?delay=5"))
+    wait_until(lambda: _busy_workers() == 0, 2.0, "the task parked")
+    session.getTask(tid).cancel()
+    assert rec.completed(tid).errorCode == -999
