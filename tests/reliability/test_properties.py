@@ -45,18 +45,18 @@ def _json_values() -> st.SearchStrategy[Any]:
 # could be valid points at 127.0.0.1; random text is prefixed so it can never become one.
 GOOD_URLS = st.sampled_from(
     [
-        "{base}/echo?n={n}",
-        "{base}/bytes/100?n={n}",
-        "{base}/status/503?n={n}",
-        "{base}/redirect/2?n={n}",
-        "http://localhost:{port}/echo?n={n}",
+        "{base}/echo?propn={n}",
+        "{base}/bytes/100?propn={n}",
+        "{base}/status/503?propn={n}",
+        "{base}/redirect/2?propn={n}",
+        "http://localhost:{port}/echo?propn={n}",
     ]
 )
 BAD_URLS = st.sampled_from(
     [
         "",
         "   ",
-        "ftp://127.0.0.1/x?n={n}",
+        "ftp://127.0.0.1/x?propn={n}",
         "file:///etc/passwd",
         "http://",
         "http:///nohost",
@@ -64,10 +64,10 @@ BAD_URLS = st.sampled_from(
         "127.0.0.1/x",
         "http://[::1",
         "http://127.0.0.1:99999/",
-        "{base}/x\r\nX-Injected: 1?n={n}",
-        "{base}/x\n?n={n}",
-        "{base}/\x00?n={n}",
-        "{base}/a b?n={n}",
+        "{base}/x\r\nX-Injected: 1?propn={n}",
+        "{base}/x\n?propn={n}",
+        "{base}/\x00?propn={n}",
+        "{base}/a b?propn={n}",
     ]
 ) | st.text(max_size=10).map(lambda s: "x" + s)
 
@@ -216,7 +216,7 @@ def test_any_arguments_give_a_task_or_a_documented_refusal(
         done = events[-1]
         # Whatever was accepted at the call fails, if at all, with a transfer error.
         assert done.errorCode != E.UNKNOWN, (done.message, session.getTask(tid))
-    marker = re.compile(r"[?&]n=(\d+)")
+    marker = re.compile(r"[?&]propn=(\d+)")
     reached = {int(m.group(1)) for r in server.requests if (m := marker.search(r.path))}
     assert not reached & set(refused), "a refused call reached the network"
     assert leftovers(session, rec) == []
