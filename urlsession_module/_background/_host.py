@@ -37,7 +37,7 @@ from .._state import (
     TaskState,
 )
 from .._storage import open_private
-from ..exceptions import TransferError
+from ..exceptions import ErrorCode, TransferError
 from ._link import BackgroundLink
 from ._snapshot import TaskSnapshot
 from ._wire import Action, EventMessage, Message, Replay
@@ -157,9 +157,33 @@ class BackgroundHost:
         description: str | None,
         begin: float | None,
     ) -> str:
-        snap = self.link.create(kind, request, priority, description, begin)
+        """Hand a task over: its proxy exists before its message leaves (an event for it may
+        come back at once), and is gone again if the message cannot be written."""
+        snap, frame = self.link.prepare(kind, request, priority, description, begin)
         with self.session._lock:
-            return str(self._task_locked(snap).taskIdentifier)
+            self._task_locked(snap)
+        try:
+            self.link.hand_over(snap.id, frame)
+        except BaseException:
+            with self.session._lock:
+                self.session._tasks.pop(snap.id, None)
+            raise
+        return snap.id
+
+    def flush(self, timeout: float) -> None:
+        """Every task handed over so far is durable when this returns (bounded)."""
+        self.link.flush(timeout)
+
+    def refused(self, task_id: str, message: str) -> None:
+        """The journal could not take this task (e.g. a full disk): it ends, failed."""
+        with self.session._lock:
+            task = self.session._tasks.get(task_id)
+        if task is None:
+            return
+        code = ErrorCode.CANNOT_WRITE_TO_FILE
+        payload = SessionCompleted(task_id, False, int(code), message, 0, None, self.identifier)
+        fields = payload.to_dict()
+        self.session._dispatcher.submit(lambda: self._deliver(0, payload.name, fields, task))
 
     def _task(self, snap: TaskSnapshot) -> Any:
         with self.session._lock:

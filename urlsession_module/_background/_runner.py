@@ -53,7 +53,7 @@ from ._attempt import (
     startable,
     store_response,
 )
-from ._fields import Refused
+from ._fields import Refused, request_to_dict
 from ._journal import (
     COMPLETED,
     OUTSTANDING,
@@ -69,6 +69,7 @@ from ._wire import (
     Action,
     Create,
     EventMessage,
+    Journaled,
     Message,
     MessageError,
     Replay,
@@ -110,6 +111,7 @@ class Runner:
         self.threads: set[threading.Thread] = set()
         self.launcher = Launcher(home)
         self.stopping = False
+        self.leased = self.journal.leased()  # host-chosen task numbers above this are forged
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -219,6 +221,53 @@ class Runner:
         with self.cond:
             self._enqueue(rec)
         return snapshot(rec, None)
+
+    def lease(self, n: int) -> int:
+        """Task numbers for a host to name its hand-overs with (durable before the reply)."""
+        first = self.journal.lease(n)
+        self.leased = max(self.leased, first + n - 1)
+        return first
+
+    def hand_over(self, creates: list[Create]) -> Journaled:
+        """Journal a batch of handed-over tasks in one commit (group commit: one fsync), queue
+        the new ones, and say which are durable. A task sent again after a reconnect is stored
+        once; one the journal cannot take (a full disk) is named in ``failed``, and nothing
+        already journaled is touched."""
+        now = time.time()
+        recs: list[TaskRecord] = []
+        failed: list[tuple[str, str]] = []
+        for m in creates:
+            assert m.id is not None
+            if m.session not in self.configs:
+                failed.append((m.id, WireError.NOT_ATTACHED.text))
+            elif int(m.id[2:]) > self.leased and int(m.id[2:]) > self.journal.leased():
+                failed.append((m.id, "the task identifier was not leased by the transfer process"))
+            else:
+                recs.append(
+                    TaskRecord(
+                        id=m.id,
+                        number=int(m.id[2:]),
+                        session=m.session,
+                        kind=m.kind.value,
+                        request=request_to_dict(m.request),
+                        state=QUEUED,
+                        priority=m.priority,
+                        description=m.description,
+                        begin_at=m.begin_at,
+                        created=now,
+                    )
+                )
+        try:
+            new = self.journal.add_tasks(recs)
+        except sqlite3.Error as exc:
+            log.error("could not journal %d handed-over tasks: %s", len(recs), exc)
+            why = f"the transfer process could not journal the task: {exc}"
+            return Journaled((), (*failed, *((r.id, why) for r in recs)))
+        if new:
+            with self.cond:
+                for rec in new:
+                    self._enqueue(rec)
+        return Journaled(tuple(r.id for r in recs), tuple(failed))
 
     def control(self, task_id: str, action: Action) -> None:
         with self.cond:

@@ -41,6 +41,9 @@ __all__ = [
     "ErrorReply",
     "EventMessage",
     "Invalidate",
+    "Journaled",
+    "Lease",
+    "LeaseReply",
     "MessageError",
     "OkReply",
     "Replay",
@@ -93,7 +96,13 @@ class Attach(Message):
 
 @attrs.frozen
 class Create(Message):
-    """A new task; it is journaled, then the reply gives its identifier."""
+    """A new task. Two ways, one message:
+
+    - the hand-over (``id`` set, no ``req``): the host chose the identifier from a :class:`Lease`
+      and does not wait; the transfer process journals it with others (group commit) and says so
+      in a pushed :class:`Journaled`. Sent again after a reconnect, it is journaled once.
+    - a request (``req`` set, ``id`` None): journaled alone, the reply gives its identifier.
+    """
 
     op: ClassVar[str] = "create"
     session: str
@@ -103,11 +112,21 @@ class Create(Message):
     description: str | None = None
     begin_at: float | None = None
     req: int | None = None
+    id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d["request"] = request_to_dict(self.request)
-        return d
+        # Written out rather than walked with attrs.fields: this runs on every hand-over.
+        return {
+            "op": "create",
+            "session": self.session,
+            "kind": self.kind.value,
+            "request": request_to_dict(self.request),
+            "priority": self.priority,
+            "description": self.description,
+            "begin_at": self.begin_at,
+            "req": self.req,
+            "id": self.id,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Create:
@@ -122,7 +141,36 @@ class Create(Message):
             description=field(d, "description", str, None),
             begin_at=number(d, "begin_at", None),
             req=field(d, "req", int, None),
+            id=task_id_field(d),
         )
+
+
+def task_id_field(d: Mapping[str, Any]) -> str | None:
+    """A host-chosen identifier: ``bg`` and a leased number (checked against the lease later)."""
+    value: str | None = field(d, "id", str, None)
+    if value is not None and not (value.startswith("bg") and value[2:].isdigit()):
+        raise MessageError(f"'id' must be 'bg' and a number (got {value!r:.40})")
+    return value
+
+
+@attrs.frozen
+class Lease(Message):
+    """A block of ``count`` task numbers for the host to name its tasks with (no round trip per
+    task). Durable before the reply; numbers never come back, used or not."""
+
+    op: ClassVar[str] = "lease"
+    count: int
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Lease:
+        n = count(d, "count")
+        if not 1 <= n <= MAX_LEASE:
+            raise MessageError(f"'count' must be between 1 and {MAX_LEASE} (got {n})")
+        return cls(n, field(d, "req", int, None))
+
+
+MAX_LEASE = 1 << 16
 
 
 class Action(str, enum.Enum):
@@ -223,6 +271,32 @@ class EventMessage(Message):
             dict(field(d, "fields", dict)),
             snapshot_or_none(d.get("task")),
         )
+
+
+@attrs.frozen
+class Journaled(Message):
+    """Handed-over tasks now durable (``ids``), and those the journal could not take
+    (``failed``: ``[id, message]``, e.g. a full disk): one message per group commit."""
+
+    op: ClassVar[str] = "journaled"
+    ids: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "ids": list(self.ids), "failed": [list(f) for f in self.failed]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Journaled:
+        ids = field(d, "ids", list)
+        failed = field(d, "failed", list, [])
+        if not all(isinstance(i, str) for i in ids):
+            raise MessageError("'ids' must be a list of task identifiers")
+        if not all(
+            isinstance(f, list) and len(f) == 2 and all(isinstance(x, str) for x in f)
+            for f in failed
+        ):
+            raise MessageError("'failed' must be a list of [id, message]")
+        return cls(tuple(ids), tuple((f[0], f[1]) for f in failed))
 
 
 @attrs.frozen
@@ -335,6 +409,21 @@ class CreateReply(Reply):
 
 
 @attrs.frozen
+class LeaseReply(Reply):
+    """Task numbers ``first`` .. ``first + count - 1`` are the host's."""
+
+    first: int
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "first": self.first, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LeaseReply:
+        return cls(field(d, "req", int), count(d, "first", low=1), count(d, "count", low=1))
+
+
+@attrs.frozen
 class StatusReply(Reply):
     pid: int
     tasks: tuple[TaskSnapshot, ...]
@@ -362,12 +451,16 @@ class StatusReply(Reply):
 
 
 # What each request is answered with (requests not listed here are answered with OkReply).
-REPLY_TO: dict[type[Message], type[Reply]] = {Create: CreateReply, Status: StatusReply}
+REPLY_TO: dict[type[Message], type[Reply]] = {
+    Create: CreateReply,
+    Status: StatusReply,
+    Lease: LeaseReply,
+}
 
 _REQUESTS: dict[str, type[Message]] = {
-    m.op: m for m in (Attach, Create, Control, Ack, Invalidate, Status, Shutdown)
+    m.op: m for m in (Attach, Create, Control, Ack, Invalidate, Status, Shutdown, Lease)
 }
-_PUSHED: dict[str, type[Message]] = {m.op: m for m in (EventMessage, Replay)}
+_PUSHED: dict[str, type[Message]] = {m.op: m for m in (EventMessage, Replay, Journaled)}
 
 
 def parse(d: Any, *, from_host: bool) -> Message:
