@@ -131,7 +131,7 @@ class TransferClient:
         try:
             self._ensure_connected()
             self.request(session._remote_attach_message())
-            self.handovers.prefetch()
+            self.handovers.prefetch(wait=True)
         except BaseException:
             with self._cond:
                 if self._sessions.get(session.identifier) is session:

@@ -84,13 +84,23 @@ class Handovers:
             self._left -= 1
         return f"bg{number}"
 
-    def prefetch(self) -> None:
-        """Lease a block now (after attaching) unless enough numbers are left."""
+    def prefetch(self, wait: bool = False) -> None:
+        """Lease a block now (after attaching) unless enough numbers are left; ``wait``: with
+        none left, wait for it here (``createSession``), so no later call ever does."""
         with self._cond:
             if self._left > self._block // 2 or self._leasing:
                 return
             self._leasing = True
-        self._lease()
+            empty = not self._left
+        if wait and empty:
+            try:
+                reply = self._client.request(Lease(self._block))
+            finally:
+                with self._cond:
+                    self._leasing = False
+            self._apply(reply)
+        else:
+            self._lease()
 
     def _lease(self) -> None:
         self._client.request_async(Lease(self._block), self._leased)
@@ -104,11 +114,15 @@ class Handovers:
                 reply = None
         with self._cond:
             self._leasing = False
+        self._apply(reply)  # unanswered: the reattach after a reconnect leases again
+
+    def _apply(self, reply: Any) -> None:
+        with self._cond:
             if isinstance(reply, LeaseReply):
                 self._ranges.append([reply.first, reply.first + reply.count])
                 self._left += reply.count
                 self._block = min(self._block * 2, MAX_LEASE)
-            self._cond.notify_all()  # unanswered: the reattach after a reconnect leases again
+            self._cond.notify_all()
 
     # -- hand-over ---------------------------------------------------------------------------------
 
