@@ -75,7 +75,7 @@ def test_a_full_disk_fails_the_next_call_and_keeps_what_was_journaled(
         done = rec.completed(lost, 10)
         assert not done.success and done.errorCode == -3003
         assert "disk is full" in done.message
-        with pytest.raises(HandoverError, match="not journaled: .*disk is full"):
+        with pytest.raises(HandoverError, match=r"not journaled: .*disk is full"):
             session.downloadTask({"url": "http://127.0.0.1:9/c", **LATER})
         mocker.stopall()
         again = session.downloadTask({"url": "http://127.0.0.1:9/d", **LATER})
