@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Protocol
 
@@ -81,6 +84,8 @@ from ._wire import (
 log = logging.getLogger("urlsession_module.transfer")
 
 MAX_BACKOFF = 60.0
+# Transfers at once, over every session and origin (each origin has its own limit too).
+WORKERS = int(os.environ.get("URLSESSION_TRANSFER_WORKERS", "64"))
 UNSTARTABLE = "the transfer process cannot run this task: its record is not valid"
 
 
@@ -108,7 +113,11 @@ class Runner:
         self.queue: dict[str, TaskRecord] = {}  # what the scheduler holds, by identifier
         self.scheduler = scheduler_for(self.configs)
         self.running: dict[str, Attempt] = {}
-        self.threads: set[threading.Thread] = set()
+        # A bounded pool runs the started tasks (no thread per task); the scheduler holds the rest.
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="transfer-worker")
+        self.futures: set[Future[None]] = set()
+        self.full_pass = True  # the next pass reads every queue to the end (see Scheduler.take)
+        self.due: float | None = None  # when a waiting task's date comes due
         self.launcher = Launcher(home)
         self.stopping = False
         self.leased = self.journal.leased()  # host-chosen task numbers above this are forged
@@ -144,8 +153,8 @@ class Runner:
         """After the loop: stop running tasks, join their threads, close what they used."""
         for run in list(self.running.values()):
             run.set_abort(None)
-        for t in list(self.threads):
-            t.join(5.0)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        futures_wait(list(self.futures), 5.0)
         for transport in self.transports.values():
             transport.close()
         self.journal.close()
@@ -430,7 +439,9 @@ class Runner:
     def _enqueue(self, rec: TaskRecord) -> None:
         """Queue a task, or put a fresher record of a queued one in its place (under ``cond``)."""
         self.queue[rec.id] = rec
-        if not self.scheduler.update(rec):
+        if self.scheduler.update(rec):
+            self.full_pass = True  # suspended, resumed or retried: it may wait deep in a queue
+        else:
             self.scheduler.add(rec)
         self.cond.notify_all()
 
@@ -438,12 +449,19 @@ class Runner:
         rec = self.queue.pop(task_id, None)
         if rec is not None:
             self.scheduler.remove(rec)
+            self.full_pass = True
 
     def _start_ready(self) -> float | None:
         """Start what may start now (under ``cond``); return when something else becomes due."""
-        plan = self.scheduler.take(time.time())
+        now = time.time()
+        full = self.full_pass or (self.due is not None and now >= self.due)
+        self.full_pass = False
+        # A quick pass (each queue read up to its first task that must wait) unless a cancel,
+        # a resume or a date asks for a full one: 10,000 queued tasks cost nothing per start.
+        plan = self.scheduler.take(now, full=full)
         for rec in plan.start:
             self._start(rec)
+        self.due = plan.wake
         return plan.wake
 
     def _fail_record(self, rec: TaskRecord) -> None:
@@ -460,14 +478,9 @@ class Runner:
             machine = placeholder_machine(rec)
         run = Attempt(rec, machine, self._publish_attempt)
         self.running[rec.id] = run
-        t = threading.Thread(
-            target=self._work,
-            args=(run, self.configs[rec.session]),
-            name=f"transfer-{rec.id}",
-            daemon=True,
-        )
-        self.threads.add(t)
-        t.start()
+        future = self.pool.submit(self._work, run, self.configs[rec.session])
+        self.futures.add(future)
+        future.add_done_callback(self.futures.discard)
 
     def _transport(self, session: str, cfg: ConfigValues) -> Transport:
         with self.cond:
@@ -513,7 +526,6 @@ class Runner:
                     self.scheduler.finished(rec)
                 if self.running.get(rec.id) is run:  # not the next attempt, already started
                     del self.running[rec.id]
-                self.threads.discard(threading.current_thread())
                 self.cond.notify_all()
 
     def _ensure_completed(self, run: Attempt) -> None:
