@@ -21,6 +21,7 @@ import pytest
 import urlsession_module as URLSession
 from tests._processes import pid_alive
 from tests.with_server.test_background import Transfer, _wait
+from tests.with_server.test_background_findings import _status
 from urlsession_module._background._handover import HandoverError
 from urlsession_module._background._runner import Runner
 from urlsession_module._background._server import MAX_FRAME, Server
@@ -133,6 +134,34 @@ def test_a_host_faster_than_the_journal_is_slowed_never_refused(
         assert len(set(ids)) == len(ids)
         numbers = [int(t[2:]) for t in ids]
         assert numbers == sorted(numbers)
+    finally:
+        session.invalidateAndCancel()
+        assert session.waitForInvalidation(30)
+
+
+def test_status_counts_thousands_of_tasks_by_state_and_lists_them_with_all(
+    transfer: Transfer, state_home: Path
+) -> None:
+    """`urlsession status` with 1,000 queued tasks prints one line per state (not 1,000 rows);
+    `--json` carries the counts; `--all` lists every task."""
+    session = _session("com.test.many")
+    try:
+        ids = [
+            session.downloadTask({"url": f"http://127.0.0.1:9/{i}", **LATER}) for i in range(2000)
+        ]
+        session.flush()
+        r = _status(state_home)
+        assert r.returncode == 0, r.stderr
+        assert "session com.test.many (1,000 task(s))" in r.stdout
+        assert "queued: 1,000" in r.stdout and ids[0] not in r.stdout
+        r = _status(state_home, "--json")
+        report = json.loads(r.stdout.strip().splitlines()[-1])
+        (entry,) = [s for s in report["sessions"] if s["sessionIdentifier"] == "com.test.many"]
+        assert entry["tasksByState"] == {"queued": 1000}
+        assert report["tasks"] == []  # none is running: they wait for their date
+        r = _status(state_home, "--all", "--json")
+        report = json.loads(r.stdout.strip().splitlines()[-1])
+        assert {t["taskIdentifier"] for t in report["tasks"]} == set(ids)
     finally:
         session.invalidateAndCancel()
         assert session.waitForInvalidation(30)

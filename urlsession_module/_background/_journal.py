@@ -363,6 +363,14 @@ class Journal:
                 ).fetchone()
         return int(row[0])
 
+    def pending_by_session(self) -> dict[str, int]:
+        """Events not yet acknowledged, per session, in one query."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT session, COUNT(*) FROM outbox WHERE acked = 0 GROUP BY session"
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
     def sessions_with_pending(self) -> list[str]:
         with self._lock:
             return [

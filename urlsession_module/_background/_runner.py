@@ -320,15 +320,24 @@ class Runner:
             remove_response(fields)  # the host has read the body: its file is done with
         self.journal.ack(ident, upto)
 
-    def status(self) -> tuple[tuple[TaskSnapshot, ...], dict[str, int]]:
-        """Every task, with no credential in sight, and the events waiting for each session."""
+    def status(self, every: bool = True) -> tuple[tuple[TaskSnapshot, ...], dict[str, int]]:
+        """Every task (or those running now), with no credential in sight, and the events
+        waiting for each session (one query)."""
+        if every:
+            recs = self.journal.tasks()
+        else:
+            with self.cond:
+                recs = [run.rec for run in self.running.values()]
         tasks = tuple(
             attrs.evolve(
-                self._snapshot(rec), session=rec.session, journal_state=rec.state
+                self._snapshot(rec),
+                session=rec.session,
+                journal_state=rec.state if every else RUNNING,
             ).redacted()
-            for rec in self.journal.tasks()
+            for rec in recs
         )
-        return tasks, {s: self.journal.count_pending(s) for s in self.journal.sessions()}
+        pending = self.journal.pending_by_session()
+        return tasks, {s: pending.get(s, 0) for s in self.journal.sessions()}
 
     def _snapshot(self, rec: TaskRecord) -> TaskSnapshot:
         run = self.running.get(rec.id)

@@ -235,7 +235,7 @@ class Server:
         elif isinstance(m, Invalidate):
             runner.invalidate(host, m.session, m.cancel)
         elif isinstance(m, Status):
-            tasks, pending = runner.status()
+            tasks, pending = runner.status(m.all)
             return StatusReply(req, os.getpid(), tasks, pending)
         elif isinstance(m, Shutdown):
             runner.stop()

@@ -225,12 +225,16 @@ class Invalidate(Message):
 
 @attrs.frozen
 class Status(Message):
+    """Every task (``all``), or only those running now: ``status`` without ``--all`` counts the
+    rest from the journal in one query, so 10,000 queued tasks cost it nothing."""
+
     op: ClassVar[str] = "status"
     req: int | None = None
+    all: bool = True
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Status:
-        return cls(field(d, "req", int, None))
+        return cls(field(d, "req", int, None), bool(field(d, "all", bool, True)))
 
 
 @attrs.frozen
