@@ -147,7 +147,7 @@ def test_status_counts_thousands_of_tasks_by_state_and_lists_them_with_all(
     session = _session("com.test.many")
     try:
         ids = [
-            session.downloadTask({"url": f"http://127.0.0.1:9/{i}", **LATER}) for i in range(2000)
+            session.downloadTask({"url": f"http://127.0.0.1:9/{i}", **LATER}) for i in range(1000)
         ]
         session.flush()
         r = _status(state_home)

@@ -161,7 +161,8 @@ def request_from_dict(d: Any, name: str = "request") -> Request:
         raise MessageError(f"'{name}' carries its body as a file ('body_path'), not bytes")
     method = field(d, "method", str)
     url = field(d, "url", str)
-    if urlsplit(url).scheme.lower() not in ("http", "https") or not urlsplit(url).hostname:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise MessageError(f"'{name}.url' must be an http(s) URL (got {url!r:.80})")
     return Request(
         method=method,

@@ -130,6 +130,8 @@ class BackgroundHost:
         self._queued = 0  # journaled events queued for delivery, not yet delivered
         self._replays = 0  # replays queued, not yet wholly delivered
         self._ledger = CompletionLedger()
+        self._replay_open = False  # a replay began; its first new event announces it
+        self._replay_delivered = False  # this replay delivered something: it ends with an event
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -221,10 +223,15 @@ class BackgroundHost:
         """Adopt outstanding tasks; deliver what was missed, framed by ``backgroundtransfer`` (on
         the module) and ``sessioneventscompleted``.
 
-        A replay can hold thousands of events: they are prepared under one lock and delivered
-        by one queued callback, in order, rather than one queue entry each.
+        A replay can hold thousands of events, in chunks (``first`` .. ``last``): each chunk is
+        prepared under one lock and delivered by one queued callback, in order, rather than one
+        queue entry each. The first chunk with anything new announces the replay; the last one
+        ends it, if anything was delivered.
         """
         with self.session._lock:
+            if message.first:
+                self._replay_open = True
+                self._replay_delivered = False
             for snap in message.tasks:
                 self._task_locked(snap)
             batch = [
@@ -232,7 +239,13 @@ class BackgroundHost:
                 for e in message.events
                 if e.seq > self._delivered_seq
             ]
-            if not batch:
+            announce_now = bool(batch) and self._replay_open
+            if announce_now:
+                self._replay_open = False
+            if batch:
+                self._replay_delivered = True
+            end_now = message.last and message.drained and self._replay_delivered
+            if not batch and not end_now:
                 return
             self._queued += len(batch)
             self._replays += 1
@@ -240,10 +253,11 @@ class BackgroundHost:
 
         def deliver_all() -> None:
             try:
-                self._fire_on_module("backgroundtransfer", announce)
+                if announce_now:
+                    self._fire_on_module("backgroundtransfer", announce)
                 for seq, name, fields, task in batch:
                     self._deliver(seq, name, fields, task)
-                if message.drained:
+                if end_now:
                     done = {"sessionIdentifier": message.session}
                     self.session._dispatch_event(
                         Event("sessioneventscompleted", self.session, done)

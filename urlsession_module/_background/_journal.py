@@ -363,6 +363,15 @@ class Journal:
                 ).fetchone()
         return int(row[0])
 
+    def tasks_with_pending(self, session: str) -> list[TaskRecord]:
+        """The tasks that ``session``'s unacknowledged events speak of, in one query."""
+        sql = (
+            f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE id IN "
+            "(SELECT task_id FROM outbox WHERE session = ? AND acked = 0) ORDER BY number"
+        )
+        with self._lock:
+            return [_task(r) for r in self._db.execute(sql, (session,))]
+
     def pending_by_session(self) -> dict[str, int]:
         """Events not yet acknowledged, per session, in one query."""
         with self._lock:

@@ -16,7 +16,6 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from pathlib import Path
@@ -56,7 +55,8 @@ from ._attempt import (
     startable,
     store_response,
 )
-from ._fields import Refused, request_to_dict
+from ._fields import Refused
+from ._intake import hand_over
 from ._journal import (
     COMPLETED,
     OUTSTANDING,
@@ -67,6 +67,7 @@ from ._journal import (
     TaskRecord,
 )
 from ._launch import Launcher
+from ._replay import send_replay
 from ._settings import config_from_dict
 from ._wire import (
     Action,
@@ -75,8 +76,6 @@ from ._wire import (
     Journaled,
     Message,
     MessageError,
-    Replay,
-    ReplayEvent,
     TaskSnapshot,
     WireError,
 )
@@ -183,31 +182,13 @@ class Runner:
         if old is not None and not busy:
             old.close()
         with self.pub_lock:
-            events = self.journal.pending_events(ident)
-            # One query for the tasks the events speak of, not one per event (replays are big).
-            wanted = {e.task_id for e in events if e.task_id}
-            snaps = {
-                rec.id: self._snapshot(rec)
-                for rec in (self.journal.tasks(session=ident) if wanted else [])
-                if rec.id in wanted
-            }
-            tasks = tuple(
-                self._snapshot(rec) for rec in self.journal.tasks(session=ident, states=OUTSTANDING)
-            )
+            # Journal-then-push: no event is pushed between the replay's read and the host's
+            # registration, so none is missed or sent twice.
+            outstanding = self.journal.tasks(session=ident, states=OUTSTANDING)
+            tasks = tuple(self._snapshot(rec) for rec in outstanding)
             self.session_host[ident] = host
             host.sessions.add(ident)
-            host.send(
-                Replay(
-                    session=ident,
-                    handlerId=f"{ident}-{uuid.uuid4().hex[:8]}" if events else None,
-                    events=tuple(
-                        ReplayEvent(e.seq, e.name, e.fields, snaps.get(e.task_id or ""))
-                        for e in events
-                    ),
-                    tasks=tasks,
-                    drained=not tasks,
-                )
-            )
+            send_replay(host, ident, self.journal, self._snapshot, tasks)
 
     def create(self, m: Create) -> TaskSnapshot:
         if m.session not in self.configs:
@@ -238,45 +219,14 @@ class Runner:
         return first
 
     def hand_over(self, creates: list[Create]) -> Journaled:
-        """Journal a batch of handed-over tasks in one commit (group commit: one fsync), queue
-        the new ones, and say which are durable. A task sent again after a reconnect is stored
-        once; one the journal cannot take (a full disk) is named in ``failed``, and nothing
-        already journaled is touched."""
-        now = time.time()
-        recs: list[TaskRecord] = []
-        failed: list[tuple[str, str]] = []
-        for m in creates:
-            assert m.id is not None
-            if m.session not in self.configs:
-                failed.append((m.id, WireError.NOT_ATTACHED.text))
-            elif int(m.id[2:]) > self.leased and int(m.id[2:]) > self.journal.leased():
-                failed.append((m.id, "the task identifier was not leased by the transfer process"))
-            else:
-                recs.append(
-                    TaskRecord(
-                        id=m.id,
-                        number=int(m.id[2:]),
-                        session=m.session,
-                        kind=m.kind.value,
-                        request=request_to_dict(m.request),
-                        state=QUEUED,
-                        priority=m.priority,
-                        description=m.description,
-                        begin_at=m.begin_at,
-                        created=now,
-                    )
-                )
-        try:
-            new = self.journal.add_tasks(recs)
-        except sqlite3.Error as exc:
-            log.error("could not journal %d handed-over tasks: %s", len(recs), exc)
-            why = f"the transfer process could not journal the task: {exc}"
-            return Journaled((), (*failed, *((r.id, why) for r in recs)))
+        """Journal a batch of handed-over tasks in one commit and queue the new ones
+        (:func:`~._intake.hand_over`)."""
+        journaled, new = hand_over(self.journal, creates, self.configs, self.leased)
         if new:
             with self.cond:
                 for rec in new:
                     self._enqueue(rec)
-        return Journaled(tuple(r.id for r in recs), tuple(failed))
+        return journaled
 
     def control(self, task_id: str, action: Action) -> None:
         with self.cond:

@@ -313,7 +313,11 @@ class ReplayEvent:
 
 @attrs.frozen
 class Replay(Message):
-    """What a (re)attached host missed, in order, and the tasks still outstanding."""
+    """What a (re)attached host missed, in order, and the tasks still outstanding.
+
+    On the wire each task's snapshot travels once (``snapshots``, by identifier), and events
+    name their task: a finished download has two events, and a replay can hold 10,000.
+    """
 
     op: ClassVar[str] = "replay"
     session: str
@@ -321,21 +325,32 @@ class Replay(Message):
     events: tuple[ReplayEvent, ...]
     tasks: tuple[TaskSnapshot, ...]
     drained: bool
+    first: bool = True  # a long replay comes in chunks: the first announces it,
+    last: bool = True  # the last one may end it with sessioneventscompleted
 
     def to_dict(self) -> dict[str, Any]:
+        snapshots: dict[str, Any] = {}
+        for e in self.events:
+            if e.task is not None and e.task.id not in snapshots:
+                snapshots[e.task.id] = e.task.to_dict()
         return {
             "op": self.op,
             "session": self.session,
             "handlerId": self.handlerId,
+            "snapshots": snapshots,
             "events": [
-                [e.seq, e.name, e.fields, e.task.to_dict() if e.task else None] for e in self.events
+                [e.seq, e.name, e.fields, e.task.id if e.task else None] for e in self.events
             ],
             "tasks": [t.to_dict() for t in self.tasks],
             "drained": self.drained,
+            "first": self.first,
+            "last": self.last,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Replay:
+        raw_snaps = field(d, "snapshots", dict, {})
+        snaps = {k: TaskSnapshot.from_dict(v) for k, v in raw_snaps.items()}
         events = []
         for item in field(d, "events", list):
             if not isinstance(item, list) or len(item) != 4:
@@ -345,15 +360,18 @@ class Replay(Message):
                 not isinstance(seq, int)
                 or not isinstance(name, str)
                 or not isinstance(fields, dict)
+                or not (task is None or task in snaps)
             ):
                 raise MessageError("'events' must be a list of [seq, name, fields, task]")
-            events.append(ReplayEvent(seq, name, fields, snapshot_or_none(task)))
+            events.append(ReplayEvent(seq, name, fields, None if task is None else snaps[task]))
         return cls(
             session_field(d),
             field(d, "handlerId", str, None),
             tuple(events),
             tuple(TaskSnapshot.from_dict(t) for t in field(d, "tasks", list)),
             bool(field(d, "drained", bool, False)),
+            bool(field(d, "first", bool, True)),
+            bool(field(d, "last", bool, True)),
         )
 
 
