@@ -402,7 +402,11 @@ class Runner:
             self.full_pass = True  # suspended, resumed or retried: it may wait deep in a queue
         else:
             self.scheduler.add(rec)
-        self.cond.notify_all()
+        # A task for later wakes the loop only if it is due before the loop's next wake: 10,000
+        # tasks for tomorrow handed over one by one must not cost 10,000 passes over the queue.
+        begin = max(rec.begin_at or 0.0, rec.next_attempt_at or 0.0)
+        if begin <= time.time() or self.due is None or begin < self.due:
+            self.cond.notify_all()
 
     def _dequeue(self, task_id: str) -> None:
         rec = self.queue.pop(task_id, None)
