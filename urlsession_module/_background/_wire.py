@@ -148,7 +148,8 @@ class Create(Message):
 def task_id_field(d: Mapping[str, Any]) -> str | None:
     """A host-chosen identifier: ``bg`` and a leased number (checked against the lease later)."""
     value: str | None = field(d, "id", str, None)
-    if value is not None and not (value.startswith("bg") and value[2:].isdigit()):
+    digits = value[2:] if value is not None else ""
+    if value is not None and not (value.startswith("bg") and digits.isascii() and digits.isdigit()):
         raise MessageError(f"'id' must be 'bg' and a number (got {value!r:.40})")
     return value
 
