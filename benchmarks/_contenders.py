@@ -662,6 +662,9 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def main() -> None:
+    import _bg_scale  # scenario e at scale (issue 17): the timed hand-over, the in-flight host
+
+    RUNNERS.update(_bg_scale.RUNNERS)
     spec = json.loads(sys.argv[1])
     WARM.update(bytes=spec.get("warm", 0), dir=spec.get("out_dir", ""))
     result = RUNNERS[f"{spec['kind']}:{spec['contender']}"](spec)

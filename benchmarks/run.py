@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import _bg_scale  # noqa: E402  (scenario e at scale: issue 17)
 from _servers import Nginx, Server, StandIn, ensure_nginx, make_file  # noqa: E402
 
 #: importable module -> what pip installs for it (setup.cfg's ``bench`` extra lists the same)
@@ -631,6 +632,7 @@ class Bench:
                 if result["events"] != n:
                     raise RuntimeError(f"replayed {result['events']} of {n} events")
                 result["fill_seconds"] = filled["seconds"]
+                result["fill"] = filled
                 replay.append(result)
                 self.stop_daemon(home)
             with self.background_home() as home:
@@ -641,6 +643,7 @@ class Bench:
                 memory.append({"idle_rss_kib": idle, **self.daemon_rss_detail(home), "cold": base})
                 self.stop_daemon(home)
         self.results["e"] = {"cold": cold, "replay": replay, "memory": memory, "events": n}
+        self.results["e"]["inflight"] = _bg_scale.scenario_e_scale(self)
 
     @contextlib.contextmanager
     def background_home(self) -> Iterator[Path]:
@@ -831,6 +834,7 @@ def summarize(bench: Bench) -> dict[str, Any]:
             "daemon_peak_rss_mib_queued": _stat([m["peak_rss_kib"] / 1024 for m in e["memory"]]),
             "events": e["events"],
         }
+        summary["e"].update(_bg_scale.summary(e, _stat))
     if "f" in res:
         rows = {}
         for name, runs in res["f"]["runs"].items():
@@ -949,6 +953,15 @@ def check_targets(s: dict[str, Any], bench: Bench) -> list[dict[str, Any]]:
     if "e" in s:
         at_most("e: cold start < 300 ms", s["e"]["cold_ms"]["median"], 300, "ms", "")
         at_most("e: replay < 1 s", s["e"]["replay_ms"]["median"] / 1000, 1, "s", "")
+        e17 = s["e"]
+        at_most("e: replay < 0.4 s (issue 17)", e17["replay_ms"]["median"] / 1000, 0.4, "s", "")
+        if "call_median_us" in e17:
+            at_most("e: hand-over <= 50 us a call", e17["call_median_us"]["median"], 50, "us", "")
+            at_most("e: tasks journaled < 1 s", e17["journaled_seconds"]["median"], 1, "s", "")
+        at_most("e: queued RSS <= 64 MiB", e17["daemon_rss_mib_queued"]["median"], 64, "MiB", "")
+        if "inflight" in e17:
+            peak = e17["inflight"]["peak_rss_mib"]["median"]
+            at_most("e: in flight, peak RSS <= 100 MiB", peak, 100, "MiB", "")
     if "f" in s:
         for e in ENGINES:
             found = row("f", f"us[{e}]")
@@ -1042,6 +1055,7 @@ def markdown(bench: Bench, s: dict[str, Any], meta: dict[str, Any]) -> str:
             f"| host peak RSS after the replay (MiB) | {_rng(e['host_rss_mib_after_replay'], 1)} |",
             f"| transfer process RSS, idle (MiB) | {_rng(e['daemon_idle_rss_mib'], 1)} |",
             f"| transfer process RSS with {e['events']:,} queued tasks (MiB) | {_rng(e['daemon_rss_mib_queued'], 1)} |",
+            *_bg_scale.markdown(e, _rng),
             "",
         ]
     if "f" in s:

@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 _FINISHED_KEPT = 1000  # finished tasks getTask() still finds
 
 
+BACKGROUND_FLUSH_WAIT = 60.0  # flush() on a background session: the journal's answer, at most
+
+
 class Session(Proxy):
     """``Modules.URLSession.Session``: starts tasks and delivers their events in order."""
 
@@ -282,8 +285,14 @@ class Session(Proxy):
     # -- stores ----------------------------------------------------------------------------------
 
     def flush(self, callback: Callable[[dict[str, Any]], Any] | None = None) -> None:
-        """Write stores to disk, drop idle connections, then call back on the delivery queue."""
+        """Write stores to disk, drop idle connections, then call back on the delivery queue.
+
+        On a background session it first waits (bounded) until every task handed over so far
+        is in the transfer process's journal: the strict promise, for hosts that want it.
+        """
         check_callback(callback)
+        if self._remote is not None:
+            self._remote.flush(BACKGROUND_FLUSH_WAIT)
         self._flush_stores()
         self._callback(callback)
 

@@ -183,6 +183,9 @@ def placeholder_machine(rec: TaskRecord) -> TaskMachine:
     return TaskMachine(rec.id, TaskKind(kind), request, rec.session)
 
 
+_KINDS = frozenset(k.value for k in TaskKind)
+
+
 def snapshot(rec: TaskRecord, machine: TaskMachine | None) -> TaskSnapshot:
     """What a host's Task proxy shows: plain data from the machine, or else from the journal."""
     try:
@@ -191,7 +194,7 @@ def snapshot(rec: TaskRecord, machine: TaskMachine | None) -> TaskSnapshot:
         request = Request(
             "GET", str(rec.request.get("url", "")) if isinstance(rec.request, dict) else ""
         )
-    kind = TaskKind(rec.kind) if rec.kind in {k.value for k in TaskKind} else TaskKind.DATA
+    kind = TaskKind(rec.kind) if rec.kind in _KINDS else TaskKind.DATA
     common: dict[str, Any] = {
         "id": rec.id,
         "kind": kind,

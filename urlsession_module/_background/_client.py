@@ -31,7 +31,17 @@ from ..exceptions import (
     URLSessionError,
 )
 from . import _protocol as proto
-from ._wire import ErrorReply, Invalidate, Message, MessageError, Reply, parse, parse_reply
+from ._handover import Handovers
+from ._wire import (
+    ErrorReply,
+    Invalidate,
+    Journaled,
+    Message,
+    MessageError,
+    Reply,
+    parse,
+    parse_reply,
+)
 
 __all__ = ["TransferClient", "TransferUnavailableError", "connect"]
 
@@ -48,6 +58,8 @@ class SessionEndpoint(Protocol):
     def _remote_message(self, message: Message) -> None: ...
 
     def _remote_attach_message(self) -> Message: ...
+
+    def _remote_refused(self, task_id: str, message: str) -> None: ...
 
 
 class TransferClient:
@@ -95,6 +107,9 @@ class TransferClient:
         self._sessions: dict[str, SessionEndpoint] = {}
         self._reader: threading.Thread | None = None
         self._closing = False
+        self._callbacks: dict[int, Callable[[dict[str, Any] | None], None]] = {}
+        # Tasks handed over and not yet journaled, and the task numbers leased for new ones.
+        self.handovers = Handovers(self)
 
     # -- sessions ----------------------------------------------------------------------------------
 
@@ -116,6 +131,7 @@ class TransferClient:
         try:
             self._ensure_connected()
             self.request(session._remote_attach_message())
+            self.handovers.prefetch(wait=True)
         except BaseException:
             with self._cond:
                 if self._sessions.get(session.identifier) is session:
@@ -173,18 +189,46 @@ class TransferClient:
             raise URLSessionError(f"the transfer process refused {message.op!r}: {reply.message}")
         return reply
 
+    def request_async(
+        self, message: Message, callback: Callable[[dict[str, Any] | None], None]
+    ) -> None:
+        """Send a request whose raw reply goes to ``callback`` on the reader thread (None if
+        the connection is lost first, or it cannot be sent)."""
+        number = next(self._numbers)
+        d = message.to_dict()
+        d["req"] = number
+        with self._cond:
+            self._callbacks[number] = callback
+        try:
+            self._send(d)
+        except TransferUnavailableError:
+            with self._cond:
+                dropped = self._callbacks.pop(number, None)
+            if dropped is not None:
+                dropped(None)
+
     def send(self, message: Message) -> None:
         """Send without waiting for a reply (none comes): acks and task controls."""
         with contextlib.suppress(TransferUnavailableError):
             self._send(message.to_dict())
 
     def _send(self, d: dict[str, Any]) -> None:
+        self.send_frame(proto.encode(d))
+
+    def send_frame(self, frame: bytes) -> None:
+        """One frame written into the kernel's socket buffer (it waits there only when the
+        buffer is full: the transfer process is behind, and that is the back-pressure)."""
         conn = self._ensure_connected()
         try:
             with self._send_lock:
-                conn.send_bytes(proto.encode(d))
+                conn.send_bytes(frame)
         except (OSError, ValueError):
             raise TransferUnavailableError("cannot reach the transfer process") from None
+
+    @property
+    def connected(self) -> bool:
+        with self._cond:
+            return self._conn is not None and not self._closing
 
     # -- connection --------------------------------------------------------------------------------
 
@@ -221,14 +265,20 @@ class TransferClient:
             if isinstance(raw, dict) and raw.get("op") == "reply":
                 req = raw.get("req")
                 with self._cond:
-                    if isinstance(req, int):
+                    callback = self._callbacks.pop(req, None) if isinstance(req, int) else None
+                    if isinstance(req, int) and callback is None:
                         self._replies[req] = raw
                     self._cond.notify_all()
+                if callback is not None:
+                    callback(raw)
                 continue
             try:
                 message = parse(raw, from_host=False)
             except MessageError as exc:
                 log.warning("ignored a malformed message from the transfer process: %s", exc)
+                continue
+            if isinstance(message, Journaled):
+                self.handovers.journaled(message)
                 continue
             with self._cond:
                 session = self._sessions.get(getattr(message, "session", ""))
@@ -244,6 +294,12 @@ class TransferClient:
             if self._conn is conn:
                 self._conn = None
             self._cond.notify_all()  # waiters for replies give up on this connection
+            callbacks = list(self._callbacks.values())
+            self._callbacks.clear()
+        for callback in callbacks:
+            callback(None)
+        self.handovers.connection_lost()
+        with self._cond:
             if self._closing or not self._sessions:
                 return False
             sessions = list(self._sessions.values())
@@ -275,8 +331,15 @@ class TransferClient:
         return True
 
     def _reattach(self, session: SessionEndpoint) -> None:
+        """Attach again (the replay follows), then hand over again what was not journaled."""
         with contextlib.suppress(URLSessionError, OSError):
             self.request(session._remote_attach_message())
+            self.handovers.resend(session.identifier)
+            self.handovers.prefetch()
+
+    def session(self, identifier: str) -> SessionEndpoint | None:
+        with self._cond:
+            return self._sessions.get(identifier)
 
 
 def _hang_up(conn: Connection) -> None:

@@ -37,7 +37,7 @@ from .._state import (
     TaskState,
 )
 from .._storage import open_private
-from ..exceptions import TransferError
+from ..exceptions import ErrorCode, TransferError
 from ._link import BackgroundLink
 from ._snapshot import TaskSnapshot
 from ._wire import Action, EventMessage, Message, Replay
@@ -130,6 +130,8 @@ class BackgroundHost:
         self._queued = 0  # journaled events queued for delivery, not yet delivered
         self._replays = 0  # replays queued, not yet wholly delivered
         self._ledger = CompletionLedger()
+        self._replay_open = False  # a replay began; its first new event announces it
+        self._replay_delivered = False  # this replay delivered something: it ends with an event
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -157,9 +159,33 @@ class BackgroundHost:
         description: str | None,
         begin: float | None,
     ) -> str:
-        snap = self.link.create(kind, request, priority, description, begin)
+        """Hand a task over: its proxy exists before its message leaves (an event for it may
+        come back at once), and is gone again if the message cannot be written."""
+        snap, frame = self.link.prepare(kind, request, priority, description, begin)
         with self.session._lock:
-            return str(self._task_locked(snap).taskIdentifier)
+            self._task_locked(snap)
+        try:
+            self.link.hand_over(snap.id, frame)
+        except BaseException:
+            with self.session._lock:
+                self.session._tasks.pop(snap.id, None)
+            raise
+        return snap.id
+
+    def flush(self, timeout: float) -> None:
+        """Every task handed over so far is durable when this returns (bounded)."""
+        self.link.flush(timeout)
+
+    def refused(self, task_id: str, message: str) -> None:
+        """The journal could not take this task (e.g. a full disk): it ends, failed."""
+        with self.session._lock:
+            task = self.session._tasks.get(task_id)
+        if task is None:
+            return
+        code = ErrorCode.CANNOT_WRITE_TO_FILE
+        payload = SessionCompleted(task_id, False, int(code), message, 0, None, self.identifier)
+        fields = payload.to_dict()
+        self.session._dispatcher.submit(lambda: self._deliver(0, payload.name, fields, task))
 
     def _task(self, snap: TaskSnapshot) -> Any:
         with self.session._lock:
@@ -197,10 +223,15 @@ class BackgroundHost:
         """Adopt outstanding tasks; deliver what was missed, framed by ``backgroundtransfer`` (on
         the module) and ``sessioneventscompleted``.
 
-        A replay can hold thousands of events: they are prepared under one lock and delivered
-        by one queued callback, in order, rather than one queue entry each.
+        A replay can hold thousands of events, in chunks (``first`` .. ``last``): each chunk is
+        prepared under one lock and delivered by one queued callback, in order, rather than one
+        queue entry each. The first chunk with anything new announces the replay; the last one
+        ends it, if anything was delivered.
         """
         with self.session._lock:
+            if message.first:
+                self._replay_open = True
+                self._replay_delivered = False
             for snap in message.tasks:
                 self._task_locked(snap)
             batch = [
@@ -208,7 +239,13 @@ class BackgroundHost:
                 for e in message.events
                 if e.seq > self._delivered_seq
             ]
-            if not batch:
+            announce_now = bool(batch) and self._replay_open
+            if announce_now:
+                self._replay_open = False
+            if batch:
+                self._replay_delivered = True
+            end_now = message.last and message.drained and self._replay_delivered
+            if not batch and not end_now:
                 return
             self._queued += len(batch)
             self._replays += 1
@@ -216,10 +253,11 @@ class BackgroundHost:
 
         def deliver_all() -> None:
             try:
-                self._fire_on_module("backgroundtransfer", announce)
+                if announce_now:
+                    self._fire_on_module("backgroundtransfer", announce)
                 for seq, name, fields, task in batch:
                     self._deliver(seq, name, fields, task)
-                if message.drained:
+                if end_now:
                     done = {"sessionIdentifier": message.session}
                     self.session._dispatch_event(
                         Event("sessioneventscompleted", self.session, done)

@@ -193,6 +193,46 @@ class Journal:
         db.execute("UPDATE meta SET value = value + 1 WHERE key = 'task_number'")
         return int(db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()[0])
 
+    def lease(self, n: int) -> int:
+        """Reserve ``n`` task numbers for a host in one durable commit; returns the first."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('task_number', 0)")
+            db.execute("UPDATE meta SET value = value + ? WHERE key = 'task_number'", (n,))
+            last = int(db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()[0])
+        return last - n + 1
+
+    def leased(self) -> int:
+        """The highest task number handed out so far (a host-chosen one above it is forged)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'task_number'").fetchone()
+        return int(row[0]) if row else 0
+
+    def add_tasks(self, recs: list[TaskRecord]) -> list[TaskRecord]:
+        """Group commit: store the records not stored yet, in one transaction (one fsync).
+
+        Returns those that were new: a task handed over again after a reconnect is stored once.
+        """
+        if not recs:
+            return []
+        with self._tx() as db:
+            have: set[str] = set()
+            ids = [r.id for r in recs]
+            for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+                chunk = ids[i : i + 500]
+                have.update(
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT id FROM tasks WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                    )
+                )
+            new: list[TaskRecord] = []
+            for rec in recs:
+                if rec.id not in have:
+                    have.add(rec.id)
+                    new.append(rec)
+            db.executemany(_INSERT_TASK, [_task_row(r) for r in new])
+        return new
+
     def add_task(self, rec: TaskRecord) -> None:
         with self._tx() as db:
             self._insert(db, rec)
@@ -206,13 +246,7 @@ class Journal:
 
     @staticmethod
     def _insert(db: sqlite3.Connection, rec: TaskRecord) -> None:
-        values = attrs.asdict(rec)
-        values["request"] = json.dumps(rec.request)
-        db.execute(
-            f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})",
-            [values[c] for c in _TASK_COLUMNS],
-        )
+        db.execute(_INSERT_TASK, _task_row(rec))
 
     def update_task(self, task_id: str, **fields: Any) -> None:
         bad = set(fields) - set(_TASK_COLUMNS) or {"id"} & set(fields)
@@ -329,6 +363,23 @@ class Journal:
                 ).fetchone()
         return int(row[0])
 
+    def tasks_with_pending(self, session: str) -> list[TaskRecord]:
+        """The tasks that ``session``'s unacknowledged events speak of, in one query."""
+        sql = (
+            f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE id IN "
+            "(SELECT task_id FROM outbox WHERE session = ? AND acked = 0) ORDER BY number"
+        )
+        with self._lock:
+            return [_task(r) for r in self._db.execute(sql, (session,))]
+
+    def pending_by_session(self) -> dict[str, int]:
+        """Events not yet acknowledged, per session, in one query."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT session, COUNT(*) FROM outbox WHERE acked = 0 GROUP BY session"
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
     def sessions_with_pending(self) -> list[str]:
         with self._lock:
             return [
@@ -356,6 +407,15 @@ class Journal:
             # Acknowledged rows are history: keep the table small.
             db.execute("DELETE FROM outbox WHERE session = ? AND acked = 1", (session,))
             return cur.rowcount
+
+
+_INSERT_TASK = f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})"
+
+
+def _task_row(rec: TaskRecord) -> list[Any]:
+    values = attrs.asdict(rec, recurse=False)
+    values["request"] = json.dumps(rec.request)
+    return [values[c] for c in _TASK_COLUMNS]
 
 
 def _task(row: tuple[Any, ...]) -> TaskRecord:

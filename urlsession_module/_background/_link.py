@@ -16,12 +16,13 @@ from typing import Protocol
 import attrs
 
 from .._config_values import ConfigValues
-from .._state import Request, TaskKind
+from .._state import Request, TaskKind, TaskState
 from .._storage import open_private, private_dir
+from . import _protocol as proto
 from ._client import TransferClient
 from ._settings import config_to_dict
 from ._snapshot import TaskSnapshot
-from ._wire import Ack, Action, Attach, Control, Create, CreateReply, Message
+from ._wire import Ack, Action, Attach, Control, Create, Message
 
 __all__ = ["BackgroundLink"]
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 class _Receiver(Protocol):
     def receive(self, message: Message) -> None: ...
+
+    def refused(self, task_id: str, message: str) -> None: ...
 
 
 class BackgroundLink:
@@ -52,28 +55,53 @@ class BackgroundLink:
     def _remote_message(self, message: Message) -> None:
         self.receiver.receive(message)
 
-    # -- calls ---------------------------------------------------------------------------------------
-
     def attach(self) -> None:
         """Connect (starting the transfer process if needed); the replay follows on its own."""
         self.client.attach(self)
 
-    def create(
+    def _remote_refused(self, task_id: str, message: str) -> None:
+        self.receiver.refused(task_id, message)
+
+    # -- calls ---------------------------------------------------------------------------------------
+
+    def prepare(
         self,
         kind: TaskKind,
         request: Request,
         priority: float,
         description: str | None,
         begin: float | None,
-    ) -> TaskSnapshot:
-        """Hand a task over; it is in the journal when this returns. Returns its snapshot."""
+    ) -> tuple[TaskSnapshot, bytes]:
+        """A new task's snapshot (its identifier leased, no round trip) and its frame.
+
+        Raises what the journal refused at the previous hand-over, before anything exists.
+        """
+        self.client.handovers.check(self.identifier)
         if request.body is not None:
             request = attrs.evolve(request, body=None, body_path=self._spill(request.body))
-        reply = self.client.request(
-            Create(self.identifier, kind, request, priority, description, begin)
+        task_id = self.client.handovers.new_id()
+        message = Create(self.identifier, kind, request, priority, description, begin, id=task_id)
+        snap = TaskSnapshot(
+            id=task_id,
+            kind=kind,
+            state=TaskState.RUNNING,  # queued in the transfer process: resumed, as Apple's
+            request=request,
+            current_request=request,
+            priority=priority,
+            description=description,
+            begin_at=begin,
+            expected_send=request.body_length,
         )
-        assert isinstance(reply, CreateReply)
-        return reply.task
+        return snap, proto.encode(message)
+
+    def hand_over(self, task_id: str, frame: bytes) -> None:
+        """Write the task into the transfer process's socket; no answer is awaited (the
+        journal's acknowledgement comes later: :meth:`flush` waits for it)."""
+        self.client.handovers.hand_over(self.identifier, task_id, frame)
+
+    def flush(self, timeout: float) -> None:
+        """Return once every task this session handed over is in the journal."""
+        self.client.handovers.flush(self.identifier, timeout)
 
     def control(self, task_id: str, action: Action) -> None:
         self.client.send(Control(task_id, action))

@@ -44,9 +44,12 @@ STDERR_NAME = "transfer.stderr"
 HANDSHAKE_TIMEOUT = 5.0  # a peer that does not answer the challenge by then is dropped
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # made once: encode runs per hand-over
+
+
 def encode(message: Message | dict[str, Any]) -> bytes:
     d = message.to_dict() if isinstance(message, Message) else message
-    return json.dumps(d, separators=(",", ":")).encode()
+    return _ENCODER.encode(d).encode()
 
 
 def decode(data: bytes) -> Any:

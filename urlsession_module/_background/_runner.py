@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
-import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Protocol
 
@@ -54,6 +56,7 @@ from ._attempt import (
     store_response,
 )
 from ._fields import Refused
+from ._intake import hand_over
 from ._journal import (
     COMPLETED,
     OUTSTANDING,
@@ -64,15 +67,15 @@ from ._journal import (
     TaskRecord,
 )
 from ._launch import Launcher
+from ._replay import send_replay
 from ._settings import config_from_dict
 from ._wire import (
     Action,
     Create,
     EventMessage,
+    Journaled,
     Message,
     MessageError,
-    Replay,
-    ReplayEvent,
     TaskSnapshot,
     WireError,
 )
@@ -80,6 +83,8 @@ from ._wire import (
 log = logging.getLogger("urlsession_module.transfer")
 
 MAX_BACKOFF = 60.0
+# Transfers at once, over every session and origin (each origin has its own limit too).
+WORKERS = int(os.environ.get("URLSESSION_TRANSFER_WORKERS", "64"))
 UNSTARTABLE = "the transfer process cannot run this task: its record is not valid"
 
 
@@ -107,9 +112,14 @@ class Runner:
         self.queue: dict[str, TaskRecord] = {}  # what the scheduler holds, by identifier
         self.scheduler = scheduler_for(self.configs)
         self.running: dict[str, Attempt] = {}
-        self.threads: set[threading.Thread] = set()
+        # A bounded pool runs the started tasks (no thread per task); the scheduler holds the rest.
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="transfer-worker")
+        self.futures: set[Future[None]] = set()
+        self.full_pass = True  # the next pass reads every queue to the end (see Scheduler.take)
+        self.due: float | None = None  # when a waiting task's date comes due
         self.launcher = Launcher(home)
         self.stopping = False
+        self.leased = self.journal.leased()  # host-chosen task numbers above this are forged
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -142,8 +152,8 @@ class Runner:
         """After the loop: stop running tasks, join their threads, close what they used."""
         for run in list(self.running.values()):
             run.set_abort(None)
-        for t in list(self.threads):
-            t.join(5.0)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        futures_wait(list(self.futures), 5.0)
         for transport in self.transports.values():
             transport.close()
         self.journal.close()
@@ -172,31 +182,13 @@ class Runner:
         if old is not None and not busy:
             old.close()
         with self.pub_lock:
-            events = self.journal.pending_events(ident)
-            # One query for the tasks the events speak of, not one per event (replays are big).
-            wanted = {e.task_id for e in events if e.task_id}
-            snaps = {
-                rec.id: self._snapshot(rec)
-                for rec in (self.journal.tasks(session=ident) if wanted else [])
-                if rec.id in wanted
-            }
-            tasks = tuple(
-                self._snapshot(rec) for rec in self.journal.tasks(session=ident, states=OUTSTANDING)
-            )
+            # Journal-then-push: no event is pushed between the replay's read and the host's
+            # registration, so none is missed or sent twice.
+            outstanding = self.journal.tasks(session=ident, states=OUTSTANDING)
+            tasks = tuple(self._snapshot(rec) for rec in outstanding)
             self.session_host[ident] = host
             host.sessions.add(ident)
-            host.send(
-                Replay(
-                    session=ident,
-                    handlerId=f"{ident}-{uuid.uuid4().hex[:8]}" if events else None,
-                    events=tuple(
-                        ReplayEvent(e.seq, e.name, e.fields, snaps.get(e.task_id or ""))
-                        for e in events
-                    ),
-                    tasks=tasks,
-                    drained=not tasks,
-                )
-            )
+            send_replay(host, ident, self.journal, self._snapshot, tasks)
 
     def create(self, m: Create) -> TaskSnapshot:
         if m.session not in self.configs:
@@ -219,6 +211,22 @@ class Runner:
         with self.cond:
             self._enqueue(rec)
         return snapshot(rec, None)
+
+    def lease(self, n: int) -> int:
+        """Task numbers for a host to name its hand-overs with (durable before the reply)."""
+        first = self.journal.lease(n)
+        self.leased = max(self.leased, first + n - 1)
+        return first
+
+    def hand_over(self, creates: list[Create]) -> Journaled:
+        """Journal a batch of handed-over tasks in one commit and queue the new ones
+        (:func:`~._intake.hand_over`)."""
+        journaled, new = hand_over(self.journal, creates, self.configs, self.leased)
+        if new:
+            with self.cond:
+                for rec in new:
+                    self._enqueue(rec)
+        return journaled
 
     def control(self, task_id: str, action: Action) -> None:
         with self.cond:
@@ -262,15 +270,24 @@ class Runner:
             remove_response(fields)  # the host has read the body: its file is done with
         self.journal.ack(ident, upto)
 
-    def status(self) -> tuple[tuple[TaskSnapshot, ...], dict[str, int]]:
-        """Every task, with no credential in sight, and the events waiting for each session."""
+    def status(self, every: bool = True) -> tuple[tuple[TaskSnapshot, ...], dict[str, int]]:
+        """Every task (or those running now), with no credential in sight, and the events
+        waiting for each session (one query)."""
+        if every:
+            recs = self.journal.tasks()
+        else:
+            with self.cond:
+                recs = [run.rec for run in self.running.values()]
         tasks = tuple(
             attrs.evolve(
-                self._snapshot(rec), session=rec.session, journal_state=rec.state
+                self._snapshot(rec),
+                session=rec.session,
+                journal_state=rec.state if every else RUNNING,
             ).redacted()
-            for rec in self.journal.tasks()
+            for rec in recs
         )
-        return tasks, {s: self.journal.count_pending(s) for s in self.journal.sessions()}
+        pending = self.journal.pending_by_session()
+        return tasks, {s: pending.get(s, 0) for s in self.journal.sessions()}
 
     def _snapshot(self, rec: TaskRecord) -> TaskSnapshot:
         run = self.running.get(rec.id)
@@ -381,20 +398,33 @@ class Runner:
     def _enqueue(self, rec: TaskRecord) -> None:
         """Queue a task, or put a fresher record of a queued one in its place (under ``cond``)."""
         self.queue[rec.id] = rec
-        if not self.scheduler.update(rec):
+        if self.scheduler.update(rec):
+            self.full_pass = True  # suspended, resumed or retried: it may wait deep in a queue
+        else:
             self.scheduler.add(rec)
-        self.cond.notify_all()
+        # A task for later wakes the loop only if it is due before the loop's next wake: 10,000
+        # tasks for tomorrow handed over one by one must not cost 10,000 passes over the queue.
+        begin = max(rec.begin_at or 0.0, rec.next_attempt_at or 0.0)
+        if begin <= time.time() or self.due is None or begin < self.due:
+            self.cond.notify_all()
 
     def _dequeue(self, task_id: str) -> None:
         rec = self.queue.pop(task_id, None)
         if rec is not None:
             self.scheduler.remove(rec)
+            self.full_pass = True
 
     def _start_ready(self) -> float | None:
         """Start what may start now (under ``cond``); return when something else becomes due."""
-        plan = self.scheduler.take(time.time())
+        now = time.time()
+        full = self.full_pass or (self.due is not None and now >= self.due)
+        self.full_pass = False
+        # A quick pass (each queue read up to its first task that must wait) unless a cancel,
+        # a resume or a date asks for a full one: 10,000 queued tasks cost nothing per start.
+        plan = self.scheduler.take(now, full=full)
         for rec in plan.start:
             self._start(rec)
+        self.due = plan.wake
         return plan.wake
 
     def _fail_record(self, rec: TaskRecord) -> None:
@@ -411,14 +441,9 @@ class Runner:
             machine = placeholder_machine(rec)
         run = Attempt(rec, machine, self._publish_attempt)
         self.running[rec.id] = run
-        t = threading.Thread(
-            target=self._work,
-            args=(run, self.configs[rec.session]),
-            name=f"transfer-{rec.id}",
-            daemon=True,
-        )
-        self.threads.add(t)
-        t.start()
+        future = self.pool.submit(self._work, run, self.configs[rec.session])
+        self.futures.add(future)
+        future.add_done_callback(self.futures.discard)
 
     def _transport(self, session: str, cfg: ConfigValues) -> Transport:
         with self.cond:
@@ -464,7 +489,6 @@ class Runner:
                     self.scheduler.finished(rec)
                 if self.running.get(rec.id) is run:  # not the next attempt, already started
                     del self.running[rec.id]
-                self.threads.discard(threading.current_thread())
                 self.cond.notify_all()
 
     def _ensure_completed(self, run: Attempt) -> None:

@@ -30,6 +30,8 @@ from ._wire import (
     CreateReply,
     ErrorReply,
     Invalidate,
+    Lease,
+    LeaseReply,
     Message,
     MessageError,
     OkReply,
@@ -45,6 +47,9 @@ from ._wire import (
 __all__ = ["Server"]
 
 log = logging.getLogger("urlsession_module.transfer")
+
+MAX_FRAME = 1 << 20  # no request is near this; a bigger frame closes its connection
+MAX_BATCH = 4096  # hand-overs journaled in one commit at most
 
 
 class Host:
@@ -147,37 +152,66 @@ class Server:
         return True
 
     def _host_loop(self, host: Host) -> None:
+        """Read the host's messages in order. Hand-overs are gathered while more is waiting on
+        the socket and journaled together (group commit), always before the next message of
+        another kind is handled and before the loop ends, so a host killed right after writing
+        loses nothing the kernel held."""
         with self.lock:
             self.hosts.add(host)
         self.runner.host_count(+1)
+        batch: list[Create] = []
         try:
             while not self.runner.stopping:
+                if batch and (len(batch) >= MAX_BATCH or not host.conn.poll(0)):
+                    self._commit(host, batch)
+                    batch = []
                 try:
-                    data = host.conn.recv_bytes()
+                    data = host.conn.recv_bytes(MAX_FRAME)
                 except (EOFError, OSError):
-                    break
-                reply = self._answer(host, data)
+                    break  # the host left, or sent a frame over MAX_FRAME: this connection only
+                message, reply = self._read(data)
+                if isinstance(message, Create) and message.id is not None and message.req is None:
+                    batch.append(message)
+                    continue
+                if batch:
+                    self._commit(host, batch)
+                    batch = []
+                if message is not None:
+                    reply = self._handle_safely(host, message)
                 if reply is not None:
                     host.send(reply)
+                elif message is None:
+                    log.warning("closed a connection that sent a malformed message")
+                    break
         finally:
+            self._commit(host, batch)
             host.alive = False
             with self.lock:
                 self.hosts.discard(host)
             self.runner.host_count(-1, gone=host)
 
-    def _answer(self, host: Host, data: bytes) -> Reply | None:
-        """The reply to one frame (None when it asked for none): never silence, never a crash."""
+    def _commit(self, host: Host, batch: list[Create]) -> None:
+        if batch:
+            host.send(self.runner.hand_over(batch))
+
+    def _read(self, data: bytes) -> tuple[Message | None, Reply | None]:
+        """The message in a frame, or the error reply owed for one that is not a message (None
+        for both when it asked for no reply: the connection is then closed)."""
         raw: object = None
-        req: int | None = None
         try:
             raw = proto.decode(data)
-            req = request_req(raw)
-            message = parse(raw, from_host=True)
-            reply = self.handle(host, message, req or 0)
+            return parse(raw, from_host=True), None
         except MessageError as exc:
+            req = request_req(raw)
             code = WireError.UNKNOWN_OP if "'op'" in str(exc) else WireError.BAD_MESSAGE
             log.warning("refused a message: %s", exc)
-            reply = ErrorReply(req or 0, code, f"{code.text}: {exc}")
+            return None, None if req is None else ErrorReply(req, code, f"{code.text}: {exc}")
+
+    def _handle_safely(self, host: Host, message: Message) -> Reply | None:
+        """The reply to one request (None when it asked for none): never silence, never a crash."""
+        req: int | None = getattr(message, "req", None)
+        try:
+            reply = self.handle(host, message, req or 0)
         except Refused as exc:
             reply = ErrorReply(req or 0, exc.code, exc.message)
         except Exception:
@@ -192,6 +226,8 @@ class Server:
             runner.attach(host, m.session, m.config)
         elif isinstance(m, Create):
             return CreateReply(req, runner.create(m))
+        elif isinstance(m, Lease):
+            return LeaseReply(req, runner.lease(m.count), m.count)
         elif isinstance(m, Control):
             runner.control(m.task, m.action)
         elif isinstance(m, Ack):
@@ -199,7 +235,7 @@ class Server:
         elif isinstance(m, Invalidate):
             runner.invalidate(host, m.session, m.cancel)
         elif isinstance(m, Status):
-            tasks, pending = runner.status()
+            tasks, pending = runner.status(m.all)
             return StatusReply(req, os.getpid(), tasks, pending)
         elif isinstance(m, Shutdown):
             runner.stop()

@@ -73,7 +73,11 @@ class TaskSnapshot:
             "kind": self.kind.value,
             "state": self.state.value,
             "request": request_to_dict(self.request),
-            "current_request": request_to_dict(self.current_request),
+            # Most snapshots (every finished task's in a replay) have not been redirected: the
+            # request once, not twice.
+            "current_request": None
+            if self.current_request == self.request
+            else request_to_dict(self.current_request),
             "priority": self.priority,
             "description": self.description,
             "begin_at": self.begin_at,

@@ -41,6 +41,9 @@ __all__ = [
     "ErrorReply",
     "EventMessage",
     "Invalidate",
+    "Journaled",
+    "Lease",
+    "LeaseReply",
     "MessageError",
     "OkReply",
     "Replay",
@@ -93,7 +96,13 @@ class Attach(Message):
 
 @attrs.frozen
 class Create(Message):
-    """A new task; it is journaled, then the reply gives its identifier."""
+    """A new task. Two ways, one message:
+
+    - the hand-over (``id`` set, no ``req``): the host chose the identifier from a :class:`Lease`
+      and does not wait; the transfer process journals it with others (group commit) and says so
+      in a pushed :class:`Journaled`. Sent again after a reconnect, it is journaled once.
+    - a request (``req`` set, ``id`` None): journaled alone, the reply gives its identifier.
+    """
 
     op: ClassVar[str] = "create"
     session: str
@@ -103,11 +112,21 @@ class Create(Message):
     description: str | None = None
     begin_at: float | None = None
     req: int | None = None
+    id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d["request"] = request_to_dict(self.request)
-        return d
+        # Written out rather than walked with attrs.fields: this runs on every hand-over.
+        return {
+            "op": "create",
+            "session": self.session,
+            "kind": self.kind.value,
+            "request": request_to_dict(self.request),
+            "priority": self.priority,
+            "description": self.description,
+            "begin_at": self.begin_at,
+            "req": self.req,
+            "id": self.id,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Create:
@@ -122,7 +141,37 @@ class Create(Message):
             description=field(d, "description", str, None),
             begin_at=number(d, "begin_at", None),
             req=field(d, "req", int, None),
+            id=task_id_field(d),
         )
+
+
+def task_id_field(d: Mapping[str, Any]) -> str | None:
+    """A host-chosen identifier: ``bg`` and a leased number (checked against the lease later)."""
+    value: str | None = field(d, "id", str, None)
+    digits = value[2:] if value is not None else ""
+    if value is not None and not (value.startswith("bg") and digits.isascii() and digits.isdigit()):
+        raise MessageError(f"'id' must be 'bg' and a number (got {value!r:.40})")
+    return value
+
+
+@attrs.frozen
+class Lease(Message):
+    """A block of ``count`` task numbers for the host to name its tasks with (no round trip per
+    task). Durable before the reply; numbers never come back, used or not."""
+
+    op: ClassVar[str] = "lease"
+    count: int
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Lease:
+        n = count(d, "count")
+        if not 1 <= n <= MAX_LEASE:
+            raise MessageError(f"'count' must be between 1 and {MAX_LEASE} (got {n})")
+        return cls(n, field(d, "req", int, None))
+
+
+MAX_LEASE = 1 << 16
 
 
 class Action(str, enum.Enum):
@@ -177,12 +226,16 @@ class Invalidate(Message):
 
 @attrs.frozen
 class Status(Message):
+    """Every task (``all``), or only those running now: ``status`` without ``--all`` counts the
+    rest from the journal in one query, so 10,000 queued tasks cost it nothing."""
+
     op: ClassVar[str] = "status"
     req: int | None = None
+    all: bool = True
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Status:
-        return cls(field(d, "req", int, None))
+        return cls(field(d, "req", int, None), bool(field(d, "all", bool, True)))
 
 
 @attrs.frozen
@@ -226,6 +279,32 @@ class EventMessage(Message):
 
 
 @attrs.frozen
+class Journaled(Message):
+    """Handed-over tasks now durable (``ids``), and those the journal could not take
+    (``failed``: ``[id, message]``, e.g. a full disk): one message per group commit."""
+
+    op: ClassVar[str] = "journaled"
+    ids: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "ids": list(self.ids), "failed": [list(f) for f in self.failed]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Journaled:
+        ids = field(d, "ids", list)
+        failed = field(d, "failed", list, [])
+        if not all(isinstance(i, str) for i in ids):
+            raise MessageError("'ids' must be a list of task identifiers")
+        if not all(
+            isinstance(f, list) and len(f) == 2 and all(isinstance(x, str) for x in f)
+            for f in failed
+        ):
+            raise MessageError("'failed' must be a list of [id, message]")
+        return cls(tuple(ids), tuple((f[0], f[1]) for f in failed))
+
+
+@attrs.frozen
 class ReplayEvent:
     seq: int
     name: str
@@ -235,7 +314,11 @@ class ReplayEvent:
 
 @attrs.frozen
 class Replay(Message):
-    """What a (re)attached host missed, in order, and the tasks still outstanding."""
+    """What a (re)attached host missed, in order, and the tasks still outstanding.
+
+    On the wire each task's snapshot travels once (``snapshots``, by identifier), and events
+    name their task: a finished download has two events, and a replay can hold 10,000.
+    """
 
     op: ClassVar[str] = "replay"
     session: str
@@ -243,21 +326,32 @@ class Replay(Message):
     events: tuple[ReplayEvent, ...]
     tasks: tuple[TaskSnapshot, ...]
     drained: bool
+    first: bool = True  # a long replay comes in chunks: the first announces it,
+    last: bool = True  # the last one may end it with sessioneventscompleted
 
     def to_dict(self) -> dict[str, Any]:
+        snapshots: dict[str, Any] = {}
+        for e in self.events:
+            if e.task is not None and e.task.id not in snapshots:
+                snapshots[e.task.id] = e.task.to_dict()
         return {
             "op": self.op,
             "session": self.session,
             "handlerId": self.handlerId,
+            "snapshots": snapshots,
             "events": [
-                [e.seq, e.name, e.fields, e.task.to_dict() if e.task else None] for e in self.events
+                [e.seq, e.name, e.fields, e.task.id if e.task else None] for e in self.events
             ],
             "tasks": [t.to_dict() for t in self.tasks],
             "drained": self.drained,
+            "first": self.first,
+            "last": self.last,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Replay:
+        raw_snaps = field(d, "snapshots", dict, {})
+        snaps = {k: TaskSnapshot.from_dict(v) for k, v in raw_snaps.items()}
         events = []
         for item in field(d, "events", list):
             if not isinstance(item, list) or len(item) != 4:
@@ -267,15 +361,18 @@ class Replay(Message):
                 not isinstance(seq, int)
                 or not isinstance(name, str)
                 or not isinstance(fields, dict)
+                or not (task is None or task in snaps)
             ):
                 raise MessageError("'events' must be a list of [seq, name, fields, task]")
-            events.append(ReplayEvent(seq, name, fields, snapshot_or_none(task)))
+            events.append(ReplayEvent(seq, name, fields, None if task is None else snaps[task]))
         return cls(
             session_field(d),
             field(d, "handlerId", str, None),
             tuple(events),
             tuple(TaskSnapshot.from_dict(t) for t in field(d, "tasks", list)),
             bool(field(d, "drained", bool, False)),
+            bool(field(d, "first", bool, True)),
+            bool(field(d, "last", bool, True)),
         )
 
 
@@ -335,6 +432,21 @@ class CreateReply(Reply):
 
 
 @attrs.frozen
+class LeaseReply(Reply):
+    """Task numbers ``first`` .. ``first + count - 1`` are the host's."""
+
+    first: int
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "first": self.first, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LeaseReply:
+        return cls(field(d, "req", int), count(d, "first", low=1), count(d, "count", low=1))
+
+
+@attrs.frozen
 class StatusReply(Reply):
     pid: int
     tasks: tuple[TaskSnapshot, ...]
@@ -362,12 +474,16 @@ class StatusReply(Reply):
 
 
 # What each request is answered with (requests not listed here are answered with OkReply).
-REPLY_TO: dict[type[Message], type[Reply]] = {Create: CreateReply, Status: StatusReply}
+REPLY_TO: dict[type[Message], type[Reply]] = {
+    Create: CreateReply,
+    Status: StatusReply,
+    Lease: LeaseReply,
+}
 
 _REQUESTS: dict[str, type[Message]] = {
-    m.op: m for m in (Attach, Create, Control, Ack, Invalidate, Status, Shutdown)
+    m.op: m for m in (Attach, Create, Control, Ack, Invalidate, Status, Shutdown, Lease)
 }
-_PUSHED: dict[str, type[Message]] = {m.op: m for m in (EventMessage, Replay)}
+_PUSHED: dict[str, type[Message]] = {m.op: m for m in (EventMessage, Replay, Journaled)}
 
 
 def parse(d: Any, *, from_host: bool) -> Message:

@@ -1,14 +1,17 @@
 """``status`` and ``cancel``: ask the background transfer process, or read its journal.
 
-The transfer process (see :mod:`urlsession_module._background`) answers ``status`` with every
-task it knows and the events waiting for each session's host. When none runs, ``status`` reads
-the journal it left (read only): what is queued there resumes when a background session next
-needs the process.
+``status`` stays fast with 10,000 tasks: it counts each session's tasks by state in one query of
+the journal (read only) and asks the transfer process only for the tasks running now, with
+their live progress. ``status --all`` lists every task: the transfer process answers with each
+one it knows, or, when none runs, the journal it left does (what is queued there resumes when a
+background session next needs the process).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from .._background._client import TransferClient
 from .._background._journal import OUTSTANDING, Journal, TaskRecord
 from .._background._snapshot import TaskSnapshot
 from .._background._wire import Action, Control, Status, StatusReply
-from .._storage import state_dir
+from .._storage import check_private_file, state_dir
 from .._urls import without_userinfo
 from ..exceptions import StateDirectoryError, TransferUnavailableError, URLSessionError
 from ._common import ExitCode, Output
@@ -33,13 +36,14 @@ CONNECT_TIMEOUT = 0.5  # a live process answers at once; a stale socket only ref
 REPLY_TIMEOUT = 10.0
 
 
-def _ask_status(home: Path) -> StatusReply | None:
-    """The running transfer process's answer to ``status``, or None (never starts one)."""
+def _ask_status(home: Path, every: bool = True) -> StatusReply | None:
+    """The running transfer process's answer to ``status`` (every task, or those running now),
+    or None (never starts one)."""
     if not (home / proto.SOCKET_NAME).exists():
         return None
     try:
         with TransferClient.one_shot(home, CONNECT_TIMEOUT) as client:
-            reply = client.request(Status(), REPLY_TIMEOUT)
+            reply = client.request(Status(all=every), REPLY_TIMEOUT)
     except (URLSessionError, OSError):
         return None
     return reply if isinstance(reply, StatusReply) else None
@@ -93,8 +97,36 @@ def _url_of(rec: TaskRecord) -> str | None:
     return without_userinfo(url) if isinstance(url, str) else None
 
 
-def _collect(home: Path) -> dict[str, Any]:
-    """Everything ``status`` reports, from the live process or else from the journal."""
+def _counts(home: Path) -> tuple[list[str], dict[str, dict[str, int]], dict[str, int]] | None:
+    """The journal's sessions, their tasks counted by state and their waiting events: a few
+    grouped queries, read only, whatever the number of tasks (None without a journal)."""
+    path = home / proto.JOURNAL_NAME
+    for suffix in ("", "-wal", "-shm"):
+        check_private_file(f"{path}{suffix}")  # a planted link is refused, as the journal does
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        sessions = [r[0] for r in db.execute("SELECT identifier FROM sessions ORDER BY created")]
+        by_state: dict[str, dict[str, int]] = {}
+        for session, state, n in db.execute(
+            "SELECT session, state, COUNT(*) FROM tasks GROUP BY session, state"
+        ):
+            by_state.setdefault(session, {})[state] = int(n)
+        pending = {
+            r[0]: int(r[1])
+            for r in db.execute(
+                "SELECT session, COUNT(*) FROM outbox WHERE acked = 0 GROUP BY session"
+            )
+        }
+    finally:
+        db.close()
+    return sessions, by_state, pending
+
+
+def _collect(home: Path, every: bool = True) -> dict[str, Any]:
+    """Everything ``status`` reports: every task (``every``), or the counts by state and the
+    tasks running now; from the live process, or else from the journal."""
     report: dict[str, Any] = {
         "type": "status",
         "stateDir": str(home),
@@ -104,14 +136,29 @@ def _collect(home: Path) -> dict[str, Any]:
         "sessions": [],
         "tasks": [],
     }
-    reply = _ask_status(home)
+    reply = _ask_status(home, every)
     if reply is not None:
         report.update(running=True, pid=reply.pid, source="transfer process")
         report["tasks"] = [_from_snapshot(t) for t in reply.tasks]
-        _add_outcomes(home, report["tasks"])
         report["sessions"] = [
             {"sessionIdentifier": s, "pendingEvents": n} for s, n in reply.pending_events.items()
         ]
+    if not every:
+        counts = None
+        with contextlib.suppress(sqlite3.Error):
+            counts = _counts(home)
+        if counts is not None:
+            sessions, by_state, pending = counts
+            report["source"] = report["source"] or "journal"
+            if reply is None:
+                report["sessions"] = [
+                    {"sessionIdentifier": s, "pendingEvents": pending.get(s, 0)} for s in sessions
+                ]
+            for entry in report["sessions"]:
+                entry["tasksByState"] = by_state.get(entry["sessionIdentifier"], {})
+        return report
+    if reply is not None:
+        _add_outcomes(home, report["tasks"])
         return report
     path = home / proto.JOURNAL_NAME
     if path.exists():
@@ -119,8 +166,9 @@ def _collect(home: Path) -> dict[str, Any]:
         try:
             report["source"] = "journal"
             report["tasks"] = [_from_record(r) for r in journal.tasks()]
+            pending = journal.pending_by_session()
             report["sessions"] = [
-                {"sessionIdentifier": s, "pendingEvents": journal.count_pending(s)}
+                {"sessionIdentifier": s, "pendingEvents": pending.get(s, 0)}
                 for s in journal.sessions()
             ]
         finally:
@@ -129,22 +177,24 @@ def _collect(home: Path) -> dict[str, Any]:
 
 
 def _add_outcomes(home: Path, tasks: list[dict[str, Any]]) -> None:
-    """Finished tasks' status and error codes, which live snapshots leave out, from the journal."""
+    """Finished tasks' status and error codes, which live snapshots leave out, from the journal
+    (one query for them all)."""
     path = home / proto.JOURNAL_NAME
     finished = [t for t in tasks if not t["outstanding"]]
     if not finished or not path.exists():
         return
     journal = Journal(path)
     try:
-        for t in finished:
-            rec = journal.task(t["taskIdentifier"])
-            if rec is not None:
-                t["statusCode"] = t["statusCode"] or rec.status_code
-                t["errorCode"] = t["errorCode"] or rec.error_code
-                t["countOfBytesReceived"] = None  # not kept once a task is over
-                t["countOfBytesSent"] = None
+        outcomes = {r.id: r for r in journal.tasks()}
     finally:
         journal.close()
+    for t in finished:
+        rec = outcomes.get(t["taskIdentifier"])
+        if rec is not None:
+            t["statusCode"] = t["statusCode"] or rec.status_code
+            t["errorCode"] = t["errorCode"] or rec.error_code
+            t["countOfBytesReceived"] = None  # not kept once a task is over
+            t["countOfBytesSent"] = None
 
 
 def _progress(task: dict[str, Any]) -> str:
@@ -179,10 +229,9 @@ def _table(tasks: Iterable[dict[str, Any]]) -> Table:
 
 
 def status(args: argparse.Namespace, out: Output) -> ExitCode:
-    """``urlsession status [--all]``: background sessions and their tasks."""
-    report = _collect(state_dir())
-    if not args.all:
-        report["tasks"] = [t for t in report["tasks"] if t["outstanding"]]
+    """``urlsession status [--all]``: background sessions, their tasks counted by state and
+    those running now; ``--all`` lists every task."""
+    report = _collect(state_dir(), every=args.all)
     if out.json:
         out.emit(report)
         return ExitCode.OK
@@ -202,21 +251,31 @@ def status(args: argparse.Namespace, out: Output) -> ExitCode:
             highlight=False,
         )
         return ExitCode.OK
-    sessions = {s["sessionIdentifier"]: s["pendingEvents"] for s in report["sessions"]}
+    sessions = {s["sessionIdentifier"]: s for s in report["sessions"]}
     for t in report["tasks"]:
-        sessions.setdefault(t["sessionIdentifier"], 0)
+        sessions.setdefault(t["sessionIdentifier"], {"pendingEvents": 0})
     if not sessions:
         console.print("no background sessions", highlight=False)
-    for ident, pending in sessions.items():
+    for ident, entry in sessions.items():
         tasks = [t for t in report["tasks"] if t["sessionIdentifier"] == ident]
+        pending = entry.get("pendingEvents", 0)
         waiting = f", {pending} event(s) waiting for the host" if pending else ""
-        count = f"{len(tasks)} task(s)" if tasks else "no outstanding task"
+        by_state: dict[str, int] = entry.get("tasksByState", {})
+        total = sum(by_state.values()) if not args.all else len(tasks)
+        count = f"{total:,} task(s)" if total else "no task"
         console.print(f"\n[bold]session {ident}[/] ({count}{waiting})", highlight=False)
+        for state, n in sorted(by_state.items(), key=lambda kv: _STATE_ORDER.get(kv[0], 9)):
+            console.print(f"  {state}: {n:,}", highlight=False)
         if tasks:
+            if not args.all:
+                console.print("  running now:", highlight=False)
             console.print(_table(tasks))
     if not args.all:
-        console.print("\n(outstanding tasks only; --all lists finished ones too)", highlight=False)
+        console.print("\n(counts by state; --all lists every task)", highlight=False)
     return ExitCode.OK
+
+
+_STATE_ORDER = {"running": 0, "queued": 1, "suspended": 2, "downloaded": 3, "completed": 4}
 
 
 def cancel(args: argparse.Namespace, out: Output) -> ExitCode:
