@@ -85,9 +85,13 @@ class SessionCompleted(Payload):
     sessionIdentifier: str | None = None
     # What carried the response ('http/1.1', 'h2', 'h3'); absent when no response came.
     networkProtocolName: str | None = None
+    # URLSessionTaskMetrics as plain data (see _transport/_metrics.py); absent when not measured.
+    metrics: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
+        if d["metrics"] is None:
+            del d["metrics"]
         if d["responseText"] is None:
             del d["responseText"]
         if d["networkProtocolName"] is None:

@@ -15,7 +15,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._arguments import priority_value
 from ._driver import TaskDriver
@@ -148,6 +148,11 @@ class Task(Proxy):
     @property
     def error(self) -> TransferError | None:
         return self._machine.error
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        """URLSessionTaskMetrics once the task ended (as ``sessioncompleted`` carried them)."""
+        return getattr(self._machine, "metrics", None)
 
     # -- control -------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from ._bodies import Sink, filename_for, raw_chunks
 from ._cached import CachedResponse
 from ._control import CancelledSignal, LetGoSignal, TransferControl
 from ._errors import map_exception
+from ._metrics import TaskMetrics
 from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
 from ._streams import receive, send_blocks, start_body
 from ._wire import Engine, make_engine
@@ -87,6 +88,7 @@ class Transport:
         sink: Sink | None = None
         attempt: Attempt | None = None
         keep, validator = resume if resume is not None and resume[0] > 0 else (0, None)
+        metrics = TaskMetrics(proxy=bool(cfg.proxyURL))
         try:
             if kind is TaskKind.DOWNLOAD:
                 assert download_dir is not None
@@ -107,6 +109,7 @@ class Transport:
                 download_dir=download_dir,
                 durable=durable,
                 validator=validator,
+                metrics=metrics,
             )
             text = self._transfer(attempt)
         except BaseException as exc:
@@ -118,17 +121,17 @@ class Transport:
                 else:
                     sink.discard()
             if cancelled:
-                ctl.feed(Failed(ErrorCode.CANCELLED))
+                ctl.feed(Failed(ErrorCode.CANCELLED, metrics=metrics.to_dict()))
             elif isinstance(exc, Exception):
                 where = origin(request.url if attempt is None else attempt.request.url)
                 err = map_exception(exc, where)
                 log.debug("task %s failed: %s", identifier, err, exc_info=exc)
-                ctl.feed(Failed(err.code, err.message))
+                ctl.feed(Failed(err.code, err.message, metrics=metrics.to_dict()))
             else:
-                ctl.feed(Failed(ErrorCode.CANCELLED, "interrupted"))
+                ctl.feed(Failed(ErrorCode.CANCELLED, "interrupted", metrics=metrics.to_dict()))
                 raise
         else:
-            ctl.feed(Finished(text))
+            ctl.feed(Finished(text, metrics=metrics.to_dict()))
         finally:
             ctl.set_abort(None)
 
@@ -157,6 +160,9 @@ class Transport:
                     resp.close()
                 resp.release_conn()
             break
+        if a.metrics is not None:
+            wire = resp.tell() or max(0, a.sink.size - resume_at)
+            a.metrics.ended(a.metrics.current, wire)
         info = ResponseInfo(a.request.url, resp.status, tuple(resp.headers.items()), a.protocol)
         if a.kind is not TaskKind.DOWNLOAD:
             return a.sink.text()
@@ -192,6 +198,8 @@ class Transport:
                 return resp
             _let_go(a, resp)  # the connection goes back to the pool: no longer this task's
             redirects += 1
+            if a.metrics is not None:
+                a.metrics.redirects = redirects
             if redirects > MAX_REDIRECTS:
                 raise TransferError(ErrorCode.HTTP_TOO_MANY_REDIRECTS)
             a.request = redirect_request(a.request, resp.status, location)
@@ -207,6 +215,9 @@ class Transport:
             if lookup.hit is not None:
                 # No protocol carried it: Apple's metrics say nil for a local cache load.
                 a.protocol = ""
+                if a.metrics is not None:
+                    a.metrics.begin()
+                    a.metrics.local_cache()
                 return CachedResponse(lookup.hit, request.method)
             if lookup.unavailable:
                 raise TransferError(
@@ -274,8 +285,14 @@ class Transport:
             if a.validator:
                 headers["If-Range"] = a.validator
         body = send_blocks(a) if request.has_body else None
+        tx = a.metrics.begin() if a.metrics is not None else None
         resp = self.engine.open(a, without_userinfo(request.url), headers, body)
         a.protocol = self.engine.protocol(resp)
+        if tx is not None and a.metrics is not None:
+            if not tx.engine_filled:
+                tx.isReusedConnection = bool(a.reused)
+                tx.countOfRequestBodyBytesSent = request.body_length if request.has_body else 0
+            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers.items())
         return resp
 
 
@@ -284,6 +301,8 @@ def _let_go(a: Attempt, resp: urllib3.BaseHTTPResponse) -> None:
     a.ctl.set_abort(None)
     resp.drain_conn()
     resp.release_conn()
+    if a.metrics is not None:
+        a.metrics.ended(a.metrics.current, resp.tell())
 
 
 def _validator(resp: urllib3.BaseHTTPResponse) -> str | None:

@@ -30,7 +30,9 @@ from urllib3.util import parse_url
 from ..._config_values import ConfigValues
 from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
+from .._metrics import Transaction
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
+from ._metrics import fill as fill_metrics
 
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
 UPLOAD_DEPTH = 2  # request body blocks the task's thread may queue ahead of libcurl
@@ -98,6 +100,10 @@ class Transfer:
         self.group: set[Transfer] | None = None  # the session's live transfers (network thread)
         self.share: pycurl.CurlShare | None = None  # the session's share it runs through
         self.sockets: set[int] = set()  # the session's sockets (network thread), see on_socket
+        # metrics: the transaction this transfer fills as it ends (see _metrics.fill)
+        self.tx: Transaction | None = None
+        self.started = time.time()
+        self.upload_end = 0.0
 
     # -- callbacks (network thread) -------------------------------------------------------------
 
@@ -237,6 +243,7 @@ class Transfer:
         with self.cond:
             if not self.blocks:
                 if self.upload_done:
+                    self.upload_end = time.time()
                     return b""
                 self.send_paused = True
                 return pycurl.READFUNC_PAUSE
@@ -293,6 +300,9 @@ class Transfer:
         """The network thread let go of the transfer: wake the reader, free the handle."""
         if self.group is not None:
             self.group.discard(self)
+        if self.tx is not None and not self.done:
+            secure = self.request.url[:6].lower() == "https:"
+            fill_metrics(self.tx, self.easy, self.started, secure, self.upload_end)
         with self.cond:
             if not self.done:
                 self.done = True
@@ -302,6 +312,13 @@ class Transfer:
         self.easy.close()
 
     # -- the task's thread -----------------------------------------------------------------------
+
+    def settle(self, patience: float = 1.0) -> None:
+        """Wait (bounded) until the network thread let go of the transfer: its metrics are in."""
+        give_up = time.monotonic() + patience
+        with self.cond:
+            while not self.done and (left := give_up - time.monotonic()) > 0:
+                self.cond.wait(left)
 
     def cancel(self, error: TransferError) -> bool:
         """Mark the transfer failed for its reader (the network thread removes it); False if it

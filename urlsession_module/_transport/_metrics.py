@@ -1,0 +1,133 @@
+"""A task's metrics, with Apple's ``URLSessionTaskMetrics`` field names.
+
+One :class:`Transaction` per request the task made (each redirect hop, a 401 answered and sent
+again, a cache revalidation, a retry), stamped by whichever engine carried it: the urllib3
+engine's connection class stamps the phases as they happen (:mod:`._connections`), the curl
+engine reads libcurl's own clocks when the transfer ends (:mod:`._curl._metrics`). Dates are
+epoch seconds (floats), ``None`` where a phase did not happen (no lookup, connect or handshake
+on a reused connection). What comes out (:meth:`TaskMetrics.to_dict`) is plain JSON data: it
+goes into ``sessioncompleted`` and across to a background session's host unchanged.
+
+Why our own record and not a library's: neither urllib3 nor pycurl keeps per-request timings
+across a redirect chain, and the names are Apple's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+__all__ = ["TaskMetrics", "Transaction"]
+
+
+@attrs.define(eq=False)
+class Transaction:
+    """``URLSessionTaskTransactionMetrics``: one request and its response."""
+
+    fetchStartDate: float
+    domainLookupStartDate: float | None = None
+    domainLookupEndDate: float | None = None
+    connectStartDate: float | None = None
+    secureConnectionStartDate: float | None = None
+    secureConnectionEndDate: float | None = None
+    connectEndDate: float | None = None
+    requestStartDate: float | None = None
+    requestEndDate: float | None = None
+    responseStartDate: float | None = None
+    responseEndDate: float | None = None
+    networkProtocolName: str | None = None
+    isReusedConnection: bool = False
+    isProxyConnection: bool = False
+    resourceFetchType: str = "networkLoad"
+    countOfRequestHeaderBytesSent: int = 0
+    countOfRequestBodyBytesSent: int = 0
+    countOfResponseHeaderBytesReceived: int = 0
+    countOfResponseBodyBytesReceived: int = 0
+    remoteAddress: str | None = None
+    remotePort: int | None = None
+    localAddress: str | None = None
+    localPort: int | None = None
+    negotiatedTLSProtocolVersion: str | None = None
+    # Set by an engine that read the whole record from its own clocks (curl): the transport
+    # then leaves the dates alone.
+    engine_filled: bool = attrs.field(default=False, repr=False)
+    # Such an engine's wait (bounded) for its transfer to end and fill the record: the body's
+    # last byte can reach the reader before the engine has let go of the transfer.
+    settle: Callable[[], None] | None = attrs.field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.settle is not None and not self.engine_filled:
+            self.settle()
+        d = attrs.asdict(self, recurse=False)
+        del d["engine_filled"], d["settle"]
+        return d
+
+
+def head_size(status_line_len: int, headers: Any) -> int:
+    """Bytes of a head on the wire (HTTP/1.1 framing): the status or request line, each
+    ``Name: value\\r\\n``, and the blank line. An estimate for engines that do not count."""
+    size = status_line_len + 2 + 2
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+    return size
+
+
+class TaskMetrics:
+    """``URLSessionTaskMetrics`` being recorded for one task (one thread writes it at a time:
+    the task's worker, or the network thread for the transfer it runs)."""
+
+    __slots__ = ("current", "proxy", "redirects", "start", "transactions")
+
+    def __init__(self, proxy: bool = False) -> None:
+        self.start = time.time()
+        self.proxy = proxy
+        self.redirects = 0
+        self.transactions: list[Transaction] = []
+        self.current: Transaction | None = None
+
+    def begin(self) -> Transaction:
+        """A new request goes out (or to the cache): its transaction, now the current one."""
+        tx = Transaction(fetchStartDate=time.time(), isProxyConnection=self.proxy)
+        self.transactions.append(tx)
+        self.current = tx
+        return tx
+
+    def local_cache(self, protocol: str | None = None) -> None:
+        """The cache answered the current request without the network (Apple: localCache)."""
+        tx = self.current if self.current is not None else self.begin()
+        tx.resourceFetchType = "localCache"
+        tx.isProxyConnection = False
+        tx.networkProtocolName = protocol
+        tx.responseStartDate = tx.responseEndDate = time.time()
+
+    def head(self, tx: Transaction, protocol: str, status_line: int, headers: Any) -> None:
+        """The response head came (engines that do not stamp it themselves)."""
+        tx.networkProtocolName = protocol or None
+        if tx.engine_filled:
+            return
+        if tx.responseStartDate is None:
+            tx.responseStartDate = time.time()
+        if not tx.countOfResponseHeaderBytesReceived:
+            tx.countOfResponseHeaderBytesReceived = head_size(status_line, headers)
+
+    def ended(self, tx: Transaction | None, body_bytes: int) -> None:
+        """The response's body was read (or dropped): ``body_bytes`` as they came off the wire."""
+        if tx is not None and tx.settle is not None and not tx.engine_filled:
+            tx.settle()
+        if tx is None or tx.engine_filled:
+            return
+        if tx.responseEndDate is None:
+            tx.responseEndDate = time.time()
+        if body_bytes > tx.countOfResponseBodyBytesReceived:
+            tx.countOfResponseBodyBytesReceived = body_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
+        return {
+            "taskInterval": {"start": self.start, "duration": max(0.0, time.time() - self.start)},
+            "redirectCount": self.redirects,
+            "transactionMetrics": [tx.to_dict() for tx in self.transactions],
+        }
