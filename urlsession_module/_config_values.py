@@ -14,6 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from . import _validate as check
+from ._state._retry import RetryPolicy, retry_policy_value
 from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError
 
 __all__ = [
@@ -230,6 +231,14 @@ class ConfigValues:
     # versions it may speak ('auto': h2 where TLS ALPN offers it, else HTTP/1.1).
     engine: str = attrs.field(factory=default_engine, validator=_engine)
     httpVersion: str = attrs.field(default="auto", validator=_v(check.one_of, HTTP_VERSIONS))
+    # Unreliable networks (docs/unreliable-networks.md): Apple's waitsForConnectivity (always on
+    # in background sessions); a retry policy after urllib3's Retry (none: no retries); the
+    # session's bandwidth limit in bytes per second, each direction, shared by its tasks.
+    waitsForConnectivity: bool = attrs.field(default=False, validator=_v(check.boolean))
+    retryPolicy: RetryPolicy | None = attrs.field(default=None, converter=retry_policy_value)
+    maximumBytesPerSecond: int | None = attrs.field(
+        default=None, validator=_v(check.bytes_per_second)
+    )
 
     @httpMaximumConnectionsPerHost.validator
     @maximumResponseDataLength.validator

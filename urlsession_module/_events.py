@@ -22,6 +22,7 @@ __all__ = [
     "SessionCompleted",
     "SessionEventsCompleted",
     "UploadProgress",
+    "WaitingForConnectivity",
     "payload_from_dict",
 ]
 
@@ -100,6 +101,17 @@ class SessionCompleted(Payload):
 
 
 @attrs.frozen
+class WaitingForConnectivity(Payload):
+    """Apple's ``taskIsWaitingForConnectivity``: once per task, when it first cannot reach its
+    host and waits (``waitsForConnectivity``); ``errorCode`` is what the last attempt met."""
+
+    name: ClassVar[str] = "waitingforconnectivity"
+    taskIdentifier: str
+    errorCode: int
+    sessionIdentifier: str | None = None
+
+
+@attrs.frozen
 class SessionEventsCompleted(Payload):
     name: ClassVar[str] = "sessioneventscompleted"
     sessionIdentifier: str | None = None
@@ -121,6 +133,7 @@ _PAYLOADS: dict[str, type[Payload]] = {
         SessionCompleted,
         SessionEventsCompleted,
         BackgroundTransfer,
+        WaitingForConnectivity,
     )
 }
 

@@ -40,7 +40,8 @@ def _priority(task: Task) -> float:
 
 
 def _begin(task: Task) -> float | None:
-    return task._begin
+    again = task._run.requeue_at if isinstance(task._run, TaskRun) else None  # a retry's time
+    return max(task._begin or 0.0, again or 0.0) or None
 
 
 class Runner:
@@ -76,7 +77,9 @@ class Runner:
         with self._lock:
             self._scheduler.update(task)  # False once it started: then nothing to re-order
 
-    def schedule(self, full: bool = True, ended: Task | None = None) -> Task | None:
+    def schedule(
+        self, full: bool = True, ended: Task | None = None, again: bool = False
+    ) -> Task | None:
         """Start what may start now, and arm the timer for the next task that comes due.
 
         ``full=False`` (a task was added, or one ended and freed its slot) reads each host's
@@ -91,6 +94,8 @@ class Runner:
         with self._lock:
             if ended is not None:
                 self._scheduler.finished(ended)
+                if again:  # its run ended in a retry: it waits its turn (and time) again
+                    self._scheduler.add(ended)
             now = time.time()
             plan = self._scheduler.take(now, full=full)
             ready = plan.start
@@ -136,7 +141,8 @@ class Runner:
                 if mine is not None:
                     self.pool.submit(functools.partial(self._work, mine))
                 raise
-            next_task = self.schedule(full=False, ended=next_task)
+            again = run.requeue_at is not None and not run.machine.finished
+            next_task = self.schedule(full=False, ended=next_task, again=again)
 
     def close(self) -> None:
         """No timer any more; idle workers leave now, busy ones as their job ends (joined,

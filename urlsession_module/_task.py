@@ -32,6 +32,7 @@ from ._state import (
     TaskMachine,
     TaskState,
 )
+from ._transport._retrying import RunAgain
 from .exceptions import ErrorCode, TransferError
 
 if TYPE_CHECKING:
@@ -184,6 +185,32 @@ class TaskRun(TaskDriver):
     def __init__(self, task: Task, machine: TaskMachine) -> None:
         super().__init__(machine)
         self._task = task
+        config = task._session._config
+        # retries and waiting for connectivity (issue 16): see _transport/_retrying.py
+        self.again = RunAgain(config, machine) if RunAgain.wanted(config) else None
+
+    @property
+    def cancelled(self) -> bool:
+        return super().cancelled or (self.again is not None and self.again.ending)
+
+    @property
+    def requeue_at(self) -> float | None:
+        """When this task is to run again (its last run ended in a retry), else None."""
+        return None if self.again is None else self.again.requeue_at
+
+    def feed(self, event: Input) -> None:
+        again = self.again
+        if again is not None:
+            with self._cond:
+                answer = again.intercept(event, self.publish)
+                abort = self._abort if answer is True else None
+            if answer is True:
+                if abort is not None:
+                    abort()  # a response being read (a 503 retried): stop it now
+                return
+            if answer is not False:
+                event = answer
+        super().feed(event)
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
         for payload in payloads:
@@ -216,7 +243,12 @@ class TaskRun(TaskDriver):
                     said = (exc.strerror or "cannot be made").lower()
                     self.feed(Failed(code, f"{code.description} ({where}: {said})"))
                     return
-            transport.run(self, machine.kind, machine.original_request, folder, machine.identifier)
+            kw = self.again.before_run(folder) if self.again is not None else {}
+            transport.run(
+                self, machine.kind, machine.original_request, folder, machine.identifier, **kw
+            )
+            if self.again is not None:
+                self.again.after_run()
         except Exception:  # the machine refused an input: a bug, but the task must still end
             log.exception("task %s: engine error", machine.identifier)
             if not machine.finished:

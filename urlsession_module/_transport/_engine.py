@@ -75,6 +75,8 @@ class Transport:
         durable: bool = False,
         resume: tuple[int, str] | None = None,
         keep_partial: bool = False,
+        metrics: TaskMetrics | None = None,
+        deadline: float | None = None,
     ) -> None:
         """Move one task's bytes, feeding its machine; always ends with Finished or Failed.
 
@@ -82,13 +84,17 @@ class Transport:
         bytes of an earlier attempt (Range + If-Range; the machine must already count them).
         ``keep_partial`` keeps that file when the transfer fails (not when it is cancelled,
         nor when it ran past its size limit), so the owner can resume it later.
+        ``metrics`` and ``deadline`` (time.monotonic()) carry over from an earlier run of the
+        same task (a retry): its transactions go on, its resource timeout keeps running.
         """
         cfg = self.config
-        deadline = time.monotonic() + cfg.timeoutIntervalForResource
+        if deadline is None:
+            deadline = time.monotonic() + cfg.timeoutIntervalForResource
         sink: Sink | None = None
         attempt: Attempt | None = None
         keep, validator = resume if resume is not None and resume[0] > 0 else (0, None)
-        metrics = TaskMetrics(proxy=bool(cfg.proxyURL))
+        if metrics is None:
+            metrics = TaskMetrics(proxy=bool(cfg.proxyURL))
         try:
             if kind is TaskKind.DOWNLOAD:
                 assert download_dir is not None
