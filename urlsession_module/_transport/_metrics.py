@@ -15,7 +15,6 @@ across a redirect chain, and the names are Apple's.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -51,18 +50,13 @@ class Transaction:
     localAddress: str | None = None
     localPort: int | None = None
     negotiatedTLSProtocolVersion: str | None = None
-    # Set by an engine that read the whole record from its own clocks (curl): the transport
-    # then leaves the dates alone.
+    # Set by an engine that read the phases up to the response head from its own clocks
+    # (curl): the transport then stamps only the body's end and its bytes.
     engine_filled: bool = attrs.field(default=False, repr=False)
-    # Such an engine's wait (bounded) for its transfer to end and fill the record: the body's
-    # last byte can reach the reader before the engine has let go of the transfer.
-    settle: Callable[[], None] | None = attrs.field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        if self.settle is not None and not self.engine_filled:
-            self.settle()
         d = attrs.asdict(self, recurse=False)
-        del d["engine_filled"], d["settle"]
+        del d["engine_filled"]
         return d
 
 
@@ -115,9 +109,7 @@ class TaskMetrics:
 
     def ended(self, tx: Transaction | None, body_bytes: int) -> None:
         """The response's body was read (or dropped): ``body_bytes`` as they came off the wire."""
-        if tx is not None and tx.settle is not None and not tx.engine_filled:
-            tx.settle()
-        if tx is None or tx.engine_filled:
+        if tx is None:
             return
         if tx.responseEndDate is None:
             tx.responseEndDate = time.time()

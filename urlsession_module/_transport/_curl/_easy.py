@@ -32,6 +32,7 @@ from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
 from .._metrics import Transaction
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
+from ._metrics import HEADS
 from ._metrics import fill as fill_metrics
 
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
@@ -77,6 +78,7 @@ class Transfer:
         self.protocol = "http/1.1"
         self.headers: list[tuple[str, str]] = []
         self.head_done = False
+        self._head_seen = False  # (network thread) the final head is complete
         self._interims = 0
         self._head_lines = 0
         self._sends = 0
@@ -110,7 +112,7 @@ class Transfer:
     def on_header(self, line: bytes) -> int | None:
         """Gather the final head's lines; interim (1xx) heads and trailers are dropped."""
         self.last = time.monotonic()
-        if self.head_done:
+        if self._head_seen:
             return None  # trailers of a chunked body: not part of the head
         if line.startswith(b"HTTP/"):
             version, _, rest = line.partition(b" ")
@@ -134,9 +136,10 @@ class Transfer:
                 if self._interims > _MAX_INTERIMS:
                     return self._refuse("too many interim (1xx) responses")
                 return None
-            with self.cond:
-                self.head_done = True
-                self.cond.notify_all()
+            # The head is in; the reader hears of it once its metrics are read, right after
+            # this callback (libcurl's clocks cannot be read inside one): see _metrics.
+            self._head_seen = True
+            HEADS.append(self)
             return None
         text = line.decode("latin-1").rstrip("\r\n")
         if text[:1] in (" ", "\t") and self.headers:  # an obsolete folded continuation
@@ -300,9 +303,11 @@ class Transfer:
         """The network thread let go of the transfer: wake the reader, free the handle."""
         if self.group is not None:
             self.group.discard(self)
-        if self.tx is not None and not self.done:
-            secure = self.request.url[:6].lower() == "https:"
-            fill_metrics(self.tx, self.easy, self.started, secure, self.upload_end)
+        if not self.done:
+            if self._head_seen:
+                self.head_complete()
+            else:
+                self._fill_metrics()  # ended before a head: what happened until then
         with self.cond:
             if not self.done:
                 self.done = True
@@ -311,14 +316,22 @@ class Transfer:
                 self.cond.notify_all()
         self.easy.close()
 
-    # -- the task's thread -----------------------------------------------------------------------
-
-    def settle(self, patience: float = 1.0) -> None:
-        """Wait (bounded) until the network thread let go of the transfer: its metrics are in."""
-        give_up = time.monotonic() + patience
+    def head_complete(self) -> None:
+        """The final head came (network thread, outside libcurl's callbacks): read the
+        metrics up to it, then let the task's thread have the head."""
+        if self.done or self.head_done:
+            return
+        self._fill_metrics()
         with self.cond:
-            while not self.done and (left := give_up - time.monotonic()) > 0:
-                self.cond.wait(left)
+            self.head_done = True
+            self.cond.notify_all()
+
+    def _fill_metrics(self) -> None:
+        if self.tx is not None:
+            secure = self.request.url[:6].lower() == "https:"
+            fill_metrics(self.tx, self.easy, self.started, secure, self.upload_end)
+
+    # -- the task's thread -----------------------------------------------------------------------
 
     def cancel(self, error: TransferError) -> bool:
         """Mark the transfer failed for its reader (the network thread removes it); False if it

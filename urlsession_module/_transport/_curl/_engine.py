@@ -145,8 +145,7 @@ class CurlEngine:
         t.group = self._live
         t.share = self._share
         t.sockets = self._sockets
-        if a.metrics is not None and a.metrics.current is not None:  # (metrics, see _metrics)
-            t.tx, a.metrics.current.settle = a.metrics.current, t.settle
+        t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
         configure(t, self.config, self._share, url, list(headers.items()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)

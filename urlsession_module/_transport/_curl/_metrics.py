@@ -1,6 +1,8 @@
 """A curl transfer's metrics, from libcurl's own clocks (``curl_easy_getinfo``).
 
-Read once, on the network thread, as the transfer ends and before its handle is freed. libcurl
+Read once, on the network thread, right after the final response head is complete (or as the
+transfer ends, when none came), so the task's thread never waits for them: the body's end and its bytes
+are stamped by the transport as it reads them, as for every engine. libcurl
 measures every phase from the transfer's start in microseconds (``*_TIME_T``); the dates are
 that start (taken as the transfer is made) plus each offset. A transfer that made no connection
 (``NUM_CONNECTS`` 0) reused one: lookup, connect and handshake are then ``None``, as Apple's.
@@ -8,11 +10,27 @@ that start (taken as the transfer is made) plus each offset. A transfer that mad
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pycurl
 
 from .._metrics import Transaction
 
+if TYPE_CHECKING:
+    from ._easy import Transfer
+
 _US = 1e-6
+
+# Transfers whose final head came during the current ``socket_action`` (network thread only):
+# pycurl refuses ``getinfo`` inside libcurl's callbacks, so the head callback queues the
+# transfer here and the network thread completes it as soon as ``socket_action`` returns.
+HEADS: list[Transfer] = []
+
+
+def complete_heads() -> None:
+    """Read the metrics of the transfers whose head just came, and hand them their heads."""
+    while HEADS:
+        HEADS.pop(0).head_complete()
 
 
 def _get(easy: pycurl.Curl, what: int) -> object:
@@ -36,7 +54,6 @@ def fill(
     tls = _offset(easy, pycurl.APPCONNECT_TIME_T)
     pretransfer = _offset(easy, pycurl.PRETRANSFER_TIME_T)
     first_byte = _offset(easy, pycurl.STARTTRANSFER_TIME_T)
-    total = _offset(easy, pycurl.TOTAL_TIME_T)
     connects = _get(easy, pycurl.NUM_CONNECTS)
     tx.fetchStartDate = started
     reused = connects == 0 and pretransfer > 0
@@ -54,20 +71,15 @@ def fill(
         tx.requestEndDate = max(tx.requestStartDate, upload_end)
     if first_byte > 0:
         tx.responseStartDate = started + first_byte
-    if total > 0:
-        tx.responseEndDate = started + total
     header = _get(easy, pycurl.HEADER_SIZE)
     request = _get(easy, pycurl.REQUEST_SIZE)
     sent = _get(easy, pycurl.SIZE_UPLOAD_T)
-    received = _get(easy, pycurl.SIZE_DOWNLOAD_T)
     body_sent = int(sent) if isinstance(sent, (int, float)) else 0
     tx.countOfRequestBodyBytesSent = body_sent
     if isinstance(request, int):
         tx.countOfRequestHeaderBytesSent = max(0, request - body_sent)
     if isinstance(header, int):
         tx.countOfResponseHeaderBytesReceived = header
-    if isinstance(received, (int, float)):
-        tx.countOfResponseBodyBytesReceived = int(received)
     for field, what in (("remoteAddress", pycurl.PRIMARY_IP), ("localAddress", pycurl.LOCAL_IP)):
         value = _get(easy, what)
         if isinstance(value, str) and value:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import pycurl
 
 from ...exceptions import ErrorCode, TransferError
+from ._metrics import complete_heads
 
 if TYPE_CHECKING:
     from ._easy import Transfer
@@ -202,6 +203,7 @@ class Multi:
 
     def _collect(self) -> None:
         """Finish every transfer libcurl says is done, with its outcome."""
+        complete_heads()  # heads that came meanwhile: their metrics, then their readers
         while True:
             _queued, ok, failed = self._multi.info_read()
             for easy in ok:
