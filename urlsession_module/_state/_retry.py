@@ -225,6 +225,7 @@ class RetryGate:
                         ErrorCode.TIMED_OUT,
                         f"the resource timeout passed while waiting for connectivity "
                         f"({event.message or ErrorCode(event.code).description})",
+                        metrics=event.metrics,
                     )
                 self.waits += 1
                 if not self.announced:
