@@ -88,11 +88,15 @@ class SessionCompleted(Payload):
     networkProtocolName: str | None = None
     # URLSessionTaskMetrics as plain data (see _transport/_metrics.py); absent when not measured.
     metrics: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
+    # A failed download that can be continued: resume data for downloadTask({'resumeData'}).
+    resumeData: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         if d["metrics"] is None:
             del d["metrics"]
+        if d["resumeData"] is None:
+            del d["resumeData"]
         if d["responseText"] is None:
             del d["responseText"]
         if d["networkProtocolName"] is None:

@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._arguments import priority_value
+from ._arguments import check_callback, priority_value
 from ._driver import TaskDriver
-from ._events import Payload
+from ._events import Payload, SessionCompleted
 from ._proxy import Proxy
 from ._state import (
     Cancel,
@@ -27,13 +27,17 @@ from ._state import (
     Input,
     Request,
     ResponseInfo,
+    ResponseStarted,
     Resume,
     Suspend,
+    TaskKind,
     TaskMachine,
     TaskState,
 )
+from ._storage import part_name
+from ._transport._resume import ResumeData, adopt, finish_partial
 from ._transport._retrying import RunAgain
-from .exceptions import ErrorCode, TransferError
+from .exceptions import ErrorCode, InvalidArgumentValueError, TransferError
 
 if TYPE_CHECKING:
     from ._background._host import RemoteControl, RemoteTaskView
@@ -162,6 +166,31 @@ class Task(Proxy):
         self._run.control(Cancel())
         self._session._schedule()  # a task still waiting its turn reports now, not when due
 
+    def cancelByProducingResumeData(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Cancel a download, keeping what arrived: ``callback({'resumeData': str | None})``
+        (None when the server gave no validator, or nothing came), then ``sessioncompleted``
+        with -999. ``session.downloadTask({'resumeData': ...})`` continues it."""
+        check_callback(callback)
+        run = self._run
+        if self.kind != "download" or not isinstance(run, TaskRun):
+            raise InvalidArgumentValueError(
+                "cancelByProducingResumeData",
+                "cancelByProducingResumeData() is for downloads of foreground sessions",
+            )
+        with run._cond:
+            finished = run.machine.finished
+            if not finished:
+                run.resume_callback, run.keeps_partial_on_cancel = callback, True
+        if finished:  # as Apple: nothing to resume
+            self._session._dispatcher.submit(lambda: callback({"resumeData": None}))
+            return
+        self.cancel()
+
+    def _run_extras(self, resume: ResumeData | None, rate: int | None) -> None:
+        """What a task call gave beyond its request (issue 16): resume data, a rate."""
+        if isinstance(self._run, TaskRun):
+            self._run.resume_in, self._run.rate = resume, rate
+
     def suspend(self) -> None:
         """Stop reading: no progress until ``resume()``."""
         self._run.control(Suspend())
@@ -188,6 +217,13 @@ class TaskRun(TaskDriver):
         config = task._session._config
         # retries and waiting for connectivity (issue 16): see _transport/_retrying.py
         self.again = RunAgain(config, machine) if RunAgain.wanted(config) else None
+        # resume data (see _transport/_resume.py) and the task's own bandwidth limit
+        self.resume_in: ResumeData | None = None
+        self.resume_callback: Callable[[dict[str, Any]], None] | None = None
+        self.keeps_partial_on_cancel = False
+        self.rate: int | None = None
+        self._part: str | None = None
+        self._validator: str | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -199,6 +235,8 @@ class TaskRun(TaskDriver):
         return None if self.again is None else self.again.requeue_at
 
     def feed(self, event: Input) -> None:
+        if isinstance(event, ResponseStarted):
+            self._validator = event.response.resume_validator
         again = self.again
         if again is not None:
             with self._cond:
@@ -214,6 +252,15 @@ class TaskRun(TaskDriver):
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
         for payload in payloads:
+            if isinstance(payload, SessionCompleted) and self.machine.kind is TaskKind.DOWNLOAD:
+                payload = finish_partial(
+                    payload,
+                    self.machine.original_request.url,
+                    self._part,
+                    self._validator,
+                    self.resume_callback,
+                    self._task._session._dispatcher.submit,
+                )
             self._task._session._enqueue(self._task, payload)
 
     def run(
@@ -244,6 +291,14 @@ class TaskRun(TaskDriver):
                     self.feed(Failed(code, f"{code.description} ({where}: {said})"))
                     return
             kw = self.again.before_run(folder) if self.again is not None else {}
+            if folder is not None:  # a download keeps its partial file for resume data
+                kw["keep_partial"] = True
+                self._part = os.path.join(folder, part_name(machine.identifier))
+                if self.resume_in is not None:
+                    resume, self.resume_in = adopt(self.resume_in, folder, machine.identifier), None
+                    machine.restore_received(resume[0])
+                    self._validator = resume[1]
+                    kw["resume"] = resume
             transport.run(
                 self, machine.kind, machine.original_request, folder, machine.identifier, **kw
             )

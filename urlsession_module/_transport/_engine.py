@@ -122,7 +122,8 @@ class Transport:
             cancelled = ctl.cancelled or isinstance(exc, CancelledSignal)
             if sink is not None:
                 too_big = getattr(exc, "code", None) == ErrorCode.DATA_LENGTH_EXCEEDS_MAXIMUM
-                if keep_partial and not cancelled and not too_big:
+                keep_cancelled = getattr(ctl, "keeps_partial_on_cancel", False)  # resume data
+                if keep_partial and (not cancelled or keep_cancelled) and not too_big:
                     sink.close()
                 else:
                     sink.discard()
