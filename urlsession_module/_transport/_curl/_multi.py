@@ -200,6 +200,7 @@ class Multi:
             self._multi.socket_action(fd, flags)
         except pycurl.error as exc:  # pragma: no cover (a socket libcurl already forgot)
             log.debug("socket_action(%s): %s", fd, exc)
+        complete_heads()  # heads that came in it: their metrics, then their readers
 
     def _collect(self) -> None:
         """Finish every transfer libcurl says is done, with its outcome."""
