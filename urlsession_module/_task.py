@@ -22,6 +22,8 @@ from ._driver import TaskDriver
 from ._events import Payload, SessionCompleted
 from ._proxy import Proxy
 from ._state import (
+    BodyReceived,
+    BodySent,
     Cancel,
     Failed,
     Input,
@@ -35,6 +37,7 @@ from ._state import (
     TaskState,
 )
 from ._storage import part_name
+from ._transport._ratelimit import TaskPacing, pacing_for
 from ._transport._resume import ResumeData, adopt, finish_partial
 from ._transport._retrying import RunAgain
 from .exceptions import ErrorCode, InvalidArgumentValueError, TransferError
@@ -224,6 +227,7 @@ class TaskRun(TaskDriver):
         self.rate: int | None = None
         self._part: str | None = None
         self._validator: str | None = None
+        self.pacing: TaskPacing | None = None  # bandwidth limits (see _transport/_ratelimit.py)
 
     @property
     def cancelled(self) -> bool:
@@ -249,6 +253,16 @@ class TaskRun(TaskDriver):
             if answer is not False:
                 event = answer
         super().feed(event)
+        if self.pacing is not None and isinstance(event, (BodyReceived, BodySent)):
+            received = event.n if isinstance(event, BodyReceived) else 0
+            wait = self.pacing.delay(received, event.n - received)
+            if wait > 0:  # ahead of its share: the read (or send) loop waits, cancellably
+                with self._cond:
+                    self._cond.wait_for(lambda: self.cancelled, wait)
+
+    def wire_share(self) -> int | None:
+        """This task's bandwidth share now, for an engine that shapes the wire (curl)."""
+        return None if self.pacing is None else self.pacing.wire_share()
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
         for payload in payloads:
@@ -291,6 +305,13 @@ class TaskRun(TaskDriver):
                     self.feed(Failed(code, f"{code.description} ({where}: {said})"))
                     return
             kw = self.again.before_run(folder) if self.again is not None else {}
+            self.pacing = pacing_for(
+                transport,
+                transport.config.maximumBytesPerSecond,
+                machine.identifier,
+                self.rate,
+                machine.original_request.has_body,
+            )
             if folder is not None:  # a download keeps its partial file for resume data
                 kw["keep_partial"] = True
                 self._part = os.path.join(folder, part_name(machine.identifier))
@@ -299,9 +320,15 @@ class TaskRun(TaskDriver):
                     machine.restore_received(resume[0])
                     self._validator = resume[1]
                     kw["resume"] = resume
-            transport.run(
-                self, machine.kind, machine.original_request, folder, machine.identifier, **kw
-            )
+            if self.pacing is not None:
+                self.pacing.start()
+            try:
+                transport.run(
+                    self, machine.kind, machine.original_request, folder, machine.identifier, **kw
+                )
+            finally:
+                if self.pacing is not None:
+                    self.pacing.stop()
             if self.again is not None:
                 self.again.after_run()
         except Exception:  # the machine refused an input: a bug, but the task must still end

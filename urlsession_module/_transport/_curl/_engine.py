@@ -24,6 +24,7 @@ import urllib3
 from ..._config_values import ConfigValues
 from ...exceptions import ErrorCode, TransferError
 from .._control import CancelledSignal
+from .._ratelimit import wire_rate
 from .._requests import IDEMPOTENT
 from ._easy import UPLOAD_DEPTH, Transfer, configure
 from ._multi import Multi
@@ -146,6 +147,9 @@ class CurlEngine:
         t.share = self._share
         t.sockets = self._sockets
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
+        if rate := wire_rate(a.ctl):  # the task's bandwidth share (see _ratelimit)
+            t.easy.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
+            t.easy.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
         configure(t, self.config, self._share, url, list(headers.items()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
