@@ -17,6 +17,7 @@ from ._common import (
     event_to_json,
     plain_transfer_error,
 )
+from ._unreliable import session_props
 
 __all__ = ["CANCEL_WAIT", "QUIET_NOTE", "TaskRun", "close_session", "make_session"]
 
@@ -188,6 +189,7 @@ def make_session(args: argparse.Namespace) -> URLSession.Session:
         props["caBundle"] = str(args.cacert)
     if getattr(args, "proxy", None):
         props["proxyURL"] = args.proxy
+    session_props(args, props)  # --limit-rate, --retry (issue 16)
     cfg = URLSession.createSessionConfiguration(props)
     return URLSession.createSession(configuration=cfg, delegateQueue=URLSession.EventQueue())
 
