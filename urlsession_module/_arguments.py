@@ -97,7 +97,8 @@ def task_args(
             raise InvalidArgumentValueError(
                 key, f"{key!r} is not an argument of {name}() (known: {sorted(known)})"
             )
-    resume = parse_resume_data(a["resumeData"]) if "resumeData" in a else None
+    given = a.get("resumeData")  # (None: none, as for the other arguments)
+    resume = parse_resume_data(given) if given is not None else None
     rate = check.bytes_per_second("maximumBytesPerSecond", a.get("maximumBytesPerSecond"))
     if config.is_background and (resume is not None or rate is not None):
         name_ = "resumeData" if resume is not None else "maximumBytesPerSecond"
