@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.peers._certs import PeerCerts
-from tests.peers.nginx import Nginx
 from tests.peers.fixtures import ProxyView
+from tests.peers.nginx import Nginx
 
 MakeSession = Callable[..., Any]
 MakeRecorder = Callable[[Any], Any]
