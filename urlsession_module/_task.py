@@ -18,28 +18,21 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._arguments import check_callback, priority_value
-from ._driver import TaskDriver
-from ._events import Payload, SessionCompleted
+from ._events import Payload
 from ._proxy import Proxy
 from ._state import (
-    BodyReceived,
-    BodySent,
     Cancel,
     Failed,
     Input,
     Request,
     ResponseInfo,
-    ResponseStarted,
     Resume,
     Suspend,
-    TaskKind,
     TaskMachine,
     TaskState,
 )
-from ._storage import part_name
-from ._transport._ratelimit import TaskPacing, pacing_for
-from ._transport._resume import ResumeData, adopt, finish_partial
-from ._transport._retrying import RunAgain
+from ._transport._resume import ResumeData
+from ._transport._unreliable import UnreliableDriver
 from .exceptions import ErrorCode, InvalidArgumentValueError, TransferError
 
 if TYPE_CHECKING:
@@ -211,71 +204,21 @@ class Task(Proxy):
         return f"<Task {self.taskIdentifier} {self.kind} {self.state.value}>"
 
 
-class TaskRun(TaskDriver):
-    """An in-process task's driver: what its machine answers goes to the session's queue."""
+class TaskRun(UnreliableDriver):
+    """An in-process task's driver: what its machine answers goes to the session's queue.
+
+    Retries, waiting for connectivity, bandwidth limits and resume data (issue 16) are
+    :class:`~._transport._unreliable.UnreliableDriver`'s.
+    """
 
     def __init__(self, task: Task, machine: TaskMachine) -> None:
-        super().__init__(machine)
+        super().__init__(machine, task._session._config)
         self._task = task
-        config = task._session._config
-        # retries and waiting for connectivity (issue 16): see _transport/_retrying.py
-        self.again = RunAgain(config, machine) if RunAgain.wanted(config) else None
-        # resume data (see _transport/_resume.py) and the task's own bandwidth limit
-        self.resume_in: ResumeData | None = None
-        self.resume_callback: Callable[[dict[str, Any]], None] | None = None
-        self.keeps_partial_on_cancel = False
-        self.rate: int | None = None
-        self._part: str | None = None
-        self._validator: str | None = None
-        self.pacing: TaskPacing | None = None  # bandwidth limits (see _transport/_ratelimit.py)
-
-    @property
-    def cancelled(self) -> bool:
-        return super().cancelled or (self.again is not None and self.again.ending)
-
-    @property
-    def requeue_at(self) -> float | None:
-        """When this task is to run again (its last run ended in a retry), else None."""
-        return None if self.again is None else self.again.requeue_at
-
-    def feed(self, event: Input) -> None:
-        if isinstance(event, ResponseStarted):
-            self._validator = event.response.resume_validator
-        again = self.again
-        if again is not None:
-            with self._cond:
-                answer = again.intercept(event, self.publish)
-                abort = self._abort if answer is True else None
-            if answer is True:
-                if abort is not None:
-                    abort()  # a response being read (a 503 retried): stop it now
-                return
-            if answer is not False:
-                event = answer
-        super().feed(event)
-        if self.pacing is not None and isinstance(event, (BodyReceived, BodySent)):
-            received = event.n if isinstance(event, BodyReceived) else 0
-            wait = self.pacing.delay(received, event.n - received)
-            if wait > 0:  # ahead of its share: the read (or send) loop waits, cancellably
-                with self._cond:
-                    self._cond.wait_for(lambda: self.cancelled, wait)
-
-    def wire_share(self) -> int | None:
-        """This task's bandwidth share now, for an engine that shapes the wire (curl)."""
-        return None if self.pacing is None else self.pacing.wire_share()
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
+        submit = self._task._session._dispatcher.submit
         for payload in payloads:
-            if isinstance(payload, SessionCompleted) and self.machine.kind is TaskKind.DOWNLOAD:
-                payload = finish_partial(
-                    payload,
-                    self.machine.original_request.url,
-                    self._part,
-                    self._validator,
-                    self.resume_callback,
-                    self._task._session._dispatcher.submit,
-                )
-            self._task._session._enqueue(self._task, payload)
+            self._task._session._enqueue(self._task, self.ending(payload, submit))
 
     def run(
         self, transport: Transport, directory: Callable[[], str] | None, cancelling: bool
@@ -304,33 +247,7 @@ class TaskRun(TaskDriver):
                     said = (exc.strerror or "cannot be made").lower()
                     self.feed(Failed(code, f"{code.description} ({where}: {said})"))
                     return
-            kw = self.again.before_run(folder) if self.again is not None else {}
-            self.pacing = pacing_for(
-                transport,
-                transport.config.maximumBytesPerSecond,
-                machine.identifier,
-                self.rate,
-                machine.original_request.has_body,
-            )
-            if folder is not None:  # a download keeps its partial file for resume data
-                kw["keep_partial"] = True
-                self._part = os.path.join(folder, part_name(machine.identifier))
-                if self.resume_in is not None:
-                    resume, self.resume_in = adopt(self.resume_in, folder, machine.identifier), None
-                    machine.restore_received(resume[0])
-                    self._validator = resume[1]
-                    kw["resume"] = resume
-            if self.pacing is not None:
-                self.pacing.start()
-            try:
-                transport.run(
-                    self, machine.kind, machine.original_request, folder, machine.identifier, **kw
-                )
-            finally:
-                if self.pacing is not None:
-                    self.pacing.stop()
-            if self.again is not None:
-                self.again.after_run()
+            self.run_transport(transport, folder)  # (issue 16: see _transport/_unreliable.py)
         except Exception:  # the machine refused an input: a bug, but the task must still end
             log.exception("task %s: engine error", machine.identifier)
             if not machine.finished:
