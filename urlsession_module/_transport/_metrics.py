@@ -15,6 +15,7 @@ across a redirect chain, and the names are Apple's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["TaskMetrics", "Transaction"]
@@ -60,6 +61,9 @@ _TEMPLATE: dict[str, Any] = {
     # Set by an engine that read the phases up to the response head from its own clocks
     # (curl): the transport then stamps only the body's end and its bytes. Not reported.
     "engine_filled": False,
+    # An engine's wait (bounded) until it has filled the record (curl reads its clocks just
+    # after the head reaches the reader). Not reported.
+    "settle": None,
 }
 
 
@@ -99,6 +103,7 @@ class Transaction(dict[str, Any]):
     localPort: int | None
     negotiatedTLSProtocolVersion: str | None
     engine_filled: bool
+    settle: Callable[[], None] | None
 
     def __init__(self, fetchStartDate: float, isProxyConnection: bool = False) -> None:
         super().__init__(_TEMPLATE)
@@ -114,8 +119,11 @@ class Transaction(dict[str, Any]):
     __setattr__ = dict.__setitem__
 
     def to_dict(self) -> dict[str, Any]:
+        settle = self["settle"]
+        if settle is not None and not self["engine_filled"]:
+            settle()
         d = dict(self)
-        del d["engine_filled"]
+        del d["engine_filled"], d["settle"]
         return d
 
 

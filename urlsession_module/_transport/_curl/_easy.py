@@ -79,6 +79,7 @@ class Transfer:
         self.headers: list[tuple[str, str]] = []
         self.head_done = False
         self._head_seen = False  # (network thread) the final head is complete
+        self.metrics_read = False  # libcurl's clocks were read into ``tx``
         self._interims = 0
         self._head_lines = 0
         self._sends = 0
@@ -136,10 +137,13 @@ class Transfer:
                 if self._interims > _MAX_INTERIMS:
                     return self._refuse("too many interim (1xx) responses")
                 return None
-            # The head is in; the reader hears of it once its metrics are read, right after
-            # this callback (libcurl's clocks cannot be read inside one): see _metrics.
+            # The head is in: the reader has it now; its metrics are read right after this
+            # callback (libcurl's clocks cannot be read inside one): see _metrics.
             self._head_seen = True
             HEADS.append(self)
+            with self.cond:
+                self.head_done = True
+                self.cond.notify_all()
             return None
         text = line.decode("latin-1").rstrip("\r\n")
         if text[:1] in (" ", "\t") and self.headers:  # an obsolete folded continuation
@@ -303,11 +307,8 @@ class Transfer:
         """The network thread let go of the transfer: wake the reader, free the handle."""
         if self.group is not None:
             self.group.discard(self)
-        if not self.done:
-            if self._head_seen:
-                self.head_complete()
-            else:
-                self._fill_metrics()  # ended before a head: what happened until then
+        if not self.done and not self.metrics_read:
+            self._fill_metrics()  # what happened until now (before a head, or just after one)
         with self.cond:
             if not self.done:
                 self.done = True
@@ -318,18 +319,23 @@ class Transfer:
 
     def head_complete(self) -> None:
         """The final head came (network thread, outside libcurl's callbacks): read the
-        metrics up to it, then let the task's thread have the head."""
-        if self.done or self.head_done:
-            return
-        self._fill_metrics()
-        with self.cond:
-            self.head_done = True
-            self.cond.notify_all()
+        metrics up to it."""
+        if not self.done and not self.metrics_read:
+            self._fill_metrics()
 
     def _fill_metrics(self) -> None:
         if self.tx is not None:
             secure = self.request.url[:6].lower() == "https:"
             fill_metrics(self.tx, self.easy, self.started, secure, self.upload_end)
+        with self.cond:
+            self.metrics_read = True
+            self.cond.notify_all()
+
+    def settle_metrics(self, patience: float = 0.5) -> None:
+        """(task's thread) Wait, bounded, until the metrics were read: at most the rest of
+        the ``socket_action`` that brought the head, usually no wait at all."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.metrics_read or self.done, patience)
 
     # -- the task's thread -----------------------------------------------------------------------
 

@@ -147,6 +147,8 @@ class CurlEngine:
         t.share = self._share
         t.sockets = self._sockets
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
+        if t.tx is not None:
+            t.tx.settle = t.settle_metrics
         if rate := wire_rate(a.ctl):  # the task's bandwidth share (see _ratelimit)
             t.easy.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
             t.easy.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)

@@ -1,8 +1,11 @@
 """A curl transfer's metrics, from libcurl's own clocks (``curl_easy_getinfo``).
 
-Read once, on the network thread, right after the final response head is complete (or as the
-transfer ends, when none came), so the task's thread never waits for them: the body's end and its bytes
-are stamped by the transport as it reads them, as for every engine. libcurl
+Read once, on the network thread, right after the ``socket_action`` that completed the final
+response head (pycurl refuses ``getinfo`` inside libcurl's callbacks), or as the transfer ends
+when no head came. The reader has the head at once; the task's thread waits for the metrics
+only if it reports them before that ``socket_action`` has returned (bounded: see
+``Transfer.settle_metrics``). The body's end and its bytes are stamped by the transport as it
+reads them, as for every engine. libcurl
 measures every phase from the transfer's start in microseconds (``*_TIME_T``); the dates are
 that start (taken as the transfer is made) plus each offset. A transfer that made no connection
 (``NUM_CONNECTS`` 0) reused one: lookup, connect and handshake are then ``None``, as Apple's.
@@ -23,12 +26,12 @@ _US = 1e-6
 
 # Transfers whose final head came during the current ``socket_action`` (network thread only):
 # pycurl refuses ``getinfo`` inside libcurl's callbacks, so the head callback queues the
-# transfer here and the network thread completes it as soon as ``socket_action`` returns.
+# transfer here and the network thread reads its clocks as soon as ``socket_action`` returns.
 HEADS: list[Transfer] = []
 
 
 def complete_heads() -> None:
-    """Read the metrics of the transfers whose head just came, and hand them their heads."""
+    """Read the metrics of the transfers whose head just came."""
     while HEADS:
         HEADS.pop(0).head_complete()
 
