@@ -59,7 +59,7 @@ PEERS = {
 }
 ENGINES = ("urllib3", "curl")
 WIRE = "reloadIgnoringLocalCacheData"  # every task on the wire: the cache is not asked
-SCENARIOS = ("a", "b", "b2", "c", "d", "e", "f")
+SCENARIOS = ("a", "b", "b2", "c", "d", "e", "f", "r")
 MIB = 1 << 20
 GIB = 1 << 30
 BACKGROUND_ID = "bench.background"
@@ -527,6 +527,30 @@ class Bench:
         self.results["d"]["bytes"] = size
         self.results["d"]["latency"] = [self.latency(r) for r in range(self.repeat)]
 
+    def scenario_r(self) -> None:
+        """Bandwidth limits (issue 16): one 16 MiB download at 4 MiB/s, and two 8 MiB downloads
+        sharing 4 MiB/s, per engine (the child serves the bytes itself: benchmarks/_ratelimit.py)."""
+        size = 16 * MIB if not self.smoke else 2 * MIB
+        rate = 4 * MIB if not self.smoke else MIB
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for engine in ENGINES:
+            if self.engine_extra(engine) is None:
+                continue
+            for tasks in (1, 2):
+                name = f"us[{engine}] {tasks} task{'s' if tasks > 1 else ''}"
+                spec = {"engine": engine, "rate": rate, "size": size // tasks, "tasks": tasks}
+                for r in range(self.repeat):
+                    print(f"  [r] round {r + 1}/{self.repeat}: {name}", flush=True)
+                    code, out, err, *_ = run_child(
+                        [sys.executable, str(HERE / "_ratelimit.py"), json.dumps(spec)],
+                        self.env(),
+                    )
+                    if code != 0:
+                        self.notes.append(f"r: {name} failed: {err.strip()[-300:]}")
+                        continue
+                    runs.setdefault(name, []).append(json.loads(out.strip().splitlines()[-1]))
+        self.results["r"] = {"runs": runs, "size": size, "rate": rate}
+
     def scenario_f(self) -> None:
         """``sessions`` live sessions with one task each: the process's threads, RSS and fds."""
         n = self.p["sessions"]
@@ -822,6 +846,20 @@ def summarize(bench: Bench) -> dict[str, Any]:
             "events": _stat([x["events"] for x in lat]),
             "chunks": lat[0]["chunks"],
         }
+    if "r" in res:
+        summary["r"] = {
+            "size": res["r"]["size"],
+            "rate": res["r"]["rate"],
+            "rows": {
+                name: {
+                    "seconds": _stat([t["seconds"] for run in runs for t in run["tasks"]]),
+                    "mib_per_s": _stat([t["mib_per_s"] for run in runs for t in run["tasks"]]),
+                    "max_gap_s": _stat([t["max_gap_s"] for run in runs for t in run["tasks"]]),
+                }
+                for name, runs in res["r"]["runs"].items()
+                if runs
+            },
+        }
     if "e" in res:
         e = res["e"]
         summary["e"] = {
@@ -1041,6 +1079,24 @@ def markdown(bench: Bench, s: dict[str, Any], meta: dict[str, Any]) -> str:
                 f"p50 {_rng(lat['p50_ms'], 2)} ms, p99 {_rng(lat['p99_ms'], 2)} ms, "
                 f"max {_rng(lat['max_ms'], 2)} ms; {_f(lat['events']['median'])} events.",
             ]
+        lines.append("")
+    if "r" in s:
+        r = s["r"]
+        lines += [
+            f"## r) bandwidth limits: {r['size'] // MIB} MiB at {r['rate'] // MIB} MiB/s, "
+            "one task or two sharing the session's limit",
+            "",
+            "Per task: seconds from creation to sessioncompleted, its rate, and the longest gap "
+            "between two of its progress events.",
+            "",
+            "| contender | seconds | MiB/s | longest progress gap s |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, row in r["rows"].items():
+            lines.append(
+                f"| {name} | {_rng(row['seconds'], 2)} | {_rng(row['mib_per_s'], 2)} | "
+                f"{_rng(row['max_gap_s'], 2)} |"
+            )
         lines.append("")
     if "e" in s:
         e = s["e"]

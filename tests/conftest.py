@@ -55,6 +55,7 @@ class Recorder:
         "sessioncompleted",
         "sessioneventscompleted",
         "backgroundtransfer",
+        "waitingforconnectivity",
     )
 
     def __init__(self, proxy: Any) -> None:

@@ -26,6 +26,7 @@ from ._dispatch import Dispatcher, EventQueue, LoopDispatcher, ThreadDispatcher
 from ._state import Request, TaskKind
 from ._storage import Blob
 from ._transport import build_request
+from ._transport._resume import ResumeData, parse_resume_data
 from ._validate import check_timeout
 from .exceptions import (
     InvalidArgumentTypeError,
@@ -54,10 +55,12 @@ DATA_KEYS = frozenset(
         "priority",
         "earliestBeginDate",
         "credential",
+        "maximumBytesPerSecond",
     }
 )
 DOWNLOAD_KEYS = frozenset(
     {"url", "requestHeaders", "taskDescription", "priority", "earliestBeginDate", "credential"}
+    | {"resumeData", "maximumBytesPerSecond"}
 )
 
 Body = tuple[bytes | None, str | None, str | None]  # bytes, or a file's path; content type
@@ -72,6 +75,8 @@ class TaskArgs:
     priority: float
     begin: float | None  # epoch seconds; None: at once
     description: str | None
+    resume: ResumeData | None = None  # downloadTask({'resumeData'}): where it continues
+    rate: int | None = None  # the task's own maximumBytesPerSecond
 
 
 def task_args(
@@ -92,7 +97,15 @@ def task_args(
             raise InvalidArgumentValueError(
                 key, f"{key!r} is not an argument of {name}() (known: {sorted(known)})"
             )
-    url = check.http_url("url", a.get("url"))
+    given = a.get("resumeData")  # (None: none, as for the other arguments)
+    resume = parse_resume_data(given) if given is not None else None
+    rate = check.bytes_per_second("maximumBytesPerSecond", a.get("maximumBytesPerSecond"))
+    if config.is_background and (resume is not None or rate is not None):
+        name_ = "resumeData" if resume is not None else "maximumBytesPerSecond"
+        raise InvalidArgumentValueError(
+            name_, f"{name_!r} is not supported in background sessions yet"
+        )
+    url = check.http_url("url", a.get("url", resume.url if resume is not None else None))
     check_url_version(config, url)
     download = kind is TaskKind.DOWNLOAD
     method = "GET" if download else check.method("method", a.get("method", "POST"))
@@ -119,7 +132,7 @@ def task_args(
         raise InvalidArgumentTypeError(
             "taskDescription", f"'taskDescription' must be a str (got {description!r})"
         )
-    return TaskArgs(kind, request, priority, begin, description)
+    return TaskArgs(kind, request, priority, begin, description, resume, rate)
 
 
 def priority_value(value: Any) -> float:

@@ -16,6 +16,7 @@ import attrs
 from . import _validate as check
 from ._client_certs import client_certificate_value
 from ._proxy_values import check_proxy_url, proxy_dictionary_value, shown_proxy_url
+from ._state._retry import RetryPolicy, retry_policy_value
 from ._tls_values import TLS_VERSIONS, pins_value
 from .exceptions import InvalidArgumentTypeError, InvalidArgumentValueError
 
@@ -260,6 +261,14 @@ class ConfigValues:
     )
     tlsMinimumSupportedProtocolVersion: str = attrs.field(
         default="TLSv1.2", validator=_v(check.one_of, TLS_VERSIONS)
+    )
+    # Unreliable networks (docs/unreliable-networks.md): Apple's waitsForConnectivity (always on
+    # in background sessions); a retry policy after urllib3's Retry (none: no retries); the
+    # session's bandwidth limit in bytes per second, each direction, shared by its tasks.
+    waitsForConnectivity: bool = attrs.field(default=False, validator=_v(check.boolean))
+    retryPolicy: RetryPolicy | None = attrs.field(default=None, converter=retry_policy_value)
+    maximumBytesPerSecond: int | None = attrs.field(
+        default=None, validator=_v(check.bytes_per_second)
     )
     # Internal (not a property): the environment's proxies, read when the session was made.
     systemProxies: tuple[tuple[str, str], ...] | None = attrs.field(

@@ -63,6 +63,8 @@ class SessionConfiguration(Proxy):
                 return thaw_proxy_dictionary(value)
             if name == "credential" and value is not None:
                 return {"user": value[0], "password": value[1]}
+            if name == "retryPolicy" and value is not None:
+                return value.to_dict()
             return value
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 

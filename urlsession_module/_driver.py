@@ -67,6 +67,14 @@ class TaskDriver:
                 lambda: self.machine.state is not TaskState.SUSPENDED, timeout
             )
 
+    def wait_cancelled(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds, returning early (True) once the task is cancelled:
+        a paced read or send waiting its turn (bandwidth limits)."""
+        with self._cond:
+            if self._resumed is None:
+                self._resumed = threading.Condition(self._cond)
+            return self._resumed.wait_for(lambda: self.cancelled, timeout)
+
     def set_abort(self, abort: Callable[[], None] | None) -> None:
         with self._cond:
             self._abort = abort

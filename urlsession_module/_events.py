@@ -22,6 +22,7 @@ __all__ = [
     "SessionCompleted",
     "SessionEventsCompleted",
     "UploadProgress",
+    "WaitingForConnectivity",
     "payload_from_dict",
 ]
 
@@ -85,14 +86,33 @@ class SessionCompleted(Payload):
     sessionIdentifier: str | None = None
     # What carried the response ('http/1.1', 'h2', 'h3'); absent when no response came.
     networkProtocolName: str | None = None
+    # URLSessionTaskMetrics as plain data (see _transport/_metrics.py); absent when not measured.
+    metrics: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
+    # A failed download that can be continued: resume data for downloadTask({'resumeData'}).
+    resumeData: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
+        if d["metrics"] is None:
+            del d["metrics"]
+        if d["resumeData"] is None:
+            del d["resumeData"]
         if d["responseText"] is None:
             del d["responseText"]
         if d["networkProtocolName"] is None:
             del d["networkProtocolName"]
         return d
+
+
+@attrs.frozen
+class WaitingForConnectivity(Payload):
+    """Apple's ``taskIsWaitingForConnectivity``: once per task, when it first cannot reach its
+    host and waits (``waitsForConnectivity``); ``errorCode`` is what the last attempt met."""
+
+    name: ClassVar[str] = "waitingforconnectivity"
+    taskIdentifier: str
+    errorCode: int
+    sessionIdentifier: str | None = None
 
 
 @attrs.frozen
@@ -117,6 +137,7 @@ _PAYLOADS: dict[str, type[Payload]] = {
         SessionCompleted,
         SessionEventsCompleted,
         BackgroundTransfer,
+        WaitingForConnectivity,
     )
 }
 

@@ -34,6 +34,7 @@ BUILTIN_EVENTS = frozenset(
         "sessioncompleted",
         "sessioneventscompleted",
         "uploadprogress",
+        "waitingforconnectivity",
     }
 )
 """The events the package fires itself; any other name is a custom event (``fireEvent``)."""

@@ -42,7 +42,8 @@ def _priority(task: Task) -> float:
 
 
 def _begin(task: Task) -> float | None:
-    return task._begin
+    again = task._run.requeue_at if isinstance(task._run, TaskRun) else None  # a retry's time
+    return max(task._begin or 0.0, again or 0.0) or None
 
 
 #: How long a worker waits for a transfer's news before it parks the task (see Runner._advance).
@@ -98,7 +99,9 @@ class Runner:
         with self._lock:
             self._scheduler.update(task)  # False once it started: then nothing to re-order
 
-    def schedule(self, full: bool = True, ended: Task | None = None) -> Task | None:
+    def schedule(
+        self, full: bool = True, ended: Task | None = None, again: bool = False
+    ) -> Task | None:
         """Start what may start now, and arm the timer for the next task that comes due.
 
         ``full=False`` (a task was added, or one ended and freed its slot) reads each host's
@@ -113,6 +116,8 @@ class Runner:
         with self._lock:
             if ended is not None:
                 self._scheduler.finished(ended)
+                if again:  # its run ended in a retry: it waits its turn (and time) again
+                    self._scheduler.add(ended)
             now = time.time()
             plan = self._scheduler.take(now, full=full)
             ready = plan.start
@@ -195,8 +200,10 @@ class Runner:
     def _ended(self, task: Task) -> Task | None:
         """``task``'s run is over (it reported its end to its machine): free its slot, and
         return a task that may start now for this worker to run. The one place a run's end is
-        seen."""
-        return self.schedule(full=False, ended=task)
+        seen (a run that ended in a retry queues its task again, for its retry time)."""
+        run = task._run
+        again = isinstance(run, TaskRun) and run.requeue_at is not None and not run.machine.finished
+        return self.schedule(full=False, ended=task, again=again)
 
     def close(self) -> None:
         """No timer any more; idle workers leave now, busy ones as their job ends (joined,

@@ -182,6 +182,7 @@ class Session(Proxy):
         identifier = new_task_identifier()
         machine = TaskMachine(identifier, a.kind, a.request, self._config.identifier)
         task = Task(self, machine, priority=a.priority, description=a.description, begin=a.begin)
+        task._run_extras(a.resume, a.rate)  # resume data, bandwidth limit (issue 16)
         with self._lock:
             if self._invalidating:
                 raise SessionInvalidatedError(

@@ -15,10 +15,9 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._arguments import priority_value
-from ._driver import TaskDriver
+from ._arguments import check_callback, priority_value
 from ._events import Payload
 from ._proxy import Proxy
 from ._state import (
@@ -32,8 +31,10 @@ from ._state import (
     TaskMachine,
     TaskState,
 )
+from ._transport._resume import ResumeData
+from ._transport._unreliable import UnreliableDriver
 from ._transport._wire import Steps, drive
-from .exceptions import ErrorCode, TransferError
+from .exceptions import ErrorCode, InvalidArgumentValueError, TransferError
 
 if TYPE_CHECKING:
     from ._background._host import RemoteControl, RemoteTaskView
@@ -150,12 +151,42 @@ class Task(Proxy):
     def error(self) -> TransferError | None:
         return self._machine.error
 
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        """URLSessionTaskMetrics once the task ended (as ``sessioncompleted`` carried them)."""
+        return getattr(self._machine, "metrics", None)
+
     # -- control -------------------------------------------------------------------------------
 
     def cancel(self) -> None:
         """Cancel; the task reports ``sessioncompleted`` with -999 (a finished task ignores it)."""
         self._run.control(Cancel())
         self._session._schedule()  # a task still waiting its turn reports now, not when due
+
+    def cancelByProducingResumeData(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Cancel a download, keeping what arrived: ``callback({'resumeData': str | None})``
+        (None when the server gave no validator, or nothing came), then ``sessioncompleted``
+        with -999. ``session.downloadTask({'resumeData': ...})`` continues it."""
+        check_callback(callback)
+        run = self._run
+        if self.kind != "download" or not isinstance(run, TaskRun):
+            raise InvalidArgumentValueError(
+                "cancelByProducingResumeData",
+                "cancelByProducingResumeData() is for downloads of foreground sessions",
+            )
+        with run._cond:
+            finished = run.machine.finished
+            if not finished:
+                run.resume_callback, run.keeps_partial_on_cancel = callback, True
+        if finished:  # as Apple: nothing to resume
+            self._session._dispatcher.submit(lambda: callback({"resumeData": None}))
+            return
+        self.cancel()
+
+    def _run_extras(self, resume: ResumeData | None, rate: int | None) -> None:
+        """What a task call gave beyond its request (issue 16): resume data, a rate."""
+        if isinstance(self._run, TaskRun):
+            self._run.resume_in, self._run.rate = resume, rate
 
     def suspend(self) -> None:
         """Stop reading: no progress until ``resume()``."""
@@ -174,16 +205,21 @@ class Task(Proxy):
         return f"<Task {self.taskIdentifier} {self.kind} {self.state.value}>"
 
 
-class TaskRun(TaskDriver):
-    """An in-process task's driver: what its machine answers goes to the session's queue."""
+class TaskRun(UnreliableDriver):
+    """An in-process task's driver: what its machine answers goes to the session's queue.
+
+    Retries, waiting for connectivity, bandwidth limits and resume data (issue 16) are
+    :class:`~._transport._unreliable.UnreliableDriver`'s.
+    """
 
     def __init__(self, task: Task, machine: TaskMachine) -> None:
-        super().__init__(machine)
+        super().__init__(machine, task._session._config)
         self._task = task
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
+        submit = self._task._session._dispatcher.submit
         for payload in payloads:
-            self._task._session._enqueue(self._task, payload)
+            self._task._session._enqueue(self._task, self.ending(payload, submit))
 
     def run(
         self, transport: Transport, directory: Callable[[], str] | None, cancelling: bool
@@ -220,9 +256,9 @@ class TaskRun(TaskDriver):
                     said = (exc.strerror or "cannot be made").lower()
                     self.feed(Failed(code, f"{code.description} ({where}: {said})"))
                     return
-            yield from transport.steps(
-                self, machine.kind, machine.original_request, folder, machine.identifier
-            )
+            yield from self.run_transport(
+                transport, folder
+            )  # (issue 16: _transport/_unreliable.py)
         except Exception:  # the machine refused an input: a bug, but the task must still end
             log.exception("task %s: engine error", machine.identifier)
             if not machine.finished:

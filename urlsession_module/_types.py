@@ -49,6 +49,10 @@ class DownloadTaskArgs(TypedDict, total=False):
     earliestBeginDate: datetime.datetime | float
     earliest_begin_date: datetime.datetime | float
     credential: Credential
+    maximumBytesPerSecond: int
+    maximum_bytes_per_second: int
+    resumeData: str  # downloadTask only
+    resume_data: str
 
 
 class DataTaskArgs(DownloadTaskArgs, total=False):
@@ -105,6 +109,12 @@ class ConfigurationArgs(TypedDict, total=False):
     pinned_public_keys: dict[str, list[str]]
     tlsMinimumSupportedProtocolVersion: str
     tls_minimum_supported_protocol_version: str
+    waitsForConnectivity: bool
+    waits_for_connectivity: bool
+    retryPolicy: dict[str, Any]
+    retry_policy: dict[str, Any]
+    maximumBytesPerSecond: int
+    maximum_bytes_per_second: int
 
 
 # -- event payloads (what listeners read from the Event, by attribute or by key) ---------------------

@@ -192,3 +192,18 @@ def check_timeout(call: str, timeout: Any) -> float | None:
             "timeout", f"{call}(): 'timeout' must be a number of seconds (got {timeout!r})"
         )
     return float(timeout)
+
+
+def bytes_per_second(argument: str, value: Any) -> int | None:
+    """A bandwidth limit: None (no limit) or an int >= 1, bytes per second."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentTypeError(
+            argument, f"{argument!r} must be an int of bytes per second (got {value!r})"
+        )
+    if value < 1:
+        raise InvalidArgumentValueError(
+            argument, f"{argument!r} must be >= 1 byte per second (got {value!r})"
+        )
+    return value

@@ -78,6 +78,9 @@ def test_get_json_is_one_event_per_line(
     done = events[len(progress)]
     assert done["data"]["length"] == SIZE
     completed = events[len(progress) + 1]
+    # issue 16: the task's metrics ride along, as JSON
+    metrics = completed.pop("metrics")
+    assert metrics["transactionMetrics"][0]["countOfResponseBodyBytesReceived"] == SIZE
     assert completed == {
         "type": "sessioncompleted",
         "taskIdentifier": completed["taskIdentifier"],

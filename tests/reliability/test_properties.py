@@ -95,6 +95,9 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     | st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2000, 1, 1)),
     "credential": st.none()
     | st.fixed_dictionaries({"user": st.text(max_size=5), "password": st.text(max_size=5)}),
+    # issue 16 (a rate high enough not to slow the run; valid resume data cannot be drawn)
+    "maximumBytesPerSecond": st.none() | st.integers(1 << 24, 1 << 40),
+    "resumeData": st.none(),
 }
 UPLOAD_DATA = st.binary(max_size=64) | st.sampled_from(["<existing file>", "<blob>"])
 HOSTILE: dict[str, st.SearchStrategy[Any]] = {
@@ -121,6 +124,8 @@ HOSTILE: dict[str, st.SearchStrategy[Any]] = {
     "credential": st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2)
     | st.integers()
     | st.text(max_size=3),
+    "maximumBytesPerSecond": st.integers(-3, 0) | st.booleans() | st.floats() | st.text(max_size=3),
+    "resumeData": st.text(max_size=8) | st.integers() | st.binary(max_size=4),
 }
 KEYS = sorted(_DATA_KEYS | _DOWNLOAD_KEYS)
 assert set(KEYS) <= set(VALID), f"new task arguments need a strategy: {set(KEYS) - set(VALID)}"

@@ -305,6 +305,19 @@ BAD_VALUES: list[tuple[str, Any, type[Exception]]] = [
     ("pinnedPublicKeys", {"*.*.example": ["sha256/" + "A" * 43 + "="]}, InvalidArgumentValueError),
     ("tlsMinimumSupportedProtocolVersion", "TLSv1.1", InvalidArgumentValueError),
     ("tlsMinimumSupportedProtocolVersion", 1.3, InvalidArgumentValueError),
+    ("waitsForConnectivity", "yes", InvalidArgumentTypeError),
+    ("maximumBytesPerSecond", 0, InvalidArgumentValueError),
+    ("maximumBytesPerSecond", -1024, InvalidArgumentValueError),
+    ("maximumBytesPerSecond", 1.5, InvalidArgumentTypeError),
+    ("maximumBytesPerSecond", True, InvalidArgumentTypeError),
+    ("retryPolicy", {"totl": 3}, InvalidArgumentValueError),
+    ("retryPolicy", {"total": -1}, InvalidArgumentValueError),
+    ("retryPolicy", {"total": 2.5}, InvalidArgumentValueError),
+    ("retryPolicy", {"backoffFactor": -1}, InvalidArgumentValueError),
+    ("retryPolicy", {"statusCodes": [99]}, InvalidArgumentValueError),
+    ("retryPolicy", {"statusCodes": "503"}, InvalidArgumentTypeError),
+    ("retryPolicy", {"respectRetryAfter": 1}, InvalidArgumentTypeError),
+    ("retryPolicy", 3, InvalidArgumentTypeError),
 ]
 
 

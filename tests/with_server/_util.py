@@ -28,8 +28,8 @@ UPLOADPROGRESS_FIELDS = {
 }
 DOWNLOADCOMPLETED_FIELDS = {"taskIdentifier", "data"}
 SESSIONCOMPLETED_FIELDS = {"taskIdentifier", "success", "errorCode", "message", "statusCode"}
-# A task that got a response also says what protocol carried it.
-ANSWERED_FIELDS = SESSIONCOMPLETED_FIELDS | {"networkProtocolName"}
+# A task that got a response also says what protocol carried it, and its metrics (issue 16).
+ANSWERED_FIELDS = SESSIONCOMPLETED_FIELDS | {"networkProtocolName", "metrics"}
 EVENT_ATTRIBUTES = {"type", "source", "bubbles", "cancelBubble"}
 
 

@@ -25,7 +25,7 @@ import attrs
 
 from .._config_values import ConfigValues
 from .._driver import TaskDriver
-from .._events import Payload, SessionCompleted
+from .._events import Payload, SessionCompleted, WaitingForConnectivity
 from .._scheduler import Hold, Scheduler
 from .._state import (
     DownloadFinished,
@@ -40,6 +40,7 @@ from .._state import (
     journal_task_state,
     transient,
 )
+from .._state._retry import CONNECTIVITY_CODES
 from .._storage import background_key, open_private, part_name, private_dir
 from .._urls import origin
 from ..exceptions import ErrorCode
@@ -103,6 +104,15 @@ class Attempt(TaskDriver):
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
         self._on_payloads(self, event, payloads)
+
+
+def waiting_for_connectivity(run: Attempt) -> WaitingForConnectivity | None:
+    """The event a background task sends when its attempt could not reach the host (a
+    background session always waits for connectivity, as Apple's); None for other retries."""
+    retry = run.retry
+    if retry is None or retry.code not in CONNECTIVITY_CODES:
+        return None
+    return WaitingForConnectivity(run.rec.id, retry.code, run.rec.session)
 
 
 def download_dir(home: Path, session: str) -> Path:

@@ -56,6 +56,7 @@ class RemoteTaskView:
         self.session_identifier = session_identifier
         self.original_request: Request = snap.request
         self.location: str | None = None
+        self.metrics: dict[str, Any] | None = None  # from the sessioncompleted that ends it
         self.update(snap)
 
     def update(self, snap: TaskSnapshot) -> None:
@@ -68,8 +69,9 @@ class RemoteTaskView:
         self.response: ResponseInfo | None = snap.response
         self.error: TransferError | None = TransferError(*snap.error) if snap.error else None
 
-    def mark_completed(self) -> None:
+    def mark_completed(self, metrics: dict[str, Any] | None = None) -> None:
         self.state = TaskState.COMPLETED
+        self.metrics = metrics
 
     @property
     def finished(self) -> bool:
@@ -285,7 +287,7 @@ class BackgroundHost:
                 if not self._ledger.first(payload.taskIdentifier, seq):
                     return  # the package drops duplicates before listeners (SPEC 5)
                 if isinstance(task._machine, RemoteTaskView):
-                    task._machine.mark_completed()
+                    task._machine.mark_completed(payload.metrics)
             self.session._deliver(task, payload)
         finally:
             if seq:

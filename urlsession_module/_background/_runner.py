@@ -54,6 +54,7 @@ from ._attempt import (
     snapshot,
     startable,
     store_response,
+    waiting_for_connectivity,
 )
 from ._fields import Refused
 from ._intake import hand_over
@@ -511,6 +512,8 @@ class Runner:
         deadline = rec.created + cfg.timeoutIntervalForResource
         if time.time() + delay < deadline and not run.user_cancelled:
             log.info("task %s: retry %d in %.1fs (%s)", rec.id, attempts, delay, run.retry.message)
+            if rec.attempts == 0 and (waiting := waiting_for_connectivity(run)) is not None:
+                self.publish(rec, run.machine, [waiting])  # Apple's, once: it always waits
             self.journal.update_task(
                 rec.id, state=QUEUED, attempts=attempts, next_attempt_at=time.time() + delay
             )

@@ -19,6 +19,7 @@ def config_to_dict(config: ConfigValues) -> dict[str, Any]:
     d = attrs.asdict(config, recurse=False)
     d["HTTPHeaderFields"] = dict(config.HTTPHeaderFields)
     d["launchCommand"] = list(config.launchCommand) if config.launchCommand else None
+    d["retryPolicy"] = config.retryPolicy.to_dict() if config.retryPolicy else None
     return d
 
 

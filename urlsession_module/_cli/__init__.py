@@ -47,6 +47,7 @@ from ._common import (
     parse_seconds,
     parse_size,
 )
+from ._unreliable import add_options as add_unreliable_options
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to save (a file or a folder; '-' for stdout); default: the URL's file name",
     )
     _transfer_options(p)
+    add_unreliable_options(p)  # --limit-rate, --retry, -C -, --timing (issue 16)
 
     for method in ("put", "post"):
         p = sub.add_parser(

@@ -18,6 +18,7 @@ from ._common import (
     plain_transfer_error,
     secure_props,
 )
+from ._unreliable import session_props
 
 __all__ = ["CANCEL_WAIT", "QUIET_NOTE", "TaskRun", "close_session", "make_session"]
 
@@ -188,6 +189,7 @@ def make_session(args: argparse.Namespace) -> URLSession.Session:
     if getattr(args, "cacert", None):
         props["caBundle"] = str(args.cacert)
     secure_props(args, props)  # --proxy, --noproxy, --cert, --key, --pinnedpubkey
+    session_props(args, props)  # --limit-rate, --retry (issue 16)
     cfg = URLSession.createSessionConfiguration(props)
     return URLSession.createSession(configuration=cfg, delegateQueue=URLSession.EventQueue())
 

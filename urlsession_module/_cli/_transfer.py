@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._types import DownloadTaskArgs
 from ._common import (
     ExitCode,
     Output,
@@ -34,6 +35,7 @@ from ._files import (
     to_stdout,
 )
 from ._run import TaskRun, close_session, make_session
+from ._unreliable import keep_resume_data, show_timing, stored_resume_data
 
 __all__ = ["demo", "get", "upload"]
 
@@ -54,7 +56,14 @@ def get(args: argparse.Namespace, out: Output) -> ExitCode:
         stream = StdoutStream(run, out, args.fail)
         run.on_progress = stream.on_progress
     try:
-        run.run(lambda: session.downloadTask(url=args.url, requestHeaders=request_headers(args)))
+        resume = stored_resume_data(args, dest)  # -C - (issue 16)
+        task_args: DownloadTaskArgs = {"url": args.url, "requestHeaders": request_headers(args)}
+        if resume is not None:
+            task_args["resumeData"] = resume
+        run.run(lambda: session.downloadTask(task_args))
+        keep_resume_data(args, dest, run.completed)
+        if getattr(args, "timing", False):
+            show_timing(out, run.completed)
         blob = run.blob
         if stream is not None and stream.closed:
             discard_blob(blob)

@@ -4,6 +4,7 @@ the user (h11's ``_events``, for a task)."""
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
 
@@ -112,6 +113,7 @@ class Finished:
     """The transfer ended well; ``response_text`` for data and upload tasks."""
 
     response_text: str | None = None
+    metrics: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
 
 
 @attrs.frozen
@@ -120,6 +122,7 @@ class Failed:
 
     code: int
     message: str = ""
+    metrics: dict[str, Any] | None = attrs.field(default=None, eq=False, hash=False)
 
 
 Input = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._events import (
     DownloadCompleted,
     DownloadProgress,
@@ -92,6 +94,7 @@ class TaskMachine:
         self.count_expected_to_receive = -1
         self.location: str | None = None
         self._download_done = False
+        self.metrics: dict[str, Any] | None = None  # URLSessionTaskMetrics, once the task ended
         self._held: list[Input] = []  # wire inputs that arrived while suspended, in order
 
     def restore_received(self, n: int) -> None:
@@ -263,7 +266,7 @@ class TaskMachine:
 
     def _on_Finished(self, e: Finished) -> list[Payload]:
         if self.state is TaskState.CANCELING:
-            return self._on_Failed(Failed(ErrorCode.CANCELLED))
+            return self._on_Failed(Failed(ErrorCode.CANCELLED, metrics=e.metrics))
         if self.response is None:
             raise TaskStateError(f"task {self.identifier}: finished without a response")
         if self.kind is TaskKind.DOWNLOAD and not self._download_done:
@@ -280,6 +283,7 @@ class TaskMachine:
                 else None,
                 sessionIdentifier=self.session_identifier,
                 networkProtocolName=self.response.networkProtocolName,
+                metrics=self._keep_metrics(e.metrics),
             )
         ]
 
@@ -298,8 +302,13 @@ class TaskMachine:
                 responseText=None if self.kind is TaskKind.DOWNLOAD else "",
                 sessionIdentifier=self.session_identifier,
                 networkProtocolName=self.response.networkProtocolName if self.response else None,
+                metrics=self._keep_metrics(e.metrics),
             )
         ]
+
+    def _keep_metrics(self, metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+        self.metrics = metrics
+        return metrics
 
 
 def _check_count(n: int) -> None:

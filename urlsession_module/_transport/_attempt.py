@@ -18,6 +18,7 @@ from .._state import Request, TaskKind
 from ..exceptions import ErrorCode, TransferError
 from ._bodies import Sink
 from ._control import CancelledSignal, TransferControl
+from ._metrics import TaskMetrics
 
 
 @attrs.define(eq=False)
@@ -42,6 +43,7 @@ class Attempt:
     validator: str | None = None
     reused: bool | None = None
     protocol: str = "http/1.1"  # what carried the last response (Apple's networkProtocolName)
+    metrics: TaskMetrics | None = None  # the task's metrics, one transaction per request
 
     def check_deadline(self, where: str = "") -> None:
         """Raise -1001 once the resource deadline has passed (``where``: what was being read)."""

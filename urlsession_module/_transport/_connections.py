@@ -28,6 +28,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..exceptions import ErrorCode, TransferError
 from ._bodies import Sink
+from ._timing import TimedConnection
 from ._tls import check_pins
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ class Outgoing:
         self.content = content
 
 
-class _AbortableHTTPConnection(HTTPConnection):
+class _AbortableHTTPConnection(TimedConnection, HTTPConnection):
     """A connection a cancel can interrupt, wherever the task waits on it.
 
     ``attempt`` is the one it sends for now (set by the pool for each request, cleared once the

@@ -38,6 +38,7 @@ from ._bodies import Sink, filename_for, raw_chunks
 from ._cached import CachedResponse
 from ._control import CancelledSignal, LetGoSignal, TransferControl
 from ._errors import map_exception
+from ._metrics import TaskMetrics
 from ._proxies import check_proxy_answer, proxy_for
 from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
 from ._streams import receive, send_blocks, start_body
@@ -84,6 +85,8 @@ class Transport:
         durable: bool = False,
         resume: tuple[int, str] | None = None,
         keep_partial: bool = False,
+        metrics: TaskMetrics | None = None,
+        deadline: float | None = None,
     ) -> None:
         """:meth:`steps` on the calling thread, blocking while it waits (the background
         transfer process, and tools)."""
@@ -97,6 +100,8 @@ class Transport:
                 durable=durable,
                 resume=resume,
                 keep_partial=keep_partial,
+                metrics=metrics,
+                deadline=deadline,
             )
         )
 
@@ -111,6 +116,8 @@ class Transport:
         durable: bool = False,
         resume: tuple[int, str] | None = None,
         keep_partial: bool = False,
+        metrics: TaskMetrics | None = None,
+        deadline: float | None = None,
     ) -> Steps[None]:
         """Move one task's bytes, feeding its machine; always ends with Finished or Failed.
 
@@ -123,12 +130,17 @@ class Transport:
         bytes of an earlier attempt (Range + If-Range; the machine must already count them).
         ``keep_partial`` keeps that file when the transfer fails (not when it is cancelled,
         nor when it ran past its size limit), so the owner can resume it later.
+        ``metrics`` and ``deadline`` (time.monotonic()) carry over from an earlier run of the
+        same task (a retry): its transactions go on, its resource timeout keeps running.
         """
         cfg = self.config
-        deadline = time.monotonic() + cfg.timeoutIntervalForResource
+        if deadline is None:
+            deadline = time.monotonic() + cfg.timeoutIntervalForResource
         sink: Sink | None = None
         attempt: Attempt | None = None
         keep, validator = resume if resume is not None and resume[0] > 0 else (0, None)
+        if metrics is None:
+            metrics = TaskMetrics(proxy=proxy_for(cfg, request.url) is not None)
         try:
             if kind is TaskKind.DOWNLOAD:
                 assert download_dir is not None
@@ -149,28 +161,30 @@ class Transport:
                 download_dir=download_dir,
                 durable=durable,
                 validator=validator,
+                metrics=metrics,
             )
             text = yield from self._transfer(attempt)
         except BaseException as exc:
             cancelled = ctl.cancelled or isinstance(exc, CancelledSignal)
             if sink is not None:
                 too_big = getattr(exc, "code", None) == ErrorCode.DATA_LENGTH_EXCEEDS_MAXIMUM
-                if keep_partial and not cancelled and not too_big:
+                keep_cancelled = getattr(ctl, "keeps_partial_on_cancel", False)  # resume data
+                if keep_partial and (not cancelled or keep_cancelled) and not too_big:
                     sink.close()
                 else:
                     sink.discard()
             if cancelled:
-                ctl.feed(Failed(ErrorCode.CANCELLED))
+                ctl.feed(Failed(ErrorCode.CANCELLED, metrics=metrics.to_dict()))
             elif isinstance(exc, Exception):
                 where = origin(request.url if attempt is None else attempt.request.url)
                 err = map_exception(exc, where)
                 log.debug("task %s failed: %s", identifier, err, exc_info=exc)
-                ctl.feed(Failed(err.code, err.message))
+                ctl.feed(Failed(err.code, err.message, metrics=metrics.to_dict()))
             else:
-                ctl.feed(Failed(ErrorCode.CANCELLED, "interrupted"))
+                ctl.feed(Failed(ErrorCode.CANCELLED, "interrupted", metrics=metrics.to_dict()))
                 raise
         else:
-            ctl.feed(Finished(text))
+            ctl.feed(Finished(text, metrics=metrics.to_dict()))
         finally:
             ctl.set_abort(None)
 
@@ -199,6 +213,9 @@ class Transport:
                     resp.close()
                 resp.release_conn()
             break
+        if a.metrics is not None:
+            wire = resp.tell() or max(0, a.sink.size - resume_at)
+            a.metrics.ended(a.metrics.current, wire)
         info = ResponseInfo(a.request.url, resp.status, tuple(resp.headers.items()), a.protocol)
         if a.kind is not TaskKind.DOWNLOAD:
             return a.sink.text()
@@ -239,6 +256,8 @@ class Transport:
                 return resp
             _let_go(a, resp)  # the connection goes back to the pool: no longer this task's
             redirects += 1
+            if a.metrics is not None:
+                a.metrics.redirects = redirects
             if redirects > MAX_REDIRECTS:
                 raise TransferError(ErrorCode.HTTP_TOO_MANY_REDIRECTS)
             a.request = redirect_request(a.request, resp.status, location)
@@ -254,6 +273,9 @@ class Transport:
             if lookup.hit is not None:
                 # No protocol carried it: Apple's metrics say nil for a local cache load.
                 a.protocol = ""
+                if a.metrics is not None:
+                    a.metrics.begin()
+                    a.metrics.local_cache()
                 return CachedResponse(lookup.hit, request.method)
             if lookup.unavailable:
                 raise TransferError(
@@ -325,6 +347,7 @@ class Transport:
                 headers["If-Range"] = a.validator
         body = send_blocks(a) if request.has_body else None
         url = without_userinfo(request.url)
+        tx = a.metrics.begin() if a.metrics is not None else None
         # An engine that can wait without a thread says so with open_steps (curl); the others
         # block in open (urllib3: http.client reads the head on this thread).
         open_steps = getattr(self.engine, "open_steps", None)
@@ -340,6 +363,11 @@ class Transport:
         if resp.status == 407:  # from our proxy: the task ends (-1013)
             check_proxy_answer(a, resp, proxy_for(self.config, url))
         a.protocol = self.engine.protocol(resp)
+        if tx is not None and a.metrics is not None:
+            if not tx.engine_filled:
+                tx.isReusedConnection = bool(a.reused)
+                tx.countOfRequestBodyBytesSent = request.body_length if request.has_body else 0
+            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers.items())
         return resp
 
 
@@ -348,6 +376,8 @@ def _let_go(a: Attempt, resp: urllib3.BaseHTTPResponse) -> None:
     a.ctl.set_abort(None)
     resp.drain_conn()
     resp.release_conn()
+    if a.metrics is not None:
+        a.metrics.ended(a.metrics.current, resp.tell())
 
 
 def _validator(resp: urllib3.BaseHTTPResponse) -> str | None:

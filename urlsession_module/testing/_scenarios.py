@@ -8,6 +8,7 @@ tune it. The table's descriptions are what ``SCENARIOS`` shows to a reader.
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -295,4 +296,49 @@ def _echo_headers(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
     body = "".join(f"{k}: {v}\n" for k, v in sorted(req.headers.items())).encode("latin-1")
     conn.send_head(200, "OK", length_headers(len(body), "text/plain"))
     conn.send(body)
+    return _keep_alive(req)
+
+
+# flaky-download's answers so far, per `key` (a test's own): the resource's history.
+_FLAKY: dict[str, int] = {}
+_FLAKY_LOCK = threading.Lock()
+FLAKY_SHIFT = 7  # version v of a flaky-download is the content from offset v * FLAKY_SHIFT
+
+
+@_scenario(
+    "flaky-download",
+    "`length` bytes with an ETag and ranges (Range + If-Range honoured); the first `fail` (1) "
+    "answers for `key` send `after` bytes of the body, then RST; `changes=1`: the resource "
+    "(and its ETag) changes after the first answer (version v is the content from v * 7)",
+)
+def _flaky_download(conn: FaultConnection, req: FaultRequest, q: Query) -> bool:
+    key = q.text("key", "")
+    with _FLAKY_LOCK:
+        served = _FLAKY.get(key, 0)
+        _FLAKY[key] = served + 1
+    n = q.integer("length", 200_000)
+    version = min(served, 1) if q.integer("changes", 0) else 0
+    etag = f'"v{version}"'
+    start = 0
+    wanted = req.headers.get("range", "")
+    if_range = req.headers.get("if-range")
+    if wanted.startswith("bytes=") and wanted.endswith("-") and if_range in (None, etag):
+        first = wanted[6:-1]
+        if first.isdigit() and int(first) < n:
+            start = int(first)
+    headers = [("ETag", etag), ("Accept-Ranges", "bytes"), *length_headers(n - start)]
+    if start:
+        headers.append(("Content-Range", f"bytes {start}-{n - 1}/{n}"))
+        conn.send_head(206, "Partial Content", headers)
+    else:
+        conn.send_head(200, "OK", headers)
+    if req.method == "HEAD":
+        return _keep_alive(req)
+    shift = version * FLAKY_SHIFT
+    if served < q.integer("fail", 1):
+        conn.send_content(min(n - start, q.integer("after", n // 2)), start + shift)
+        time.sleep(0.05)  # let the bytes leave before the RST discards the send queue
+        conn.reset()
+        return False
+    conn.send_content(n - start, start + shift)
     return _keep_alive(req)

@@ -31,10 +31,13 @@ from urllib3.util import parse_url
 from ..._config_values import ConfigValues
 from ..._state import Request
 from ...exceptions import ErrorCode, TransferError
+from .._metrics import Transaction
 from .._proxies import ProxyAuthenticationRequired
 from .._tls import alert_code, pin_mismatch, refused_certificate
 from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
+from ._metrics import HEADS
+from ._metrics import fill as fill_metrics
 
 _PINNED_KEY_MISMATCH = 90  # CURLE_SSL_PINNEDPUBKEYNOTMATCH
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
@@ -79,6 +82,8 @@ class Transfer:
         self.protocol = "http/1.1"
         self.headers: list[tuple[str, str]] = []
         self.head_done = False
+        self._head_seen = False  # (network thread) the final head is complete
+        self.metrics_read = False  # libcurl's clocks were read into ``tx``
         self._interims = 0
         self._head_lines = 0
         self._sends = 0
@@ -102,13 +107,17 @@ class Transfer:
         self.group: set[Transfer] | None = None  # the session's live transfers (network thread)
         self.share: pycurl.CurlShare | None = None  # the session's share it runs through
         self.sockets: set[int] = set()  # the session's sockets (network thread), see on_socket
+        # metrics: the transaction this transfer fills as it ends (see _metrics.fill)
+        self.tx: Transaction | None = None
+        self.started = time.time()
+        self.upload_end = 0.0
 
     # -- callbacks (network thread) -------------------------------------------------------------
 
     def on_header(self, line: bytes) -> int | None:
         """Gather the final head's lines; interim (1xx) heads and trailers are dropped."""
         self.last = time.monotonic()
-        if self.head_done:
+        if self._head_seen:
             return None  # trailers of a chunked body: not part of the head
         if line.startswith(b"HTTP/"):
             version, _, rest = line.partition(b" ")
@@ -132,6 +141,10 @@ class Transfer:
                 if self._interims > _MAX_INTERIMS:
                     return self._refuse("too many interim (1xx) responses")
                 return None
+            # The head is in: the reader has it now; its metrics are read right after this
+            # callback (libcurl's clocks cannot be read inside one): see _metrics.
+            self._head_seen = True
+            HEADS.append(self)
             with self.cond:
                 self.head_done = True
                 self.cond.notify_all()
@@ -241,6 +254,7 @@ class Transfer:
         with self.cond:
             if not self.blocks:
                 if self.upload_done:
+                    self.upload_end = time.time()
                     return b""
                 self.send_paused = True
                 return pycurl.READFUNC_PAUSE
@@ -306,6 +320,8 @@ class Transfer:
         """The network thread let go of the transfer: wake the reader, free the handle."""
         if self.group is not None:
             self.group.discard(self)
+        if not self.done and not self.metrics_read:
+            self._fill_metrics()  # what happened until now (before a head, or just after one)
         with self.cond:
             if not self.done:
                 self.done = True
@@ -313,6 +329,26 @@ class Transfer:
                     self.error = error
                 self.cond.notify_all()
         self.easy.close()
+
+    def head_complete(self) -> None:
+        """The final head came (network thread, outside libcurl's callbacks): read the
+        metrics up to it."""
+        if not self.done and not self.metrics_read:
+            self._fill_metrics()
+
+    def _fill_metrics(self) -> None:
+        if self.tx is not None:
+            secure = self.request.url[:6].lower() == "https:"
+            fill_metrics(self.tx, self.easy, self.started, secure, self.upload_end)
+        with self.cond:
+            self.metrics_read = True
+            self.cond.notify_all()
+
+    def settle_metrics(self, patience: float = 0.5) -> None:
+        """(task's thread) Wait, bounded, until the metrics were read: at most the rest of
+        the ``socket_action`` that brought the head, usually no wait at all."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.metrics_read or self.done, patience)
 
     # -- the task's thread -----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import urllib3
 from ..._config_values import ConfigValues
 from ...exceptions import ErrorCode, TransferError
 from .._control import CancelledSignal
+from .._ratelimit import wire_rate
 from .._requests import IDEMPOTENT
 from .._wire import Steps, drive
 from ._easy import UPLOAD_DEPTH, Transfer, configure
@@ -161,6 +162,12 @@ class CurlEngine:
         t.group = self._live
         t.share = self._share
         t.sockets = self._sockets
+        t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
+        if t.tx is not None:
+            t.tx.settle = t.settle_metrics
+        if rate := wire_rate(a.ctl):  # the task's bandwidth share (see _ratelimit)
+            t.easy.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
+            t.easy.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
         configure(t, self.config, self._share, url, list(headers.items()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)

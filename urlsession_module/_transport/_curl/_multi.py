@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import pycurl
 
 from ...exceptions import ErrorCode, TransferError
+from ._metrics import complete_heads
 
 if TYPE_CHECKING:
     from ._easy import Transfer
@@ -199,9 +200,11 @@ class Multi:
             self._multi.socket_action(fd, flags)
         except pycurl.error as exc:  # pragma: no cover (a socket libcurl already forgot)
             log.debug("socket_action(%s): %s", fd, exc)
+        complete_heads()  # heads that came in it: read their metrics
 
     def _collect(self) -> None:
         """Finish every transfer libcurl says is done, with its outcome."""
+        complete_heads()  # heads that came meanwhile: read their metrics
         while True:
             _queued, ok, failed = self._multi.info_read()
             for easy in ok:

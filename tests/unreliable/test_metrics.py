@@ -1,0 +1,201 @@
+"""Task metrics (Apple's URLSessionTaskMetrics) on both engines, against the local servers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from urlsession_module.testing import LocalServer
+
+MakeSession = Callable[..., Any]
+MakeRecorder = Callable[[Any], Any]
+ENGINES = pytest.mark.parametrize("eng", ["curl", "urllib3"])
+
+FIELDS = {
+    "fetchStartDate",
+    "domainLookupStartDate",
+    "domainLookupEndDate",
+    "connectStartDate",
+    "secureConnectionStartDate",
+    "secureConnectionEndDate",
+    "connectEndDate",
+    "requestStartDate",
+    "requestEndDate",
+    "responseStartDate",
+    "responseEndDate",
+    "networkProtocolName",
+    "isReusedConnection",
+    "isProxyConnection",
+    "resourceFetchType",
+    "countOfRequestHeaderBytesSent",
+    "countOfRequestBodyBytesSent",
+    "countOfResponseHeaderBytesReceived",
+    "countOfResponseBodyBytesReceived",
+    "remoteAddress",
+    "remotePort",
+    "localAddress",
+    "localPort",
+    "negotiatedTLSProtocolVersion",
+}
+
+
+def _ordered(tx: dict[str, Any]) -> None:
+    """The phases of a network load come in order, each where it happened."""
+    dates = [
+        tx[k]
+        for k in (
+            "fetchStartDate",
+            "connectStartDate",
+            "connectEndDate",
+            "requestStartDate",
+            "responseStartDate",
+            "responseEndDate",
+        )
+        if tx[k] is not None
+    ]
+    assert dates == sorted(dates), tx
+
+
+@ENGINES
+def test_metrics_of_a_fresh_then_a_reused_connection(
+    eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """sessioncompleted and Task.metrics carry one transaction with every phase on a new
+    connection; the next task on the same connection has no lookup/connect dates."""
+    session = make_session(engine=eng, httpMaximumConnectionsPerHost=1)
+    rec = recorder(session)
+    first = session.dataTask(url=server.url("/bytes/5000"), method="GET")
+    done = rec.completed(first)
+    assert done.success, done.message
+    m = done.metrics
+    json.dumps(m)  # plain data
+    assert m["redirectCount"] == 0
+    assert m["taskInterval"]["duration"] > 0
+    (tx,) = m["transactionMetrics"]
+    assert set(tx) == FIELDS
+    assert tx["resourceFetchType"] == "networkLoad"
+    assert tx["networkProtocolName"] == "http/1.1"
+    assert tx["connectStartDate"] is not None and tx["connectEndDate"] is not None
+    assert tx["secureConnectionStartDate"] is None  # plain HTTP: no handshake
+    assert tx["isReusedConnection"] is False
+    assert tx["isProxyConnection"] is False
+    assert tx["countOfResponseBodyBytesReceived"] == 5000
+    assert tx["countOfResponseHeaderBytesReceived"] > 20
+    assert tx["countOfRequestHeaderBytesSent"] > 20
+    assert tx["remoteAddress"] == "127.0.0.1" and tx["remotePort"] == server.port
+    assert tx["localAddress"] == "127.0.0.1" and tx["localPort"] > 0
+    _ordered(tx)
+    assert m["taskInterval"]["start"] <= tx["fetchStartDate"]
+    task = session.getTask(first) if hasattr(session, "getTask") else None
+    if task is not None:
+        assert task.metrics == m
+
+    second = session.dataTask(url=server.url("/bytes/10"), method="GET")
+    done2 = rec.completed(second)
+    (tx2,) = done2.metrics["transactionMetrics"]
+    assert tx2["isReusedConnection"] is True
+    assert tx2["connectStartDate"] is None and tx2["domainLookupStartDate"] is None
+    assert tx2["localPort"] == tx["localPort"]  # the same connection
+    _ordered(tx2)
+
+
+@ENGINES
+def test_one_transaction_per_redirect_hop(
+    eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """Two redirects then the answer: three transactions, redirectCount 2."""
+    session = make_session(engine=eng)
+    rec = recorder(session)
+    done = rec.completed(session.dataTask(url=server.url("/redirect/2")))
+    assert done.success, done.message
+    m = done.metrics
+    assert m["redirectCount"] == 2
+    assert len(m["transactionMetrics"]) == 3
+    for tx in m["transactionMetrics"]:
+        assert tx["resourceFetchType"] == "networkLoad"
+        assert tx["responseEndDate"] is not None
+        _ordered(tx)
+    starts = [tx["fetchStartDate"] for tx in m["transactionMetrics"]]
+    assert starts == sorted(starts)
+
+
+@ENGINES
+def test_upload_counts_the_body_sent(
+    eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    session = make_session(engine=eng)
+    rec = recorder(session)
+    tid = session.dataTask(url=server.url("/upload"), method="PUT", data="x" * 70000)
+    done = rec.completed(tid)
+    assert done.success, done.message
+    (tx,) = done.metrics["transactionMetrics"]
+    assert tx["countOfRequestBodyBytesSent"] == 70000
+    assert tx["requestEndDate"] >= tx["requestStartDate"]
+
+
+@ENGINES
+def test_tls_phases_and_version(
+    eng: str, tls_server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """Over TLS the handshake has its dates, between connect start and connect end."""
+    session = make_session(engine=eng, tlsVerify=False, httpVersion="1.1")
+    rec = recorder(session)
+    done = rec.completed(session.dataTask(url=tls_server.url("/bytes/100"), method="GET"))
+    assert done.success, done.message
+    (tx,) = done.metrics["transactionMetrics"]
+    assert tx["secureConnectionStartDate"] is not None
+    assert tx["connectStartDate"] <= tx["secureConnectionStartDate"]
+    assert tx["secureConnectionStartDate"] <= tx["secureConnectionEndDate"]
+    assert tx["secureConnectionEndDate"] <= tx["connectEndDate"] + 1e-3
+    if eng == "urllib3":
+        assert tx["negotiatedTLSProtocolVersion"] in ("TLSv1.2", "TLSv1.3")
+
+
+@ENGINES
+def test_failed_task_has_metrics_too(
+    eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A task that fails mid-body still reports what it did."""
+    session = make_session(engine=eng, timeoutIntervalForRequest=1)
+    rec = recorder(session)
+    done = rec.completed(session.dataTask(url=server.url("/drop?length=5000&after=1000")))
+    assert not done.success
+    m = done.metrics
+    assert len(m["transactionMetrics"]) == 1
+    assert m["transactionMetrics"][0]["fetchStartDate"] >= m["taskInterval"]["start"]
+
+
+@ENGINES
+def test_a_cache_answer_is_a_local_cache_load(
+    eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A fresh cached response: one transaction, resourceFetchType 'localCache', no network."""
+    session = make_session(engine=eng)
+    rec = recorder(session)
+    url = server.url(f"/cache?m=metrics-{eng}&max_age=600")
+    first = rec.completed(session.dataTask(url=url, method="GET"))
+    assert first.metrics["transactionMetrics"][0]["resourceFetchType"] == "networkLoad"
+    second = rec.completed(session.dataTask(url=url, method="GET"))
+    assert second.success, second.message
+    (tx,) = second.metrics["transactionMetrics"]
+    assert tx["resourceFetchType"] == "localCache"
+    assert tx["connectStartDate"] is None and tx["requestStartDate"] is None
+    assert tx["remoteAddress"] is None
+
+
+@ENGINES
+def test_a_401_answered_is_two_transactions(
+    eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """The 401 and the request sent again with the credential: two transactions."""
+    session = make_session(engine=eng)
+    rec = recorder(session)
+    url = server.url("/auth/basic?user=u&password=p").replace("://", "://u:p@")
+    done = rec.completed(session.dataTask(url=url, method="GET"))
+    assert done.success and done.statusCode == 200, done.message
+    txs = done.metrics["transactionMetrics"]
+    assert len(txs) == 2
+    assert done.metrics["redirectCount"] == 0

@@ -1,0 +1,147 @@
+"""Bandwidth limits: ``maximumBytesPerSecond`` of a session (shared fairly by its running
+tasks, each direction on its own) and of a task (that task only; the tighter of the two wins).
+
+Each task's bytes are paced where its driver hears of them (``BodyReceived``/``BodySent``, fed
+by the transport's read and write loops on every engine): a task that ran ahead of its share
+waits there, cancellably, so the engine reads (or sends) no faster. On the curl engine the easy
+handle is also given its share at start (``MAX_RECV_SPEED_LARGE``/``MAX_SEND_SPEED_LARGE``),
+so the wire itself is shaped and libcurl's buffer does not fill at full speed first.
+
+The pacing is GCRA (the "virtual scheduling" form of a token bucket): each task has a
+theoretical arrival time that advances by ``n / rate`` per ``n`` bytes; bytes that arrive
+before it wait the difference, and at most :data:`BURST` seconds of credit build up while a
+task is idle, so progress stays steady rather than coming in second-long bursts. The clock is
+injected, so the accounting is tested without sleeping.
+
+Why not a library: the pacing is a dozen lines, and the libraries that do it (``aiolimiter``,
+``pyrate-limiter``) count requests or are asyncio-bound, not bytes on a blocking thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+__all__ = ["BURST", "Pacer", "SessionLimits", "TaskPacing", "limits_for", "pacing_for", "wire_rate"]
+
+BURST = 0.05  # seconds of credit a task may build up (progress stays steady)
+DIRECTIONS = ("recv", "send")
+
+
+class Pacer:
+    """One direction of one session: the running tasks' shares of its rate, and their pacing."""
+
+    def __init__(self, rate: int | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tasks: dict[Hashable, tuple[int | None, float]] = {}  # key -> (own rate, tat)
+
+    def join(self, key: Hashable, own: int | None) -> None:
+        """A task starts moving bytes this way (``own``: its own limit, or None)."""
+        with self._lock:
+            if key not in self._tasks:
+                self._tasks[key] = (own, self._clock())
+
+    def leave(self, key: Hashable) -> None:
+        with self._lock:
+            self._tasks.pop(key, None)
+
+    def share(self, key: Hashable) -> int | None:
+        """The task's rate now: the session's divided among its running tasks, or its own,
+        whichever is tighter (None: no limit)."""
+        with self._lock:
+            return self._share(key)
+
+    def _share(self, key: Hashable) -> int | None:
+        own = self._tasks.get(key, (None, 0.0))[0]
+        session = self.rate // max(1, len(self._tasks)) if self.rate else None
+        rates = [r for r in (own, session) if r]
+        return max(1, min(rates)) if rates else None
+
+    def take(self, key: Hashable, n: int) -> float:
+        """``n`` bytes of this task moved: how long it must wait before it moves more."""
+        with self._lock:
+            rate = self._share(key)
+            if rate is None or key not in self._tasks:
+                return 0.0
+            own, tat = self._tasks[key]
+            now = self._clock()
+            tat = max(tat, now) + n / rate
+            self._tasks[key] = (own, tat)
+            return max(0.0, tat - now - BURST)
+
+
+class SessionLimits:
+    """A session's two pacers (receive, send)."""
+
+    def __init__(self, rate: int | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.recv = Pacer(rate, clock)
+        self.send = Pacer(rate, clock)
+
+    def set_rate(self, rate: int | None) -> None:
+        """A new session limit: running tasks' shares follow at their next block."""
+        self.recv.rate = self.send.rate = rate
+
+
+_made = threading.Lock()
+
+
+def limits_for(owner: Any, rate: int | None) -> SessionLimits:
+    """The session's limits, kept on ``owner`` (its transport), made on first use."""
+    limits = getattr(owner, "_rate_limits", None)
+    if limits is None:
+        with _made:
+            limits = getattr(owner, "_rate_limits", None)
+            if limits is None:
+                limits = SessionLimits(rate)
+                owner._rate_limits = limits
+    return limits
+
+
+def wire_rate(ctl: Any) -> int | None:
+    """What an engine may shape the wire to for this task (its share as it starts), if any."""
+    share = getattr(ctl, "wire_share", None)
+    return share() if callable(share) else None
+
+
+class TaskPacing:
+    """One task's side of its session's limits: joined while it runs, paced per block."""
+
+    def __init__(self, limits: SessionLimits, key: Hashable, own: int | None, sends: bool):
+        self.limits = limits
+        self.key = key
+        self.own = own
+        self.sends = sends
+
+    def start(self) -> None:
+        self.limits.recv.join(self.key, self.own)
+        if self.sends:
+            self.limits.send.join(self.key, self.own)
+
+    def stop(self) -> None:
+        self.limits.recv.leave(self.key)
+        self.limits.send.leave(self.key)
+
+    def delay(self, received: int, sent: int) -> float:
+        """Seconds to wait after ``received`` / ``sent`` more bytes."""
+        wait = 0.0
+        if received:
+            wait = self.limits.recv.take(self.key, received)
+        if sent:
+            wait = max(wait, self.limits.send.take(self.key, sent))
+        return wait
+
+    def wire_share(self) -> int | None:
+        return self.limits.recv.share(self.key)
+
+
+def pacing_for(
+    owner: Any, session_rate: int | None, key: Hashable, own: int | None, sends: bool
+) -> TaskPacing | None:
+    """A task's pacing when a limit applies to it (None: no limit, no cost per block)."""
+    if not session_rate and not own:
+        return None
+    return TaskPacing(limits_for(owner, session_rate), key, own, sends)

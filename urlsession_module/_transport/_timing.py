@@ -1,0 +1,85 @@
+"""The urllib3 engine's metrics: a connection mixin that stamps each phase as it happens.
+
+urllib3 keeps no timings; Apple's metrics want the connect, the TLS handshake, the request
+going out and the head coming back as separate dates. The mixin sits before urllib3's
+connection classes (:mod:`._connections`) and writes to the current transaction of the attempt
+the connection sends for (``self.attempt``, set by the pool for each request). The name lookup
+happens inside urllib3's connect, so its start and end are the connect's start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+from urllib3 import HTTPResponse
+from urllib3.connection import HTTPConnection
+
+from ._metrics import Transaction, head_size
+
+if TYPE_CHECKING:
+    from ._attempt import Attempt
+
+
+class TimedConnection(HTTPConnection):
+    """Stamps connect, TLS, request and response-head dates on the attempt's transaction."""
+
+    attempt: Attempt | None = None
+    _served = 0
+    _tcp_done = 0.0
+
+    def _tx(self) -> Transaction | None:
+        attempt = self.attempt
+        return None if attempt is None or attempt.metrics is None else attempt.metrics.current
+
+    def _new_conn(self) -> Any:
+        tx = self._tx()
+        if tx is not None:
+            tx.domainLookupStartDate = tx.domainLookupEndDate = tx.connectStartDate = time.time()
+        sock = super()._new_conn()
+        self._tcp_done = time.time()
+        return sock
+
+    def connect(self) -> None:
+        super().connect()
+        tx = self._tx()
+        if tx is not None:
+            now = time.time()
+            tx.connectEndDate = now
+            if tx.requestStartDate is not None:  # http.client connects inside request()
+                tx.requestStartDate = now
+            if isinstance(self.sock, ssl.SSLSocket):
+                tx.secureConnectionStartDate = self._tcp_done or tx.connectStartDate
+                tx.secureConnectionEndDate = now
+
+    def request(self, method: str, url: str, *args: Any, **kw: Any) -> None:
+        tx = self._tx()
+        if tx is not None:
+            tx.requestStartDate = time.time()
+            headers = kw.get("headers") if len(args) < 2 else args[1]
+            # the request line "METHOD url HTTP/1.1"
+            line = len(method) + len(url) + 10
+            tx.countOfRequestHeaderBytesSent = head_size(line, (headers or {}).items())
+        super().request(method, url, *args, **kw)
+        if tx is not None:
+            tx.requestEndDate = time.time()
+
+    def getresponse(self) -> HTTPResponse:  # type: ignore[override]
+        tx = self._tx()
+        resp = super().getresponse()
+        if tx is not None:
+            tx.responseStartDate = time.time()
+            stamp_addresses(tx, self.sock)
+        return resp
+
+
+def stamp_addresses(tx: Transaction, sock: Any) -> None:
+    """Both ends of the connection the response came on, and its TLS version."""
+    with contextlib.suppress(OSError, AttributeError, TypeError, ValueError):
+        tx.remoteAddress, tx.remotePort = sock.getpeername()[:2]
+        tx.localAddress, tx.localPort = sock.getsockname()[:2]
+    if isinstance(sock, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError):
+            tx.negotiatedTLSProtocolVersion = sock.version()
