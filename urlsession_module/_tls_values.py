@@ -34,22 +34,28 @@ def check_pin(argument: str, pin: Any) -> str:
     if not isinstance(pin, str):
         raise InvalidArgumentTypeError(argument, f"{argument!r} pins must be str (got {pin!r})")
     text = pin.strip()
-    if text.startswith("sha256//"):
-        text = "sha256/" + text[len("sha256//") :]
     if not text.startswith("sha256/"):
         raise InvalidArgumentValueError(
             argument, f"{argument!r} pins must read 'sha256/BASE64' (got {pin!r})"
         )
-    try:
-        raw = base64.b64decode(text[len("sha256/") :], validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
+    # The base64 itself may begin with '/', so 'sha256//...' is ours when what follows
+    # 'sha256/' is 32 bytes, and curl's form ('sha256//' then the base64) otherwise.
+    raw = _b64(text[len("sha256/") :])
+    if len(raw) != 32 and text.startswith("sha256//"):
+        raw = _b64(text[len("sha256//") :])
     if len(raw) != 32:
         raise InvalidArgumentValueError(
             argument,
             f"{argument!r} pins must be 'sha256/' and the base64 of a 32-byte SHA-256 (got {pin!r})",
         )
     return "sha256/" + base64.b64encode(raw).decode("ascii")
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def _check_host(host: Any) -> str:

@@ -64,6 +64,14 @@ def test_pins_by_host_and_one_label_wildcards() -> None:
     assert pins_value({"h": ["sha256//" + PIN[7:]]}) == (("h", (PIN,)),)  # curl's form too
 
 
+def test_a_pin_whose_base64_begins_with_a_slash_is_ours_not_curls() -> None:
+    """A SHA-256 whose base64 begins with '/' reads 'sha256//...' in our form: it is taken as
+    it is (1 key in 64 did not, depending on trustme's random key), and curl's form still works."""
+    slashed = "sha256//" + "A" * 42 + "="
+    assert pins_value({"h": [slashed]}) == (("h", (slashed,)),)
+    assert pins_value({"h": ["sha256//" + slashed[7:]]}) == (("h", (slashed,)),)
+
+
 def test_new_properties_cross_to_the_transfer_process(certs: PeerCerts) -> None:
     values = make_values(
         {

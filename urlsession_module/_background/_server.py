@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
@@ -106,8 +107,7 @@ class Server:
                 hosts = list(self.hosts)
             for host in hosts:
                 host.alive = False
-                with contextlib.suppress(OSError):
-                    host.conn.close()
+                _hang_up(host.conn)
             accept.join(2.0)
             for t in list(self.threads):
                 t.join(5.0)
@@ -240,3 +240,15 @@ class Server:
         elif isinstance(m, Shutdown):
             runner.stop()
         return OkReply(req)
+
+
+def _hang_up(conn: Connection) -> None:
+    """End a host's connection under the thread reading it: shut the socket down (its reader
+    sees end of file and closes it), never close it under the reader (a closed
+    ``Connection`` read by another thread fails with a TypeError, not an EOF)."""
+    with contextlib.suppress(OSError, ValueError):
+        dup = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            dup.shutdown(socket.SHUT_RDWR)
+        finally:
+            dup.close()
