@@ -61,6 +61,7 @@ def test_proxy_407_message(cli: Cli, http_proxy_auth: ProxyView, server: LocalSe
     r = cli("get", server.url("/bytes/10"), "-o", "x", "--proxy", http_proxy_auth.url)
     assert r.code == 1, r
     assert "407" in r.stderr and "-1013" in r.stderr
+    assert r.stderr.count("the proxy 127.0.0.1:") == 1, r.stderr  # named once, where it failed
 
 
 @pytest.mark.parametrize("form", ["pem", "encrypted", "pkcs12"])

@@ -56,7 +56,7 @@ class ProxyAuthenticationRequired(TransferError):
     def __init__(self, proxy: str) -> None:
         super().__init__(
             ErrorCode.USER_AUTHENTICATION_REQUIRED,
-            f"the proxy {proxy} requires authentication (407): give proxyURL a user:password@",
+            f"the proxy {proxy}: authentication required (407); give proxyURL a user:password@",
         )
 
 
