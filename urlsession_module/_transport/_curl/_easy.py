@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pycurl
@@ -38,6 +39,9 @@ from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 from ._metrics import HEADS
 from ._metrics import fill as fill_metrics
+
+if TYPE_CHECKING:
+    from ._direct import DirectWrite
 
 _PINNED_KEY_MISMATCH = 90  # CURLE_SSL_PINNEDPUBKEYNOTMATCH
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
@@ -94,6 +98,7 @@ class Transfer:
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.recv_paused = False
+        self.direct: DirectWrite | None = None  # the body goes straight to the sink (_direct)
         # the upload
         self.blocks: collections.deque[bytes] = collections.deque()
         self.block_at = 0
@@ -228,6 +233,15 @@ class Transfer:
         self.sockets.add(fd)
         return 0
 
+    def fail_body(self, error: TransferError) -> None:
+        """(network thread) The body could not be kept (the sink's cap, the file): libcurl
+        stops at the write error the callback returns, and :meth:`outcome` reports this."""
+        self._head_error = error
+
+    def resume_receiving(self) -> None:
+        """(task's thread) Un-pause the receiving side on the network thread."""
+        self._unpause(self)
+
     def _refuse(self, words: str) -> int:
         """End the transfer over a head we will not take (-1011): libcurl stops at a write
         error, and :meth:`outcome` reports ours instead."""
@@ -235,18 +249,22 @@ class Transfer:
         return 0
 
     def on_body(self, data: bytes) -> int | None:
-        """Queue a piece of the body for the reader; pause when the reader is behind."""
+        """Queue a piece of the body for the reader; pause when the reader is behind (or
+        write it to the task's sink, once the reader handed that over: :mod:`._direct`)."""
         self.last = time.monotonic()
         with self.cond:
             if self.error is not None:
                 return 0  # cancelled meanwhile: libcurl stops with a write error
-            if self.buffered >= HIGH_WATER:
-                self.recv_paused = True
-                return pycurl.WRITEFUNC_PAUSE  # libcurl keeps ``data`` and offers it again
-            self.chunks.append(data)
-            self.buffered += len(data)
-            self.cond.notify_all()
-        return None
+            direct = self.direct
+            if direct is None:
+                if self.buffered >= HIGH_WATER:
+                    self.recv_paused = True
+                    return pycurl.WRITEFUNC_PAUSE  # libcurl keeps ``data`` and offers it again
+                self.chunks.append(data)
+                self.buffered += len(data)
+                self.cond.notify_all()
+                return None
+        return direct.write(data)
 
     def on_read(self, size: int) -> bytes | int:
         """The next piece of the request body; pause the upload while none is queued."""
@@ -307,6 +325,8 @@ class Transfer:
         timeout while nobody on our side held the transfer (a paused one waits for us)."""
         if now > self.deadline:
             return TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+        if self.direct is not None:
+            self.direct.tick(now)  # written bytes that waited: the reader reports them
         if self.recv_paused or self.send_paused:
             self.last = now
             return None
