@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from urlsession_module import _dispatch
-from urlsession_module.testing import LocalServer, content_sha256
+from urlsession_module.testing import LocalServer, content_bytes, content_sha256
 
-from ._util import file_sha256, wait_until
+from ._util import echoed, file_sha256, wait_until
 
 MakeSession = Callable[..., Any]
 MakeRecorder = Callable[[Any], Any]
@@ -112,3 +112,43 @@ def test_a_download_is_written_by_the_network_thread(
     assert file_sha256(completed.data.nativePath) == content_sha256(n)
     progress = rec.of(tid, "downloadprogress")
     assert sum(e.bytesWritten for e in progress) == n == progress[-1].totalBytesWritten
+
+
+@pytest.mark.engine("curl")
+@pytest.mark.parametrize("from_file", [False, True], ids=["bytes", "file"])
+def test_an_upload_is_read_by_the_network_thread(
+    server: LocalServer,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    mocker: Any,
+    tmp_path: Any,
+    from_file: bool,
+) -> None:
+    """A request body goes to libcurl from its read callback, on the network thread (no
+    worker feeds it), and its progress still comes block by block and adds up."""
+    from urlsession_module._transport._curl import _upload
+
+    n = 3 * (1 << 20) + 17
+    threads: set[str] = set()
+    real = _upload.DirectRead.read
+
+    def read(self: Any, size: int) -> Any:
+        threads.add(threading.current_thread().name)
+        return real(self, size)
+
+    mocker.patch.object(_upload.DirectRead, "read", read)
+    session = make_session()
+    rec = recorder(session)
+    if from_file:
+        path = tmp_path / "body.bin"
+        path.write_bytes(content_bytes(n))
+        tid = session.uploadTask(url=server.url("/upload"), data=path, method="PUT")
+    else:
+        tid = session.uploadTask(url=server.url("/upload"), data=content_bytes(n))
+    done = rec.completed(tid)
+    assert done.success, done.message
+    assert threads == {"urlsession-curl"}
+    assert echoed(done)["body_sha256"] == content_sha256(n)
+    progress = rec.of(tid, "uploadprogress")
+    assert len(progress) >= 12  # 256 KiB at most per report
+    assert sum(e.bytesSent for e in progress) == n == progress[-1].totalBytesSent

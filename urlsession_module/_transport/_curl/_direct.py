@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pycurl
 
 from ...exceptions import ErrorCode, TransferError
-from .._bodies import PROGRESS_INTERVAL, Progress, Sink
+from .._bodies import BLOCK, PROGRESS_INTERVAL, Progress, Sink
 from .._control import CancelledSignal, LetGoSignal, TransferControl
 from .._wire import Steps
 from ._signal import Signal, SignalWaiter
@@ -108,9 +108,10 @@ def direct_steps(
         with signal:
             written, paused, done, error = d.written, t.recv_paused, t.done, t.error
             generation = signal.generation
-        if written > seen:
-            progress.add(written - seen)
-            seen = written
+        while written > seen:  # counted a piece at most at a time, as libcurl gives them
+            n = min(written - seen, BLOCK)
+            progress.add(n)
+            seen += n
         if a.ctl.cancelled:
             raise CancelledSignal
         if error is not None:

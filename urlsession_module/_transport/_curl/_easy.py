@@ -39,9 +39,12 @@ from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 from ._metrics import HEADS
 from ._metrics import fill as fill_metrics
+from ._upload import UPLOAD_BUFFER
 
 if TYPE_CHECKING:
+    from .._bodies import Progress
     from ._direct import DirectWrite
+    from ._upload import DirectRead
 
 _PINNED_KEY_MISMATCH = 90  # CURLE_SSL_PINNEDPUBKEYNOTMATCH
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
@@ -104,6 +107,8 @@ class Transfer:
         self.block_at = 0
         self.upload_done = False
         self.send_paused = False
+        self.reader: DirectRead | None = None  # the body read by the network thread (_upload)
+        self.upload_progress: Progress | None = None  # (task's thread) what it reports
         self.rewound = False  # libcurl asked for the body again (a retry): the feeder restarts
         # the end
         self.done = False
@@ -191,6 +196,9 @@ class Transfer:
         starts over, queued afresh by the task's thread (:meth:`CurlEngine.open`)."""
         if offset or origin:
             return int(pycurl.SEEKFUNC_CANTSEEK)
+        if self.reader is not None:
+            self.reader.rewind()
+            return int(pycurl.SEEKFUNC_OK)
         with self.cond:
             self.blocks.clear()
             self.block_at = 0
@@ -269,6 +277,8 @@ class Transfer:
     def on_read(self, size: int) -> bytes | int:
         """The next piece of the request body; pause the upload while none is queued."""
         self.last = time.monotonic()
+        if self.reader is not None:
+            return self.reader.read(size)
         with self.cond:
             if not self.blocks:
                 if self.upload_done:
@@ -326,7 +336,9 @@ class Transfer:
         if now > self.deadline:
             return TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
         if self.direct is not None:
-            self.direct.tick(now)  # written bytes that waited: the reader reports them
+            self.direct.tick(now)
+        if self.reader is not None:
+            self.reader.tick(now)  # written bytes that waited: the reader reports them
         if self.recv_paused or self.send_paused:
             self.last = now
             return None
@@ -349,6 +361,8 @@ class Transfer:
                     self.error = error
                 self.cond.notify_all()
         self.easy.close()
+        if self.reader is not None:
+            self.reader.close()
 
     def head_complete(self) -> None:
         """The final head came (network thread, outside libcurl's callbacks): read the
@@ -492,7 +506,7 @@ def configure(
         e.setopt(pycurl.UPLOAD, 1)
         e.setopt(pycurl.INFILESIZE_LARGE, request.body_length)
         e.setopt(pycurl.READFUNCTION, t.on_read)
-        e.setopt(pycurl.UPLOAD_BUFFERSIZE, 256 * 1024)
+        e.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER if t.reader else 256 * 1024)
         e.setopt(pycurl.CUSTOMREQUEST, method)
         if not request.has_body:
             t.upload_done = True
