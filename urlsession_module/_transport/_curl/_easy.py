@@ -50,7 +50,7 @@ _PINNED_KEY_MISMATCH = 90  # CURLE_SSL_PINNEDPUBKEYNOTMATCH
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
 UPLOAD_DEPTH = 2  # request body blocks the task's thread may queue ahead of libcurl
 _MAX_INTERIMS = 100  # interim (1xx) responses before the final one, as the urllib3 engine
-_BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write callbacks
+_BUFFER = 1 << 20  # libcurl's receive buffer: fewer, larger write callbacks
 
 # Foundation's limits on a response head (the urllib3 engine's too), not libcurl's larger ones.
 _MAX_HEAD_LINES = 1000
