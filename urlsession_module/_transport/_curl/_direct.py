@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class DirectWrite:
     """The network thread's side: each piece into the sink, the task woken per step."""
 
-    __slots__ = ("_ctl", "_last", "_sink", "_step", "_t", "_told", "written")
+    __slots__ = ("_ctl", "_last", "_sink", "_step", "_t", "_told", "closed", "written")
 
     def __init__(self, t: Transfer, sink: Sink, ctl: TransferControl, step: int) -> None:
         self._t = t
@@ -48,6 +48,7 @@ class DirectWrite:
         self._last = time.monotonic()
         self._told = 0  # bytes the task was woken for
         self.written = 0  # bytes in the sink (read by the task under the transfer's lock)
+        self.closed = False  # the task let go of the sink: write no more
 
     def write(self, data: bytes) -> int | None:
         """libcurl's write callback for this transfer (network thread)."""
@@ -57,12 +58,16 @@ class DirectWrite:
                 t.recv_paused = True
                 t.cond.notify_all()
             return pycurl.WRITEFUNC_PAUSE
-        try:
-            self._sink.write(data)
-        except TransferError as exc:  # past the cap (-1103) or the file refused it
-            t.fail_body(exc)
-            return 0  # libcurl stops with a write error; the transfer reports ours
+        # Under the transfer's lock: once the task has let go (``closed``, see
+        # direct_steps), no write is under way and none starts, so its file is its own again.
         with t.cond:
+            if self.closed:
+                return 0  # libcurl stops with a write error
+            try:
+                self._sink.write(data)
+            except TransferError as exc:  # past the cap (-1103) or the file refused it
+                t.fail_body(exc)
+                return 0  # libcurl stops with a write error; the transfer reports ours
             self.written += len(data)
             if self.written - self._told >= self._step:
                 self._tell()
@@ -103,6 +108,23 @@ def direct_steps(
         wake, t.recv_paused = t.recv_paused, False
     if wake:
         t.resume_receiving()
+    try:
+        yield from _report(a, t, d, progress, stop)
+    finally:
+        with signal:
+            d.closed = True
+
+
+def _report(
+    a: Attempt,
+    t: Transfer,
+    d: DirectWrite,
+    progress: Progress,
+    stop: Callable[[TransferError], None],
+) -> Steps[None]:
+    """Report what the network thread wrote until the body's end, a failure or a let-go."""
+    signal = t.cond
+    assert isinstance(signal, Signal)
     seen = 0
     while True:
         with signal:
