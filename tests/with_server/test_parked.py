@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from urlsession_module import _dispatch
-from urlsession_module.testing import LocalServer
+from urlsession_module.testing import LocalServer, content_bytes, content_sha256
 
-from ._util import wait_until
+from ._util import echoed, file_sha256, wait_until
 
 MakeSession = Callable[..., Any]
 MakeRecorder = Callable[[Any], Any]
@@ -78,3 +78,77 @@ def test_cancel_wakes_a_parked_task_at_once(
     wait_until(lambda: _busy_workers() == 0, 2.0, "the task parked")
     session.getTask(tid).cancel()
     assert rec.completed(tid).errorCode == -999
+
+
+@pytest.mark.engine("curl")
+@pytest.mark.parametrize("framing", ["", "&chunked=1"], ids=["length", "chunked"])
+def test_a_download_is_written_by_the_network_thread(
+    server: LocalServer,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    mocker: Any,
+    framing: str,
+) -> None:
+    """A download's body goes from libcurl's write callback to its file, on the network
+    thread (no queue, no read per piece on a worker), and its progress still adds up."""
+    from urlsession_module._transport._curl import _direct
+
+    n = 3 * (1 << 20) + 12345
+    threads: set[str] = set()
+    real = _direct.DirectWrite.write
+
+    def write(self: Any, data: bytes) -> Any:
+        threads.add(threading.current_thread().name)
+        return real(self, data)
+
+    mocker.patch.object(_direct.DirectWrite, "write", write)
+    session = make_session()
+    rec = recorder(session)
+    tid = session.downloadTask(url=server.url(f"/bytes/{n}?direct=1{framing}"))
+    done = rec.completed(tid)
+    assert done.success, done.message
+    assert threads == {"urlsession-curl"}
+    (completed,) = rec.of(tid, "downloadcompleted")
+    assert file_sha256(completed.data.nativePath) == content_sha256(n)
+    progress = rec.of(tid, "downloadprogress")
+    assert sum(e.bytesWritten for e in progress) == n == progress[-1].totalBytesWritten
+
+
+@pytest.mark.engine("curl")
+@pytest.mark.parametrize("from_file", [False, True], ids=["bytes", "file"])
+def test_an_upload_is_read_by_the_network_thread(
+    server: LocalServer,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    mocker: Any,
+    tmp_path: Any,
+    from_file: bool,
+) -> None:
+    """A request body goes to libcurl from its read callback, on the network thread (no
+    worker feeds it), and its progress still comes block by block and adds up."""
+    from urlsession_module._transport._curl import _upload
+
+    n = 3 * (1 << 20) + 17
+    threads: set[str] = set()
+    real = _upload.DirectRead.read
+
+    def read(self: Any, size: int) -> Any:
+        threads.add(threading.current_thread().name)
+        return real(self, size)
+
+    mocker.patch.object(_upload.DirectRead, "read", read)
+    session = make_session()
+    rec = recorder(session)
+    if from_file:
+        path = tmp_path / "body.bin"
+        path.write_bytes(content_bytes(n))
+        tid = session.uploadTask(url=server.url("/upload"), data=path, method="PUT")
+    else:
+        tid = session.uploadTask(url=server.url("/upload"), data=content_bytes(n))
+    done = rec.completed(tid)
+    assert done.success, done.message
+    assert threads == {"urlsession-curl"}
+    assert echoed(done)["body_sha256"] == content_sha256(n)
+    progress = rec.of(tid, "uploadprogress")
+    assert len(progress) >= 12  # 256 KiB at most per report
+    assert sum(e.bytesSent for e in progress) == n == progress[-1].totalBytesSent

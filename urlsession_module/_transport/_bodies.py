@@ -51,6 +51,11 @@ class Progress:
         self._last = time.monotonic()
         self.pending = 0
 
+    @property
+    def step(self) -> int:
+        """The bytes that make a report by themselves (an engine may wake its reader per step)."""
+        return self._step
+
     def add(self, n: int) -> None:
         self.pending += n
         now = time.monotonic()

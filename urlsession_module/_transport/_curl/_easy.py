@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pycurl
@@ -38,12 +39,18 @@ from . import _secure as secure
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
 from ._metrics import HEADS
 from ._metrics import fill as fill_metrics
+from ._upload import UPLOAD_BUFFER
+
+if TYPE_CHECKING:
+    from .._bodies import Progress
+    from ._direct import DirectWrite
+    from ._upload import DirectRead
 
 _PINNED_KEY_MISMATCH = 90  # CURLE_SSL_PINNEDPUBKEYNOTMATCH
 HIGH_WATER = 4 << 20  # body bytes a transfer may hold for its reader before it is paused
 UPLOAD_DEPTH = 2  # request body blocks the task's thread may queue ahead of libcurl
 _MAX_INTERIMS = 100  # interim (1xx) responses before the final one, as the urllib3 engine
-_BUFFER = 256 * 1024  # libcurl's receive buffer: fewer, larger write callbacks
+_BUFFER = 1 << 20  # libcurl's receive buffer: fewer, larger write callbacks
 
 # Foundation's limits on a response head (the urllib3 engine's too), not libcurl's larger ones.
 _MAX_HEAD_LINES = 1000
@@ -94,11 +101,14 @@ class Transfer:
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.recv_paused = False
+        self.direct: DirectWrite | None = None  # the body goes straight to the sink (_direct)
         # the upload
         self.blocks: collections.deque[bytes] = collections.deque()
         self.block_at = 0
         self.upload_done = False
         self.send_paused = False
+        self.reader: DirectRead | None = None  # the body read by the network thread (_upload)
+        self.upload_progress: Progress | None = None  # (task's thread) what it reports
         self.rewound = False  # libcurl asked for the body again (a retry): the feeder restarts
         # the end
         self.done = False
@@ -186,6 +196,9 @@ class Transfer:
         starts over, queued afresh by the task's thread (:meth:`CurlEngine.open`)."""
         if offset or origin:
             return int(pycurl.SEEKFUNC_CANTSEEK)
+        if self.reader is not None:
+            self.reader.rewind()
+            return int(pycurl.SEEKFUNC_OK)
         with self.cond:
             self.blocks.clear()
             self.block_at = 0
@@ -228,6 +241,15 @@ class Transfer:
         self.sockets.add(fd)
         return 0
 
+    def fail_body(self, error: TransferError) -> None:
+        """(network thread) The body could not be kept (the sink's cap, the file): libcurl
+        stops at the write error the callback returns, and :meth:`outcome` reports this."""
+        self._head_error = error
+
+    def resume_receiving(self) -> None:
+        """(task's thread) Un-pause the receiving side on the network thread."""
+        self._unpause(self)
+
     def _refuse(self, words: str) -> int:
         """End the transfer over a head we will not take (-1011): libcurl stops at a write
         error, and :meth:`outcome` reports ours instead."""
@@ -235,22 +257,28 @@ class Transfer:
         return 0
 
     def on_body(self, data: bytes) -> int | None:
-        """Queue a piece of the body for the reader; pause when the reader is behind."""
+        """Queue a piece of the body for the reader; pause when the reader is behind (or
+        write it to the task's sink, once the reader handed that over: :mod:`._direct`)."""
         self.last = time.monotonic()
         with self.cond:
             if self.error is not None:
                 return 0  # cancelled meanwhile: libcurl stops with a write error
-            if self.buffered >= HIGH_WATER:
-                self.recv_paused = True
-                return pycurl.WRITEFUNC_PAUSE  # libcurl keeps ``data`` and offers it again
-            self.chunks.append(data)
-            self.buffered += len(data)
-            self.cond.notify_all()
-        return None
+            direct = self.direct
+            if direct is None:
+                if self.buffered >= HIGH_WATER:
+                    self.recv_paused = True
+                    return pycurl.WRITEFUNC_PAUSE  # libcurl keeps ``data`` and offers it again
+                self.chunks.append(data)
+                self.buffered += len(data)
+                self.cond.notify_all()
+                return None
+        return direct.write(data)
 
     def on_read(self, size: int) -> bytes | int:
         """The next piece of the request body; pause the upload while none is queued."""
         self.last = time.monotonic()
+        if self.reader is not None:
+            return self.reader.read(size)
         with self.cond:
             if not self.blocks:
                 if self.upload_done:
@@ -307,6 +335,10 @@ class Transfer:
         timeout while nobody on our side held the transfer (a paused one waits for us)."""
         if now > self.deadline:
             return TransferError(ErrorCode.TIMED_OUT, "the resource timeout passed")
+        if self.direct is not None:
+            self.direct.tick(now)
+        if self.reader is not None:
+            self.reader.tick(now)  # written bytes that waited: the reader reports them
         if self.recv_paused or self.send_paused:
             self.last = now
             return None
@@ -329,6 +361,8 @@ class Transfer:
                     self.error = error
                 self.cond.notify_all()
         self.easy.close()
+        if self.reader is not None:
+            self.reader.close()
 
     def head_complete(self) -> None:
         """The final head came (network thread, outside libcurl's callbacks): read the
@@ -472,7 +506,7 @@ def configure(
         e.setopt(pycurl.UPLOAD, 1)
         e.setopt(pycurl.INFILESIZE_LARGE, request.body_length)
         e.setopt(pycurl.READFUNCTION, t.on_read)
-        e.setopt(pycurl.UPLOAD_BUFFERSIZE, 256 * 1024)
+        e.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER if t.reader else 256 * 1024)
         e.setopt(pycurl.CUSTOMREQUEST, method)
         if not request.has_body:
             t.upload_done = True

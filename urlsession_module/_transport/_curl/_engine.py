@@ -25,7 +25,9 @@ import pycurl
 import urllib3
 
 from ..._config_values import ConfigValues
+from ..._state import BodySent
 from ...exceptions import ErrorCode, TransferError
+from .._bodies import BLOCK, Progress
 from .._control import CancelledSignal
 from .._ratelimit import wire_rate
 from .._requests import IDEMPOTENT
@@ -34,6 +36,7 @@ from ._easy import UPLOAD_DEPTH, Transfer, configure
 from ._multi import Multi
 from ._response import CurlResponse
 from ._signal import Signal, SignalWaiter
+from ._upload import DirectRead
 
 if TYPE_CHECKING:
     from .._attempt import Attempt
@@ -128,9 +131,16 @@ class CurlEngine:
 
         if self._closed:
             raise TransferError(ErrorCode.CANCELLED, "the session was closed")
+        # A body that needs no pacing is read by the network thread itself (_upload).
+        direct = body is not None and wire_rate(a.ctl) is None and not _paced(a)
+        if direct and body is not None:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()  # (never started: nothing was opened)
+            body = None
         for attempt in (0, 1):
             a.check_deadline()
-            t, stop = self._start(a, url, headers, fresh=bool(attempt))
+            t, stop = self._start(a, url, headers, fresh=bool(attempt), direct=direct)
             try:
                 while True:
                     if body is not None:
@@ -144,14 +154,14 @@ class CurlEngine:
                 if a.ctl.cancelled:
                     raise CancelledSignal from None
                 log.debug("retrying %s once on a fresh connection", a.request.method)
-                body = send_blocks(a) if a.request.has_body else None
+                body = send_blocks(a) if a.request.has_body and not direct else None
             except BaseException:
                 stop(TransferError(ErrorCode.CANCELLED, "cancelled"))
                 raise
         raise AssertionError("unreachable")
 
     def _start(
-        self, a: Attempt, url: str, headers: urllib3.HTTPHeaderDict, fresh: bool
+        self, a: Attempt, url: str, headers: urllib3.HTTPHeaderDict, fresh: bool, direct: bool
     ) -> tuple[Transfer, Callable[[TransferError], None]]:
         """A transfer for ``a.request``, handed to the network thread, and its way to stop."""
         version = self._version
@@ -168,6 +178,10 @@ class CurlEngine:
         if rate := wire_rate(a.ctl):  # the task's bandwidth share (see _ratelimit)
             t.easy.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
             t.easy.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
+        if direct and a.request.has_body:
+            progress = Progress(a.ctl, BodySent, a.request.body_length)
+            t.reader = DirectRead(t, a.request, a.ctl, progress.step)
+            t.upload_progress = progress
         configure(t, self.config, self._share, url, list(headers.items()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
@@ -228,14 +242,29 @@ class CurlEngine:
         """
         signal = t.cond
         assert isinstance(signal, Signal)
+        reader, progress, told = t.reader, t.upload_progress, 0
         while True:
             if a.ctl.cancelled:
                 raise CancelledSignal
             with signal:
-                if t.head_done or t.error is not None or t.done or t.rewound:
-                    break
+                over = t.head_done or t.error is not None or t.done or t.rewound
                 seen = signal.generation
+                sent, paused = (0, False) if reader is None else (reader.sent, t.send_paused)
+            while progress is not None and sent > told:  # the network thread read the body
+                n = min(sent - told, BLOCK)  # counted a block at most at a time, as queued
+                progress.add(n)
+                told += n
+            if over:
+                break
+            if paused:  # suspended while the network thread reads the body: wait here
+                progress_flush(progress)
+                a.checkpoint()
+                with signal:
+                    t.send_paused = False
+                self._unpause(t)
+                continue
             yield SignalWaiter(signal, seen)
+        progress_flush(progress)  # the body went (or the answer came first): before the head
         with signal:
             if t.head_done:
                 return True
@@ -302,6 +331,16 @@ class CurlEngine:
 
         self._multi.call_and_wait(run)
         _release()
+
+
+def progress_flush(progress: Progress | None) -> None:
+    if progress is not None:
+        progress.flush()
+
+
+def _paced(a: Attempt) -> bool:
+    """Whether the task's bytes are paced per block on its own thread (bandwidth limits)."""
+    return getattr(a.ctl, "pacing", None) is not None
 
 
 def _proxy_address(url: str | None) -> str | None:

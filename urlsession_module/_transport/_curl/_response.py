@@ -11,13 +11,20 @@ import contextlib
 import http.client
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from ...exceptions import ErrorCode, TransferError
+from .._bodies import Progress
+from .._ratelimit import wire_rate
+from .._wire import Steps
+from ._direct import direct_steps
 from ._easy import Transfer
 from ._signal import Signal, SignalWaiter
+
+if TYPE_CHECKING:
+    from .._attempt import Attempt
 
 _STEP = 0.25  # the longest one wait for body bytes lasts before clocks are looked at again
 
@@ -33,7 +40,7 @@ class CurlBody(io.RawIOBase):
     def __init__(self, t: Transfer, stop: Callable[[TransferError], None]) -> None:
         super().__init__()
         self.transfer = t
-        self._stop = stop
+        self.stop = stop
 
     def readable(self) -> bool:
         return True
@@ -72,7 +79,7 @@ class CurlBody(io.RawIOBase):
         if not self.closed:
             t = self.transfer
             if not t.done:  # dropped before its end: libcurl closes that connection
-                self._stop(TransferError(ErrorCode.CANCELLED, "the response was dropped"))
+                self.stop(TransferError(ErrorCode.CANCELLED, "the response was dropped"))
         super().close()
 
 
@@ -107,6 +114,21 @@ class CurlResponse(urllib3.HTTPResponse):
             if t.chunks or t.done or t.error is not None:
                 return None
             return SignalWaiter(signal, signal.generation)
+
+    def to_sink(self, a: Attempt, progress: Progress, encoded: bool) -> Steps[None] | None:
+        """The rest of the body written to ``a.sink`` by the network thread (:mod:`._direct`),
+        when nothing needs it on the task's thread: a download's file, no decoding, no pacing,
+        nothing read yet through urllib3. None: read it as usual."""
+        ctl = a.ctl
+        if (
+            a.sink.path is None
+            or encoded
+            or self._fp_bytes_read
+            or wire_rate(ctl) is not None
+            or getattr(ctl, "pacing", None) is not None
+        ):
+            return None
+        return direct_steps(a, self.transfer, progress, self._body_reader.stop)
 
     def release_conn(self) -> None:
         """The connection stays libcurl's: one not read to its end is dropped, not pooled."""

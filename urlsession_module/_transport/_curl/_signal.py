@@ -27,9 +27,15 @@ class Signal(threading.Condition):
     def notify(self, n: int = 1) -> None:  # notify_all calls this too
         self.generation += 1
         wake, self.wake = self.wake, None
-        super().notify(n)
+        if self._waiters:  # type: ignore[attr-defined]
+            # Condition.notify checks ownership first (a try-acquire of the lock) even when
+            # nobody waits, which is most of the time here (a parked task waits by ``wake``).
+            super().notify(n)
         if wake is not None:
             wake()
+
+    def notify_all(self) -> None:
+        self.notify(1 << 30)
 
 
 class SignalWaiter:
