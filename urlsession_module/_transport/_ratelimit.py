@@ -4,8 +4,15 @@ tasks, each direction on its own) and of a task (that task only; the tighter of 
 Each task's bytes are paced where its driver hears of them (``BodyReceived``/``BodySent``, fed
 by the transport's read and write loops on every engine): a task that ran ahead of its share
 waits there, cancellably, so the engine reads (or sends) no faster. On the curl engine the easy
-handle is also given its share at start (``MAX_RECV_SPEED_LARGE``/``MAX_SEND_SPEED_LARGE``),
-so the wire itself is shaped and libcurl's buffer does not fill at full speed first.
+handle is also given its share (``MAX_RECV_SPEED_LARGE``/``MAX_SEND_SPEED_LARGE``), so the
+wire itself is shaped and libcurl's buffer does not fill at full speed first.
+
+The session's rate can change while tasks run (``Session.setMaximumBytesPerSecond``), and a
+share changes whenever a task joins or leaves: the pacing reads the share at every block, so it
+follows at once; the curl handles are told their new share again (on the network thread, see
+``_curl/_shaping``). A libcurl that reads its speed limits only as a transfer starts keeps the
+old wire shape; the per-block pacing still holds the task to its share, and a raised rate is
+reached because the wire shape is dropped (unlimited) when it would hold a task below it.
 
 The pacing is GCRA (the "virtual scheduling" form of a token bucket): each task has a
 theoretical arrival time that advances by ``n / rate`` per ``n`` bytes; bytes that arrive
@@ -24,7 +31,16 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["BURST", "Pacer", "SessionLimits", "TaskPacing", "limits_for", "pacing_for", "wire_rate"]
+__all__ = [
+    "BURST",
+    "Pacer",
+    "SessionLimits",
+    "TaskPacing",
+    "limits_for",
+    "pacing_for",
+    "set_session_rate",
+    "wire_rate",
+]
 
 BURST = 0.05  # seconds of credit a task may build up (progress stays steady)
 DIRECTIONS = ("recv", "send")
@@ -74,16 +90,43 @@ class Pacer:
             return max(0.0, tat - now - BURST)
 
 
+Rewire = Callable[[int | None], None]
+
+
 class SessionLimits:
-    """A session's two pacers (receive, send)."""
+    """A session's two pacers (receive, send), and the running tasks' wire shapers."""
 
     def __init__(self, rate: int | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.recv = Pacer(rate, clock)
         self.send = Pacer(rate, clock)
+        self._lock = threading.Lock()
+        self._wires: dict[Hashable, Rewire] = {}  # key -> tells an engine the task's new share
+
+    @property
+    def rate(self) -> int | None:
+        return self.recv.rate
 
     def set_rate(self, rate: int | None) -> None:
-        """A new session limit: running tasks' shares follow at their next block."""
-        self.recv.rate = self.send.rate = rate
+        """A new session limit: running tasks' pacing follows at their next block, and their
+        wire shape is re-divided now."""
+        with self.recv._lock, self.send._lock:
+            self.recv.rate = self.send.rate = rate
+        self.rewire()
+
+    def wire(self, key: Hashable, rewire: Rewire | None) -> None:
+        """Register (or, with None, forget) how to tell an engine a task's share changed."""
+        with self._lock:
+            if rewire is None:
+                self._wires.pop(key, None)
+            else:
+                self._wires[key] = rewire
+
+    def rewire(self) -> None:
+        """Every running task's wire shape set to its share now (the shares just changed)."""
+        with self._lock:
+            wires = list(self._wires.items())
+        for key, rewire in wires:
+            rewire(self.recv.share(key))
 
 
 _made = threading.Lock()
@@ -101,10 +144,17 @@ def limits_for(owner: Any, rate: int | None) -> SessionLimits:
     return limits
 
 
-def wire_rate(ctl: Any) -> int | None:
-    """What an engine may shape the wire to for this task (its share as it starts), if any."""
+def set_session_rate(owner: Any, rate: int | None) -> None:
+    """A session's new ``maximumBytesPerSecond`` (None: no limit) for its running and later
+    tasks (``owner``: its transport, where the limits live)."""
+    limits_for(owner, rate).set_rate(rate)
+
+
+def wire_rate(ctl: Any, rewire: Rewire | None = None) -> int | None:
+    """What an engine may shape the wire to for this task (its share as it starts), if any;
+    ``rewire`` is called with the task's new share whenever it changes while the task runs."""
     share = getattr(ctl, "wire_share", None)
-    return share() if callable(share) else None
+    return share(rewire) if callable(share) else None
 
 
 class TaskPacing:
@@ -120,10 +170,13 @@ class TaskPacing:
         self.limits.recv.join(self.key, self.own)
         if self.sends:
             self.limits.send.join(self.key, self.own)
+        self.limits.rewire()  # the others' shares shrank
 
     def stop(self) -> None:
+        self.limits.wire(self.key, None)
         self.limits.recv.leave(self.key)
         self.limits.send.leave(self.key)
+        self.limits.rewire()  # the others' shares grew
 
     def delay(self, received: int, sent: int) -> float:
         """Seconds to wait after ``received`` / ``sent`` more bytes."""
@@ -134,14 +187,17 @@ class TaskPacing:
             wait = max(wait, self.limits.send.take(self.key, sent))
         return wait
 
-    def wire_share(self) -> int | None:
+    def wire_share(self, rewire: Rewire | None = None) -> int | None:
+        if rewire is not None:
+            self.limits.wire(self.key, rewire)
         return self.limits.recv.share(self.key)
 
 
 def pacing_for(
     owner: Any, session_rate: int | None, key: Hashable, own: int | None, sends: bool
 ) -> TaskPacing | None:
-    """A task's pacing when a limit applies to it (None: no limit, no cost per block)."""
-    if not session_rate and not own:
+    """A task's pacing when a limit applies to it, or may come to (the session's rate was set
+    while it ran); None: no limit, no cost per block."""
+    if not session_rate and not own and getattr(owner, "_rate_limits", None) is None:
         return None
     return TaskPacing(limits_for(owner, session_rate), key, own, sends)

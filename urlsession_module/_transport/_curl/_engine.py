@@ -27,12 +27,12 @@ import urllib3
 from ..._config_values import ConfigValues
 from ...exceptions import ErrorCode, TransferError
 from .._control import CancelledSignal
-from .._ratelimit import wire_rate
 from .._requests import IDEMPOTENT
 from .._wire import Steps, drive
 from ._easy import UPLOAD_DEPTH, Transfer, configure
 from ._multi import Multi
 from ._response import CurlResponse
+from ._shaping import shape
 from ._signal import Signal, SignalWaiter
 
 if TYPE_CHECKING:
@@ -165,9 +165,7 @@ class CurlEngine:
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
         if t.tx is not None:
             t.tx.settle = t.settle_metrics
-        if rate := wire_rate(a.ctl):  # the task's bandwidth share (see _ratelimit)
-            t.easy.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
-            t.easy.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
+        shape(t, a.ctl, self._multi.call)  # the task's bandwidth share (see _ratelimit)
         configure(t, self.config, self._share, url, list(headers.items()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
