@@ -23,28 +23,26 @@ MiB = 1024 * KiB
 ENGINES = pytest.mark.parametrize("eng", ["curl", "urllib3"])
 
 
-def test_set_rate_re_divides_the_wire_shares_and_the_pacing() -> None:
-    """Every running task's wire shaper hears its new share when the rate changes and when a
-    task joins or leaves; the pacing uses the new rate at the next block."""
+def test_set_rate_re_divides_the_shares_and_the_pacing() -> None:
+    """A new session rate is every running task's new share at once; joins and leaves
+    re-divide it; the pacing uses the new share at the next block."""
     now = [100.0]
     limits = SessionLimits(4 * MiB, lambda: now[0])
-    heard: dict[str, list[int | None]] = {"a": [], "b": []}
     a = _ratelimit.TaskPacing(limits, "a", None, False)
-    b = _ratelimit.TaskPacing(limits, "b", None, False)
+    b = _ratelimit.TaskPacing(limits, "b", 1 * MiB, False)
     a.start()
-    assert a.wire_share(heard["a"].append) == 4 * MiB
+    assert a.share() == 4 * MiB
     b.start()
-    assert b.wire_share(heard["b"].append) == 2 * MiB
+    assert a.share() == 2 * MiB and b.share() == 1 * MiB
     limits.set_rate(8 * MiB)
-    assert heard["a"][-1] == heard["b"][-1] == 4 * MiB
+    assert a.share() == 4 * MiB and b.share() == 1 * MiB  # b's own limit is tighter
     assert limits.recv.take("a", MiB) == pytest.approx(0.25 - BURST)
     b.stop()
-    assert heard["a"][-1] == 8 * MiB
+    assert a.share() == 8 * MiB
     limits.set_rate(None)
-    assert heard["a"][-1] is None
+    assert a.share() is None
+    assert limits.recv.take("a", MiB) == 0.0
     a.stop()
-    limits.set_rate(MiB)
-    assert heard["a"][-1] is None and heard["b"][-1] == 4 * MiB  # stopped: told nothing more
 
 
 @ENGINES
@@ -53,15 +51,9 @@ def test_raising_the_rate_mid_download_takes_effect(
     server: LocalServer,
     make_session: MakeSession,
     recorder: MakeRecorder,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """3 MiB at 64 KiB/s would take 48 s; raised to 64 MiB/s after the first bytes it ends in
-    seconds. On curl the running handle's wire limit is set to the new share too."""
-    from urlsession_module._transport._curl import _shaping
-
-    wired: list[int | None] = []
-    real = _shaping._limit
-    monkeypatch.setattr(_shaping, "_limit", lambda t, rate: (wired.append(rate), real(t, rate)))
+    seconds."""
     session = make_session(engine=eng, maximumBytesPerSecond=64 * KiB)
     rec = recorder(session)
     started = threading.Event()
@@ -72,10 +64,6 @@ def test_raising_the_rate_mid_download_takes_effect(
     done = rec.completed(tid, 15)
     assert done.success, done.message
     assert session.configuration.maximumBytesPerSecond == 64 * MiB
-    if eng == "curl":
-        assert wired[0] == 64 * KiB and 64 * MiB in wired
-    else:
-        assert wired == []
 
 
 @ENGINES
@@ -103,7 +91,8 @@ def test_a_limit_set_mid_download_slows_it_within_a_second(
     moved = written[0] - before
     session.getTask(tid).cancel()
     rec.completed(tid, 10)
-    assert 0 < moved < 700_000, moved
+    assert moved < 700_000, moved  # (a busy machine's reads are larger blocks: may be 0)
+    assert written[0] < 4_000_000
 
 
 @pytest.mark.parametrize(

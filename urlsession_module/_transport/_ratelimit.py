@@ -3,16 +3,16 @@ tasks, each direction on its own) and of a task (that task only; the tighter of 
 
 Each task's bytes are paced where its driver hears of them (``BodyReceived``/``BodySent``, fed
 by the transport's read and write loops on every engine): a task that ran ahead of its share
-waits there, cancellably, so the engine reads (or sends) no faster. On the curl engine the easy
-handle is also given its share (``MAX_RECV_SPEED_LARGE``/``MAX_SEND_SPEED_LARGE``), so the
-wire itself is shaped and libcurl's buffer does not fill at full speed first.
+waits there, cancellably, so the engine reads (or sends) no faster; the wire follows, as a
+reader that waits stops reading (urllib3) or pauses its transfer once it is a few MiB behind
+(curl's write callback, ``_curl/_easy``).
 
 The session's rate can change while tasks run (``Session.setMaximumBytesPerSecond``), and a
-share changes whenever a task joins or leaves: the pacing reads the share at every block, so it
-follows at once; the curl handles are told their new share again (on the network thread, see
-``_curl/_shaping``). A libcurl that reads its speed limits only as a transfer starts keeps the
-old wire shape; the per-block pacing still holds the task to its share, and a raised rate is
-reached because the wire shape is dropped (unlimited) when it would hold a task below it.
+share changes whenever a task joins or leaves: the pacing reads the share at every block, so
+both follow at once. libcurl's own limits (``MAX_RECV_SPEED_LARGE``/``_SEND_``) are not used:
+they are read as a transfer starts in some libcurl versions, and with libcurl 7.88 a handle
+limited that way and paused by its reader stalled for a minute (-1001) when the shares changed
+(benchmarks/_ratelimit.py, two tasks, rate raised mid-download).
 
 The pacing is GCRA (the "virtual scheduling" form of a token bucket): each task has a
 theoretical arrival time that advances by ``n / rate`` per ``n`` bytes; bytes that arrive
@@ -39,7 +39,6 @@ __all__ = [
     "limits_for",
     "pacing_for",
     "set_session_rate",
-    "wire_rate",
 ]
 
 BURST = 0.05  # seconds of credit a task may build up (progress stays steady)
@@ -90,43 +89,21 @@ class Pacer:
             return max(0.0, tat - now - BURST)
 
 
-Rewire = Callable[[int | None], None]
-
-
 class SessionLimits:
-    """A session's two pacers (receive, send), and the running tasks' wire shapers."""
+    """A session's two pacers (receive, send)."""
 
     def __init__(self, rate: int | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.recv = Pacer(rate, clock)
         self.send = Pacer(rate, clock)
-        self._lock = threading.Lock()
-        self._wires: dict[Hashable, Rewire] = {}  # key -> tells an engine the task's new share
 
     @property
     def rate(self) -> int | None:
         return self.recv.rate
 
     def set_rate(self, rate: int | None) -> None:
-        """A new session limit: running tasks' pacing follows at their next block, and their
-        wire shape is re-divided now."""
+        """A new session limit: running tasks' shares follow at their next block."""
         with self.recv._lock, self.send._lock:
             self.recv.rate = self.send.rate = rate
-        self.rewire()
-
-    def wire(self, key: Hashable, rewire: Rewire | None) -> None:
-        """Register (or, with None, forget) how to tell an engine a task's share changed."""
-        with self._lock:
-            if rewire is None:
-                self._wires.pop(key, None)
-            else:
-                self._wires[key] = rewire
-
-    def rewire(self) -> None:
-        """Every running task's wire shape set to its share now (the shares just changed)."""
-        with self._lock:
-            wires = list(self._wires.items())
-        for key, rewire in wires:
-            rewire(self.recv.share(key))
 
 
 _made = threading.Lock()
@@ -150,13 +127,6 @@ def set_session_rate(owner: Any, rate: int | None) -> None:
     limits_for(owner, rate).set_rate(rate)
 
 
-def wire_rate(ctl: Any, rewire: Rewire | None = None) -> int | None:
-    """What an engine may shape the wire to for this task (its share as it starts), if any;
-    ``rewire`` is called with the task's new share whenever it changes while the task runs."""
-    share = getattr(ctl, "wire_share", None)
-    return share(rewire) if callable(share) else None
-
-
 class TaskPacing:
     """One task's side of its session's limits: joined while it runs, paced per block."""
 
@@ -170,13 +140,10 @@ class TaskPacing:
         self.limits.recv.join(self.key, self.own)
         if self.sends:
             self.limits.send.join(self.key, self.own)
-        self.limits.rewire()  # the others' shares shrank
 
     def stop(self) -> None:
-        self.limits.wire(self.key, None)
         self.limits.recv.leave(self.key)
         self.limits.send.leave(self.key)
-        self.limits.rewire()  # the others' shares grew
 
     def delay(self, received: int, sent: int) -> float:
         """Seconds to wait after ``received`` / ``sent`` more bytes."""
@@ -187,9 +154,8 @@ class TaskPacing:
             wait = max(wait, self.limits.send.take(self.key, sent))
         return wait
 
-    def wire_share(self, rewire: Rewire | None = None) -> int | None:
-        if rewire is not None:
-            self.limits.wire(self.key, rewire)
+    def share(self) -> int | None:
+        """The task's receiving share now (None: no limit)."""
         return self.limits.recv.share(self.key)
 
 

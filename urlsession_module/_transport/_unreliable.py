@@ -6,7 +6,7 @@
   :class:`~._retrying.RunAgain` first; one it holds back ends the run, and the runner queues the
   task again for :attr:`requeue_at` (see ``_runner``);
 * bandwidth limits: after each block the task waits, cancellably, for as long as its pacing
-  says (:mod:`._ratelimit`); :meth:`wire_share` is what the curl engine shapes the wire to;
+  says (:mod:`._ratelimit`), also when the session's rate is set while it runs;
 * resume data: a download keeps its partial file; its end decides what becomes of it
   (:func:`~._resume.finish_partial`), and a task made from resume data continues that file.
 
@@ -96,11 +96,6 @@ class UnreliableDriver(TaskDriver):
         )
         pacing.start()
         return pacing
-
-    def wire_share(self, rewire: Callable[[int | None], None] | None = None) -> int | None:
-        """This task's bandwidth share now, for an engine that shapes the wire (curl);
-        ``rewire`` hears the new share whenever it changes while the task runs."""
-        return None if self.pacing is None else self.pacing.wire_share(rewire)
 
     def ending(self, payload: Payload, submit: Callable[[Callable[[], None]], None]) -> Payload:
         """A payload about to be delivered; a download's ``sessioncompleted`` settles its

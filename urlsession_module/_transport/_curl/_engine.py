@@ -32,7 +32,6 @@ from .._wire import Steps, drive
 from ._easy import UPLOAD_DEPTH, Transfer, configure
 from ._multi import Multi
 from ._response import CurlResponse
-from ._shaping import shape
 from ._signal import Signal, SignalWaiter
 
 if TYPE_CHECKING:
@@ -165,7 +164,6 @@ class CurlEngine:
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
         if t.tx is not None:
             t.tx.settle = t.settle_metrics
-        shape(t, a.ctl, self._multi.call)  # the task's bandwidth share (see _ratelimit)
         configure(t, self.config, self._share, url, list(headers.items()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
