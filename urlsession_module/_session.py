@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+import attrs
+
 from ._arguments import (
     DATA_KEYS as _DATA_KEYS,  # noqa: F401  (the names tests/reliability reads the key sets by)
 )
@@ -43,7 +45,9 @@ from ._storage import Blob, background_key, part_name, private_dir, safe_name, s
 from ._stores import Stores, memory_stores, persistent_stores, redact
 from ._task import Task, new_task_identifier
 from ._transport import Transport, with_system_proxies
-from .exceptions import SessionInvalidatedError
+from ._transport._ratelimit import set_session_rate
+from ._validate import bytes_per_second
+from .exceptions import InvalidArgumentValueError, SessionInvalidatedError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -114,6 +118,20 @@ class Session(Proxy):
     def configuration(self) -> SessionConfiguration:
         """The session's own copy: changing it does not change the session."""
         return SessionConfiguration._from_values(self._config)
+
+    def setMaximumBytesPerSecond(self, rate: int | None) -> None:
+        """Change the session's ``maximumBytesPerSecond`` (None: no limit) while it runs: its
+        running tasks' shares follow within a block, later tasks start with it. The one
+        configuration value that can change after creation (docs/unreliable-networks.md)."""
+        rate = bytes_per_second("maximumBytesPerSecond", rate)
+        if self._config.is_background:
+            raise InvalidArgumentValueError(
+                "maximumBytesPerSecond",
+                "a background session's rate is set when it is created "
+                "(the transfer process has its configuration)",
+            )
+        self._config = attrs.evolve(self._config, maximumBytesPerSecond=rate)
+        set_session_rate(self._transport, rate)
 
     @property
     def identifier(self) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -62,5 +63,64 @@ def test_background_task_waits_for_connectivity_and_says_so_once(
     assert done.success and done.statusCode == 200, done.message
     waiting = rec.of(tid, "waitingforconnectivity")
     assert len(waiting) == 1 and waiting[0].errorCode == -1004
+    session.finishTasksAndInvalidate()
+    assert session.waitForInvalidation(10)
+
+
+@pytest.mark.parametrize("eng", ["curl", "urllib3"])
+def test_background_session_follows_its_retry_policy(
+    eng: str,
+    server: LocalServer,
+    transfer: Transfer,
+    recorder: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """retryPolicy reaches the transfer process and rules there: a 503 asking for 1 s is
+    retried twice (total 2), then the last 503 is the answer (the built-in rule would retry it
+    until the resource timeout); a 500 the policy names is retried, which the built-in rule
+    never does."""
+    monkeypatch.setenv("URLSESSION_ENGINE", eng)
+    session = _bg_session(retryPolicy={"total": 2, "backoffFactor": 0.1, "statusCodes": [500, 503]})
+    rec = recorder(session)
+    marker = uuid.uuid4().hex
+    tid = session.dataTask(
+        {"url": server.url(f"/bytes/10?status=503&retry_after=1&m={marker}"), "method": "GET"}
+    )
+    other = uuid.uuid4().hex
+    tid500 = session.dataTask(
+        {"url": server.url(f"/bytes/10?status=500&m={other}"), "method": "GET"}
+    )
+    done = rec.completed(tid, 30)
+    done500 = rec.completed(tid500, 30)
+    assert done.success and done.statusCode == 503, done.message
+    assert len([r for r in server.requests if marker in r.path]) == 3
+    assert done500.success and done500.statusCode == 500, done500.message
+    assert len([r for r in server.requests if other in r.path]) == 3
+    session.finishTasksAndInvalidate()
+    assert session.waitForInvalidation(10)
+
+
+def test_background_session_without_a_policy_keeps_its_own_retry_rule(
+    server: LocalServer, transfer: Transfer, recorder: Any
+) -> None:
+    """No retryPolicy: the transfer process's built-in rule, as Apple's background sessions
+    retry by themselves: a 503 is tried again until the resource timeout passes (-1001), and a
+    500 (not a "not now") is the answer at once."""
+    session = _bg_session(timeoutIntervalForResource=3)
+    rec = recorder(session)
+    marker = uuid.uuid4().hex
+    tid = session.dataTask(
+        {"url": server.url(f"/bytes/10?status=503&retry_after=1&m={marker}"), "method": "GET"}
+    )
+    other = uuid.uuid4().hex
+    tid500 = session.dataTask(
+        {"url": server.url(f"/bytes/10?status=500&m={other}"), "method": "GET"}
+    )
+    done = rec.completed(tid, 30)
+    done500 = rec.completed(tid500, 30)
+    assert not done.success and done.errorCode == -1001, done.message
+    assert len([r for r in server.requests if marker in r.path]) >= 2
+    assert done500.statusCode == 500
+    assert len([r for r in server.requests if other in r.path]) == 1
     session.finishTasksAndInvalidate()
     assert session.waitForInvalidation(10)

@@ -3,8 +3,9 @@
 :class:`Attempt` is the transport's ``TransferControl`` for a task of the transfer process: the
 usual :class:`~urlsession_module._driver.TaskDriver` (payloads go to the runner, which journals
 them before a host hears of them) plus the background retry rule. An input that
-:func:`~urlsession_module._state.transient` calls a "not now" (refused, lost, timed out, a 503)
-never reaches the machine: the attempt ends there, by the transport's own way of stopping (it is
+:func:`~urlsession_module._state._retry.background_retry` calls a "not now" (the session's
+``retryPolicy`` when it has one, else :func:`~urlsession_module._state.transient`'s built-in
+rule: refused, lost, timed out, a 503) never reaches the machine: the attempt ends there, by the transport's own way of stopping (it is
 told the transfer is to stop, as for a cancel), and once the transport has returned the runner
 decides, explicitly, whether to try again. Nothing is raised into the transport.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,9 +40,8 @@ from .._state import (
     TaskMachine,
     TaskState,
     journal_task_state,
-    transient,
 )
-from .._state._retry import CONNECTIVITY_CODES
+from .._state._retry import CONNECTIVITY_CODES, RetryPolicy, background_retry
 from .._storage import background_key, open_private, part_name, private_dir
 from .._urls import origin
 from ..exceptions import ErrorCode
@@ -61,11 +62,26 @@ _CHUNK = 1 << 20
 class Attempt(TaskDriver):
     """A task being moved now; ``retry`` is set when this attempt ended in a transient failure."""
 
-    def __init__(self, rec: TaskRecord, machine: TaskMachine, publish: Callable[..., None]) -> None:
+    def __init__(
+        self,
+        rec: TaskRecord,
+        machine: TaskMachine,
+        publish: Callable[..., None],
+        policy: RetryPolicy | None = None,
+        policy_retries: int = 0,
+        deadline: float = float("inf"),
+    ) -> None:
         super().__init__(machine)
         self.rec = rec
         self._on_payloads = publish
         self.retry: Retry | None = None
+        # The session's retryPolicy, the retries it made so far, and the resource deadline
+        # (epoch seconds); ``delay`` is the policy's wait when it retries this attempt (None:
+        # the runner's own backoff).
+        self.policy = policy
+        self.policy_retries = policy_retries
+        self.deadline = deadline
+        self.delay: float | None = None
         self.requeued = False  # the runner queued the task again: this attempt is not its end
 
     @property
@@ -87,8 +103,21 @@ class Attempt(TaskDriver):
                     with contextlib.suppress(OSError):
                         os.unlink(event.location)
                 return
-            retry = None if self.user_cancelled else transient(event)
-            if retry is not None:
+            decided = (
+                None
+                if self.user_cancelled
+                else background_retry(
+                    event,
+                    self.policy,
+                    self.machine.original_request,
+                    self.policy_retries,
+                    time.time(),
+                    self.deadline,
+                )
+            )
+            retry = None
+            if decided is not None:
+                retry, self.delay = decided
                 self.retry = retry
                 abort = self._abort
         if retry is None:

@@ -113,6 +113,8 @@ class Runner:
         self.queue: dict[str, TaskRecord] = {}  # what the scheduler holds, by identifier
         self.scheduler = scheduler_for(self.configs)
         self.running: dict[str, Attempt] = {}
+        # retryPolicy retries made per task (in memory: a restarted process counts afresh).
+        self.policy_retries: dict[str, int] = {}
         # A bounded pool runs the started tasks (no thread per task); the scheduler holds the rest.
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="transfer-worker")
         self.futures: set[Future[None]] = set()
@@ -440,9 +442,17 @@ class Runner:
             machine = machine_for(rec)
         except MessageError:  # failed on its thread: publishing under ``cond`` could deadlock
             machine = placeholder_machine(rec)
-        run = Attempt(rec, machine, self._publish_attempt)
+        cfg = self.configs[rec.session]
+        run = Attempt(
+            rec,
+            machine,
+            self._publish_attempt,
+            cfg.retryPolicy,
+            self.policy_retries.get(rec.id, 0),
+            rec.created + cfg.timeoutIntervalForResource,
+        )
         self.running[rec.id] = run
-        future = self.pool.submit(self._work, run, self.configs[rec.session])
+        future = self.pool.submit(self._work, run, cfg)
         self.futures.add(future)
         future.add_done_callback(self.futures.discard)
 
@@ -486,6 +496,8 @@ class Runner:
         finally:
             self._ensure_completed(run)
             with self.cond:
+                if not run.requeued:
+                    self.policy_retries.pop(rec.id, None)
                 if not run.requeued:  # a requeued task gave its slot back already
                     self.scheduler.finished(rec)
                 if self.running.get(rec.id) is run:  # not the next attempt, already started
@@ -508,7 +520,13 @@ class Runner:
         assert run.retry is not None
         attempts = rec.attempts + 1
         after = run.retry.retry_after
-        delay = after if after is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempts - 1))
+        if run.delay is not None:  # the session's retryPolicy chose this retry and its wait
+            delay = run.delay
+            self.policy_retries[rec.id] = run.policy_retries + 1
+        elif after is not None:
+            delay = after
+        else:
+            delay = min(MAX_BACKOFF, 0.5 * 2 ** (attempts - 1))
         deadline = rec.created + cfg.timeoutIntervalForResource
         if time.time() + delay < deadline and not run.user_cancelled:
             log.info("task %s: retry %d in %.1fs (%s)", rec.id, attempts, delay, run.retry.message)

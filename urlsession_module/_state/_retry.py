@@ -33,6 +33,7 @@ __all__ = [
     "REPLAYABLE_METHODS",
     "RetryGate",
     "RetryPolicy",
+    "background_retry",
     "connectivity_delay",
     "replayable",
     "retry_after_seconds",
@@ -180,6 +181,36 @@ def retry_delay(
     if now + delay >= deadline:
         return None
     return delay
+
+
+def background_retry(
+    event: Input,
+    policy: RetryPolicy | None,
+    request: Request,
+    retries_done: int,
+    now: float,
+    deadline: float,
+) -> tuple[Retry, float | None] | None:
+    """Whether an input ends a background attempt to be tried again, and the policy's delay.
+
+    Without a ``retryPolicy`` the transfer process's own rule (:func:`transient`, its delay
+    chosen by the runner), as Apple's background sessions retry by themselves. With one, a host
+    that cannot be reached is still always waited out (a background session always waits for
+    connectivity; delay None: the runner's backoff), and anything else is the policy's: its
+    ``statusCodes``, ``total``, backoff and ``Retry-After``, replayable requests only. When the
+    policy does not retry, the input goes to the machine (a last 503 is the task's answer).
+    """
+    if policy is None:
+        retry = transient(event)
+        return None if retry is None else (retry, None)
+    if isinstance(event, Failed) and event.code in CONNECTIVITY_CODES:
+        retry = transient(event)
+        return None if retry is None else (retry, None)
+    retry = wants_retry(event, policy, request, now)
+    if retry is None:
+        return None
+    delay = retry_delay(policy, retry, retries_done, now, deadline)
+    return None if delay is None else (retry, delay)
 
 
 def connectivity_delay(event: Input, waits: int, now: float, deadline: float) -> float | None:

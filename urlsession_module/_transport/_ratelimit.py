@@ -3,9 +3,16 @@ tasks, each direction on its own) and of a task (that task only; the tighter of 
 
 Each task's bytes are paced where its driver hears of them (``BodyReceived``/``BodySent``, fed
 by the transport's read and write loops on every engine): a task that ran ahead of its share
-waits there, cancellably, so the engine reads (or sends) no faster. On the curl engine the easy
-handle is also given its share at start (``MAX_RECV_SPEED_LARGE``/``MAX_SEND_SPEED_LARGE``),
-so the wire itself is shaped and libcurl's buffer does not fill at full speed first.
+waits there, cancellably, so the engine reads (or sends) no faster; the wire follows, as a
+reader that waits stops reading (urllib3) or pauses its transfer once it is a few MiB behind
+(curl's write callback, ``_curl/_easy``).
+
+The session's rate can change while tasks run (``Session.setMaximumBytesPerSecond``), and a
+share changes whenever a task joins or leaves: the pacing reads the share at every block, so
+both follow at once. libcurl's own limits (``MAX_RECV_SPEED_LARGE``/``_SEND_``) are not used:
+they are read as a transfer starts in some libcurl versions, and with libcurl 7.88 a handle
+limited that way and paused by its reader stalled for a minute (-1001) when the shares changed
+(benchmarks/_ratelimit.py, two tasks, rate raised mid-download).
 
 The pacing is GCRA (the "virtual scheduling" form of a token bucket): each task has a
 theoretical arrival time that advances by ``n / rate`` per ``n`` bytes; bytes that arrive
@@ -24,7 +31,15 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["BURST", "Pacer", "SessionLimits", "TaskPacing", "limits_for", "pacing_for", "wire_rate"]
+__all__ = [
+    "BURST",
+    "Pacer",
+    "SessionLimits",
+    "TaskPacing",
+    "limits_for",
+    "pacing_for",
+    "set_session_rate",
+]
 
 BURST = 0.05  # seconds of credit a task may build up (progress stays steady)
 DIRECTIONS = ("recv", "send")
@@ -81,9 +96,14 @@ class SessionLimits:
         self.recv = Pacer(rate, clock)
         self.send = Pacer(rate, clock)
 
+    @property
+    def rate(self) -> int | None:
+        return self.recv.rate
+
     def set_rate(self, rate: int | None) -> None:
         """A new session limit: running tasks' shares follow at their next block."""
-        self.recv.rate = self.send.rate = rate
+        with self.recv._lock, self.send._lock:
+            self.recv.rate = self.send.rate = rate
 
 
 _made = threading.Lock()
@@ -101,10 +121,10 @@ def limits_for(owner: Any, rate: int | None) -> SessionLimits:
     return limits
 
 
-def wire_rate(ctl: Any) -> int | None:
-    """What an engine may shape the wire to for this task (its share as it starts), if any."""
-    share = getattr(ctl, "wire_share", None)
-    return share() if callable(share) else None
+def set_session_rate(owner: Any, rate: int | None) -> None:
+    """A session's new ``maximumBytesPerSecond`` (None: no limit) for its running and later
+    tasks (``owner``: its transport, where the limits live)."""
+    limits_for(owner, rate).set_rate(rate)
 
 
 class TaskPacing:
@@ -134,14 +154,16 @@ class TaskPacing:
             wait = max(wait, self.limits.send.take(self.key, sent))
         return wait
 
-    def wire_share(self) -> int | None:
+    def share(self) -> int | None:
+        """The task's receiving share now (None: no limit)."""
         return self.limits.recv.share(self.key)
 
 
 def pacing_for(
     owner: Any, session_rate: int | None, key: Hashable, own: int | None, sends: bool
 ) -> TaskPacing | None:
-    """A task's pacing when a limit applies to it (None: no limit, no cost per block)."""
-    if not session_rate and not own:
+    """A task's pacing when a limit applies to it, or may come to (the session's rate was set
+    while it ran); None: no limit, no cost per block."""
+    if not session_rate and not own and getattr(owner, "_rate_limits", None) is None:
         return None
     return TaskPacing(limits_for(owner, session_rate), key, own, sends)

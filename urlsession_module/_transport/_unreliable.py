@@ -6,7 +6,7 @@
   :class:`~._retrying.RunAgain` first; one it holds back ends the run, and the runner queues the
   task again for :attr:`requeue_at` (see ``_runner``);
 * bandwidth limits: after each block the task waits, cancellably, for as long as its pacing
-  says (:mod:`._ratelimit`); :meth:`wire_share` is what the curl engine shapes the wire to;
+  says (:mod:`._ratelimit`), also when the session's rate is set while it runs;
 * resume data: a download keeps its partial file; its end decides what becomes of it
   (:func:`~._resume.finish_partial`), and a task made from resume data continues that file.
 
@@ -25,7 +25,7 @@ from .._driver import TaskDriver
 from .._events import Payload, SessionCompleted
 from .._state import BodyReceived, BodySent, Input, ResponseStarted, TaskKind, TaskMachine
 from .._storage import part_name
-from ._ratelimit import TaskPacing, pacing_for
+from ._ratelimit import TaskPacing, limits_for, pacing_for
 from ._resume import ResumeData, adopt, finish_partial
 from ._retrying import RunAgain
 from ._wire import Steps
@@ -47,6 +47,7 @@ class UnreliableDriver(TaskDriver):
         self.keeps_partial_on_cancel = False  # read by the transport (cancelByProducingResumeData)
         self.rate: int | None = None  # the task's own maximumBytesPerSecond
         self.pacing: TaskPacing | None = None
+        self._transport: Any = None  # this run's: where its session's limits live
         self._part: str | None = None
         self._validator: str | None = None
 
@@ -74,15 +75,27 @@ class UnreliableDriver(TaskDriver):
             if answer is not False:
                 event = answer
         super().feed(event)
-        if self.pacing is not None and isinstance(event, (BodyReceived, BodySent)):
+        if isinstance(event, (BodyReceived, BodySent)):
+            pacing = self.pacing
+            if pacing is None:
+                if getattr(self._transport, "_rate_limits", None) is None:
+                    return
+                pacing = self._pace()  # the session's rate was set while this task ran
             received = event.n if isinstance(event, BodyReceived) else 0
-            wait = self.pacing.delay(received, event.n - received)
+            wait = pacing.delay(received, event.n - received)
             if wait > 0:  # ahead of its share: the read (or send) loop waits, cancellably
                 self.wait_cancelled(wait)
 
-    def wire_share(self) -> int | None:
-        """This task's bandwidth share now, for an engine that shapes the wire (curl)."""
-        return None if self.pacing is None else self.pacing.wire_share()
+    def _pace(self) -> TaskPacing:
+        machine = self.machine
+        pacing = self.pacing = TaskPacing(
+            limits_for(self._transport, None),
+            machine.identifier,
+            self.rate,
+            machine.original_request.has_body,
+        )
+        pacing.start()
+        return pacing
 
     def ending(self, payload: Payload, submit: Callable[[Callable[[], None]], None]) -> Payload:
         """A payload about to be delivered; a download's ``sessioncompleted`` settles its
@@ -103,6 +116,7 @@ class UnreliableDriver(TaskDriver):
         ``Transport.steps``: it yields where the transfer waits for the network)."""
         machine = self.machine
         kw = self.again.before_run(folder) if self.again is not None else {}
+        self._transport = transport
         self.pacing = pacing_for(
             transport,
             transport.config.maximumBytesPerSecond,
@@ -127,5 +141,6 @@ class UnreliableDriver(TaskDriver):
         finally:
             if self.pacing is not None:
                 self.pacing.stop()
+                self.pacing = None
         if self.again is not None:
             self.again.after_run()

@@ -38,7 +38,17 @@ log = logging.getLogger(__name__)
 class DirectWrite:
     """The network thread's side: each piece into the sink, the task woken per step."""
 
-    __slots__ = ("_ctl", "_last", "_sink", "_step", "_t", "_told", "closed", "written")
+    __slots__ = (
+        "_ctl",
+        "_last",
+        "_sink",
+        "_step",
+        "_t",
+        "_told",
+        "closed",
+        "reported",
+        "written",
+    )
 
     def __init__(self, t: Transfer, sink: Sink, ctl: TransferControl, step: int) -> None:
         self._t = t
@@ -48,12 +58,20 @@ class DirectWrite:
         self._last = time.monotonic()
         self._told = 0  # bytes the task was woken for
         self.written = 0  # bytes in the sink (read by the task under the transfer's lock)
+        self.reported = 0  # bytes the task has reported (and paced, when a limit applies)
         self.closed = False  # the task let go of the sink: write no more
 
     def write(self, data: bytes) -> int | None:
         """libcurl's write callback for this transfer (network thread)."""
         t = self._t
         if not self._ctl.wait_running(0):  # suspended: libcurl keeps the piece for the resume
+            with t.cond:
+                t.recv_paused = True
+                t.cond.notify_all()
+            return pycurl.WRITEFUNC_PAUSE
+        if self.written - self.reported >= _PACED_WINDOW and _paced(self._ctl):
+            # A bandwidth limit came to apply (the session's rate was set while this ran): the
+            # task's thread paces what it reports; the wire waits until it has caught up.
             with t.cond:
                 t.recv_paused = True
                 t.cond.notify_all()
@@ -83,6 +101,17 @@ class DirectWrite:
         self._told = self.written
         self._last = time.monotonic()
         self._t.cond.notify_all()
+
+
+#: How far the wire may run ahead of a paced task's reports before libcurl is paused.
+_PACED_WINDOW = 256 * 1024
+
+
+def _paced(ctl: TransferControl) -> bool:
+    """Whether a bandwidth limit applies to this task now (set before or while it ran)."""
+    if getattr(ctl, "pacing", None) is not None:
+        return True
+    return getattr(getattr(ctl, "_transport", None), "_rate_limits", None) is not None
 
 
 def direct_steps(
@@ -132,8 +161,9 @@ def _report(
             generation = signal.generation
         while written > seen:  # counted a piece at most at a time, as libcurl gives them
             n = min(written - seen, BLOCK)
-            progress.add(n)
+            progress.add(n)  # (paced here when a bandwidth limit applies: see _unreliable)
             seen += n
+        d.reported = seen
         if a.ctl.cancelled:
             raise CancelledSignal
         if error is not None:

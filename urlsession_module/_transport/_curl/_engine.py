@@ -29,7 +29,6 @@ from ..._state import BodySent
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, Progress
 from .._control import CancelledSignal
-from .._ratelimit import wire_rate
 from .._requests import IDEMPOTENT
 from .._wire import Steps, drive
 from ._easy import UPLOAD_DEPTH, Transfer, configure
@@ -132,7 +131,7 @@ class CurlEngine:
         if self._closed:
             raise TransferError(ErrorCode.CANCELLED, "the session was closed")
         # A body that needs no pacing is read by the network thread itself (_upload).
-        direct = body is not None and wire_rate(a.ctl) is None and not _paced(a)
+        direct = body is not None and not _paced(a)
         if direct and body is not None:
             close = getattr(body, "close", None)
             if close is not None:
@@ -175,9 +174,6 @@ class CurlEngine:
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
         if t.tx is not None:
             t.tx.settle = t.settle_metrics
-        if rate := wire_rate(a.ctl):  # the task's bandwidth share (see _ratelimit)
-            t.easy.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
-            t.easy.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
         if direct and a.request.has_body:
             progress = Progress(a.ctl, BodySent, a.request.body_length)
             t.reader = DirectRead(t, a.request, a.ctl, progress.step)

@@ -17,7 +17,6 @@ import urllib3
 
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import Progress
-from .._ratelimit import wire_rate
 from .._wire import Steps
 from ._direct import direct_steps
 from ._easy import Transfer
@@ -124,7 +123,6 @@ class CurlResponse(urllib3.HTTPResponse):
             a.sink.path is None
             or encoded
             or self._fp_bytes_read
-            or wire_rate(ctl) is not None
             or getattr(ctl, "pacing", None) is not None
         ):
             return None
