@@ -79,6 +79,17 @@ class TaskArgs:
     rate: int | None = None  # the task's own maximumBytesPerSecond
 
 
+# The common call, ``dataTask({'url': u, 'method': 'GET'})`` in a loop, checks and builds the
+# same Request each time (URL parsing, header merging: most of a background hand-over's cost).
+# A request depends only on the session's configuration, the kind, the URL and the method when
+# no other key touches it, so it is built once and shared (Request is frozen). Keyed by the
+# configuration's id, which the entry keeps alive, so an id is never reused while it is cached.
+_PLAIN_DATA_KEYS = frozenset({"url", "method", "taskDescription", "priority", "earliestBeginDate"})
+_PLAIN_DOWNLOAD_KEYS = _PLAIN_DATA_KEYS - {"method"}
+_PLAIN_KEPT = 1024
+_plain: dict[tuple[int, bool, str, str], tuple[ConfigValues, Request]] = {}
+
+
 def task_args(
     name: str,
     kind: TaskKind,
@@ -88,8 +99,53 @@ def task_args(
 ) -> TaskArgs:
     """Check one ``dataTask``/``uploadTask``/``downloadTask`` call; ``name`` is Titanium's.
 
-    Data and upload tasks differ only in what ``data`` may be; a download has no body.
+    Data and upload tasks differ only in what ``data`` may be; a download has no body. A call
+    that gives only a URL, a method and scheduling facts reuses the request an earlier call with
+    the same URL and method built (checked then); anything else is checked in full.
     """
+    key = _plain_key(kind, args, kwargs, config)
+    if key is not None:
+        hit = _plain.get(key)
+        if hit is not None and hit[0] is config:
+            a = args[0]
+            return TaskArgs(
+                kind,
+                hit[1],
+                priority_value(a.get("priority", 0.5)),
+                _begin_date(a.get("earliestBeginDate")),
+                _description(a.get("taskDescription")),
+            )
+    checked = _task_args(name, kind, args, kwargs, config)
+    if key is not None:
+        if len(_plain) >= _PLAIN_KEPT:
+            _plain.clear()
+        _plain[key] = (config, checked.request)
+    return checked
+
+
+def _plain_key(
+    kind: TaskKind, args: tuple[Any, ...], kwargs: dict[str, Any], config: ConfigValues
+) -> tuple[int, bool, str, str] | None:
+    """The cache key of a call whose request depends on its URL and method only, else None."""
+    if kwargs or len(args) != 1 or type(args[0]) is not dict or kind is TaskKind.UPLOAD:
+        return None
+    a = args[0]
+    download = kind is TaskKind.DOWNLOAD
+    if not a.keys() <= (_PLAIN_DOWNLOAD_KEYS if download else _PLAIN_DATA_KEYS):
+        return None
+    url, method = a.get("url"), a.get("method", "POST")
+    if type(url) is not str or type(method) is not str:
+        return None
+    return id(config), download, url, method
+
+
+def _task_args(
+    name: str,
+    kind: TaskKind,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    config: ConfigValues,
+) -> TaskArgs:
     known = DOWNLOAD_KEYS if kind is TaskKind.DOWNLOAD else DATA_KEYS
     a = check.args_dict(name, args, kwargs, known)
     for key in a:
@@ -125,14 +181,18 @@ def task_args(
         content_type=body[2],
         credential=credential_value("credential", a.get("credential")),
     )
-    description = a.get("taskDescription")
     priority = priority_value(a.get("priority", 0.5))
     begin = _begin_date(a.get("earliestBeginDate"))
-    if description is not None and not isinstance(description, str):
-        raise InvalidArgumentTypeError(
-            "taskDescription", f"'taskDescription' must be a str (got {description!r})"
-        )
+    description = _description(a.get("taskDescription"))
     return TaskArgs(kind, request, priority, begin, description, resume, rate)
+
+
+def _description(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentTypeError(
+            "taskDescription", f"'taskDescription' must be a str (got {value!r})"
+        )
+    return value
 
 
 def priority_value(value: Any) -> float:

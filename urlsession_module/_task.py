@@ -12,7 +12,6 @@ import datetime as _dt
 import itertools
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,6 +54,23 @@ def new_task_identifier() -> str:
     return f"{_PROCESS_TOKEN}-{next(_task_numbers)}"
 
 
+class _Done:
+    """Whether a task's ``sessioncompleted`` was delivered. Set and read under the session's
+    lock, whose condition is what waiters wait on: a flag, not a ``threading.Event`` (which
+    made its own lock and condition per task)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class _Controls(Protocol):
     def control(self, event: Input) -> None: ...
 
@@ -63,6 +79,13 @@ class Task(Proxy):
     """``Modules.URLSession.Task``: one transfer, with URLSessionTask's properties and controls."""
 
     _api_name = "Modules.URLSession.Task"
+    _session: Session
+    _machine: TaskMachine | RemoteTaskView
+    _run: _Controls
+    _priority: float
+    taskDescription: str | None
+    _begin: float | None
+    _done: _Done
 
     def __init__(
         self,
@@ -74,19 +97,21 @@ class Task(Proxy):
         begin: float | None,
         remote: RemoteControl | None = None,
     ) -> None:
-        super().__init__(parent=session)
-        self._session = session
-        self._machine = machine
-        self._run: _Controls
+        # Straight into the instance dict: Proxy.__setattr__'s creation-only check has nothing
+        # to refuse here, and a background session makes thousands of these in a loop.
+        self._proxy_init(session)
+        d = self.__dict__
+        d["_session"] = session
+        d["_machine"] = machine
         if isinstance(machine, TaskMachine):
-            self._run = TaskRun(self, machine)
+            d["_run"] = TaskRun(self, machine)
         else:
             assert remote is not None
-            self._run = remote
-        self._priority = priority
-        self.taskDescription = description
-        self._begin = begin
-        self._done = threading.Event()  # set once sessioncompleted was delivered
+            d["_run"] = remote
+        d["_priority"] = priority
+        d["taskDescription"] = description
+        d["_begin"] = begin
+        d["_done"] = _Done()  # set once sessioncompleted was delivered
 
     # -- identity and progress -------------------------------------------------------------------
 

@@ -52,7 +52,9 @@ class Handovers:
 
     def __init__(self, client: TransferClient) -> None:
         self._client = client
-        self._cond = threading.Condition()
+        # The calls' fast paths take the lock itself (a C call); waiters use its condition.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._pending: dict[str, tuple[str, bytes]] = {}  # task id -> (session, frame), in order
         self._errors: dict[str, str] = {}  # session -> why its last hand-over failed
         self._ranges: collections.deque[list[int]] = collections.deque()  # [next, end) blocks
@@ -65,6 +67,9 @@ class Handovers:
 
     def new_id(self) -> str:
         """A task identifier no one else will ever get (a leased number; no round trip)."""
+        with self._lock:  # the common case: numbers left, and no lease to ask for
+            if self._left and (self._leasing or self._left > self._block // 2):
+                return self._take()
         with self._cond:
             low = self._left <= self._block // 2 and not self._leasing
             if low:
@@ -76,12 +81,16 @@ class Handovers:
                 raise TransferUnavailableError(
                     "the transfer process did not lease task identifiers in time"
                 )
-            block = self._ranges[0]
-            number = block[0]
-            block[0] += 1
-            if block[0] == block[1]:
-                self._ranges.popleft()
-            self._left -= 1
+            return self._take()
+
+    def _take(self) -> str:
+        """The next leased number (the caller holds the lock and saw one left)."""
+        block = self._ranges[0]
+        number = block[0]
+        block[0] += 1
+        if block[0] == block[1]:
+            self._ranges.popleft()
+        self._left -= 1
         return f"bg{number}"
 
     def prefetch(self, wait: bool = False) -> None:
@@ -128,6 +137,8 @@ class Handovers:
 
     def check(self, session: str) -> None:
         """Raise, once, why the journal refused this session's last hand-over."""
+        if not self._errors:  # (read without the lock: a refusal set meanwhile is seen next call)
+            return
         with self._cond:
             why = self._errors.pop(session, None)
         if why is not None:
@@ -135,7 +146,7 @@ class Handovers:
 
     def hand_over(self, session: str, task_id: str, frame: bytes) -> None:
         """Write the task's frame into the socket and return (no answer awaited)."""
-        with self._cond:
+        with self._lock:
             self._pending[task_id] = (session, frame)
         try:
             self._client.send_frame(frame)

@@ -15,7 +15,6 @@ second one (``identifier``) until the first is invalidated, since events could r
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -317,6 +316,12 @@ def _with_response_text(fields: dict[str, Any]) -> dict[str, Any]:
     except OSError:
         out["responseText"] = ""  # collected by an earlier run that died before its ack
         return out
-    with contextlib.closing(os.fdopen(fd, "rb")) as f:
-        out["responseText"] = f.read().decode("utf-8", "replace")
+    try:  # read on the descriptor: a replay reads thousands of these, a file object each cost
+        size = os.fstat(fd).st_size
+        chunks = [os.read(fd, max(size, 1))]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+    finally:
+        os.close(fd)
+    out["responseText"] = b"".join(chunks).decode("utf-8", "replace")
     return out

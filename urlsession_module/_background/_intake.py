@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from .._config_values import ConfigValues
 from ._fields import request_to_dict
@@ -36,6 +37,9 @@ def hand_over(
     now = time.time()
     recs: list[TaskRecord] = []
     failed: list[tuple[str, str]] = []
+    # A loop hands the same request over many times: its plain form is made once per batch and
+    # shared by those records (read only: the journal stores it as JSON, the runner reads it).
+    last: tuple[object, dict[str, Any]] = (None, {})
     for m in creates:
         assert m.id is not None
         number = int(m.id[2:])
@@ -44,13 +48,15 @@ def hand_over(
         elif number > leased and number > journal.leased():
             failed.append((m.id, NOT_LEASED))
         else:
+            if m.request != last[0]:
+                last = (m.request, request_to_dict(m.request))
             recs.append(
                 TaskRecord(
                     id=m.id,
                     number=number,
                     session=m.session,
                     kind=m.kind.value,
-                    request=request_to_dict(m.request),
+                    request=last[1],
                     state=QUEUED,
                     priority=m.priority,
                     description=m.description,

@@ -11,7 +11,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -20,6 +20,7 @@ from .._state import Request, TaskKind, TaskState
 from .._storage import open_private, private_dir
 from . import _protocol as proto
 from ._client import TransferClient
+from ._fields import request_to_dict
 from ._settings import config_to_dict
 from ._snapshot import TaskSnapshot
 from ._wire import Ack, Action, Attach, Control, Create, Message
@@ -46,6 +47,8 @@ class BackgroundLink:
         self.config = config
         self.home = home
         self.client = TransferClient.for_home(home)
+        self._last_request: Request | None = None  # the last request handed over, as plain data
+        self._last_request_dict: dict[str, Any] = {}
 
     # -- SessionEndpoint ---------------------------------------------------------------------------
 
@@ -80,7 +83,19 @@ class BackgroundLink:
         if request.body is not None:
             request = attrs.evolve(request, body=None, body_path=self._spill(request.body))
         task_id = self.client.handovers.new_id()
-        message = Create(self.identifier, kind, request, priority, description, begin, id=task_id)
+        if request is not self._last_request:  # a loop hands the same (shared) request over
+            self._last_request_dict = request_to_dict(request)
+            self._last_request = request
+        plain = Create.plain(
+            self.identifier,
+            kind,
+            self._last_request_dict,
+            priority,
+            description,
+            begin,
+            None,
+            task_id,
+        )
         snap = TaskSnapshot(
             id=task_id,
             kind=kind,
@@ -92,7 +107,7 @@ class BackgroundLink:
             begin_at=begin,
             expected_send=request.body_length,
         )
-        return snap, proto.encode(message)
+        return snap, proto.encode(plain)
 
     def hand_over(self, task_id: str, frame: bytes) -> None:
         """Write the task into the transfer process's socket; no answer is awaited (the

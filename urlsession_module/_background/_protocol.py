@@ -44,7 +44,8 @@ STDERR_NAME = "transfer.stderr"
 HANDSHAKE_TIMEOUT = 5.0  # a peer that does not answer the challenge by then is dropped
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # made once: encode runs per hand-over
+# Made once (encode runs per hand-over); what it encodes is plain data built here, never cyclic.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 def encode(message: Message | dict[str, Any]) -> bytes:

@@ -95,7 +95,8 @@ class TaskSnapshot:
     def from_dict(cls, d: Any) -> TaskSnapshot:
         if not isinstance(d, Mapping):
             raise MessageError("'task' must be an object")
-        request = request_from_dict(d.get("request"))
+        # Requests a snapshot shows were checked by the transfer process's intake (types still are)
+        request = request_from_dict(d.get("request"), url_checked=True)
         current = d.get("current_request")
         err = d.get("error")
         if err is not None and not (
@@ -112,7 +113,7 @@ class TaskSnapshot:
             request=request,
             current_request=request
             if current is None
-            else request_from_dict(current, "current_request"),
+            else request_from_dict(current, "current_request", url_checked=True),
             priority=float(number(d, "priority", 0.5)),
             description=field(d, "description", str, None),
             begin_at=number(d, "begin_at", None),

@@ -115,17 +115,40 @@ class Create(Message):
     id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        # Written out rather than walked with attrs.fields: this runs on every hand-over.
+        return self.plain(
+            self.session,
+            self.kind,
+            request_to_dict(self.request),
+            self.priority,
+            self.description,
+            self.begin_at,
+            self.req,
+            self.id,
+        )
+
+    @staticmethod
+    def plain(
+        session: str,
+        kind: TaskKind,
+        request: dict[str, Any],
+        priority: float,
+        description: str | None,
+        begin_at: float | None,
+        req: int | None,
+        id: str | None,
+    ) -> dict[str, Any]:
+        """The message as plain data, without making a ``Create`` first: a hand-over builds
+        its frame from this directly (with the request's dict made once per request)."""
         return {
             "op": "create",
-            "session": self.session,
-            "kind": self.kind.value,
-            "request": request_to_dict(self.request),
-            "priority": self.priority,
-            "description": self.description,
-            "begin_at": self.begin_at,
-            "req": self.req,
-            "id": self.id,
+            "session": session,
+            "kind": kind.value,
+            "request": request,
+            "priority": priority,
+            "description": description,
+            "begin_at": begin_at,
+            "req": req,
+            "id": id,
         }
 
     @classmethod
