@@ -31,8 +31,9 @@ from .._bodies import BLOCK, Progress
 from .._control import CancelledSignal
 from .._requests import IDEMPOTENT
 from .._wire import Steps, drive
-from ._easy import UPLOAD_DEPTH, Transfer, configure
+from ._easy import UPLOAD_DEPTH, Transfer
 from ._multi import Multi
+from ._options import configure
 from ._response import CurlResponse
 from ._signal import Signal, SignalWaiter
 from ._upload import DirectRead

@@ -1,6 +1,6 @@
 """What libcurl is told about proxies (and, later, client certificates and pins) for one request.
 
-Kept out of :func:`._easy.configure` so that the security options live in one place. Which proxy
+Kept out of :func:`._options.configure` so that the security options live in one place. Which proxy
 a request takes is decided above the engine (:func:`.._proxies.proxy_for`), the same for both
 engines; libcurl is only told the answer, and never reads the environment itself.
 """
