@@ -37,6 +37,7 @@ __all__ = [
     "SessionLimits",
     "TaskPacing",
     "limits_for",
+    "paced",
     "pacing_for",
     "set_session_rate",
 ]
@@ -167,3 +168,13 @@ def pacing_for(
     if not session_rate and not own and getattr(owner, "_rate_limits", None) is None:
         return None
     return TaskPacing(limits_for(owner, session_rate), key, own, sends)
+
+
+def paced(ctl: Any) -> bool:
+    """Whether a bandwidth limit applies to a task now: its driver paces it, or its session's
+    rate was set while it ran (its driver paces the next block it hears of). An engine that
+    moves bytes off the task's thread (curl's direct paths) asks this to keep the wire in step.
+    """
+    if getattr(ctl, "pacing", None) is not None:
+        return True
+    return getattr(getattr(ctl, "_transport", None), "_rate_limits", None) is not None

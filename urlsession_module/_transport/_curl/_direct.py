@@ -25,6 +25,7 @@ import pycurl
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, PROGRESS_INTERVAL, Progress, Sink
 from .._control import CancelledSignal, LetGoSignal, TransferControl
+from .._ratelimit import paced
 from .._wire import Steps
 from ._signal import Signal, SignalWaiter
 
@@ -69,7 +70,7 @@ class DirectWrite:
                 t.recv_paused = True
                 t.cond.notify_all()
             return pycurl.WRITEFUNC_PAUSE
-        if self.written - self.reported >= _PACED_WINDOW and _paced(self._ctl):
+        if self.written - self.reported >= _PACED_WINDOW and paced(self._ctl):
             # A bandwidth limit came to apply (the session's rate was set while this ran): the
             # task's thread paces what it reports; the wire waits until it has caught up.
             with t.cond:
@@ -105,13 +106,6 @@ class DirectWrite:
 
 #: How far the wire may run ahead of a paced task's reports before libcurl is paused.
 _PACED_WINDOW = 256 * 1024
-
-
-def _paced(ctl: TransferControl) -> bool:
-    """Whether a bandwidth limit applies to this task now (set before or while it ran)."""
-    if getattr(ctl, "pacing", None) is not None:
-        return True
-    return getattr(getattr(ctl, "_transport", None), "_rate_limits", None) is not None
 
 
 def direct_steps(

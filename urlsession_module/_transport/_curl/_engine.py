@@ -29,6 +29,7 @@ from ..._state import BodySent
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, Progress
 from .._control import CancelledSignal
+from .._ratelimit import paced
 from .._requests import IDEMPOTENT
 from .._wire import Steps, drive
 from ._easy import UPLOAD_DEPTH, Transfer
@@ -132,7 +133,7 @@ class CurlEngine:
         if self._closed:
             raise TransferError(ErrorCode.CANCELLED, "the session was closed")
         # A body that needs no pacing is read by the network thread itself (_upload).
-        direct = body is not None and not _paced(a)
+        direct = body is not None and not paced(a.ctl)
         if direct and body is not None:
             close = getattr(body, "close", None)
             if close is not None:
@@ -333,11 +334,6 @@ class CurlEngine:
 def progress_flush(progress: Progress | None) -> None:
     if progress is not None:
         progress.flush()
-
-
-def _paced(a: Attempt) -> bool:
-    """Whether the task's bytes are paced per block on its own thread (bandwidth limits)."""
-    return getattr(a.ctl, "pacing", None) is not None
 
 
 def _proxy_address(url: str | None) -> str | None:

@@ -17,6 +17,7 @@ import urllib3
 
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import Progress
+from .._ratelimit import paced
 from .._wire import Steps
 from ._direct import direct_steps
 from ._easy import Transfer
@@ -119,12 +120,7 @@ class CurlResponse(urllib3.HTTPResponse):
         when nothing needs it on the task's thread: a download's file, no decoding, no pacing,
         nothing read yet through urllib3. None: read it as usual."""
         ctl = a.ctl
-        if (
-            a.sink.path is None
-            or encoded
-            or self._fp_bytes_read
-            or getattr(ctl, "pacing", None) is not None
-        ):
+        if a.sink.path is None or encoded or self._fp_bytes_read or paced(ctl):
             return None
         return direct_steps(a, self.transfer, progress, self._body_reader.stop)
 
