@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from urlsession_module._background._client import TransferClient
+
 from tests._processes import pid_alive, recorded_transfer_pid
 from tests.with_server.test_background import Transfer, _wait
 
@@ -19,6 +21,11 @@ def transfer(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tran
     monkeypatch.setenv("URLSESSION_TRANSFER_IDLE", "3")
     t = Transfer(state_home)
     yield t
+    # A session the test left open would see the kill below as a lost transfer process and
+    # start another one from its reader thread, which then outlives the test (and a later
+    # file's "no session thread is left" check): hang up this process's clients first.
+    for client in list(TransferClient._instances.values()):
+        client.close()
     pid = recorded_transfer_pid(state_home)
     if pid is not None:
         t.pids.add(pid)

@@ -133,3 +133,4 @@ def test_background_journal_keeps_the_credential_in_its_0600_file_only(
     for path in journal:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     session.invalidateAndCancel()
+    assert session.waitForInvalidation(10)

@@ -332,3 +332,4 @@ def test_background_session_carries_the_hosts_environment_proxy(
     assert http_proxy.connections() == [_target(server)]
     direct.invalidateAndCancel()
     proxied.invalidateAndCancel()
+    assert direct.waitForInvalidation(10) and proxied.waitForInvalidation(10)
