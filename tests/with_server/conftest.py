@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from urlsession_module._background._client import TransferClient
-
 from tests._processes import pid_alive, recorded_transfer_pid
 from tests.with_server.test_background import Transfer, _wait
+from urlsession_module._background._client import TransferClient
 
 
 @pytest.fixture
