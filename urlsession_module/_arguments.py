@@ -156,11 +156,6 @@ def _task_args(
     given = a.get("resumeData")  # (None: none, as for the other arguments)
     resume = parse_resume_data(given) if given is not None else None
     rate = check.bytes_per_second("maximumBytesPerSecond", a.get("maximumBytesPerSecond"))
-    if config.is_background and (resume is not None or rate is not None):
-        name_ = "resumeData" if resume is not None else "maximumBytesPerSecond"
-        raise InvalidArgumentValueError(
-            name_, f"{name_!r} is not supported in background sessions yet"
-        )
     url = check.http_url("url", a.get("url", resume.url if resume is not None else None))
     check_url_version(config, url)
     download = kind is TaskKind.DOWNLOAD

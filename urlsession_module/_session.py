@@ -196,7 +196,9 @@ class Session(Proxy):
 
     def _start(self, a: TaskArgs) -> str:
         if self._remote is not None:
-            return self._remote.create(a.kind, a.request, a.priority, a.description, a.begin)
+            return self._remote.create(
+                a.kind, a.request, a.priority, a.description, a.begin, a.resume, a.rate
+            )
         identifier = new_task_identifier()
         machine = TaskMachine(identifier, a.kind, a.request, self._config.identifier)
         task = Task(self, machine, priority=a.priority, description=a.description, begin=a.begin)

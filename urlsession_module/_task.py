@@ -194,6 +194,9 @@ class Task(Proxy):
         with -999. ``session.downloadTask({'resumeData': ...})`` continues it."""
         check_callback(callback)
         run = self._run
+        if self.kind == "download" and hasattr(run, "produce_resume_data"):  # background
+            run.produce_resume_data(callback, self._machine.finished)
+            return
         if self.kind != "download" or not isinstance(run, TaskRun):
             raise InvalidArgumentValueError(
                 "cancelByProducingResumeData",

@@ -28,6 +28,7 @@ SANS_IO = (
     "urlsession_module._scheduler",
     "urlsession_module._config_values",
     "urlsession_module._background._wire",
+    "urlsession_module._background._message",
     "urlsession_module._background._snapshot",
     "urlsession_module._background._fields",
     "urlsession_module._background._settings",

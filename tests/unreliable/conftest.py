@@ -13,3 +13,7 @@ from urlsession_module.testing import FaultServer
 def faults() -> Iterator[FaultServer]:
     with FaultServer() as srv:
         yield srv
+
+
+# The background tests' real transfer process (ended for real at each test's end).
+from tests.with_server.conftest import transfer  # noqa: E402, F401

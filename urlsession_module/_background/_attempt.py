@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from .._driver import TaskDriver
 from .._events import Payload, SessionCompleted, WaitingForConnectivity
 from .._scheduler import Hold, Scheduler
 from .._state import (
+    BodyReceived,
+    BodySent,
     DownloadFinished,
     Finished,
     Input,
@@ -42,14 +44,16 @@ from .._state import (
     journal_task_state,
 )
 from .._state._retry import CONNECTIVITY_CODES, RetryPolicy, background_retry
-from .._storage import background_key, open_private, part_name, private_dir
+from .._storage import open_private, part_name, private_dir
+from .._transport._ratelimit import TaskPacing, pacing_for
 from .._urls import origin
 from ..exceptions import ErrorCode
 from ._fields import MessageError, request_from_dict
 from ._journal import DOWNLOADED, SUSPENDED, Journal, TaskRecord
+from ._resumable import download_dir
 from ._snapshot import TaskSnapshot
 
-__all__ = ["Attempt", "machine_for", "snapshot", "store_response"]
+__all__ = ["Attempt", "download_dir", "machine_for", "snapshot", "store_response"]
 
 log = logging.getLogger("urlsession_module.transfer")
 
@@ -83,6 +87,10 @@ class Attempt(TaskDriver):
         self.deadline = deadline
         self.delay: float | None = None
         self.requeued = False  # the runner queued the task again: this attempt is not its end
+        # Issue 16: cancelByProducingResumeData asked for this cancel (the transport keeps the
+        # partial file), and the bandwidth limit this attempt is paced by (None: none).
+        self.keeps_partial_on_cancel = False
+        self.pacing: TaskPacing | None = None
 
     @property
     def user_cancelled(self) -> bool:
@@ -122,8 +130,31 @@ class Attempt(TaskDriver):
                 abort = self._abort
         if retry is None:
             super().feed(event)
+            pacing = self.pacing
+            if pacing is not None and isinstance(event, (BodyReceived, BodySent)):
+                received = event.n if isinstance(event, BodyReceived) else 0
+                wait = pacing.delay(received, event.n - received)
+                if wait > 0:  # ahead of its share: the read (or send) loop waits, cancellably
+                    self.wait_cancelled(wait)
         elif abort is not None:
             abort()  # a response being read: stop it now rather than at the next block
+
+    @contextlib.contextmanager
+    def paced(self, owner: object, session_rate: int | None) -> Iterator[None]:
+        """The session's ``maximumBytesPerSecond`` (shared by its running tasks; ``owner`` is
+        its transport, where the shares live) and the task's own, while the transfer runs."""
+        request = self.machine.original_request
+        pacing = pacing_for(owner, session_rate, self.rec.id, self.rec.rate, request.has_body)
+        if pacing is None:
+            yield
+            return
+        self.pacing = pacing
+        pacing.start()
+        try:
+            yield
+        finally:
+            pacing.stop()
+            self.pacing = None
 
     def give_up(self) -> None:
         """Retrying is over: the machine ends the task with the failure the retry rule names."""
@@ -142,10 +173,6 @@ def waiting_for_connectivity(run: Attempt) -> WaitingForConnectivity | None:
     if retry is None or retry.code not in CONNECTIVITY_CODES:
         return None
     return WaitingForConnectivity(run.rec.id, retry.code, run.rec.session)
-
-
-def download_dir(home: Path, session: str) -> Path:
-    return home / "downloads" / background_key(session)
 
 
 def finish_recovered_download(journal: Journal, run: Attempt) -> bool:

@@ -15,11 +15,14 @@ second one (``identifier``) until the first is invalidated, since events could r
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+import attrs
 
 from .._config_values import ConfigValues
 from .._events import Event, Payload, SessionCompleted, payload_from_dict
@@ -36,14 +39,18 @@ from .._state import (
     TaskState,
 )
 from .._storage import open_private
+from .._transport._resume import ResumeData
 from ..exceptions import ErrorCode, TransferError
 from ._link import BackgroundLink
+from ._resumable import adopt_for_task
 from ._snapshot import TaskSnapshot
 from ._wire import Action, EventMessage, Message, Replay
 
 __all__ = ["BackgroundHost", "RemoteControl", "RemoteTaskView"]
 
 RESPONSE_FILE = "responseFile"
+
+log = logging.getLogger(__name__)
 
 
 class RemoteTaskView:
@@ -80,13 +87,27 @@ class RemoteTaskView:
 class RemoteControl:
     """A background task's controls: forwarded to the transfer process, which runs its machine."""
 
-    def __init__(self, link: BackgroundLink, task_id: str) -> None:
-        self._link = link
+    def __init__(self, host: BackgroundHost, task_id: str) -> None:
+        self._host = host
+        self._link = host.link
         self._task_id = task_id
 
     def control(self, event: Input) -> None:
         action = {Cancel: Action.CANCEL, Suspend: Action.SUSPEND, Resume: Action.RESUME}
         self._link.control(self._task_id, action[type(event)])
+
+    def produce_resume_data(
+        self, callback: Callable[[dict[str, Any]], None], finished: bool
+    ) -> None:
+        """``cancelByProducingResumeData`` of a background download: the transfer process
+        cancels it keeping its partial file, and the resume data comes back in the task's
+        ``sessioncompleted``, handed to ``callback`` before listeners hear of it."""
+        if finished:  # as Apple: nothing to resume
+            self._host.session._dispatcher.submit(lambda: callback({"resumeData": None}))
+            return
+        with self._host.session._lock:
+            self._host.resume_callbacks[self._task_id] = callback
+        self._link.control(self._task_id, Action.CANCEL_RESUMABLE)
 
 
 class _Task(Protocol):
@@ -133,6 +154,8 @@ class BackgroundHost:
         self._ledger = CompletionLedger()
         self._replay_open = False  # a replay began; its first new event announces it
         self._replay_delivered = False  # this replay delivered something: it ends with an event
+        # cancelByProducingResumeData callbacks waiting for their task's sessioncompleted.
+        self.resume_callbacks: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     # -- life -------------------------------------------------------------------------------------
 
@@ -159,10 +182,21 @@ class BackgroundHost:
         priority: float,
         description: str | None,
         begin: float | None,
+        resume: ResumeData | None = None,
+        rate: int | None = None,
     ) -> str:
         """Hand a task over: its proxy exists before its message leaves (an event for it may
-        come back at once), and is gone again if the message cannot be written."""
-        snap, frame = self.link.prepare(kind, request, priority, description, begin)
+        come back at once), and is gone again if the message cannot be written.
+
+        ``resume``: checked resume data; its partial file moves to where this task's download
+        grows, and the transfer process continues it (:mod:`._resumable`). ``rate``: the
+        task's own ``maximumBytesPerSecond``."""
+        validator = resume.validator if resume is not None else None
+        snap, frame = self.link.prepare(
+            kind, request, priority, description, begin, validator=validator, rate=rate
+        )
+        if resume is not None:
+            adopt_for_task(self.link.home, self.identifier, snap.id, resume)
         with self.session._lock:
             self._task_locked(snap)
         try:
@@ -198,7 +232,7 @@ class BackgroundHost:
         task = s._tasks.get(snap.id) or s._finished.get(snap.id)
         if task is None:
             view = RemoteTaskView(snap, self.identifier)
-            task = self._make_task(view, snap, RemoteControl(self.link, snap.id))
+            task = self._make_task(view, snap, RemoteControl(self, snap.id))
             if not view.finished:
                 s._tasks[view.identifier] = task
         elif isinstance(task._machine, RemoteTaskView) and not task._machine.finished:
@@ -285,6 +319,7 @@ class BackgroundHost:
             if isinstance(payload, SessionCompleted):
                 if not self._ledger.first(payload.taskIdentifier, seq):
                     return  # the package drops duplicates before listeners (SPEC 5)
+                payload = self._answer_resume_callback(payload)
                 if isinstance(task._machine, RemoteTaskView):
                     task._machine.mark_completed(payload.metrics)
             self.session._deliver(task, payload)
@@ -298,6 +333,20 @@ class BackgroundHost:
                 if batch_done:
                     self.link.ack(self._delivered_seq)
                     self._ledger.settled(self._delivered_seq)
+
+    def _answer_resume_callback(self, payload: SessionCompleted) -> SessionCompleted:
+        """A task cancelled by ``cancelByProducingResumeData``: its callback gets the resume
+        data (before ``sessioncompleted``, which then carries none, as in-process). A host
+        relaunched since finds no callback: the payload keeps it."""
+        with self.session._lock:
+            callback = self.resume_callbacks.pop(payload.taskIdentifier, None)
+        if callback is None:
+            return payload
+        try:
+            callback({"resumeData": payload.resumeData})
+        except Exception:
+            log.exception("a cancelByProducingResumeData callback failed")
+        return attrs.evolve(payload, resumeData=None)
 
     def _fire_on_module(self, name: str, fields: dict[str, Any]) -> None:
         module = self.session._bubble_target

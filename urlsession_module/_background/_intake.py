@@ -62,6 +62,8 @@ def hand_over(
                     description=m.description,
                     begin_at=m.begin_at,
                     created=now,
+                    validator=m.validator,  # resume data's (issue 16): continue its file
+                    rate=m.rate,
                 )
             )
     try:

@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     next_attempt_at REAL,
     status_code INTEGER NOT NULL DEFAULT 0,
     error_code INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    rate INTEGER,
+    policy_retries INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, session);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -64,7 +66,11 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (session, acked, seq);
 """
 
 # Columns added after the first schema, for _migrate: (name, declaration).
-_ADDED_COLUMNS = (("location", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("location", "TEXT"),
+    ("rate", "INTEGER"),  # the task's own maximumBytesPerSecond (issue 16)
+    ("policy_retries", "INTEGER NOT NULL DEFAULT 0"),  # retryPolicy retries made, across restarts
+)
 
 # Task states in the journal. All but 'completed' are outstanding; a restart puts every 'running'
 # task back in the queue. 'downloaded': the file is in its final place and downloadcompleted is
@@ -97,6 +103,8 @@ class TaskRecord:
     status_code: int = 0
     error_code: int = 0
     created: float = 0.0
+    rate: int | None = None
+    policy_retries: int = 0
 
 
 @attrs.frozen

@@ -74,10 +74,14 @@ class BackgroundLink:
         priority: float,
         description: str | None,
         begin: float | None,
+        *,
+        validator: str | None = None,
+        rate: int | None = None,
     ) -> tuple[TaskSnapshot, bytes]:
         """A new task's snapshot (its identifier leased, no round trip) and its frame.
 
         Raises what the journal refused at the previous hand-over, before anything exists.
+        ``validator`` and ``rate``: resume data's and the task's own limit (issue 16).
         """
         self.client.handovers.check(self.identifier)
         if request.body is not None:
@@ -95,6 +99,8 @@ class BackgroundLink:
             begin,
             None,
             task_id,
+            validator=validator,
+            rate=rate,
         )
         snap = TaskSnapshot(
             id=task_id,

@@ -43,7 +43,6 @@ from ..exceptions import ErrorCode
 from . import _protocol as proto
 from ._attempt import (
     Attempt,
-    download_dir,
     finish_recovered_download,
     machine_for,
     placeholder_machine,
@@ -54,7 +53,6 @@ from ._attempt import (
     snapshot,
     startable,
     store_response,
-    waiting_for_connectivity,
 )
 from ._fields import Refused
 from ._intake import hand_over
@@ -69,6 +67,8 @@ from ._journal import (
 )
 from ._launch import Launcher
 from ._replay import send_replay
+from ._requeue import retry_or_fail
+from ._resumable import download_dir, settle_partial
 from ._settings import config_from_dict
 from ._wire import (
     Action,
@@ -83,7 +83,6 @@ from ._wire import (
 
 log = logging.getLogger("urlsession_module.transfer")
 
-MAX_BACKOFF = 60.0
 # Transfers at once, over every session and origin (each origin has its own limit too).
 WORKERS = int(os.environ.get("URLSESSION_TRANSFER_WORKERS", "64"))
 UNSTARTABLE = "the transfer process cannot run this task: its record is not valid"
@@ -113,8 +112,6 @@ class Runner:
         self.queue: dict[str, TaskRecord] = {}  # what the scheduler holds, by identifier
         self.scheduler = scheduler_for(self.configs)
         self.running: dict[str, Attempt] = {}
-        # retryPolicy retries made per task (in memory: a restarted process counts afresh).
-        self.policy_retries: dict[str, int] = {}
         # A bounded pool runs the started tasks (no thread per task); the scheduler holds the rest.
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="transfer-worker")
         self.futures: set[Future[None]] = set()
@@ -209,6 +206,8 @@ class Runner:
                 description=m.description,
                 begin_at=m.begin_at,
                 created=time.time(),
+                validator=m.validator,
+                rate=m.rate,
             )
         )
         with self.cond:
@@ -237,21 +236,24 @@ class Runner:
             queued = self.queue.get(task_id)
         if run is None and queued is None:
             raise Refused(WireError.NO_SUCH_TASK)
+        resumable = action is Action.CANCEL_RESUMABLE  # cancelByProducingResumeData
         if run is not None:
             controls: dict[Action, Input] = {
                 Action.CANCEL: Cancel(),
+                Action.CANCEL_RESUMABLE: Cancel(),
                 Action.SUSPEND: Suspend(),
                 Action.RESUME: Resume(),
             }
+            run.keeps_partial_on_cancel |= resumable
             run.control(controls[action])
-        elif queued is not None and action is Action.CANCEL:
+        elif queued is not None and action in (Action.CANCEL, Action.CANCEL_RESUMABLE):
             with self.cond:
                 self._dequeue(task_id)
             try:
                 machine = machine_for(queued)
             except MessageError:
                 machine = placeholder_machine(queued)
-            self.publish(queued, machine, cancel_unstarted(machine))
+            self.publish(queued, machine, cancel_unstarted(machine), resumable)
         elif queued is not None:
             state = SUSPENDED if action is Action.SUSPEND else QUEUED
             self.journal.update_task(task_id, state=state)
@@ -303,14 +305,23 @@ class Runner:
             self.journal.update_task(
                 run.rec.id, state=RUNNING, validator=event.response.resume_validator
             )
-        self.publish(run.rec, run.machine, payloads)
+        self.publish(run.rec, run.machine, payloads, run.keeps_partial_on_cancel)
 
-    def publish(self, rec: TaskRecord, machine: TaskMachine, payloads: list[Payload]) -> None:
-        """Journal what must survive, then tell the host (if one is attached) in that order."""
+    def publish(
+        self,
+        rec: TaskRecord,
+        machine: TaskMachine,
+        payloads: list[Payload],
+        resumable: bool = False,
+    ) -> None:
+        """Journal what must survive, then tell the host (if one is attached) in that order.
+
+        ``resumable``: a cancel by ``cancelByProducingResumeData`` (resume data wanted)."""
         for p in payloads:
             seq = 0
             with self.pub_lock:
                 if isinstance(p, SessionCompleted):
+                    p = settle_partial(self.home, self.journal, rec, p, resumable)
                     p, fields = store_response(self.home, p)
                     end = self._journal_completion(rec, p, fields)
                     if end is None:
@@ -448,7 +459,7 @@ class Runner:
             machine,
             self._publish_attempt,
             cfg.retryPolicy,
-            self.policy_retries.get(rec.id, 0),
+            rec.policy_retries,  # journaled: a restarted process goes on counting
             rec.created + cfg.timeoutIntervalForResource,
         )
         self.running[rec.id] = run
@@ -479,25 +490,25 @@ class Runner:
             resume = resume_point(self.journal, rec, directory)
             if resume is not None:
                 run.machine.restore_received(resume[0])
-            self._transport(rec.session, cfg).run(
-                run,
-                TaskKind(rec.kind),
-                run.machine.original_request,
-                str(directory),
-                rec.id,
-                durable=True,
-                resume=resume,
-                keep_partial=True,
-            )
+            transport = self._transport(rec.session, cfg)
+            with run.paced(transport, cfg.maximumBytesPerSecond):
+                transport.run(
+                    run,
+                    TaskKind(rec.kind),
+                    run.machine.original_request,
+                    str(directory),
+                    rec.id,
+                    durable=True,
+                    resume=resume,
+                    keep_partial=True,
+                )
             if run.retry is not None:  # the transport has reported the failure: retry or not
-                self._retry_or_fail(run, cfg)
+                retry_or_fail(self, run, cfg)
         except Exception:
             log.exception("task %s: engine error", rec.id)
         finally:
             self._ensure_completed(run)
             with self.cond:
-                if not run.requeued:
-                    self.policy_retries.pop(rec.id, None)
                 if not run.requeued:  # a requeued task gave its slot back already
                     self.scheduler.finished(rec)
                 if self.running.get(rec.id) is run:  # not the next attempt, already started
@@ -514,32 +525,3 @@ class Runner:
             self.publish(
                 run.rec, machine, fail_unstarted(machine, ErrorCode.UNKNOWN, "internal error")
             )
-
-    def _retry_or_fail(self, run: Attempt, cfg: ConfigValues) -> None:
-        rec = self.journal.task(run.rec.id) or run.rec
-        assert run.retry is not None
-        attempts = rec.attempts + 1
-        after = run.retry.retry_after
-        if run.delay is not None:  # the session's retryPolicy chose this retry and its wait
-            delay = run.delay
-            self.policy_retries[rec.id] = run.policy_retries + 1
-        elif after is not None:
-            delay = after
-        else:
-            delay = min(MAX_BACKOFF, 0.5 * 2 ** (attempts - 1))
-        deadline = rec.created + cfg.timeoutIntervalForResource
-        if time.time() + delay < deadline and not run.user_cancelled:
-            log.info("task %s: retry %d in %.1fs (%s)", rec.id, attempts, delay, run.retry.message)
-            if rec.attempts == 0 and (waiting := waiting_for_connectivity(run)) is not None:
-                self.publish(rec, run.machine, [waiting])  # Apple's, once: it always waits
-            self.journal.update_task(
-                rec.id, state=QUEUED, attempts=attempts, next_attempt_at=time.time() + delay
-            )
-            run.requeued = True
-            with self.cond:
-                self.scheduler.finished(run.rec)  # before it is queued again: one slot each
-                if self.running.get(rec.id) is run:
-                    del self.running[rec.id]  # a cancel from now on finds it in the queue
-                self._enqueue(self.journal.task(rec.id) or rec)
-            return
-        run.give_up()

@@ -30,6 +30,15 @@ from ._fields import (
     request_to_dict,
     session_field,
 )
+from ._message import (
+    CreateReply,
+    ErrorReply,
+    LeaseReply,
+    Message,
+    OkReply,
+    Reply,
+    StatusReply,
+)
 from ._snapshot import TaskSnapshot, snapshot_or_none
 
 __all__ = [
@@ -44,6 +53,7 @@ __all__ = [
     "Journaled",
     "Lease",
     "LeaseReply",
+    "Message",
     "MessageError",
     "OkReply",
     "Replay",
@@ -60,24 +70,6 @@ __all__ = [
 ]
 
 # -- host -> transfer process ---------------------------------------------------------------------
-
-
-@attrs.frozen
-class Message:
-    """Base of every message: ``op`` names it on the wire."""
-
-    op: ClassVar[str] = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {"op": self.op}
-        for a in attrs.fields(type(self)):
-            value = getattr(self, a.name)
-            d[a.name] = value.value if isinstance(value, enum.Enum) else value
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Message:
-        raise NotImplementedError
 
 
 @attrs.frozen
@@ -102,6 +94,10 @@ class Create(Message):
       and does not wait; the transfer process journals it with others (group commit) and says so
       in a pushed :class:`Journaled`. Sent again after a reconnect, it is journaled once.
     - a request (``req`` set, ``id`` None): journaled alone, the reply gives its identifier.
+
+    Issue 16: ``validator`` is the ``If-Range`` validator of resume data the host moved into
+    the session's download folder (the transfer process continues that partial file); ``rate``
+    is the task's own ``maximumBytesPerSecond``.
     """
 
     op: ClassVar[str] = "create"
@@ -113,6 +109,8 @@ class Create(Message):
     begin_at: float | None = None
     req: int | None = None
     id: str | None = None
+    validator: str | None = None
+    rate: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.plain(
@@ -124,6 +122,8 @@ class Create(Message):
             self.begin_at,
             self.req,
             self.id,
+            validator=self.validator,
+            rate=self.rate,
         )
 
     @staticmethod
@@ -136,9 +136,13 @@ class Create(Message):
         begin_at: float | None,
         req: int | None,
         id: str | None,
+        *,
+        validator: str | None = None,
+        rate: int | None = None,
     ) -> dict[str, Any]:
         """The message as plain data, without making a ``Create`` first: a hand-over builds
         its frame from this directly (with the request's dict made once per request)."""
+        extras = {"validator": validator, "rate": rate} if validator or rate else {}
         return {
             "op": "create",
             "session": session,
@@ -149,6 +153,7 @@ class Create(Message):
             "begin_at": begin_at,
             "req": req,
             "id": id,
+            **extras,
         }
 
     @classmethod
@@ -165,7 +170,17 @@ class Create(Message):
             begin_at=number(d, "begin_at", None),
             req=field(d, "req", int, None),
             id=task_id_field(d),
+            validator=field(d, "validator", str, None),
+            rate=rate_field(d),
         )
+
+
+def rate_field(d: Mapping[str, Any]) -> int | None:
+    """A task's own ``maximumBytesPerSecond``: None, or bytes per second >= 1."""
+    value: int | None = field(d, "rate", int, None)
+    if value is not None and value < 1:
+        raise MessageError(f"'rate' must be at least 1 byte per second (got {value})")
+    return value
 
 
 def task_id_field(d: Mapping[str, Any]) -> str | None:
@@ -199,6 +214,7 @@ MAX_LEASE = 1 << 16
 
 class Action(str, enum.Enum):
     CANCEL = "cancel"
+    CANCEL_RESUMABLE = "cancel-resumable"  # cancelByProducingResumeData: keep the partial file
     SUSPEND = "suspend"
     RESUME = "resume"
 
@@ -396,103 +412,6 @@ class Replay(Message):
             bool(field(d, "drained", bool, False)),
             bool(field(d, "first", bool, True)),
             bool(field(d, "last", bool, True)),
-        )
-
-
-@attrs.frozen
-class Reply(Message):
-    """Base of the replies: ``req`` says which request this answers."""
-
-    op: ClassVar[str] = "reply"
-    req: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"op": self.op, "req": self.req, "ok": True}
-
-
-@attrs.frozen
-class OkReply(Reply):
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> OkReply:
-        return cls(field(d, "req", int))
-
-
-@attrs.frozen
-class ErrorReply(Reply):
-    """A refused request: a :class:`WireError` code and its plain words."""
-
-    code: WireError
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "op": self.op,
-            "req": self.req,
-            "ok": False,
-            "code": self.code.value,
-            "message": self.message or self.code.text,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ErrorReply:
-        try:
-            code = WireError(d.get("code"))
-        except ValueError:
-            code = WireError.INTERNAL
-        return cls(field(d, "req", int), code, str(d.get("message") or code.text))
-
-
-@attrs.frozen
-class CreateReply(Reply):
-    task: TaskSnapshot
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "task": self.task.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CreateReply:
-        return cls(field(d, "req", int), TaskSnapshot.from_dict(d.get("task")))
-
-
-@attrs.frozen
-class LeaseReply(Reply):
-    """Task numbers ``first`` .. ``first + count - 1`` are the host's."""
-
-    first: int
-    count: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "first": self.first, "count": self.count}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LeaseReply:
-        return cls(field(d, "req", int), count(d, "first", low=1), count(d, "count", low=1))
-
-
-@attrs.frozen
-class StatusReply(Reply):
-    pid: int
-    tasks: tuple[TaskSnapshot, ...]
-    pending_events: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **super().to_dict(),
-            "pid": self.pid,
-            "tasks": [t.to_dict() for t in self.tasks],
-            "pending_events": dict(self.pending_events),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StatusReply:
-        pending = field(d, "pending_events", dict)
-        if not all(isinstance(k, str) and isinstance(v, int) for k, v in pending.items()):
-            raise MessageError("'pending_events' must map session identifiers to counts")
-        return cls(
-            field(d, "req", int),
-            field(d, "pid", int),
-            tuple(TaskSnapshot.from_dict(t) for t in field(d, "tasks", list)),
-            dict(pending),
         )
 
 
