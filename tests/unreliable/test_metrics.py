@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -150,8 +151,35 @@ def test_tls_phases_and_version(
     assert tx["connectStartDate"] <= tx["secureConnectionStartDate"]
     assert tx["secureConnectionStartDate"] <= tx["secureConnectionEndDate"]
     assert tx["secureConnectionEndDate"] <= tx["connectEndDate"] + 1e-3
-    if eng == "urllib3":
-        assert tx["negotiatedTLSProtocolVersion"] in ("TLSv1.2", "TLSv1.3")
+    assert tx["negotiatedTLSProtocolVersion"] in ("TLSv1.2", "TLSv1.3")
+
+
+@ENGINES
+@pytest.mark.parametrize("cap", [None, "TLSv1.2"], ids=["best", "capped"])
+def test_tls_version_on_new_and_reused_connections(
+    eng: str, cap: str | None, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """negotiatedTLSProtocolVersion says what the handshake agreed, in the urllib3 engine's
+    words (ssl's 'TLSv1.3'), on both engines: TLS 1.2 from a server that speaks no more, and
+    for a task that reuses the connection (no handshake of its own) its connection's."""
+    srv = LocalServer(tls=True).start()
+    try:
+        if cap is not None:
+            assert srv._ssl_context is not None
+            srv._ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+        session = make_session(engine=eng, tlsVerify=False, httpVersion="1.1")
+        rec = recorder(session)
+        first = rec.completed(session.dataTask(url=srv.url("/bytes/100"), method="GET"))
+        second = rec.completed(session.dataTask(url=srv.url("/bytes/200"), method="GET"))
+    finally:
+        srv.stop()
+    (tx1,) = first.metrics["transactionMetrics"]
+    (tx2,) = second.metrics["transactionMetrics"]
+    assert tx1["isReusedConnection"] is False and tx2["isReusedConnection"] is True
+    assert tx2["localPort"] == tx1["localPort"]
+    want = cap or "TLSv1.3"
+    assert tx1["negotiatedTLSProtocolVersion"] == want
+    assert tx2["negotiatedTLSProtocolVersion"] == want
 
 
 @ENGINES

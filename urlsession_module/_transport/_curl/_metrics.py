@@ -9,10 +9,20 @@ reads them, as for every engine. libcurl
 measures every phase from the transfer's start in microseconds (``*_TIME_T``); the dates are
 that start (taken as the transfer is made) plus each offset. A transfer that made no connection
 (``NUM_CONNECTS`` 0) reused one: lookup, connect and handshake are then ``None``, as Apple's.
+
+``negotiatedTLSProtocolVersion``: libcurl has no ``CURLINFO`` for it that pycurl reads (its
+``TLS_SSL_PTR`` is a pointer to OpenSSL's object). The one place libcurl says it is its verbose
+output: ``SSL connection using TLSv1.3 / TLS_AES_256_GCM_SHA384 / ...`` as the handshake ends.
+So an https transfer is verbose, with :class:`TLSWatch` as its debug callback, only until its
+head came (:func:`fill` switches it off: the body's blocks never reach Python twice); a
+transfer on a reused connection takes the version its connection's handshake gave
+(:data:`_BY_CONNECTION`, keyed by both ends). The value is OpenSSL's name, as
+``ssl.SSLSocket.version()`` gives it on the urllib3 engine (``'TLSv1.3'``, ``'TLSv1.2'``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import pycurl
@@ -34,6 +44,58 @@ def complete_heads() -> None:
     """Read the metrics of the transfers whose head just came."""
     while HEADS:
         HEADS.pop(0).head_complete()
+
+
+_TLS_LINE = b"SSL connection using "
+_HTTP3 = getattr(pycurl, "CURL_HTTP_VERSION_3", 30)
+# The TLS version of each connection whose handshake a transfer saw: (remote address, remote
+# port, local port) -> version, for the transfers that reuse it (bounded: oldest go first).
+_BY_CONNECTION: dict[tuple[object, object, object], str] = {}
+_CONNECTIONS_KEPT = 4096
+
+
+class TLSWatch:
+    """An https transfer's debug callback: keeps the version from libcurl's handshake line.
+
+    Called for every line libcurl would print until the head came (a dozen on a reused
+    connection, some forty on a new one); a line that is not the one costs a comparison.
+    """
+
+    __slots__ = ("version",)
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+
+    def __call__(self, kind: int, data: bytes) -> None:
+        if kind == 0 and data.startswith(_TLS_LINE):  # CURLINFO_TEXT
+            self.version = data[len(_TLS_LINE) :].split(b" ", 1)[0].decode("ascii", "replace")
+
+
+def watch_tls(easy: pycurl.Curl) -> None:
+    """Make ``easy`` say its TLS version (https transfers that collect metrics only); the
+    watch rides on the handle (pycurl handles take attributes), which the transfer owns."""
+    watch = TLSWatch()
+    easy.setopt(pycurl.VERBOSE, 1)
+    easy.setopt(pycurl.DEBUGFUNCTION, watch)
+    easy.tls_watch = watch  # type: ignore[attr-defined]
+
+
+def _tls_version(easy: pycurl.Curl, watch: TLSWatch, tx: Transaction) -> str | None:
+    """The version this transfer's handshake gave, or its reused connection's."""
+    with contextlib.suppress(pycurl.error):
+        easy.setopt(pycurl.VERBOSE, 0)  # the head is in: the body needs no more lines
+    key = (tx.remoteAddress, tx.remotePort, tx.localPort)
+    version = watch.version
+    if version is not None:
+        if len(_BY_CONNECTION) >= _CONNECTIONS_KEPT:
+            del _BY_CONNECTION[next(iter(_BY_CONNECTION))]
+        _BY_CONNECTION[key] = version
+        return version
+    if tx.isReusedConnection:
+        version = _BY_CONNECTION.get(key)
+    if version is None and _get(easy, pycurl.INFO_HTTP_VERSION) == _HTTP3:
+        version = "TLSv1.3"  # QUIC is TLS 1.3, always
+    return version
 
 
 def _get(easy: pycurl.Curl, what: int) -> object:
@@ -91,4 +153,7 @@ def fill(
         value = _get(easy, what)
         if isinstance(value, int) and value > 0:
             setattr(tx, field, value)
+    watch = getattr(easy, "tls_watch", None)
+    if watch is not None:
+        tx.negotiatedTLSProtocolVersion = _tls_version(easy, watch, tx)
     tx.engine_filled = True

@@ -16,6 +16,7 @@ from ..._config_values import ConfigValues
 from ..._tls_values import pins_for
 from .._proxies import proxy_for
 from .._tls import client_identity, curl_pins
+from ._metrics import watch_tls
 
 if TYPE_CHECKING:
     from ._easy import Transfer
@@ -30,8 +31,11 @@ def apply(t: Transfer, config: ConfigValues, url: str) -> None:
     client certificate."""
     e = t.easy
     e.setopt(pycurl.SSLVERSION, _TLS_MIN[config.tlsMinimumSupportedProtocolVersion])
+    secure = url[:6].lower() == "https:"
+    if secure and t.tx is not None:
+        watch_tls(e)  # negotiatedTLSProtocolVersion (see _metrics)
     pins = pins_for(config.pinnedPublicKeys, urlsplit(url).hostname or "")
-    if pins and url[:6].lower() == "https:":
+    if pins and secure:
         e.setopt(pycurl.PINNEDPUBLICKEY, curl_pins(pins))
     identity = client_identity(config)
     if identity is not None:
