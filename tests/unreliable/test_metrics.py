@@ -227,3 +227,40 @@ def test_a_401_answered_is_two_transactions(
     txs = done.metrics["transactionMetrics"]
     assert len(txs) == 2
     assert done.metrics["redirectCount"] == 0
+
+
+def test_head_size_counts_each_line_whatever_the_headers_form() -> None:
+    """The head's bytes are the same from urllib3's HTTPHeaderDict (read through its lists),
+    its items() view, or plain pairs: a line per value, repeated names included."""
+    import urllib3
+
+    from urlsession_module._transport._metrics import head_size
+
+    pairs = [("Server", "nginx"), ("Set-Cookie", "a=1"), ("set-cookie", "b=22")]
+    d = urllib3.HTTPHeaderDict(pairs)
+    want = 10 + 4 + sum(len(k) + len(v) + 4 for k, v in pairs)
+    assert head_size(10, d) == head_size(10, d.items()) == head_size(10, pairs) == want
+
+
+def test_curl_fill_in_one_go_matches_value_by_value(server: LocalServer) -> None:
+    """The curl engine's one-go reading of libcurl's clocks and counters gives what asking
+    value by value (the fallback) gives."""
+    import io
+
+    import pycurl
+
+    from urlsession_module._transport._curl import _metrics as cm
+    from urlsession_module._transport._metrics import Transaction
+
+    easy = pycurl.Curl()
+    try:
+        easy.setopt(pycurl.URL, server.url("/bytes/2000"))
+        easy.setopt(pycurl.WRITEDATA, io.BytesIO())
+        easy.perform()
+        one, each = Transaction(1.0), Transaction(1.0)
+        cm.fill(one, easy, 1000.0, False, 0.0)
+        cm._fill_each(each, easy, 1000.0, False, 0.0)
+    finally:
+        easy.close()
+    assert one == each
+    assert one["remotePort"] == server.port and one["countOfResponseHeaderBytesReceived"] > 0

@@ -29,6 +29,7 @@ class TimedConnection(HTTPConnection):
     attempt: Attempt | None = None
     _served = 0
     _tcp_done = 0.0
+    _ends: tuple[Any, dict[str, Any]] | None = None  # (socket, its connection_ends)
 
     def _tx(self) -> Transaction | None:
         attempt = self.attempt
@@ -71,15 +72,21 @@ class TimedConnection(HTTPConnection):
         resp = super().getresponse()
         if tx is not None:
             tx.responseStartDate = time.time()
-            stamp_addresses(tx, self.sock)
+            sock = self.sock
+            if self._ends is None or self._ends[0] is not sock:
+                # Once per connection, not per request: two system calls and the TLS version.
+                self._ends = (sock, connection_ends(sock))
+            tx.update(self._ends[1])
         return resp
 
 
-def stamp_addresses(tx: Transaction, sock: Any) -> None:
-    """Both ends of the connection the response came on, and its TLS version."""
+def connection_ends(sock: Any) -> dict[str, Any]:
+    """Both ends of a connection, and its TLS version, as transaction fields."""
+    ends: dict[str, Any] = {}
     with contextlib.suppress(OSError, AttributeError, TypeError, ValueError):
-        tx.remoteAddress, tx.remotePort = sock.getpeername()[:2]
-        tx.localAddress, tx.localPort = sock.getsockname()[:2]
+        ends["remoteAddress"], ends["remotePort"] = sock.getpeername()[:2]
+        ends["localAddress"], ends["localPort"] = sock.getsockname()[:2]
     if isinstance(sock, ssl.SSLSocket):
         with contextlib.suppress(OSError, ValueError):
-            tx.negotiatedTLSProtocolVersion = sock.version()
+            ends["negotiatedTLSProtocolVersion"] = sock.version()
+    return ends

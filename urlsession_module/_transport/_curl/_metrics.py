@@ -110,10 +110,79 @@ def _offset(easy: pycurl.Curl, what: int) -> float:
     return float(value) * _US if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
+_TIMES = (
+    pycurl.NAMELOOKUP_TIME_T,
+    pycurl.CONNECT_TIME_T,
+    pycurl.APPCONNECT_TIME_T,
+    pycurl.PRETRANSFER_TIME_T,
+    pycurl.STARTTRANSFER_TIME_T,
+)
+_COUNTS = (
+    pycurl.NUM_CONNECTS,
+    pycurl.HEADER_SIZE,
+    pycurl.REQUEST_SIZE,
+    pycurl.SIZE_UPLOAD_T,
+    pycurl.PRIMARY_IP,
+    pycurl.PRIMARY_PORT,
+    pycurl.LOCAL_IP,
+    pycurl.LOCAL_PORT,
+)
+
+
 def fill(
     tx: Transaction, easy: pycurl.Curl, started: float, secure: bool, upload_end: float
 ) -> None:
-    """Fill ``tx`` from ``easy``'s clocks and counters (network thread, before ``close``)."""
+    """Fill ``tx`` from ``easy``'s clocks and counters (network thread, before ``close``).
+
+    Every value in one go (a transfer's metrics are part of issue 16's 2 % budget on
+    scenario b: a Python call and a ``try`` per value cost more than libcurl's answers); a
+    libcurl that refuses one of them is asked value by value (:func:`_fill_each`).
+    """
+    get = easy.getinfo
+    try:
+        times = [get(what) for what in _TIMES]
+        connects, header, request, sent, remote, rport, local, lport = [get(w) for w in _COUNTS]
+    except pycurl.error:
+        _fill_each(tx, easy, started, secure, upload_end)
+        return
+    lookup, connect, tls, pretransfer, first_byte = [t * _US if t > 0 else 0.0 for t in times]
+    tx["fetchStartDate"] = started
+    reused = connects == 0 and pretransfer > 0
+    tx["isReusedConnection"] = reused
+    if not reused and connect > 0:
+        tx["domainLookupStartDate"] = started
+        tx["domainLookupEndDate"] = tx["connectStartDate"] = started + lookup
+        if secure and tls > 0:
+            tx["secureConnectionStartDate"] = started + connect
+            tx["secureConnectionEndDate"] = started + tls
+        tx["connectEndDate"] = started + max(connect, tls)
+    if pretransfer > 0:
+        tx["requestStartDate"] = start = started + pretransfer
+        tx["requestEndDate"] = max(start, upload_end)
+    if first_byte > 0:
+        tx["responseStartDate"] = started + first_byte
+    body_sent = int(sent)
+    tx["countOfRequestBodyBytesSent"] = body_sent
+    tx["countOfRequestHeaderBytesSent"] = max(0, request - body_sent)
+    tx["countOfResponseHeaderBytesReceived"] = header
+    if remote:
+        tx["remoteAddress"] = remote
+    if local:
+        tx["localAddress"] = local
+    if rport > 0:
+        tx["remotePort"] = rport
+    if lport > 0:
+        tx["localPort"] = lport
+    watch = getattr(easy, "tls_watch", None)
+    if watch is not None:
+        tx["negotiatedTLSProtocolVersion"] = _tls_version(easy, watch, tx)
+    tx["engine_filled"] = True
+
+
+def _fill_each(
+    tx: Transaction, easy: pycurl.Curl, started: float, secure: bool, upload_end: float
+) -> None:
+    """:func:`fill`, asking libcurl value by value (what it refuses stays unknown)."""
     lookup = _offset(easy, pycurl.NAMELOOKUP_TIME_T)
     connect = _offset(easy, pycurl.CONNECT_TIME_T)
     tls = _offset(easy, pycurl.APPCONNECT_TIME_T)

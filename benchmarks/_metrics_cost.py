@@ -1,0 +1,189 @@
+"""What task metrics cost (issue 16: at most 2 % on scenario b), and what the curl engine's
+negotiatedTLSProtocolVersion costs over https.
+
+    python benchmarks/_metrics_cost.py                    # b over http, metrics on vs off
+    python benchmarks/_metrics_cost.py --https            # the same over https (nginx, TLS)
+    python benchmarks/_metrics_cost.py --rounds 5 --n 3000
+
+Scenario b's workload (``_contenders.small_us``: ``n`` 1 KiB GETs from nginx over 6
+connections, every task on the wire) in a process of its own per run, the variants one after
+another, their order rotating from round to round, on the same nginx, so their ratios hold on
+a noisy machine. Variants, per engine:
+
+* ``on``: the package as it ships;
+* ``off``: the same with task metrics compiled out: ``TaskMetrics`` replaced in the child by
+  :class:`NoMetrics` (no transaction is ever made, so neither engine stamps, reads libcurl's
+  clocks or watches its TLS line), the build the issue's budget is measured against;
+* ``no-tls-watch`` (``--https``, curl): metrics on, only the TLS-version watch left out.
+
+Prints one row per variant (median seconds and CPU seconds of the timed part, and the ratio
+to ``off``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+class NoMetrics:
+    """TaskMetrics compiled out: the transport's ``metrics is not None`` paths find no
+    transaction (``current`` None), and ``to_dict`` gives None (no ``metrics`` field)."""
+
+    current = None
+
+    def __init__(self, proxy: bool = False) -> None:
+        self.redirects = 0
+
+    def begin(self) -> None:
+        return None
+
+    def local_cache(self, protocol: str | None = None) -> None:
+        return None
+
+    def head(self, *args: Any) -> None:
+        return None
+
+    def ended(self, *args: Any) -> None:
+        return None
+
+    def to_dict(self) -> None:
+        return None
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """One run (in its own process): scenario b's loop, timed as ``_contenders`` times it."""
+    sys.path.insert(0, str(HERE))
+    import _contenders
+
+    import urlsession_module as URLSession
+    from urlsession_module._transport import _engine, _retrying
+    from urlsession_module._transport._curl import _secure
+
+    if spec["variant"] == "off":
+        _engine.TaskMetrics = NoMetrics  # type: ignore[misc, assignment]
+        _retrying.TaskMetrics = NoMetrics  # type: ignore[misc, assignment]
+    elif spec["variant"] == "no-tls-watch":
+        _secure.watch_tls = lambda easy: None
+    config: dict[str, Any] = {
+        "engine": spec["engine"],
+        "httpVersion": "1.1",
+        "httpMaximumConnectionsPerHost": 6,
+        "requestCachePolicy": "reloadIgnoringLocalCacheData",
+    }
+    if spec.get("ca"):
+        config["caBundle"] = spec["ca"]
+    session = URLSession.createSession(
+        {"configuration": URLSession.createSessionConfiguration(config)}
+    )
+    failures: list[Any] = []
+    lock = threading.Lock()
+    seen: dict[str, Any] = {}
+
+    def completed(e: Any) -> None:
+        if not e.success or e.statusCode != 200:
+            with lock:
+                failures.append((e.errorCode, e.message))
+        elif "tls" not in seen and e.get("metrics"):
+            seen["tls"] = e.metrics["transactionMetrics"][-1]["negotiatedTLSProtocolVersion"]
+
+    session.addEventListener("sessioncompleted", completed)
+
+    def go() -> dict[str, Any]:
+        for _ in range(spec["n"]):
+            session.dataTask({"url": spec["url"], "method": "GET"})
+        if not session.waitForTasks(600):
+            raise SystemExit("tasks did not finish")
+        return {}
+
+    result = _contenders._timed(go)
+    if failures:
+        raise SystemExit(f"{len(failures)} tasks failed, e.g. {failures[0]}")
+    session.finishTasksAndInvalidate()
+    session.waitForInvalidation(10)
+    result["tls"] = seen.get("tls")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--https", action="store_true", help="over TLS (nginx's https listener)")
+    parser.add_argument("--n", type=int, default=2000, help="1 KiB requests per run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--engines", default="curl,urllib3")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))), flush=True)
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from tests.peers._certs import make_certs
+    from tests.peers.nginx import Nginx, ensure_nginx
+
+    binary = ensure_nginx(install=False)
+    if binary is None:
+        raise SystemExit("nginx is not installed")
+    with tempfile.TemporaryDirectory(prefix="metrics-cost-") as tmp:
+        base = Path(tmp)
+        certs = make_certs(base / "certs") if args.https else None
+        root = base / "nginx"
+        root.mkdir()
+        env = dict(os.environ, URLSESSION_HOME=str(base / "home"))
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        with Nginx(binary, root, certs=certs, access_log=False) as nginx:
+            listener = "https" if args.https else "http"
+            url = nginx.url(listener, "/files/1k.bin")
+            variants = [("on", e) for e in args.engines.split(",")]
+            variants += [("off", e) for e in args.engines.split(",")]
+            if args.https and "curl" in args.engines:
+                variants.append(("no-tls-watch", "curl"))
+            runs: dict[tuple[str, str], list[dict[str, Any]]] = {v: [] for v in variants}
+            for r in range(args.rounds):
+                order = variants[r % len(variants) :] + variants[: r % len(variants)]
+                for variant, engine in order:
+                    spec = {"variant": variant, "engine": engine, "url": url, "n": args.n}
+                    if certs is not None:
+                        spec["ca"] = str(certs.ca)
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--child", json.dumps(spec)],
+                        capture_output=True,
+                        text=True,
+                        env=env,
+                        timeout=900,
+                        check=False,
+                    )
+                    if out.returncode != 0:
+                        raise SystemExit(f"{variant}[{engine}] failed: {out.stderr[-2000:]}")
+                    runs[(variant, engine)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    print(f"| {listener} b, n={args.n}, {args.rounds} rounds | median s | median CPU s | "
+          "s / off | CPU / off | TLS version |")
+    print("|---|---|---|---|---|---|")
+    for (variant, engine), got in runs.items():
+        secs = statistics.median(x["seconds"] for x in got)
+        cpu = statistics.median(x["cpu"] for x in got)
+        ref = runs[("off", engine)]
+        ref_s = statistics.median(x["seconds"] for x in ref)
+        ref_c = statistics.median(x["cpu"] for x in ref)
+        print(
+            f"| {variant}[{engine}] | {secs:.3f} | {cpu:.3f} | {secs / ref_s:.3f} | "
+            f"{cpu / ref_c:.3f} | {got[-1].get('tls')} |"
+        )
+    print(f"(at {time.strftime('%H:%M:%S')}; load {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
