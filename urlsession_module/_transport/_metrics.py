@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 __all__ = ["TaskMetrics", "Transaction"]
@@ -138,12 +139,11 @@ def head_size(status_line_len: int, headers: Any) -> int:
     size = status_line_len + 2 + 2
     container = getattr(getattr(headers, "_headers", headers), "_container", None)
     if isinstance(container, dict):
-        for entry in container.values():  # [name, value, value, ...]: a line per value
-            if len(entry) == 2:
-                size += len(entry[0]) + len(entry[1]) + 4
-            else:
-                for value in entry[1:]:
-                    size += len(entry[0]) + len(value) + 4
+        entries = container.values()  # [name, value, value, ...]: a line per value
+        lines = sum(map(len, entries)) - len(container)
+        size += sum(map(len, chain.from_iterable(entries))) + 4 * lines
+        if lines != len(container):  # a repeated header: its name on each of its lines
+            size += sum(len(e[0]) * (len(e) - 2) for e in entries if len(e) > 2)
         return size
     for name, value in headers:
         size += len(name) + len(value) + 4
@@ -180,22 +180,22 @@ class TaskMetrics:
 
     def head(self, tx: Transaction, protocol: str, status_line: int, headers: Any) -> None:
         """The response head came (engines that do not stamp it themselves)."""
-        tx.networkProtocolName = protocol or None
-        if tx.engine_filled:
+        tx["networkProtocolName"] = protocol or None
+        if tx["engine_filled"]:
             return
-        if tx.responseStartDate is None:
-            tx.responseStartDate = time.time()
-        if not tx.countOfResponseHeaderBytesReceived:
-            tx.countOfResponseHeaderBytesReceived = head_size(status_line, headers)
+        if tx["responseStartDate"] is None:
+            tx["responseStartDate"] = time.time()
+        if not tx["countOfResponseHeaderBytesReceived"]:
+            tx["countOfResponseHeaderBytesReceived"] = head_size(status_line, headers)
 
     def ended(self, tx: Transaction | None, body_bytes: int) -> None:
         """The response's body was read (or dropped): ``body_bytes`` as they came off the wire."""
         if tx is None:
             return
-        if tx.responseEndDate is None:
-            tx.responseEndDate = time.time()
-        if body_bytes > tx.countOfResponseBodyBytesReceived:
-            tx.countOfResponseBodyBytesReceived = body_bytes
+        if tx["responseEndDate"] is None:
+            tx["responseEndDate"] = time.time()
+        if body_bytes > tx["countOfResponseBodyBytesReceived"]:
+            tx["countOfResponseBodyBytesReceived"] = body_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
