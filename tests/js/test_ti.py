@@ -187,3 +187,43 @@ def test_a_failed_run_leaves_only_the_apps_properties_and_files(
     assert not Path(scratch).parent.exists()
     left = sorted(str(p.relative_to(state_home)) for p in state_home.rglob("*") if p.is_file())
     assert left == ["js/failing/properties.json"]
+
+
+def test_a_session_per_event_with_one_background_identifier_is_one_session(
+    run_js: RunJS, server: LocalServer, no_transfer_left: Path
+) -> None:
+    """Titanium apps (its own example app among them) make a background session with the same
+    identifier in each click and launch handler, as iOS allows: every createSession gives the one
+    session, both downloads complete, and the app hears one sessioneventscompleted."""
+    ran = run_js(
+        """
+        const URLSession = require('com.appcelerator.urlSession');
+        const made = [];
+        function start(path) {
+            const session = URLSession.createSession({
+                configuration: URLSession.createSessionConfiguration({ identifier: 'com.test.one' }),
+            });
+            made.push(session);
+            session.downloadTask({ url: 'https://photos.test/' + path });
+        }
+        Ti.App.iOS.addEventListener('backgroundfetch', () => start('bytes/3000'));
+        Ti.App.iOS.addEventListener('sessioncompleted', (e) => {
+            Ti.API.info('done', e.taskIdentifier, e.success, made.length, made[0] === made[1]);
+        });
+        Ti.App.iOS.addEventListener('sessioneventscompleted', (e) => {
+            Ti.API.info('all events', e.sessionIdentifier);
+        });
+        const button = Ti.UI.createButton({ title: 'Start' });
+        button.addEventListener('click', () => start('bytes/4000'));
+        """,
+        url_map={"https://photos.test/": server.url("/")},
+        clicks=["Start"],
+        background_fetch=True,
+    )
+    assert ran.result.status == 0, ran.output
+    done = sorted(line for line in ran.info if line.startswith("done "))
+    assert done == ["done bg1 true 2 true", "done bg2 true 2 true"], ran.output
+    assert [line for line in ran.info if line.startswith("all events")] == [
+        "all events com.test.one"
+    ], ran.output
+    assert "returning it" in ran.output

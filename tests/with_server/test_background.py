@@ -365,3 +365,24 @@ def test_peer_of_another_user_is_refused(transfer: Transfer, state_home: Path) -
     assert pid_alive(pid)
     session.finishTasksAndInvalidate()
     assert session.waitForInvalidation(10)
+
+
+def test_tasks_ending_together_announce_sessioneventscompleted_once(
+    server: LocalServer, transfer: Transfer, recorder: Any
+) -> None:
+    """Six downloads that end within milliseconds of each other: one sessioneventscompleted
+    after the last (each ending task asks whether the session is drained; only one may say so)."""
+    session = _bg_session("com.test.drained")
+    rec = recorder(session)
+    ids = [session.downloadTask(url=server.url(f"/bytes/{2000 + i}")) for i in range(6)]
+    for tid in ids:
+        assert rec.completed(tid).success
+    rec.wait_for(lambda ev: any(e.type == "sessioneventscompleted" for e in ev), 15)
+    time.sleep(0.5)  # a second announcement would come right after the first
+    names = [e.type for e in rec.events]
+    assert names.count("sessioneventscompleted") == 1, names
+    assert names.index("sessioneventscompleted") > max(
+        i for i, name in enumerate(names) if name == "sessioncompleted"
+    )
+    session.finishTasksAndInvalidate()
+    assert session.waitForInvalidation(10)

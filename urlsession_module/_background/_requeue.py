@@ -58,6 +58,7 @@ def retry_or_fail(runner: Runner, run: Attempt, cfg: ConfigValues) -> None:
             runner.scheduler.finished(run.rec)  # before it is queued again: one slot each
             if runner.running.get(rec.id) is run:
                 del runner.running[rec.id]  # a cancel from now on finds it in the queue
+                runner.ended.discard(rec.id)
             runner._enqueue(runner.journal.task(rec.id) or rec)
         return
     run.give_up()

@@ -107,6 +107,12 @@ class Runner:
         self.pub_lock = threading.RLock()  # journal-then-push, and attach's read-then-register
         self.hosts = 0  # connected hosts: the process does not leave while one is there
         self.session_host: dict[str, Peer] = {}
+        # Sessions told ``sessioneventscompleted`` since their last task was queued: two tasks
+        # ending at once must not announce it twice.
+        self.drained: set[str] = set()
+        # Running tasks whose sessioncompleted went out: until then a task keeps its session busy
+        # (its machine may have finished while its end is still being journaled and pushed).
+        self.ended: set[str] = set()
         self.configs: dict[str, ConfigValues] = {}
         self.transports: dict[str, Transport] = {}
         self.queue: dict[str, TaskRecord] = {}  # what the scheduler holds, by identifier
@@ -344,6 +350,8 @@ class Runner:
                     )
                 elif seq:
                     self.launcher.maybe_launch(rec.session, self.configs.get(rec.session))
+                if isinstance(p, SessionCompleted):
+                    self.ended.add(rec.id)
             if isinstance(p, SessionCompleted):
                 self._maybe_drained(rec.session)
 
@@ -372,11 +380,14 @@ class Runner:
 
     def _maybe_drained(self, session: str) -> None:
         with self.cond:
+            self.ended &= self.running.keys()  # ends of tasks that never ran (cancelled queued)
             busy = any(r.session == session for r in self.queue.values()) or any(
-                r.rec.session == session and not r.machine.finished for r in self.running.values()
+                r.rec.session == session and r.rec.id not in self.ended
+                for r in self.running.values()
             )
-        if busy:
-            return
+            if busy or session in self.drained:
+                return
+            self.drained.add(session)
         with self.pub_lock:
             host = self.session_host.get(session)
             if host is not None:
@@ -412,6 +423,7 @@ class Runner:
     def _enqueue(self, rec: TaskRecord) -> None:
         """Queue a task, or put a fresher record of a queued one in its place (under ``cond``)."""
         self.queue[rec.id] = rec
+        self.drained.discard(rec.session)
         if self.scheduler.update(rec):
             self.full_pass = True  # suspended, resumed or retried: it may wait deep in a queue
         else:
@@ -513,6 +525,7 @@ class Runner:
                     self.scheduler.finished(rec)
                 if self.running.get(rec.id) is run:  # not the next attempt, already started
                     del self.running[rec.id]
+                    self.ended.discard(rec.id)
                 self.cond.notify_all()
 
     def _ensure_completed(self, run: Attempt) -> None:

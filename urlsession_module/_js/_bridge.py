@@ -65,6 +65,7 @@ class Bridge:
         invoke: Callable[[Any, list[Any], str], None],
         deliver: Callable[[Any, Event], None],
         rewrite: Callable[[Any, str, list[Any]], list[Any]],
+        reuse: Callable[[Any, str, list[Any]], Any],
         warn: Callable[[str], None],
     ) -> None:
         self.handles = handles
@@ -72,6 +73,7 @@ class Bridge:
         self._invoke = invoke
         self._deliver = deliver
         self._rewrite = rewrite  # the host's url_map
+        self._reuse = reuse  # a call the host answers itself (None: make the call)
         self._warn = warn  # a warning (a deprecated entry point) goes to the script's console
         self._listeners: dict[int, tuple[Any, str, Callable[[Event], None]]] = {}
 
@@ -128,9 +130,13 @@ class Bridge:
             while args and args[-1] is None:  # f(a, undefined): Python's default, not None
                 args.pop()
             # Only JavaScript runs on this thread while the call lasts: the filters are ours.
+            args = self._rewrite(target, method, args)
+            reused = self._reuse(target, method, args)
+            if reused is not None:
+                return reused
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                value = getattr(target, method)(*self._rewrite(target, method, args))
+                value = getattr(target, method)(*args)
             for warning in caught:
                 self._warn(f"{warning.category.__name__}: {warning.message}")
             return value

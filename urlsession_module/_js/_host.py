@@ -158,6 +158,7 @@ class JSHost:
             invoke=self._invoke,
             deliver=self._deliver,
             rewrite=self._rewrite,
+            reuse=self._reuse_session,
             warn=lambda text: self._log("warn", text),
         )
         self._bridge = bridge
@@ -301,6 +302,32 @@ class JSHost:
                 self._write(f"[DEBUG] url-map: {url} -> {mapped}")
                 return mapped
         return url
+
+    def _reuse_session(self, target: Any, method: str, args: list[Any]) -> Session | None:
+        """``createSession`` for a background identifier a live session of this script holds
+        returns that session.
+
+        Titanium apps make a session per click or launch event with one identifier (Titanium's
+        own example app does): on iOS that works, since every event goes to the app
+        (``Ti.App.iOS``), not to a session object. The Python API refuses a second session per
+        identifier (its events could reach only one); here, where sessions own no listeners of
+        the app's, the one session serves every ``createSession`` as iOS's would.
+        """
+        if method not in ("createSession", "createURLSession") or not args:
+            return None
+        props = args[0]
+        config = props.get("configuration") if isinstance(props, dict) else props
+        identifier = getattr(config, "identifier", None)
+        if not identifier:
+            return None
+        for session in self._sessions:
+            if session.identifier == identifier and not session._invalidating:
+                self._write(
+                    f"[DEBUG] createSession: the background session {identifier!r} exists; "
+                    "returning it (one session per identifier, its events go to the app)"
+                )
+                return session
+        return None
 
     def _on_call(self, value: Any) -> None:
         if isinstance(value, Session) and value not in self._sessions:
