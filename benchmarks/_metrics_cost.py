@@ -14,7 +14,10 @@ a noisy machine. Variants, per engine:
 * ``off``: the same with task metrics compiled out: ``TaskMetrics`` replaced in the child by
   :class:`NoMetrics` (no transaction is ever made, so neither engine stamps, reads libcurl's
   clocks or watches its TLS line), the build the issue's budget is measured against;
-* ``no-tls-watch`` (``--https``, curl): metrics on, only the TLS-version watch left out.
+* ``no-tls-watch`` (``--https``, curl): metrics on, only the TLS-version watch left out;
+* ``no-settle`` (``--probe-settle``, curl): metrics on, but the task's thread never waits for
+  the network thread to have read libcurl's clocks (``Transfer.settle_metrics``): what that
+  hand-over costs (a probe: its metrics may miss the head's dates).
 
 Prints one row per variant (median seconds and CPU seconds of the timed part, and the ratio
 to ``off``).
@@ -81,6 +84,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         _retrying.TaskMetrics = NoMetrics  # type: ignore[misc, assignment]
     elif spec["variant"] == "no-tls-watch":
         _secure.watch_tls = lambda easy: None
+    elif spec["variant"] == "no-settle":  # a probe: the task's thread never waits for libcurl's
+        from urlsession_module._transport._curl import _easy  # clocks (metrics may be partial)
+
+        _easy.Transfer.settle_metrics = lambda self, patience=0.5: None  # type: ignore[method-assign]
     config: dict[str, Any] = {
         "engine": spec["engine"],
         "httpVersion": "1.1",
@@ -128,6 +135,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--engines", default="curl,urllib3")
     parser.add_argument("--gc-off", action="store_true", help="no garbage collection (a probe)")
+    parser.add_argument(
+        "--probe-settle",
+        action="store_true",
+        help="also curl with metrics on but no wait for libcurl's clocks (a probe)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -155,6 +167,8 @@ def main() -> None:
             variants += [("off", e) for e in args.engines.split(",")]
             if args.https and "curl" in args.engines:
                 variants.append(("no-tls-watch", "curl"))
+            if args.probe_settle and "curl" in args.engines:
+                variants.append(("no-settle", "curl"))
             runs: dict[tuple[str, str], list[dict[str, Any]]] = {v: [] for v in variants}
             for r in range(args.rounds):
                 order = variants[r % len(variants) :] + variants[: r % len(variants)]
