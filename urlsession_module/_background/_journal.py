@@ -372,6 +372,25 @@ class Journal:
         with self._lock:
             return [_task(r) for r in self._db.execute(sql, (session,))]
 
+    def replay_rows(
+        self, session: str
+    ) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[Any, ...]]]:
+        """A replay's reads, as stored (JSON text, not decoded): ``session``'s unacknowledged
+        events (seq, task_id, name, fields) and the tasks they speak of (id, kind, state,
+        request, priority, description, begin_at, body_length).
+
+        ``request`` is None where the stored text is not the object the journal writes (a
+        method, a URL, a body length >= 0): the replay then reads that task the slow way.
+        """
+        with self._lock:
+            events = self._db.execute(
+                "SELECT seq, task_id, name, fields FROM outbox "
+                "WHERE session = ? AND acked = 0 ORDER BY seq",
+                (session,),
+            ).fetchall()
+            tasks = self._db.execute(_REPLAY_TASKS, (session,)).fetchall()
+        return events, tasks
+
     def pending_by_session(self) -> dict[str, int]:
         """Events not yet acknowledged, per session, in one query."""
         with self._lock:
@@ -408,6 +427,24 @@ class Journal:
             db.execute("DELETE FROM outbox WHERE session = ? AND acked = 1", (session,))
             return cur.rowcount
 
+
+# A replay's tasks; the request checked by SQLite's JSON functions rather than decoded in Python
+# (json_valid first: json_type raises on malformed text, and CASE evaluates lazily).
+_REPLAY_TASKS = """
+SELECT id, kind, state,
+    CASE WHEN json_valid(request)
+        AND json_type(request) = 'object'
+        AND json_type(request, '$.method') = 'text'
+        AND json_type(request, '$.url') = 'text'
+        AND coalesce(json_type(request, '$.headers'), 'array') = 'array'
+        AND json_type(request, '$.body') IS NULL
+        AND coalesce(json_extract(request, '$.body_length'), 0) >= 0
+        AND coalesce(json_type(request, '$.body_length'), 'integer') = 'integer'
+    THEN request END,
+    priority, description, begin_at,
+    CASE WHEN json_valid(request) THEN json_extract(request, '$.body_length') END
+FROM tasks WHERE id IN (SELECT task_id FROM outbox WHERE session = ? AND acked = 0)
+"""
 
 _INSERT_TASK = f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})"
 

@@ -1,0 +1,149 @@
+"""A replay's frames are put together from the journal's JSON text: the host must read exactly
+what decoding, snapshotting and encoding again gave (``Replay.to_dict``), chunk by chunk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from urlsession_module._background import _replay
+from urlsession_module._background._attempt import snapshot
+from urlsession_module._background._journal import QUEUED, Journal, TaskRecord
+from urlsession_module._background._protocol import encode
+from urlsession_module._background._wire import (
+    Message,
+    Replay,
+    ReplayEvent,
+    TaskSnapshot,
+    parse,
+)
+
+
+class _Host:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send(self, message: Message) -> None:
+        self.frames.append(encode(message))
+
+
+def _fill(j: Journal, requests: list[dict[str, Any]]) -> list[TaskRecord]:
+    recs = []
+    for i, request in enumerate(requests):
+        n = j.new_task_number()
+        rec = TaskRecord(
+            id=f"bg{n}",
+            number=n,
+            session="s",
+            kind=("download", "data", "upload", "nonsense")[i % 4],
+            request=request,
+            state=QUEUED,
+            priority=(0.25, 0.5, 1.0)[i % 3],
+            description=None if i % 2 else f'task "{i}" é\n',
+            begin_at=None if i % 3 else 1.5e9 + i,
+        )
+        j.add_task(rec)
+        j.append_event("s", rec.id, "downloadprogress", {"n": i, "f": 0.1 * i, "s": "\u2603"})
+        if i % 2:
+            j.complete_task(rec.id, "s", [("sessioncompleted", {"ok": True, "x": None})], 200, 0)
+        recs.append(rec)
+    j.append_event("s", None, "sessionlevel", {"what": [1, 2.5, "three"]})
+    return recs
+
+
+def _expected(j: Journal, outstanding: tuple[TaskSnapshot, ...]) -> list[dict[str, Any]]:
+    """The frames as the replay made them before: decode, snapshot, Replay.to_dict."""
+    events = j.pending_events("s")
+    snaps = {rec.id: snapshot(rec, None) for rec in j.tasks_with_pending("s")}
+    chunks = [events[i : i + _replay.CHUNK] for i in range(0, len(events), _replay.CHUNK)]
+    return [
+        Replay(
+            session="s",
+            handlerId="h",
+            events=tuple(
+                ReplayEvent(e.seq, e.name, e.fields, snaps.get(e.task_id or "")) for e in chunk
+            ),
+            tasks=outstanding if i == 0 else (),
+            drained=not outstanding,
+            first=i == 0,
+            last=i == len(chunks) - 1,
+        ).to_dict()
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+def _got(host: _Host) -> list[dict[str, Any]]:
+    out = []
+    for frame in host.frames:
+        d = json.loads(frame)
+        assert d["handlerId"].startswith("s-")
+        d["handlerId"] = "h"
+        out.append(d)
+    return out
+
+
+REQUEST = {
+    "method": "GET",
+    "url": "http://127.0.0.1/x?a=1",
+    "headers": [["User-Agent", "t"], ["X-Q", 'a"b\\c']],
+    "body_path": None,
+    "body_length": 0,
+}
+
+
+@pytest.mark.parametrize("count", [1, 7, _replay.CHUNK + 3])
+def test_a_replay_is_the_frames_decoding_and_encoding_gave(tmp_path: Path, count: int) -> None:
+    """Same JSON objects as Replay.to_dict, chunk for chunk, and each parses as a Replay."""
+    j = Journal(tmp_path / "j.sqlite3")
+    requests = [
+        {**REQUEST, "url": f"http://127.0.0.1/{i}", "body_length": i % 5} for i in range(count)
+    ]
+    recs = _fill(j, requests)
+    outstanding = tuple(snapshot(r, None) for r in recs[:2])
+    host = _Host()
+    _replay.send_replay(host, "s", j, lambda r: snapshot(r, None), outstanding)
+    assert _got(host) == _expected(j, outstanding)
+    assert len(host.frames) == -(-(2 * count - count // 2 + 1) // _replay.CHUNK)
+    for frame in host.frames:
+        assert isinstance(parse(json.loads(frame), from_host=False), Replay)
+    j.close()
+
+
+def test_odd_stored_requests_and_live_tasks_take_the_slow_path(tmp_path: Path) -> None:
+    """A stored request that is not what the journal writes, or a task whose machine runs now,
+    gets its snapshot from ``snapshot`` (which falls back, or knows the machine)."""
+    j = Journal(tmp_path / "j.sqlite3")
+    odd: list[dict[str, Any]] = [
+        {"method": "GET"},  # no URL
+        {**REQUEST, "body_length": -1},
+        {**REQUEST, "body_length": 1.5},
+        {**REQUEST, "body": "x"},
+        {**REQUEST, "headers": "nope"},
+        REQUEST,
+    ]
+    recs = _fill(j, odd)
+    asked: list[str] = []
+
+    def snap(rec: TaskRecord) -> TaskSnapshot:
+        asked.append(rec.id)
+        return snapshot(rec, None)
+
+    host = _Host()
+    _replay.send_replay(host, "s", j, snap, (), live={recs[-1].id})
+    assert _got(host) == _expected(j, ())
+    assert sorted(asked) == sorted(r.id for r in recs)
+    j.close()
+
+
+def test_a_replay_of_nothing_is_one_empty_last_chunk(tmp_path: Path) -> None:
+    """No event: one frame still says the replay is over (the host waits for ``last``)."""
+    j = Journal(tmp_path / "j.sqlite3")
+    host = _Host()
+    _replay.send_replay(host, "s", j, lambda r: snapshot(r, None), ())
+    (d,) = [json.loads(f) for f in host.frames]
+    assert d["events"] == [] and d["snapshots"] == {} and d["handlerId"] is None
+    assert d["first"] and d["last"] and d["drained"]
+    j.close()
