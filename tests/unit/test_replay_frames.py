@@ -15,6 +15,7 @@ from urlsession_module._background._journal import QUEUED, Journal, TaskRecord
 from urlsession_module._background._protocol import encode
 from urlsession_module._background._wire import (
     Message,
+    MessageError,
     Replay,
     ReplayEvent,
     TaskSnapshot,
@@ -147,3 +148,69 @@ def test_a_replay_of_nothing_is_one_empty_last_chunk(tmp_path: Path) -> None:
     assert d["events"] == [] and d["snapshots"] == {} and d["handlerId"] is None
     assert d["first"] and d["last"] and d["drained"]
     j.close()
+
+
+SNAPSHOT = {
+    "id": "bg7",
+    "kind": "download",
+    "state": "running",
+    "request": {**REQUEST, "credential": ["u", "p"]},
+    "current_request": None,
+    "priority": 1,
+    "description": "d",
+    "begin_at": 12,
+    "received": 5,
+    "expected_receive": -1,
+    "sent": 0,
+    "expected_send": 3,
+    "response": {"url": "http://127.0.0.1/x", "statusCode": 200, "headers": [["A", "b"]]},
+    "error": None,
+    "session": "s",
+    "journal_state": None,
+}
+
+GOOD: list[dict[str, Any]] = [
+    SNAPSHOT,
+    {**SNAPSHOT, "priority": 0.25, "begin_at": None, "description": None, "response": None},
+    {k: v for k, v in SNAPSHOT.items() if k not in ("received", "priority", "sent", "error")},
+    {**SNAPSHOT, "current_request": {**REQUEST, "url": "http://127.0.0.1/moved"}},
+    {**SNAPSHOT, "error": [-1001, "timed out"]},
+    {**SNAPSHOT, "request": {"method": "GET", "url": "http://h/", "headers": []}},
+]
+
+BAD: list[dict[str, Any]] = [
+    {**SNAPSHOT, "id": 7},
+    {**SNAPSHOT, "kind": "nonsense"},
+    {**SNAPSHOT, "state": ["running"]},
+    {**SNAPSHOT, "priority": True},
+    {**SNAPSHOT, "priority": float("nan")},
+    {**SNAPSHOT, "begin_at": "soon"},
+    {**SNAPSHOT, "received": -1},
+    {**SNAPSHOT, "expected_receive": -2},
+    {**SNAPSHOT, "sent": 1.0},
+    {**SNAPSHOT, "session": 1},
+    {**SNAPSHOT, "request": {**REQUEST, "headers": [["A"]]}},
+    {**SNAPSHOT, "request": {**REQUEST, "headers": [["A", 1]]}},
+    {**SNAPSHOT, "request": {**REQUEST, "body_length": -3}},
+    {**SNAPSHOT, "request": {**REQUEST, "body": "x"}},
+    {**SNAPSHOT, "request": {**REQUEST, "credential": ["u"]}},
+    {**SNAPSHOT, "request": {**REQUEST, "method": None}},
+    {**SNAPSHOT, "response": {"url": "u", "statusCode": "200"}},
+    {**SNAPSHOT, "error": [1]},
+]
+
+
+@pytest.mark.parametrize("d", GOOD)
+def test_the_quick_snapshot_read_is_the_checked_one(d: dict[str, Any]) -> None:
+    """from_dict's quick path (no call per field) gives what the field-by-field one gives."""
+    assert TaskSnapshot.from_dict(d) == TaskSnapshot.checked_from_dict(d)
+
+
+@pytest.mark.parametrize("d", BAD)
+def test_a_bad_snapshot_is_refused_by_name_either_way(d: dict[str, Any]) -> None:
+    """What the quick path does not take goes to the checked one, which names the field."""
+    with pytest.raises(MessageError) as quick:
+        TaskSnapshot.from_dict(d)
+    with pytest.raises(MessageError) as checked:
+        TaskSnapshot.checked_from_dict(d)
+    assert str(quick.value) == str(checked.value) and "'" in str(quick.value)

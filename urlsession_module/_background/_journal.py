@@ -11,6 +11,7 @@ Plain data in, plain data out: requests and event fields are stored as JSON.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -230,7 +231,17 @@ class Journal:
                 if rec.id not in have:
                     have.add(rec.id)
                     new.append(rec)
-            db.executemany(_INSERT_TASK, [_task_row(r) for r in new])
+            # A loop's tasks often share one request object (see _intake): encoded once.
+            texts: dict[int, str] = {}
+            rows = []
+            for rec in new:
+                row = list(_task_values(rec))
+                text = texts.get(id(rec.request))
+                if text is None:
+                    text = texts[id(rec.request)] = json.dumps(rec.request)
+                row[_REQUEST_COLUMN] = text
+                rows.append(row)
+            db.executemany(_INSERT_TASK, rows)
         return new
 
     def add_task(self, rec: TaskRecord) -> None:
@@ -449,10 +460,14 @@ FROM tasks WHERE id IN (SELECT task_id FROM outbox WHERE session = ? AND acked =
 _INSERT_TASK = f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})"
 
 
+_REQUEST_COLUMN = _TASK_COLUMNS.index("request")
+_task_values = operator.attrgetter(*_TASK_COLUMNS)
+
+
 def _task_row(rec: TaskRecord) -> list[Any]:
-    values = attrs.asdict(rec, recurse=False)
-    values["request"] = json.dumps(rec.request)
-    return [values[c] for c in _TASK_COLUMNS]
+    values = list(_task_values(rec))
+    values[_REQUEST_COLUMN] = json.dumps(rec.request)
+    return values
 
 
 def _task(row: tuple[Any, ...]) -> TaskRecord:
