@@ -214,3 +214,17 @@ def test_a_bad_snapshot_is_refused_by_name_either_way(d: dict[str, Any]) -> None
     with pytest.raises(MessageError) as checked:
         TaskSnapshot.checked_from_dict(d)
     assert str(quick.value) == str(checked.value) and "'" in str(quick.value)
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 300_000])
+def test_a_data_tasks_body_is_read_back_whole(tmp_path: Path, size: int) -> None:
+    """The host reads a replayed data task's body from its file: one read when it is short,
+    until the end when it is not (sizes around the first read's)."""
+    from urlsession_module._background._host import _with_response_text
+
+    body = "é" * (size // 2) + "x" * (size % 2)
+    path = tmp_path / "bg1"
+    path.write_text(body, encoding="utf-8")
+    path.chmod(0o600)
+    got = _with_response_text({"taskIdentifier": "bg1", "responseFile": str(path)})
+    assert got == {"taskIdentifier": "bg1", "responseText": body}
