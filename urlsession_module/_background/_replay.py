@@ -57,7 +57,11 @@ def send_replay(
     knows the machine (the journal knows no progress and no response).
     """
     events, rows = journal.replay_rows(ident)
-    snaps = {row[0]: _snapshot_json(row, live, journal, snapshot) for row in rows}
+    snaps: dict[str, str] = {}
+    for row in rows:
+        snap = _snapshot_json(row, live, journal, snapshot)
+        if snap is not None:  # (a task gone meanwhile: its events name no task, as before)
+            snaps[row[0]] = snap
     handler = f"{ident}-{uuid.uuid4().hex[:8]}" if events else None
     chunks = [events[i : i + CHUNK] for i in range(0, len(events), CHUNK)] or [[]]
     tasks = _ENC([t.to_dict() for t in outstanding])  # (with the first chunk only)
@@ -98,14 +102,13 @@ def _snapshot_json(
     live: Container[str],
     journal: Journal,
     snapshot: Callable[[TaskRecord], TaskSnapshot],
-) -> str:
+) -> str | None:
     """A task's snapshot as JSON: what ``TaskSnapshot.to_dict`` gives for a task with no running
     machine, with the stored request spliced in; or through ``snapshot`` for the others."""
     task_id, kind, state, request, priority, description, begin_at, body_length = row
     if request is None or task_id in live:  # (None: not the request the journal writes)
         rec = journal.task(task_id)
-        assert rec is not None  # (read under the publish lock, which no delete takes)
-        return _ENC(snapshot(rec).to_dict())
+        return None if rec is None else _ENC(snapshot(rec).to_dict())
     rest = _ENC(
         {
             "id": task_id,
