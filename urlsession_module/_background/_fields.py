@@ -21,6 +21,7 @@ __all__ = [
     "MessageError",
     "Refused",
     "WireError",
+    "plain_request",
     "request_from_dict",
     "request_to_dict",
     "response_from_dict",
@@ -162,19 +163,62 @@ def request_from_dict(d: Any, name: str = "request", *, url_checked: bool = Fals
     """``url_checked``: the URL was parsed and checked where it came in (the transfer process's
     intake, before journaling it), so a snapshot read back from there checks types only: a
     replay reads 10,000 of them."""
+    request = plain_request(d)
+    if request is None:
+        request = _checked_request(d, name)
+    if not url_checked:
+        parts = urlsplit(request.url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise MessageError(f"'{name}.url' must be an http(s) URL (got {request.url!r:.80})")
+    return request
+
+
+def plain_request(d: Any) -> Request | None:
+    """The common request (what ``request_to_dict`` writes, as JSON reads it) checked with no
+    call per field: a replay reads 10,000, the intake as many. None: let the checked path read
+    it, and say what is wrong."""
+    if type(d) is not dict or "body" in d:
+        return None
+    method, url, pairs = d.get("method"), d.get("url"), d.get("headers", [])
+    body_path, body_length = d.get("body_path"), d.get("body_length", 0)
+    credential = d.get("credential")
+    if (
+        type(method) is not str
+        or type(url) is not str
+        or type(pairs) is not list
+        or not (body_path is None or type(body_path) is str)
+        or type(body_length) is not int
+        or body_length < 0
+    ):
+        return None
+    out = []
+    for pair in pairs:
+        if type(pair) is not list or len(pair) != 2:
+            return None
+        key, value = pair
+        if type(key) is not str or type(value) is not str:
+            return None
+        out.append((key, value))
+    if credential is not None:
+        if not (
+            type(credential) is list
+            and len(credential) == 2
+            and type(credential[0]) is str
+            and type(credential[1]) is str
+        ):
+            return None
+        credential = (credential[0], credential[1])
+    return Request(method, url, tuple(out), None, body_path, body_length, credential)
+
+
+def _checked_request(d: Any, name: str) -> Request:
     if not isinstance(d, Mapping):
         raise MessageError(f"'{name}' must be an object")
     if "body" in d:
         raise MessageError(f"'{name}' carries its body as a file ('body_path'), not bytes")
-    method = field(d, "method", str)
-    url = field(d, "url", str)
-    if not url_checked:
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise MessageError(f"'{name}.url' must be an http(s) URL (got {url!r:.80})")
     return Request(
-        method=method,
-        url=url,
+        method=field(d, "method", str),
+        url=field(d, "url", str),
         headers=headers(d.get("headers", []), f"{name}.headers"),
         body_path=field(d, "body_path", str, None),
         body_length=count(d, "body_length", 0),

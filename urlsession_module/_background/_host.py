@@ -49,6 +49,7 @@ from ._wire import Action, EventMessage, Message, Replay
 __all__ = ["BackgroundHost", "RemoteControl", "RemoteTaskView"]
 
 RESPONSE_FILE = "responseFile"
+_FIRST_READ = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -366,10 +367,12 @@ def _with_response_text(fields: dict[str, Any]) -> dict[str, Any]:
         out["responseText"] = ""  # collected by an earlier run that died before its ack
         return out
     try:  # read on the descriptor: a replay reads thousands of these, a file object each cost
-        size = os.fstat(fd).st_size
-        chunks = [os.read(fd, max(size, 1))]
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 20))
+        chunks = [os.read(fd, _FIRST_READ)]
+        # A regular file's short read is its end (the body was whole before its event was
+        # journaled): most bodies take one read, and no fstat for their size.
+        if len(chunks[0]) == _FIRST_READ:
+            while chunks[-1]:
+                chunks.append(os.read(fd, 1 << 20))
     finally:
         os.close(fd)
     out["responseText"] = b"".join(chunks).decode("utf-8", "replace")

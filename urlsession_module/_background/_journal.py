@@ -11,6 +11,7 @@ Plain data in, plain data out: requests and event fields are stored as JSON.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -238,7 +239,17 @@ class Journal:
                 if rec.id not in have:
                     have.add(rec.id)
                     new.append(rec)
-            db.executemany(_INSERT_TASK, [_task_row(r) for r in new])
+            # A loop's tasks often share one request object (see _intake): encoded once.
+            texts: dict[int, str] = {}
+            rows = []
+            for rec in new:
+                row = list(_task_values(rec))
+                text = texts.get(id(rec.request))
+                if text is None:
+                    text = texts[id(rec.request)] = json.dumps(rec.request)
+                row[_REQUEST_COLUMN] = text
+                rows.append(row)
+            db.executemany(_INSERT_TASK, rows)
         return new
 
     def add_task(self, rec: TaskRecord) -> None:
@@ -380,6 +391,25 @@ class Journal:
         with self._lock:
             return [_task(r) for r in self._db.execute(sql, (session,))]
 
+    def replay_rows(
+        self, session: str
+    ) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[Any, ...]]]:
+        """A replay's reads, as stored (JSON text, not decoded): ``session``'s unacknowledged
+        events (seq, task_id, name, fields) and the tasks they speak of (id, kind, state,
+        request, priority, description, begin_at, body_length).
+
+        ``request`` is None where the stored text is not the object the journal writes (a
+        method, a URL, a body length >= 0): the replay then reads that task the slow way.
+        """
+        with self._lock:
+            events = self._db.execute(
+                "SELECT seq, task_id, name, fields FROM outbox "
+                "WHERE session = ? AND acked = 0 ORDER BY seq",
+                (session,),
+            ).fetchall()
+            tasks = self._db.execute(_REPLAY_TASKS, (session,)).fetchall()
+        return events, tasks
+
     def pending_by_session(self) -> dict[str, int]:
         """Events not yet acknowledged, per session, in one query."""
         with self._lock:
@@ -417,13 +447,35 @@ class Journal:
             return cur.rowcount
 
 
+# A replay's tasks; the request checked by SQLite's JSON functions rather than decoded in Python
+# (json_valid first: json_type raises on malformed text, and CASE evaluates lazily).
+_REPLAY_TASKS = """
+SELECT id, kind, state,
+    CASE WHEN json_valid(request)
+        AND json_type(request) = 'object'
+        AND json_type(request, '$.method') = 'text'
+        AND json_type(request, '$.url') = 'text'
+        AND coalesce(json_type(request, '$.headers'), 'array') = 'array'
+        AND json_type(request, '$.body') IS NULL
+        AND coalesce(json_extract(request, '$.body_length'), 0) >= 0
+        AND coalesce(json_type(request, '$.body_length'), 'integer') = 'integer'
+    THEN request END,
+    priority, description, begin_at,
+    CASE WHEN json_valid(request) THEN json_extract(request, '$.body_length') END
+FROM tasks WHERE id IN (SELECT task_id FROM outbox WHERE session = ? AND acked = 0)
+"""
+
 _INSERT_TASK = f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})"
 
 
+_REQUEST_COLUMN = _TASK_COLUMNS.index("request")
+_task_values = operator.attrgetter(*_TASK_COLUMNS)
+
+
 def _task_row(rec: TaskRecord) -> list[Any]:
-    values = attrs.asdict(rec, recurse=False)
-    values["request"] = json.dumps(rec.request)
-    return [values[c] for c in _TASK_COLUMNS]
+    values = list(_task_values(rec))
+    values[_REQUEST_COLUMN] = json.dumps(rec.request)
+    return values
 
 
 def _task(row: tuple[Any, ...]) -> TaskRecord:

@@ -18,13 +18,16 @@ import socket
 import struct
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import attrs
 
 from .._storage import check_private_file, open_private
 from ._wire import Message, MessageError
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
+    "Encoded",
     "check_state_files",
     "decode",
     "encode",
@@ -48,7 +51,22 @@ HANDSHAKE_TIMEOUT = 5.0  # a peer that does not answer the challenge by then is 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
+@attrs.frozen
+class Encoded(Message):
+    """A message already in its wire form: a replay's chunk, put together from the journal's
+    JSON text (:mod:`._replay`) rather than decoded and encoded again."""
+
+    op: ClassVar[str] = "replay"
+    frame: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = json.loads(self.frame)
+        return d
+
+
 def encode(message: Message | dict[str, Any]) -> bytes:
+    if isinstance(message, Encoded):
+        return message.frame
     d = message.to_dict() if isinstance(message, Message) else message
     return _ENCODER.encode(d).encode()
 

@@ -194,7 +194,7 @@ class Runner:
             tasks = tuple(self._snapshot(rec) for rec in outstanding)
             self.session_host[ident] = host
             host.sessions.add(ident)
-            send_replay(host, ident, self.journal, self._snapshot, tasks)
+            send_replay(host, ident, self.journal, self._snapshot, tasks, self.running)
 
     def create(self, m: Create) -> TaskSnapshot:
         if m.session not in self.configs:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import _protocol as proto
 from ._fields import Refused
+from ._intake import FrameReader
 from ._runner import Runner
 from ._wire import (
     Ack,
@@ -160,13 +161,14 @@ class Server:
             self.hosts.add(host)
         self.runner.host_count(+1)
         batch: list[Create] = []
+        frames = FrameReader(host.conn.fileno(), MAX_FRAME)
         try:
             while not self.runner.stopping:
-                if batch and (len(batch) >= MAX_BATCH or not host.conn.poll(0)):
+                if batch and (len(batch) >= MAX_BATCH or not frames.pending()):
                     self._commit(host, batch)
                     batch = []
                 try:
-                    data = host.conn.recv_bytes(MAX_FRAME)
+                    data = frames.read()
                 except (EOFError, OSError):
                     break  # the host left, or sent a frame over MAX_FRAME: this connection only
                 message, reply = self._read(data)
