@@ -89,6 +89,16 @@ class Outcome:
     resend: bool = False
 
 
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def reads_storage(method: str, policy: str) -> bool:
+    """Whether a lookup for this request may read SQLite (every policy but a safe request's
+    ``reloadIgnoringLocalCacheData``, which asks the server without looking): the transport
+    does such work off an engine's network thread."""
+    return policy != "reloadIgnoringLocalCacheData" or method.upper() not in _SAFE
+
+
 class CacheLookup:
     """One request through hishel's RFC 9111 states: ask before sending, tell after."""
 
@@ -133,6 +143,11 @@ class CacheLookup:
             if self._request.headers.get(name) is None
             for value in sent.get_list(name) or []
         ]
+
+    def answered_in_memory(self) -> bool:
+        """Whether telling the cache a response to this (safe) request starts from the memory
+        tier rather than SQLite (storing a new entry still writes it)."""
+        return self._request.method.upper() in _SAFE and self._cache.in_memory(self._key)
 
     def response(
         self, status: int, headers: Headers, body: Callable[[], Iterator[bytes]]

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 _STEP = 0.25  # the longest one wait for body bytes lasts before clocks are looked at again
 
 
+def _refuse_wait(t: Transfer) -> None:
+    if isinstance(t.cond, Signal):
+        t.cond.refuse_wait()
+
+
 class CurlBody(io.RawIOBase):
     """The body of one transfer, read like a file by the task's thread.
 
@@ -50,6 +55,7 @@ class CurlBody(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         with t.cond:
             while not t.chunks and not t.done and t.error is None:
+                _refuse_wait(t)
                 t.cond.wait(_STEP)
             if not t.chunks:
                 if t.error is not None:
@@ -63,6 +69,7 @@ class CurlBody(io.RawIOBase):
         t = self.transfer
         with t.cond:
             while not t.chunks and not t.done and t.error is None:
+                _refuse_wait(t)
                 t.cond.wait(_STEP)
             if not t.chunks:
                 if t.error is not None:
