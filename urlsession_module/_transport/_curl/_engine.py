@@ -172,10 +172,10 @@ class CurlEngine:
         version = self._version
         if version == pycurl.CURL_HTTP_VERSION_2_0 and url[:5].lower() == "http:":
             version = pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE  # h2c, as asked
-        t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause)
         # Its changes can wake a task that waits threadless, or go on with it on the network
         # thread (``run_on_wake``).
-        t.cond = Signal(threading.Lock(), self._multi.call, self._multi.ident)
+        signal = Signal(threading.Lock(), self._multi.call, self._multi.ident)
+        t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause, signal)
         t.group = self._live
         t.share = self._share
         t.sockets = self._sockets

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import urllib3
@@ -90,6 +90,54 @@ class CurlBody(io.RawIOBase):
         super().close()
 
 
+class ResponseHead(urllib3.HTTPHeaderDict):
+    """A curl response's headers: urllib3's type, built straight from the received pairs.
+
+    A response's headers are read a dozen times per task (cookies, the cache, metrics, the
+    payloads) and not changed: ``items()`` is listed once (urllib3 walks its view at every
+    call, twice for ``tuple()``), and ``get`` of a name that is not there raises no
+    ``KeyError`` on the way (Mapping.get does).
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        self._listed: list[tuple[str, str]] | None = None
+        container = self._container
+        for name, value in pairs:
+            low = name.lower()
+            values = container.get(low)
+            if values is None:
+                container[low] = [name, value]
+            else:
+                values.append(value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if not isinstance(key, str):
+            return super().get(key, default)
+        values = self._container.get(key.lower())
+        if values is None:
+            return default
+        return values[1] if len(values) == 2 else ", ".join(values[1:])
+
+    def items(self) -> Any:  # the same pairs, in the same order, as urllib3's view
+        listed = self._listed
+        if listed is None:
+            listed = self._listed = list(super().items())
+        return listed
+
+    def __setitem__(self, key: str, val: str) -> None:
+        self._listed = None
+        super().__setitem__(key, val)
+
+    def __delitem__(self, key: str) -> None:
+        self._listed = None
+        super().__delitem__(key)
+
+    def add(self, key: str, val: str, *, combine: bool = False) -> None:
+        self._listed = None
+        super().add(key, val, combine=combine)
+
+
 class CurlResponse(urllib3.HTTPResponse):
     """urllib3's response over a :class:`CurlBody`: decoded by urllib3's decoders."""
 
@@ -101,7 +149,7 @@ class CurlResponse(urllib3.HTTPResponse):
         self._body_reader = CurlBody(t, stop)
         super().__init__(
             body=self._body_reader,
-            headers=urllib3.HTTPHeaderDict(headers),
+            headers=ResponseHead(headers),
             status=t.status,
             reason=http.client.responses.get(t.status),
             preload_content=False,
