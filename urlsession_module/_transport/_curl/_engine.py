@@ -186,7 +186,7 @@ class CurlEngine:
             progress = Progress(a.ctl, BodySent, a.request.body_length)
             t.reader = DirectRead(t, a.request, a.ctl, progress.step)
             t.upload_progress = progress
-        configure(t, self.config, self._share, url, list(headers.items()), version)
+        configure(t, self.config, self._share, url, list(headers.iteritems()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
         multi = self._multi

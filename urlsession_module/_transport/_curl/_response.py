@@ -172,10 +172,11 @@ class CurlResponse(urllib3.HTTPResponse):
 
     def to_sink(self, a: Attempt, progress: Progress, encoded: bool) -> Steps[None] | None:
         """The rest of the body written to ``a.sink`` by the network thread (:mod:`._direct`),
-        when nothing needs it on the task's thread: a download's file, no decoding, no pacing,
-        nothing read yet through urllib3. None: read it as usual."""
+        when nothing needs it on the task's thread: no decoding, no pacing, nothing read yet
+        through urllib3. None: read it as usual. (A download's file, or a data task's text:
+        for a small body, urllib3's reads cost more than the body itself.)"""
         ctl = a.ctl
-        if a.sink.path is None or encoded or self._fp_bytes_read or paced(ctl):
+        if encoded or self._fp_bytes_read or paced(ctl):
             return None
         return direct_steps(a, self.transfer, progress, self._body_reader.stop)
 
