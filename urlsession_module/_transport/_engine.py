@@ -320,13 +320,10 @@ class Transport:
                 exchange.authenticated(resp.status)
             if lookup is None or (resp.status in REDIRECT_CODES and "Location" in resp.headers):
                 return resp
-            if not lookup.answered_in_memory():
+            pairs = list(resp.headers.items())
+            if lookup.touches_storage(resp.status, pairs):
                 yield OFF_LOOP  # telling the cache reads (or writes) SQLite
-            outcome = lookup.response(
-                resp.status,
-                list(resp.headers.items()),
-                functools.partial(raw_chunks, resp),
-            )
+            outcome = lookup.response(resp.status, pairs, functools.partial(raw_chunks, resp))
             if outcome.stored is not None:  # a 304 freshened what the cache holds: serve that
                 yield OFF_LOOP
                 _let_go(a, resp)
