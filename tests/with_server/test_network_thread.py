@@ -71,6 +71,24 @@ def test_small_tasks_go_on_on_the_network_thread(
 
 
 @pytest.mark.engine("curl")
+def test_an_unsafe_request_invalidates_stored_entries_on_a_worker(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, body_starts: list[str]
+) -> None:
+    """A POST (dataTask's default method) to a URL with nothing stored goes on on the network
+    thread; one to a URL whose GET response is stored invalidates it on a worker."""
+    session = make_session(httpMaximumConnectionsPerHost=1)
+    rec = recorder(session)
+    assert rec.completed(session.dataTask(url=server.url("/cache?nothing=1"))).success
+    assert body_starts == [NETWORK]
+    url = server.url("/cache?etag=stored&max_age=60")
+    first = rec.completed(session.dataTask(url=url, method="GET"))
+    assert rec.completed(session.dataTask(url=url)).success  # the POST: the entry goes
+    again = rec.completed(session.dataTask(url=url, method="GET"))
+    assert again.responseText != first.responseText  # not served from the cache any more
+    assert body_starts[-2] != NETWORK
+
+
+@pytest.mark.engine("curl")
 def test_steps_that_may_block_are_handed_to_a_worker(
     server: LocalServer,
     make_session: MakeSession,

@@ -157,19 +157,21 @@ class CacheLookup:
         return state
 
     def touches_storage(self, status: int, headers: Headers) -> bool:
-        """Whether telling the cache this response may read or write SQLite: entries to
-        invalidate (an unsafe method), or a response to store whose key the memory tier does
-        not hold. A response that will not be stored, or that refreshes what the memory tier
-        holds (written behind), does not. The transport tells the cache such a response off
-        an engine's network thread."""
-        if self._request.method.upper() not in _SAFE:
-            return True
+        """Whether telling the cache this response may read or write SQLite: stored entries
+        to invalidate (an unsafe method's response), or a response to store whose key the
+        memory tier does not hold. A response that will not be stored, or that refreshes what
+        the memory tier holds (written behind), does not. The transport tells the cache such a
+        response off an engine's network thread."""
         state = self._answer(status, headers)
+        while isinstance(state, hishel.InvalidateEntries):  # (next() only hands on a state)
+            if state.entry_ids:
+                return True
+            state = state.next()
         if isinstance(state, hishel.StoreAndUse):
             if not _worth_storing(state.response.headers) or status in (206, 304):
                 return False
             return not self._cache.in_memory(self._key)
-        return isinstance(state, hishel.InvalidateEntries)
+        return False
 
     def response(
         self, status: int, headers: Headers, body: Callable[[], Iterator[bytes]]
