@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -124,18 +125,21 @@ def test_steps_that_may_block_are_handed_to_a_worker(
 def test_a_response_the_memory_tier_refreshes_goes_on_on_the_network_thread(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, body_starts: list[str]
 ) -> None:
-    """One URL, stored: the first responses are stored and read back through SQLite (on a
-    worker); once the memory tier holds the entry, the rest refresh it on the network thread."""
+    """One URL, stored (the same representation every time): the first response is stored
+    and read back through SQLite (on a worker); once the memory tier holds the entry, the
+    others refresh it on the network thread."""
     session = make_session(
         httpMaximumConnectionsPerHost=1, requestCachePolicy="reloadIgnoringLocalCacheData"
     )
     rec = recorder(session)
+    url = server.url(f"/bytes/1024?key={uuid.uuid4().hex}")  # a key no other test stored
     for _ in range(10):  # one after the other: each sees what the one before stored
-        assert rec.completed(
-            session.dataTask(url=server.url("/cache?etag=same"), method="GET")
-        ).success
+        done = rec.completed(session.dataTask(url=url, method="GET"))
+        assert (done.success, done.statusCode) == (True, 200)
     assert body_starts[0] != NETWORK  # a new entry: written to SQLite
-    assert body_starts[-5:] == [NETWORK] * 5
+    # (An entry's writer lets go of the key when its body generator closes, which may come a
+    # task late: then one more task reads the entry back through SQLite.)
+    assert body_starts[-6:].count(NETWORK) >= 5, " ".join(n[-6:] for n in body_starts)
 
 
 def test_a_wait_on_the_network_thread_fails_instead_of_hanging() -> None:
