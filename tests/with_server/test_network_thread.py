@@ -79,9 +79,10 @@ def test_an_unsafe_request_invalidates_stored_entries_on_a_worker(
     thread; one to a URL whose GET response is stored invalidates it on a worker."""
     session = make_session(httpMaximumConnectionsPerHost=1)
     rec = recorder(session)
-    assert rec.completed(session.dataTask(url=server.url("/cache?nothing=1"))).success
+    key = uuid.uuid4().hex  # URLs no other test stored
+    assert rec.completed(session.dataTask(url=server.url(f"/cache?nothing={key}"))).success
     assert body_starts == [NETWORK]
-    url = server.url("/cache?etag=stored&max_age=60")
+    url = server.url(f"/cache?etag=stored&max_age=60&key={key}")
     first = rec.completed(session.dataTask(url=url, method="GET"))
     assert rec.completed(session.dataTask(url=url)).success  # the POST: the entry goes
     again = rec.completed(session.dataTask(url=url, method="GET"))
