@@ -3,8 +3,9 @@
     py-spy record --gil -r 200 -o /tmp/prof.txt -f raw -- python benchmarks/profile_b.py curl 4000
 
 Arguments: the engine (``curl`` or ``urllib3``), the number of tasks (default 3000), the
-connections (``httpMaximumConnectionsPerHost``, default 6). Every task goes to the server
-(``reloadIgnoringLocalCacheData``); 50 tasks warm up first. Prints req/s and CPU µs a task.
+connections (``httpMaximumConnectionsPerHost``, default 6), the ``requestCachePolicy`` (default
+``reloadIgnoringLocalCacheData``: every task goes to the server; ``useProtocolCachePolicy``: the
+cache answers, as run.py's ``us`` rows). 50 tasks warm up first. Prints req/s and CPU µs a task.
 nginx must be installed (``run.py`` installs it).
 """
 
@@ -33,6 +34,7 @@ def main(argv: list[str]) -> None:
     engine = argv[0] if argv else "curl"
     n = int(argv[1]) if len(argv) > 1 else 3000
     conns = int(argv[2]) if len(argv) > 2 else 6
+    policy = argv[3] if len(argv) > 3 else "reloadIgnoringLocalCacheData"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         server = Nginx(ensure_nginx(False), work, 1 << 20, work)
@@ -41,7 +43,7 @@ def main(argv: list[str]) -> None:
                 {
                     "engine": engine,
                     "httpMaximumConnectionsPerHost": conns,
-                    "requestCachePolicy": "reloadIgnoringLocalCacheData",
+                    "requestCachePolicy": policy,
                 }
             )
             session = URLSession.createSession({"configuration": cfg})

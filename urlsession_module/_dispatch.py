@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import sys
 import threading
@@ -32,6 +33,7 @@ __all__ = [
     "LoopDispatcher",
     "ThreadDispatcher",
     "WorkerPool",
+    "gathered_wakeups",
     "report_callback_error",
 ]
 
@@ -256,6 +258,27 @@ def lending() -> contextlib.AbstractContextManager[None]:
     return pool.blocking()
 
 
+_gathering = threading.local()
+
+
+@contextlib.contextmanager
+def gathered_wakeups() -> Iterator[None]:
+    """Around a burst of work on one thread (a turn of an engine's network thread, which ends
+    many tasks at once): each delivery queue it feeds is woken once, at the end, with all its
+    payloads in one turn, instead of a thread wake-up for the first payload of each task."""
+    if getattr(_gathering, "pending", None) is not None:  # nested: the outer one wakes
+        yield
+        return
+    pending: list[Callback] = []
+    _gathering.pending = pending
+    try:
+        yield
+    finally:
+        _gathering.pending = None
+        for wake in pending:
+            wake()
+
+
 class _PrivateThread(_OnDemandThreads):
     """A queue's own single thread (a ThreadDispatcher made with a name: tools and tests)."""
 
@@ -301,6 +324,10 @@ class ThreadDispatcher:
             pool = self._pool
             if pool is None:  # first work: join the shared pool (an idle queue holds none)
                 pool = self._pool = _delivery.acquire()
+        later: list[Callback] | None = getattr(_gathering, "pending", None)
+        if later is not None:  # woken at the end of the burst (gathered_wakeups)
+            later.append(functools.partial(pool.submit, self._turn))
+            return
         pool.submit(self._turn)
 
     def _turn(self) -> None:

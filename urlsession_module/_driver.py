@@ -76,6 +76,8 @@ class TaskDriver:
             return self._resumed.wait_for(lambda: self.cancelled, timeout)
 
     def set_abort(self, abort: Callable[[], None] | None) -> None:
+        if abort is None and self._abort is None:
+            return  # nothing to forget (a task's steps say so several times): no lock
         with self._cond:
             self._abort = abort
             cancelled = self.cancelled

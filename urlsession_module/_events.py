@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @attrs.frozen
 class Payload:
     """Base of the payloads: ``name`` is the Titanium event name."""
@@ -34,8 +37,15 @@ class Payload:
     name: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Titanium's fields; ``sessionIdentifier`` only when the session has one."""
-        d = attrs.asdict(self, recurse=False)
+        """Titanium's fields; ``sessionIdentifier`` only when the session has one.
+
+        Every payload of every task goes through here: the field names are looked up once
+        per class (``attrs.asdict`` walks the attrs metadata and filters per call)."""
+        cls = type(self)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in attrs.fields(cls))
+        d = {name: getattr(self, name) for name in names}
         if d.get("sessionIdentifier", "") is None:
             del d["sessionIdentifier"]
         return d

@@ -2,8 +2,9 @@
 
 The rules of who starts when are :mod:`._scheduler`'s; this is the IO around them: the shared
 worker threads that run transfers (a task that waits for the network without a thread is
-parked meanwhile, see :meth:`Runner._advance`), and the timer that wakes the scheduler when an
-``earliestBeginDate`` comes due. A background session has none of this: its tasks run in the
+parked meanwhile, or goes on on the engine's network thread when its answer comes there, see
+:meth:`Runner._advance`), and the timer that wakes the scheduler when an ``earliestBeginDate``
+comes due. A background session has none of this: its tasks run in the
 transfer process.
 """
 
@@ -14,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._dispatch import WorkerPool
+from ._dispatch import WorkerPool, gathered_wakeups
 from ._scheduler import Hold, Scheduler
 from ._state import TaskKind, TaskState
 from ._task import Task, TaskRun
 from ._transport import Transport
+from ._transport._ratelimit import paced
 from ._transport._wire import Steps
 from ._urls import origin
 
@@ -83,6 +85,9 @@ class Runner:
             hold=_hold,
         )
         self.pool = WorkerPool()
+        gather = getattr(transport.engine, "gather_turns", None)
+        if gather is not None:  # tasks go on on its network thread: one wake-up per turn
+            gather(gathered_wakeups)
         self._timer: threading.Timer | None = None
         self._timer_due = 0.0
         self._closed = False
@@ -101,17 +106,17 @@ class Runner:
 
     def schedule(
         self, full: bool = True, ended: Task | None = None, again: bool = False
-    ) -> Task | None:
+    ) -> list[Task]:
         """Start what may start now, and arm the timer for the next task that comes due.
 
         ``full=False`` (a task was added, or one ended and freed its slot) reads each host's
         queue only up to the first task that must wait; a full pass (cancel, resume, the timer)
         also lets out a cancelled task deep in a queue (it starts at once, only to report -999).
 
-        ``ended``: a task that just ended on a worker (its slot is freed under the same lock
-        hold); that worker gets one of the tasks that may start now back, to run it itself,
-        rather than hand it to another thread and go idle (one thread hand-off less per task,
-        which is most of a small task's cost).
+        ``ended``: a task that just ended (its slot is freed under the same lock hold); the
+        tasks that may start now are returned, for the thread that ran it to run or hand out
+        (:meth:`_run_from`: one thread hand-off less per task, which is most of a small task's
+        cost). Otherwise they go to the worker pool.
         """
         with self._lock:
             if ended is not None:
@@ -121,9 +126,10 @@ class Runner:
             now = time.time()
             plan = self._scheduler.take(now, full=full)
             ready = plan.start
-            mine = ready.pop(0) if ended is not None and ready else None
-            for task in ready:
-                self.pool.submit(functools.partial(self._work, task))
+            if ended is None:
+                for task in ready:
+                    self.pool.submit(functools.partial(self._work, task))
+                ready = []
             wake = plan.wake
             if (
                 wake is not None
@@ -139,7 +145,7 @@ class Runner:
                 self._timer.daemon = True
                 self._timer_due = wake
                 self._timer.start()
-        return mine
+        return ready
 
     def _timer_fired(self) -> None:
         with self._lock:
@@ -147,38 +153,77 @@ class Runner:
                 self._timer = None
         self.schedule()
 
-    def _work(self, task: Task) -> None:
-        """A worker's job: this task, then whatever the end of each frees a slot for.
+    def _steps(self, task: Task) -> Steps[None]:
+        run = task._run
+        assert isinstance(run, TaskRun)  # only in-process tasks have workers
+        download = run.machine.kind is TaskKind.DOWNLOAD
+        return run.steps(
+            self._transport, self._download_directory if download else None, self.cancelling
+        )
 
-        A task that waits for the network without a thread (the curl engine, until its head
-        comes) is parked: this worker goes on to other work, and the task's waiter puts
-        :meth:`_resume` on the pool when it wakes.
-        """
-        next_task: Task | None = task
-        while next_task is not None:
-            run = next_task._run
-            assert isinstance(run, TaskRun)  # only in-process tasks have workers
-            download = run.machine.kind is TaskKind.DOWNLOAD
-            steps = run.steps(
-                self._transport, self._download_directory if download else None, self.cancelling
-            )
-            if not self._advance(next_task, steps):
-                return  # parked
-            next_task = self._ended(next_task)
+    def _work(self, task: Task) -> None:
+        """A worker's job: this task, then whatever the end of each frees a slot for."""
+        self._run_from(task, self._steps(task), here=False)
 
     def _resume(self, task: Task, steps: Steps[None]) -> None:
         """A parked task's waiter woke: run it on (this worker) until it waits again or ends."""
-        if self._advance(task, steps):
-            following = self._ended(task)
-            if following is not None:
-                self._work(following)
+        self._run_from(task, steps, here=False)
 
-    def _advance(self, task: Task, steps: Steps[None]) -> bool:
+    def _resume_here(self, task: Task, steps: Steps[None]) -> None:
+        """A task's waiter woke on the engine's network thread (``run_on_wake``): go on there."""
+        self._run_from(task, steps, here=True)
+
+    def _run_from(self, task: Task, steps: Steps[None], here: bool) -> None:
+        """Run ``task`` from ``steps`` until it waits or ends, then the tasks its end lets start.
+
+        A worker keeps the first of those and hands the others to the pool (each may block its
+        thread: the urllib3 engine). On a network thread (``here``) the tasks that may run there
+        (:meth:`_light`) start at once, one after the other: each runs only until its request
+        is handed to libcurl; the others go to the pool.
+        """
+        todo: list[tuple[Task, Steps[None]]] = [(task, steps)]
+        while todo:
+            task, steps = todo.pop(0)
+            if not self._advance(task, steps, here):
+                continue  # parked
+            ready = self._ended(task)
+            if not here and ready:
+                todo.append((ready[0], self._steps(ready[0])))
+                ready = ready[1:]
+            for following in ready:
+                if here and self._light(following):
+                    todo.append((following, self._steps(following)))
+                else:
+                    self.pool.submit(functools.partial(self._work, following))
+
+    def _light(self, task: Task) -> bool:
+        """Whether ``task`` may go on on an engine's network thread when its waiter wakes there.
+
+        Its steps then run there until they end or reach an ``OFF_LOOP`` (a step that may
+        block: a store's file, the cache's SQLite, a wait while suspended). Not a download
+        (its file is opened, moved and synced), not a paced task (its driver sleeps between
+        blocks), not a suspended one.
+        """
+        run = task._run
+        if not isinstance(run, TaskRun):
+            return False
+        machine = run.machine
+        return (
+            machine.kind is not TaskKind.DOWNLOAD
+            and machine.state is TaskState.RUNNING
+            and not paced(run)
+        )
+
+    def _advance(self, task: Task, steps: Steps[None], here: bool = False) -> bool:
         """Run ``steps`` until they end (True) or wait (False: parked until the waiter wakes).
 
-        A wait that ends within ``PARK_AFTER`` (the next chunk of a body being downloaded, a
-        head from a near server) is waited out on this thread: parking and waking costs a
-        hand-off to another worker, more than such a short wait; a longer one parks.
+        A waiter that can go on with the task on the thread that wakes it (``run_on_wake``:
+        the curl engine's network thread) takes it there, for a task that may run there: no
+        worker waits for it, and no thread is woken when its answer comes. Otherwise, a wait
+        that ends within ``PARK_AFTER`` (the next chunk of a body being downloaded, a head from
+        a near server) is waited out on a worker: parking and waking costs a hand-off to
+        another worker, more than such a short wait; a longer one parks. On the network
+        thread (``here``) nothing is waited out: the task goes to a worker.
         """
         while True:
             try:
@@ -186,10 +231,16 @@ class Runner:
             except StopIteration:
                 return True
             except BaseException:  # not an engine error (those end the task): pass the baton on
-                mine = self._ended(task)
-                if mine is not None:
-                    self.pool.submit(functools.partial(self._work, mine))
+                for following in self._ended(task):
+                    self.pool.submit(functools.partial(self._work, following))
                 raise
+            on_wake = getattr(waiter, "run_on_wake", None)
+            if on_wake is not None and self._light(task):
+                on_wake(functools.partial(self._resume_here, task, steps))
+                return False
+            if here:  # a step that may block, or a waiter only a worker can wait for
+                self.pool.submit(functools.partial(self._resume, task, steps))
+                return False
             if not waiter.block(PARK_AFTER):
                 break
         waiter.subscribe(
@@ -197,10 +248,11 @@ class Runner:
         )
         return False
 
-    def _ended(self, task: Task) -> Task | None:
+    def _ended(self, task: Task) -> list[Task]:
         """``task``'s run is over (it reported its end to its machine): free its slot, and
-        return a task that may start now for this worker to run. The one place a run's end is
-        seen (a run that ended in a retry queues its task again, for its retry time)."""
+        return the tasks that may start now, for this thread to run or hand out. The one
+        place a run's end is seen (a run that ended in a retry queues its task again, for its
+        retry time)."""
         run = task._run
         again = isinstance(run, TaskRun) and run.requeue_at is not None and not run.machine.finished
         return self.schedule(full=False, ended=task, again=again)

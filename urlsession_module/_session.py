@@ -108,6 +108,7 @@ class Session(Proxy):
             try:
                 self._remote.start()  # starts the transfer process if need be; replay follows
             except BaseException:  # e.g. a second session with this identifier: nothing stays
+                self._runner.close()  # (its hold on the shared workers: no thread stays either)
                 self._transport.close()
                 self._dispatcher.close()
                 raise

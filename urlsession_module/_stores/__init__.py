@@ -37,7 +37,7 @@ from ._cache import _MemoryTier as _MemoryTier
 from ._cookies import CookieStore
 from ._credentials import CredentialStore, Space, basic_authorization, basic_realms
 from ._exchange import Exchange
-from ._lookup import CacheLookup, Headers, Outcome, Stored
+from ._lookup import CacheLookup, Headers, Outcome, Stored, reads_storage
 from ._sets import (
     CACHE_NAME,
     COOKIES_NAME,
@@ -76,6 +76,7 @@ __all__ = [
     "basic_realms",
     "memory_stores",
     "persistent_stores",
+    "reads_storage",
     "redact",
     "userinfo_of",
     "with_userinfo",

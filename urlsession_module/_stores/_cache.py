@@ -88,6 +88,10 @@ class _MemoryTier:
             self._items.move_to_end(key)
         return [_entry_with(e, stream=iter((b,))) for e, b in item[0]]
 
+    def holds(self, key: str) -> bool:
+        with self._lock:
+            return key in self._items
+
     def put(self, key: str, entries: list[tuple[hishel.Entry, bytes]], version: int) -> None:
         size = sum(len(body) + 1024 for _, body in entries)  # 1 KiB: headers and bookkeeping
         with self._lock:
@@ -297,6 +301,10 @@ class HTTPCache:
         if len(kept) == len(out):
             self._memory.put(key, kept, version)
         return out
+
+    def in_memory(self, key: str) -> bool:
+        """Whether ``key``'s entries are in the memory tier (reading them needs no SQLite)."""
+        return self._memory.holds(key)
 
     def refresh(self, key: str, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
         """An entry keeps its body and takes new headers (a 304, or the same bytes sent again),

@@ -89,6 +89,16 @@ class Outcome:
     resend: bool = False
 
 
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def reads_storage(method: str, policy: str) -> bool:
+    """Whether a lookup for this request may read SQLite (every policy but a safe request's
+    ``reloadIgnoringLocalCacheData``, which asks the server without looking): the transport
+    does such work off an engine's network thread."""
+    return policy != "reloadIgnoringLocalCacheData" or method.upper() not in _SAFE
+
+
 class CacheLookup:
     """One request through hishel's RFC 9111 states: ask before sending, tell after."""
 
@@ -98,6 +108,7 @@ class CacheLookup:
         self._key = request.url
         self.hit: Stored | None = None
         self.unavailable = False  # returnCacheDataDontLoad and nothing stored
+        self._seen: tuple[int, Headers, Any] | None = None  # (see _answer)
         self._state: hishel.CacheMiss | hishel.NeedRevalidation
         unsafe = request.method.upper() not in ("GET", "HEAD", "OPTIONS", "TRACE")
         if policy == "reloadIgnoringLocalCacheData" and not unsafe:
@@ -134,13 +145,41 @@ class CacheLookup:
             for value in sent.get_list(name) or []
         ]
 
+    def _answer(self, status: int, headers: Headers) -> Any:
+        """hishel's first state for this response (worked out once: ``touches_storage`` and
+        ``response`` both need it, for the same ``headers`` object)."""
+        seen = self._seen
+        if seen is not None and seen[0] == status and seen[1] is headers:
+            return seen[2]
+        kept = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
+        state = self._state.next(hishel.Response(status, _hishel_headers(kept)))
+        self._seen = (status, headers, state)
+        return state
+
+    def touches_storage(self, status: int, headers: Headers) -> bool:
+        """Whether telling the cache this response may read or write SQLite: stored entries
+        to invalidate (an unsafe method's response), or a response to store whose key the
+        memory tier does not hold. A response that will not be stored, or that refreshes what
+        the memory tier holds (written behind), does not. The transport tells the cache such a
+        response off an engine's network thread."""
+        state = self._answer(status, headers)
+        while isinstance(state, hishel.InvalidateEntries):  # (next() only hands on a state)
+            if state.entry_ids:
+                return True
+            state = state.next()
+        if isinstance(state, hishel.StoreAndUse):
+            if not _worth_storing(state.response.headers) or status in (206, 304):
+                return False
+            return not self._cache.in_memory(self._key)
+        return False
+
     def response(
         self, status: int, headers: Headers, body: Callable[[], Iterator[bytes]]
     ) -> Outcome:
         """Tell the cache what came back; ``body`` gives the raw (still encoded) body on demand."""
         cache = self._cache
-        kept = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
-        state: Any = self._state.next(hishel.Response(status, _hishel_headers(kept)))
+        state: Any = self._answer(status, headers)
+        self._seen = None
         while True:
             if isinstance(state, hishel.InvalidateEntries):
                 cache.changing(self._key)

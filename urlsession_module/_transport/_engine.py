@@ -28,6 +28,7 @@ from .._stores import (
     Stored,
     Stores,
     memory_stores,
+    reads_storage,
     with_userinfo,
     without_userinfo,
 )
@@ -42,7 +43,7 @@ from ._metrics import TaskMetrics
 from ._proxies import check_proxy_answer, proxy_for
 from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
 from ._streams import receive, send_blocks, start_body
-from ._wire import Engine, Steps, drive, make_engine
+from ._wire import OFF_LOOP, Engine, Steps, drive, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +190,15 @@ class Transport:
             ctl.set_abort(None)
 
     def _transfer(self, a: Attempt) -> Steps[str | None]:
+        if not a.ctl.wait_running(0):
+            yield OFF_LOOP  # the wait below blocks
         a.checkpoint()  # a task suspended before it started waits here
         while True:  # one pass per connection; a suspended task that let go comes round again
             resume_at = a.sink.size if (a.sink.size and a.validator) else 0
             resp = yield from self._open_following_redirects(a, resume_at)
             if resume_at and resp.status not in (200, 206):
                 # e.g. 416: the resource changed size under us; ask again for all of it.
+                yield OFF_LOOP
                 _let_go(a, resp)
                 a.validator = None
                 a.sink.truncate(0)
@@ -222,6 +226,7 @@ class Transport:
         assert a.download_dir is not None and a.sink.path is not None
         if a.ctl.cancelled:
             raise CancelledSignal
+        yield OFF_LOOP  # the file is moved (and synced, if durable)
         name = filename_for(info.url, info.header("content-disposition"))
         final = os.path.join(
             a.download_dir, f"{safe_name(a.identifier)}-{safe_name(name, 'download')}"
@@ -254,6 +259,7 @@ class Transport:
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_CODES or location is None:
                 return resp
+            yield OFF_LOOP  # draining the body waits, and the next hop reads the stores
             _let_go(a, resp)  # the connection goes back to the pool: no longer this task's
             redirects += 1
             if a.metrics is not None:
@@ -268,6 +274,8 @@ class Transport:
     ) -> Steps[urllib3.BaseHTTPResponse]:
         """One hop: the cache may answer it; a 401 a credential can answer is retried once."""
         request = a.request
+        if cacheable and reads_storage(request.method, self.config.requestCachePolicy):
+            yield OFF_LOOP
         lookup: CacheLookup | None = exchange.cache_lookup(request) if cacheable else None
         if lookup is not None:
             if lookup.hit is not None:
@@ -292,8 +300,11 @@ class Transport:
             if authorization is not None:
                 extra.append(("Authorization", authorization))
             resp = yield from self._open(a, resume_at, extra)
+            if "Set-Cookie" in resp.headers:
+                yield OFF_LOOP  # the cookie store may be a shared file
             exchange.response_received(request.url, resp.headers.items())
             if resp.status == 401 and (authorization is None or exchange.digest_pending()):
+                yield OFF_LOOP  # the credential store; the body is drained
                 challenges = resp.headers.getlist("WWW-Authenticate")
                 authorization = (
                     exchange.authorization(request, challenges)
@@ -309,15 +320,16 @@ class Transport:
                 exchange.authenticated(resp.status)
             if lookup is None or (resp.status in REDIRECT_CODES and "Location" in resp.headers):
                 return resp
-            outcome = lookup.response(
-                resp.status,
-                list(resp.headers.items()),
-                functools.partial(raw_chunks, resp),
-            )
+            pairs = list(resp.headers.items())
+            if lookup.touches_storage(resp.status, pairs):
+                yield OFF_LOOP  # telling the cache reads (or writes) SQLite
+            outcome = lookup.response(resp.status, pairs, functools.partial(raw_chunks, resp))
             if outcome.stored is not None:  # a 304 freshened what the cache holds: serve that
+                yield OFF_LOOP
                 _let_go(a, resp)
                 return CachedResponse(outcome.stored, request.method)
             if outcome.chunks is not None:  # stored as it is read
+                yield OFF_LOOP  # (into SQLite)
                 return CachedResponse(
                     Stored(resp.status, list(resp.headers.items()), outcome.chunks),
                     request.method,
@@ -325,6 +337,7 @@ class Transport:
                 )
             if outcome.resend and not resent:
                 resent = True
+                yield OFF_LOOP
                 _let_go(a, resp)
                 continue
             return resp
@@ -361,6 +374,7 @@ class Transport:
                 check_proxy_answer(a, None, proxy_for(self.config, url))
             raise
         if resp.status == 407:  # from our proxy: the task ends (-1013)
+            yield OFF_LOOP  # its body is drained
             check_proxy_answer(a, resp, proxy_for(self.config, url))
         a.protocol = self.engine.protocol(resp)
         if tx is not None and a.metrics is not None:

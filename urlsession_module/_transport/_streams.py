@@ -23,7 +23,7 @@ from ._connections import (
 )
 from ._control import CancelledSignal, LetGoSignal
 from ._errors import file_error
-from ._wire import Steps
+from ._wire import OFF_LOOP, Steps
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> Steps[None]:
             a.check_deadline()
             if ctl.wait_running(0):
                 continue
+            yield OFF_LOOP  # the waits below block: not on an engine's network thread
             progress.flush()  # held by the driver until resumed: no progress while suspended
             if not a.await_running(a.patience):
                 # Suspended past half the idle timeout: let the connection go rather than

@@ -41,6 +41,29 @@ class Waiter(Protocol):
     def subscribe(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` (once) on the next change; the caller's thread goes on meanwhile."""
 
+    # Optional (looked up with getattr): ``run_on_wake(job)`` runs ``job`` on the thread that
+    # makes the change (an engine's network thread), once it is outside its locks and
+    # callbacks: the steps go on there, without a worker thread or a hand-off, until they end
+    # or reach an :data:`OFF_LOOP`. A waiter offers it only where that thread can run them.
+
+
+class OffLoop:
+    """Yielded before a step that may block (a file, a store, a wait while suspended): it
+    waits for nothing, but an engine's network thread that runs the steps (a waiter's
+    ``run_on_wake``, see :class:`Waiter` and ``_runner``) hands them to a worker here. On a
+    thread that may block (a worker, :func:`drive`) it costs one turn of the generator."""
+
+    __slots__ = ()
+
+    def block(self, timeout: float) -> bool:
+        return True
+
+    def subscribe(self, wake: Callable[[], None]) -> None:
+        wake()
+
+
+#: The one :class:`OffLoop`: ``yield OFF_LOOP`` before a step that may block.
+OFF_LOOP = OffLoop()
 
 #: A transfer's steps: yields what it waits for; returns its result.
 Steps = Generator[Waiter, None, T]

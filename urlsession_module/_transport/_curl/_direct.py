@@ -1,4 +1,5 @@
-"""A download's body written to its file from libcurl's write callback, on the network thread.
+"""A body written to its sink from libcurl's write callback, on the network thread: a
+download's ``.part`` file, or a data task's text.
 
 The queue path (write callback -> the transfer's queue -> urllib3's ``read1`` -> the sink, on
 the task's worker) costs a hand-off and a copy per 256 KiB. A download whose body needs no
@@ -26,7 +27,7 @@ from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, PROGRESS_INTERVAL, Progress, Sink
 from .._control import CancelledSignal, LetGoSignal, TransferControl
 from .._ratelimit import paced
-from .._wire import Steps
+from .._wire import OFF_LOOP, Steps
 from ._signal import Signal, SignalWaiter
 
 if TYPE_CHECKING:
@@ -165,6 +166,7 @@ def _report(
         if done:
             return
         if paused:
+            yield OFF_LOOP  # the wait below blocks: not on the network thread
             progress.flush()  # held by the driver until resumed: no progress while suspended
             if not a.await_running(a.patience):
                 log.debug("suspended task lets its connection go at %d bytes", a.sink.size)

@@ -69,6 +69,7 @@ class Transfer:
         deadline: float,
         proxy: str | None,
         unpause: Callable[[Transfer], None],
+        cond: threading.Condition | None = None,
     ) -> None:
         self.easy = pycurl.Curl()
         self.request = request
@@ -76,7 +77,7 @@ class Transfer:
         self.deadline = deadline
         self.proxy = proxy
         self._unpause = unpause
-        self.cond = threading.Condition(threading.Lock())
+        self.cond = cond if cond is not None else threading.Condition(threading.Lock())
         self.last = time.monotonic()  # when a byte last moved (or the transfer started)
         # the head
         self.status = 0

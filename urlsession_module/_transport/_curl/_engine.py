@@ -31,7 +31,8 @@ from .._bodies import BLOCK, Progress
 from .._control import CancelledSignal
 from .._ratelimit import paced
 from .._requests import IDEMPOTENT
-from .._wire import Steps, drive
+from .._wire import OFF_LOOP, Steps, drive
+from . import _multi as _multi_module
 from ._easy import UPLOAD_DEPTH, Transfer
 from ._multi import Multi
 from ._options import configure
@@ -140,11 +141,14 @@ class CurlEngine:
                 close()  # (never started: nothing was opened)
             body = None
         for attempt in (0, 1):
+            if attempt:
+                yield OFF_LOOP  # (configure may read files: certificates)
             a.check_deadline()
             t, stop = self._start(a, url, headers, fresh=bool(attempt), direct=direct)
             try:
                 while True:
                     if body is not None:
+                        yield OFF_LOOP  # the feeder waits for libcurl to take the blocks
                         self._feed(a, t, body)
                     if (yield from self._await_head(a, t)):
                         return CurlResponse(t, a.request.method, stop)
@@ -168,8 +172,10 @@ class CurlEngine:
         version = self._version
         if version == pycurl.CURL_HTTP_VERSION_2_0 and url[:5].lower() == "http:":
             version = pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE  # h2c, as asked
-        t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause)
-        t.cond = Signal(threading.Lock())  # its changes can wake a task that waits threadless
+        # Its changes can wake a task that waits threadless, or go on with it on the network
+        # thread (``run_on_wake``).
+        signal = Signal(threading.Lock(), self._multi.call, self._multi.ident)
+        t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause, signal)
         t.group = self._live
         t.share = self._share
         t.sockets = self._sockets
@@ -180,7 +186,7 @@ class CurlEngine:
             progress = Progress(a.ctl, BodySent, a.request.body_length)
             t.reader = DirectRead(t, a.request, a.ctl, progress.step)
             t.upload_progress = progress
-        configure(t, self.config, self._share, url, list(headers.items()), version)
+        configure(t, self.config, self._share, url, list(headers.iteritems()), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
         multi = self._multi
@@ -255,6 +261,7 @@ class CurlEngine:
             if over:
                 break
             if paused:  # suspended while the network thread reads the body: wait here
+                yield OFF_LOOP
                 progress_flush(progress)
                 a.checkpoint()
                 with signal:
@@ -286,6 +293,11 @@ class CurlEngine:
                 self._remove(t, TransferError(ErrorCode.UNKNOWN, str(exc.args[-1]).lower()))
 
         self._multi.call(run)
+
+    def gather_turns(self, scope: Callable[[], contextlib.AbstractContextManager[None]]) -> None:
+        """Run each turn of the network thread's commands (where tasks go on, see
+        ``_wire.Waiter``) inside ``scope``: the runner gathers delivery wake-ups there."""
+        _multi_module.turn_scope = scope
 
     def protocol(self, resp: urllib3.BaseHTTPResponse) -> str:
         return resp.transfer.protocol if isinstance(resp, CurlResponse) else "http/1.1"

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What each turn of the thread's commands runs inside: set from above the transport (the
+#: runner gathers the delivery queues' wake-ups to one per turn, ``_dispatch``).
+turn_scope: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+
 _TICK = 0.05  # the longest the thread sleeps: how late an idle timeout or deadline may fire
 _JOIN = 5.0  # how long the last session's close waits for the thread to end
 
@@ -57,13 +61,16 @@ class Multi:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="urlsession-curl", daemon=True)
         self._thread.start()
+        self._ident = self._thread.ident
 
     # -- from any thread ------------------------------------------------------------------------
 
     def call(self, command: Callable[[], None]) -> None:
         """Run ``command`` on the network thread, soon (the only way to touch the multi)."""
         self._commands.append(command)
-        if not self._woken:
+        # On the network thread itself no wake-up is needed: it runs its commands before it
+        # waits again.
+        if not self._woken and threading.get_ident() != self._ident:
             self._woken = True
             with contextlib.suppress(BlockingIOError):  # a full pipe is already a wake-up
                 os.write(self._wake_w, b"x")
@@ -96,6 +103,10 @@ class Multi:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._multi.close()
+
+    @property
+    def ident(self) -> int | None:
+        return self._ident
 
     @property
     def thread(self) -> threading.Thread:
@@ -182,12 +193,15 @@ class Multi:
 
     def _run_commands(self) -> None:
         commands = self._commands
-        while commands:
-            command = commands.popleft()
-            try:
-                command()
-            except Exception:
-                log.exception("a curl network command failed")
+        if not commands:
+            return
+        with turn_scope():
+            while commands:
+                command = commands.popleft()
+                try:
+                    command()
+                except Exception:
+                    log.exception("a curl network command failed")
 
     def _drain_wake(self) -> None:
         self._woken = False

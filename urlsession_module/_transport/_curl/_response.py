@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import urllib3
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from .._attempt import Attempt
 
 _STEP = 0.25  # the longest one wait for body bytes lasts before clocks are looked at again
+
+
+def _refuse_wait(t: Transfer) -> None:
+    if isinstance(t.cond, Signal):
+        t.cond.refuse_wait()
 
 
 class CurlBody(io.RawIOBase):
@@ -50,6 +55,7 @@ class CurlBody(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         with t.cond:
             while not t.chunks and not t.done and t.error is None:
+                _refuse_wait(t)
                 t.cond.wait(_STEP)
             if not t.chunks:
                 if t.error is not None:
@@ -63,6 +69,7 @@ class CurlBody(io.RawIOBase):
         t = self.transfer
         with t.cond:
             while not t.chunks and not t.done and t.error is None:
+                _refuse_wait(t)
                 t.cond.wait(_STEP)
             if not t.chunks:
                 if t.error is not None:
@@ -83,6 +90,54 @@ class CurlBody(io.RawIOBase):
         super().close()
 
 
+class ResponseHead(urllib3.HTTPHeaderDict):
+    """A curl response's headers: urllib3's type, built straight from the received pairs.
+
+    A response's headers are read a dozen times per task (cookies, the cache, metrics, the
+    payloads) and not changed: ``items()`` is listed once (urllib3 walks its view at every
+    call, twice for ``tuple()``), and ``get`` of a name that is not there raises no
+    ``KeyError`` on the way (Mapping.get does).
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        self._listed: list[tuple[str, str]] | None = None
+        container = self._container
+        for name, value in pairs:
+            low = name.lower()
+            values = container.get(low)
+            if values is None:
+                container[low] = [name, value]
+            else:
+                values.append(value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if not isinstance(key, str):
+            return super().get(key, default)
+        values = self._container.get(key.lower())
+        if values is None:
+            return default
+        return values[1] if len(values) == 2 else ", ".join(values[1:])
+
+    def items(self) -> Any:  # the same pairs, in the same order, as urllib3's view
+        listed = self._listed
+        if listed is None:
+            listed = self._listed = list(super().items())
+        return listed
+
+    def __setitem__(self, key: str, val: str) -> None:
+        self._listed = None
+        super().__setitem__(key, val)
+
+    def __delitem__(self, key: str) -> None:
+        self._listed = None
+        super().__delitem__(key)
+
+    def add(self, key: str, val: str, *, combine: bool = False) -> None:
+        self._listed = None
+        super().add(key, val, combine=combine)
+
+
 class CurlResponse(urllib3.HTTPResponse):
     """urllib3's response over a :class:`CurlBody`: decoded by urllib3's decoders."""
 
@@ -94,7 +149,7 @@ class CurlResponse(urllib3.HTTPResponse):
         self._body_reader = CurlBody(t, stop)
         super().__init__(
             body=self._body_reader,
-            headers=urllib3.HTTPHeaderDict(headers),
+            headers=ResponseHead(headers),
             status=t.status,
             reason=http.client.responses.get(t.status),
             preload_content=False,
@@ -117,10 +172,11 @@ class CurlResponse(urllib3.HTTPResponse):
 
     def to_sink(self, a: Attempt, progress: Progress, encoded: bool) -> Steps[None] | None:
         """The rest of the body written to ``a.sink`` by the network thread (:mod:`._direct`),
-        when nothing needs it on the task's thread: a download's file, no decoding, no pacing,
-        nothing read yet through urllib3. None: read it as usual."""
+        when nothing needs it on the task's thread: no decoding, no pacing, nothing read yet
+        through urllib3. None: read it as usual. (A download's file, or a data task's text:
+        for a small body, urllib3's reads cost more than the body itself.)"""
         ctl = a.ctl
-        if a.sink.path is None or encoded or self._fp_bytes_read or paced(ctl):
+        if encoded or self._fp_bytes_read or paced(ctl):
             return None
         return direct_steps(a, self.transfer, progress, self._body_reader.stop)
 

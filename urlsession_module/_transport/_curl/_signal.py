@@ -4,14 +4,18 @@ The network thread already notifies a transfer's condition whenever its state ch
 head, a body chunk, upload room, a rewind, the end). :class:`Signal` is that condition with a
 generation count and one optional ``wake`` callback: a task that found nothing to do yields a
 :class:`SignalWaiter` (see :class:`~.._wire.Waiter`), and its runner subscribes to it, so the
-next change puts the task back on a worker instead of a worker sitting in ``wait``.
+next change puts the task back on a worker instead of a worker sitting in ``wait``, or (with
+``run_on_wake``) goes on with the task on the network thread itself.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from ...exceptions import ErrorCode, TransferError
 
 
 class Signal(threading.Condition):
@@ -19,10 +23,21 @@ class Signal(threading.Condition):
     generation and calls the waiter's ``wake`` (at most once), on the notifying thread (the
     network thread, under the transfer's lock: ``wake`` only queues work)."""
 
-    def __init__(self, lock: Any) -> None:
+    def __init__(
+        self, lock: Any, loop: Callable[[Callable[[], None]], None], loop_thread: int | None
+    ) -> None:
         super().__init__(lock)
         self.generation = 0
         self.wake: Callable[[], None] | None = None
+        self.loop = loop  # runs a job on the network thread, after the current callbacks
+        self.loop_thread = loop_thread  # that thread's ident: it must never wait here
+
+    def refuse_wait(self) -> None:
+        """A wait for this transfer on the network thread itself could never end (that
+        thread is what would end it): fail the task instead (a bug: such a step must come
+        after an ``OFF_LOOP``)."""
+        if threading.get_ident() == self.loop_thread:
+            raise TransferError(ErrorCode.UNKNOWN, "internal error: a wait on the network thread")
 
     def notify(self, n: int = 1) -> None:  # notify_all calls this too
         self.generation += 1
@@ -60,3 +75,15 @@ class SignalWaiter:
                 self._signal.wake = wake
                 return
         wake()  # it changed meanwhile: look again now
+
+    def run_on_wake(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the network thread after the next change (see ``_wire.Waiter``):
+        queued as one of its commands, so it runs outside libcurl's callbacks and the
+        transfer's lock, in the same turn of the loop that brought the change."""
+        signal = self._signal
+        loop = signal.loop
+        with signal:
+            if signal.generation == self._seen:
+                signal.wake = functools.partial(loop, job)
+                return
+        loop(job)  # it changed meanwhile
