@@ -92,6 +92,29 @@ def test_reset_mid_body_download_resumes_with_range(
 
 
 @ENGINES
+def test_a_retry_after_a_reset_is_a_new_connection_in_the_metrics(
+    eng: str, faults: FaultServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """The reset connection is gone: the retry's transaction connects anew (not "reused"),
+    and the cut transaction still counts the body bytes that came before the reset."""
+    key = uuid.uuid4().hex
+    session = make_session(engine=eng, retryPolicy={"total": 2})
+    rec = recorder(session)
+    tid = session.downloadTask(
+        url=faults.url("flaky-download", length=300_000, after=100_000, key=key)
+    )
+    done = rec.completed(tid, 30)
+    assert done.success, done.message
+    cut, rest = done.metrics["transactionMetrics"]
+    assert cut["countOfResponseBodyBytesReceived"] == 100_000
+    assert cut["responseEndDate"] is None  # it never ended
+    assert rest["isReusedConnection"] is False
+    assert rest["connectStartDate"] is not None
+    assert rest["localPort"] != cut["localPort"]
+    assert rest["countOfResponseBodyBytesReceived"] == 200_000
+
+
+@ENGINES
 def test_a_resource_that_changed_starts_over(
     eng: str, faults: FaultServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:

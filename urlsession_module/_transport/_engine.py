@@ -211,6 +211,11 @@ class Transport:
                 clean = True
             except LetGoSignal:
                 continue
+            except BaseException:
+                if a.metrics is not None:  # cut short (a reset, a retry): what came counts
+                    got = resp.tell() or max(0, a.sink.size - resume_at)
+                    a.metrics.received(a.metrics.current, got)
+                raise
             finally:
                 a.ctl.set_abort(None)
                 if not clean:  # never hand a half-read connection back to the pool

@@ -197,6 +197,12 @@ class TaskMetrics:
         if body_bytes > tx["countOfResponseBodyBytesReceived"]:
             tx["countOfResponseBodyBytesReceived"] = body_bytes
 
+    def received(self, tx: Transaction | None, body_bytes: int) -> None:
+        """A response cut short (a reset mid-body, a retry's abort): the bytes that came count,
+        and it has no end date (it never ended)."""
+        if tx is not None and body_bytes > tx["countOfResponseBodyBytesReceived"]:
+            tx["countOfResponseBodyBytesReceived"] = body_bytes
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
         return {

@@ -45,6 +45,9 @@ class TimedConnection(HTTPConnection):
 
     def connect(self) -> None:
         super().connect()
+        # urllib3 connects the same connection object again after a drop: a new socket has
+        # served nothing yet (else isReusedConnection says yes on a fresh connection).
+        self._served = 0
         tx = self._tx()
         if tx is not None:
             now = time.time()
