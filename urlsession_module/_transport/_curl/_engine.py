@@ -186,7 +186,9 @@ class CurlEngine:
             progress = Progress(a.ctl, BodySent, a.request.body_length)
             t.reader = DirectRead(t, a.request, a.ctl, progress.step)
             t.upload_progress = progress
-        configure(t, self.config, self._share, url, list(headers.iteritems()), version)
+        # (urllib3's lists read directly, in its order: ``iteritems`` is a generator step a line)
+        pairs = [(vs[0], v) for vs in headers._container.values() for v in vs[1:]]
+        configure(t, self.config, self._share, url, pairs, version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
         multi = self._multi

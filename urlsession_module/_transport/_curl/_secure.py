@@ -34,8 +34,10 @@ def apply(t: Transfer, config: ConfigValues, url: str) -> None:
     secure = url[:6].lower() == "https:"
     if secure and t.tx is not None:
         watch_tls(e)  # negotiatedTLSProtocolVersion (see _metrics)
-    pins = pins_for(config.pinnedPublicKeys, urlsplit(url).hostname or "")
-    if pins and secure:
+    pins: tuple[str, ...] = ()
+    if secure and config.pinnedPublicKeys:  # (no URL taken apart per request without pins)
+        pins = pins_for(config.pinnedPublicKeys, urlsplit(url).hostname or "")
+    if pins:
         e.setopt(pycurl.PINNEDPUBLICKEY, curl_pins(pins))
     identity = client_identity(config)
     if identity is not None:
