@@ -368,7 +368,9 @@ class Transfer:
     def _fill_metrics(self) -> None:
         if self.tx is not None:
             secure = self.request.url[:6].lower() == "https:"
-            fill_metrics(self.tx, self.easy, self.started, secure, self.upload_end)
+            fill_metrics(
+                self.tx, self.easy, self.started, secure, self.upload_end, self.request.has_body
+            )
         with self.cond:
             self.metrics_read = True
             self.cond.notify_all()

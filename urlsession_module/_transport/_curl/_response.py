@@ -122,7 +122,8 @@ class ResponseHead(urllib3.HTTPHeaderDict):
     def items(self) -> Any:  # the same pairs, in the same order, as urllib3's view
         listed = self._listed
         if listed is None:
-            listed = self._listed = list(super().items())
+            # (urllib3's view walks ``iteritems``, a generator step a line: its lists, read here)
+            listed = self._listed = [(vs[0], v) for vs in self._container.values() for v in vs[1:]]
         return listed
 
     def __setitem__(self, key: str, val: str) -> None:
