@@ -28,11 +28,31 @@ class Stored:
     chunks: Iterator[bytes] = attrs.field(repr=False)
 
 
+class _Headers(hishel.Headers):
+    """hishel's headers with a dict's ``get`` and ``in``: hishel's type is an ABC mapping
+    whose ``get`` and ``in`` go through ``__getitem__`` and a caught ``KeyError`` for every
+    header that is not there, a dozen times per response its spec machine reads."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        values = self._headers.get(key.lower())
+        return default if values is None else ", ".join(values)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._headers
+
+
 def _hishel_headers(headers: Iterable[tuple[str, str]]) -> hishel.Headers:
     out: dict[str, list[str]] = {}
     for name, value in headers:
-        out.setdefault(name.lower(), []).append(value)
-    return hishel.Headers(out)
+        low = name.lower()
+        values = out.get(low)
+        if values is None:
+            out[low] = [value]
+        else:
+            values.append(value)
+    made = _Headers.__new__(_Headers)
+    made._headers = out  # (hishel's __init__ would copy every list once more)
+    return made
 
 
 def _pairs(headers: hishel.Headers) -> Headers:
@@ -202,7 +222,7 @@ class CacheLookup:
                 # of one second would leave "the most recent one" to chance).
                 variant = [
                     entry
-                    for entry in cache.entries(self._key)
+                    for entry in cache.entries(self._key, bodies=False)
                     if entry.request.method == self._request.method
                     and _vary_matches(self._request, entry)
                 ]
