@@ -70,8 +70,9 @@ class Transfer:
         proxy: str | None,
         unpause: Callable[[Transfer], None],
         cond: threading.Condition | None = None,
+        easy: pycurl.Curl | None = None,
     ) -> None:
-        self.easy = pycurl.Curl()
+        self.easy = easy if easy is not None else pycurl.Curl()
         self.request = request
         self.idle = idle
         self.deadline = deadline
