@@ -177,7 +177,7 @@ def fill(
     seen = getattr(easy, "tls_seen", None)
     if seen is not None:
         tx["negotiatedTLSProtocolVersion"] = _tls_version(easy, seen, tx)
-    tx["engine_filled"] = True
+    tx.mark_filled()
 
 
 def _fill_each(
@@ -226,4 +226,4 @@ def _fill_each(
     seen = getattr(easy, "tls_seen", None)
     if seen is not None:
         tx.negotiatedTLSProtocolVersion = _tls_version(easy, seen, tx)
-    tx.engine_filled = True
+    tx.mark_filled()
