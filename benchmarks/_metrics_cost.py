@@ -191,9 +191,9 @@ def main() -> None:
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(
         f"| {listener} b, n={args.n}, {args.rounds} rounds | median s | median CPU s | "
-        "s / off | CPU / off | best CPU / off | TLS version |"
+        "s / off | CPU / off | best CPU / off | CPU / off, paired | TLS version |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for (variant, engine), got in runs.items():
         secs = statistics.median(x["seconds"] for x in got)
         cpu = statistics.median(x["cpu"] for x in got)
@@ -201,9 +201,12 @@ def main() -> None:
         ref_s = statistics.median(x["seconds"] for x in ref)
         ref_c = statistics.median(x["cpu"] for x in ref)
         best = min(x["cpu"] for x in got) / min(x["cpu"] for x in ref)
+        # Each round's ratio to the same round's ``off`` (run next to it), then their median:
+        # the load on a shared machine drifts between rounds more than within one.
+        paired = statistics.median(x["cpu"] / y["cpu"] for x, y in zip(got, ref, strict=True))
         print(
             f"| {variant}[{engine}] | {secs:.3f} | {cpu:.3f} | {secs / ref_s:.3f} | "
-            f"{cpu / ref_c:.3f} | {best:.3f} | {got[-1].get('tls')} |"
+            f"{cpu / ref_c:.3f} | {best:.3f} | {paired:.3f} | {got[-1].get('tls')} |"
         )
     print(f"(at {time.strftime('%H:%M:%S')}; load {os.getloadavg()[0]:.1f})")
 

@@ -7,6 +7,7 @@ credential ends up sent where it should not go.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["CREDENTIAL_HEADERS", "Origin", "origin", "without_userinfo"]
@@ -17,8 +18,12 @@ Origin = tuple[str, str, int]
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
+@functools.lru_cache(maxsize=1024)
 def origin(url: str) -> Origin:
-    """(scheme, host, port) in lower case with the default port filled in, as RFC 6454 compares."""
+    """(scheme, host, port) in lower case with the default port filled in, as RFC 6454 compares.
+
+    Cached by the URL's text: the scheduler, the transport and the stores ask it of the same
+    few URLs for every task."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)

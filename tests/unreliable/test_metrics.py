@@ -264,3 +264,41 @@ def test_curl_fill_in_one_go_matches_value_by_value(server: LocalServer) -> None
         easy.close()
     assert one == each
     assert one["remotePort"] == server.port and one["countOfResponseHeaderBytesReceived"] > 0
+
+
+def test_curl_fill_on_a_reused_connection_matches_value_by_value(server: LocalServer) -> None:
+    """On a reused connection the one-go reading skips the connect clocks (and, with no
+    request body, the upload count): the record is still what asking value by value gives,
+    with no lookup, connect or handshake dates."""
+    import io
+
+    import pycurl
+
+    from urlsession_module._transport._curl import _metrics as cm
+    from urlsession_module._transport._metrics import Transaction
+
+    easy = pycurl.Curl()
+    try:
+        easy.setopt(pycurl.URL, server.url("/bytes/2000"))
+        easy.setopt(pycurl.WRITEDATA, io.BytesIO())
+        easy.perform()
+        easy.perform()  # the same connection again
+        assert easy.getinfo(pycurl.NUM_CONNECTS) == 0
+        one, each = Transaction(1.0), Transaction(1.0)
+        cm.fill(one, easy, 1000.0, False, 0.0, body=False)
+        cm._fill_each(each, easy, 1000.0, False, 0.0)
+    finally:
+        easy.close()
+    assert one == each
+    assert one["isReusedConnection"] is True
+    assert one["connectStartDate"] is None and one["domainLookupStartDate"] is None
+    assert one["requestStartDate"] is not None and one["countOfRequestBodyBytesSent"] == 0
+
+
+def test_curl_response_fields_are_urllib3s() -> None:
+    """The curl response sets urllib3's fields itself (cheaper than urllib3's ``__init__``)
+    only because they came out identical for the installed urllib3, name for name."""
+    from urlsession_module._transport._curl import _response
+
+    assert _response._same_as_urllib3()
+    assert _response._FAST_INIT

@@ -219,8 +219,13 @@ def test_post_not_retried_on_dead_reused_connection(
         tid = session.dataTask(url=raw.url("/2"), method="POST")
         failed(rec, tid, ErrorCode.NETWORK_CONNECTION_LOST, timeout=10)
         assert seen == ["GET", "POST"]
-        # libcurl connects afresh before it asks whether to send again (and is told not to).
-        assert raw.connections == (1 if engine == "urllib3" else 2)
+        if engine == "urllib3":
+            assert raw.connections == 1
+        else:
+            # libcurl connects afresh before it asks whether to send again (and is told not
+            # to): that connection is closed unused, and the server's accept thread may count
+            # it a moment after the task ended (on a loaded machine it did, now and then).
+            wait_until(lambda: raw.connections == 2, 5, "the fresh connection counted")
 
 
 def test_server_closing_after_each_response_does_not_fail_tasks(

@@ -56,8 +56,24 @@ def make_private_database(path: Path) -> None:
 
 def _entry_with(entry: hishel.Entry, **response: Any) -> hishel.Entry:
     """``entry`` with some fields of its response replaced (hishel's values are dataclasses,
-    shared between threads: never changed in place)."""
-    return dataclasses.replace(entry, response=dataclasses.replace(entry.response, **response))
+    shared between threads: never changed in place). ``dataclasses.replace``'s result, made
+    from each class's init fields directly (replace looked them up per call: a few µs a task,
+    which reads entries and refreshes one on every response it sees)."""
+    made: hishel.Entry = _replaced(entry, response=_replaced(entry.response, **response))
+    return made
+
+
+_INIT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _replaced(obj: Any, **changes: Any) -> Any:
+    cls = type(obj)
+    names = _INIT_FIELDS.get(cls)
+    if names is None:
+        names = _INIT_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    values = {name: getattr(obj, name) for name in names}
+    values.update(changes)
+    return cls(**values)
 
 
 class _MemoryTier:
@@ -80,12 +96,15 @@ class _MemoryTier:
         self._lock = threading.Lock()
         self.version = 0  # bumped by every change: a read that overlapped one is not kept
 
-    def get(self, key: str) -> list[hishel.Entry] | None:
+    def get(self, key: str, bodies: bool = True) -> list[hishel.Entry] | None:
+        """The entries under ``key``; without ``bodies``, as kept (no stream: read-only)."""
         with self._lock:
             item = self._items.get(key)
             if item is None:
                 return None
             self._items.move_to_end(key)
+        if not bodies:
+            return [e for e, _ in item[0]]
         return [_entry_with(e, stream=iter((b,))) for e, b in item[0]]
 
     def holds(self, key: str) -> bool:
@@ -263,10 +282,11 @@ class HTTPCache:
                 )
             return self._storage
 
-    def entries(self, key: str) -> list[hishel.Entry]:
+    def entries(self, key: str, bodies: bool = True) -> list[hishel.Entry]:
         """What is stored under ``key``: from the memory tier, else from SQLite (and kept there
-        when every body is small enough)."""
-        found = self._memory.get(key)
+        when every body is small enough). ``bodies=False``: only the entries' ids, requests
+        and heads will be read (the memory tier's own, not copies with a stream each)."""
+        found = self._memory.get(key, bodies)
         if found is not None:
             return found
         version = self._memory.version

@@ -104,6 +104,8 @@ class CookieStore(_SharedStore):
         """The ``Cookie`` value the jar has for ``url`` (None: no cookie applies)."""
         with self._lock:
             self._refresh()
+            if not len(self._jar):  # (no request adapter, URL split nor jar walk for nothing)
+                return None
             request = _CookieRequest(url)
             self._jar.add_cookie_header(request.as_request())
             return request.cookie

@@ -28,11 +28,31 @@ class Stored:
     chunks: Iterator[bytes] = attrs.field(repr=False)
 
 
+class _Headers(hishel.Headers):
+    """hishel's headers with a dict's ``get`` and ``in``: hishel's type is an ABC mapping
+    whose ``get`` and ``in`` go through ``__getitem__`` and a caught ``KeyError`` for every
+    header that is not there, a dozen times per response its spec machine reads."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        values = self._headers.get(key.lower())
+        return default if values is None else ", ".join(values)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._headers
+
+
 def _hishel_headers(headers: Iterable[tuple[str, str]]) -> hishel.Headers:
     out: dict[str, list[str]] = {}
     for name, value in headers:
-        out.setdefault(name.lower(), []).append(value)
-    return hishel.Headers(out)
+        low = name.lower()
+        values = out.get(low)
+        if values is None:
+            out[low] = [value]
+        else:
+            values.append(value)
+    made = _Headers.__new__(_Headers)
+    made._headers = out  # (hishel's __init__ would copy every list once more)
+    return made
 
 
 def _pairs(headers: hishel.Headers) -> Headers:
@@ -45,12 +65,19 @@ def _stored(response: hishel.Response) -> Stored:
     return Stored(response.status_code, _pairs(response.headers), chunks)
 
 
+def _value(headers: hishel.Headers, name: str) -> str | None:
+    """``headers.get(name)`` without the ``KeyError`` hishel's ABC ``get`` raises and catches
+    for a header that is not there."""
+    values = headers.get_list(name)
+    return None if values is None else ", ".join(values)
+
+
 def _vary_matches(request: hishel.Request, entry: hishel.Entry) -> bool:
-    vary = entry.response.headers.get("vary")
+    vary = _value(entry.response.headers, "vary")
     if not vary:
         return True
     for name in (v.strip() for v in vary.split(",")):
-        if name == "*" or request.headers.get(name) != entry.request.headers.get(name):
+        if name == "*" or _value(request.headers, name) != _value(entry.request.headers, name):
             return False
     return True
 
@@ -59,20 +86,23 @@ def _same_representation(entry: hishel.Entry, headers: hishel.Headers) -> bool:
     """Whether a new 200 carries the very bytes ``entry`` holds: the same strong ETag (RFC 9110
     8.8.1: a strong validator changes whenever the bytes do), length and content coding."""
     stored = entry.response.headers
-    etag = headers.get("etag")
+    etag = _value(headers, "etag")
     return (
         etag is not None
         and not etag.startswith("W/")
-        and stored.get("etag") == etag
-        and stored.get("content-length") == headers.get("content-length")
-        and stored.get("content-encoding") == headers.get("content-encoding")
+        and _value(stored, "etag") == etag
+        and _value(stored, "content-length") == _value(headers, "content-length")
+        and _value(stored, "content-encoding") == _value(headers, "content-encoding")
     )
 
 
 def _worth_storing(headers: hishel.Headers) -> bool:
     """A response with neither freshness nor a validator could only ever be fetched again."""
-    cc = (headers.get("cache-control") or "").lower()
-    return any(h in headers for h in ("expires", "etag", "last-modified")) or "max-age" in cc
+    cc = (_value(headers, "cache-control") or "").lower()
+    return (
+        any(headers.get_list(h) is not None for h in ("expires", "etag", "last-modified"))
+        or "max-age" in cc
+    )
 
 
 @attrs.define
@@ -196,13 +226,14 @@ class CacheLookup:
                 response = state.response
                 if not _worth_storing(response.headers) or status in (206, 304):
                     return Outcome()
-                if "date" not in response.headers:  # RFC 9110 6.6.1: a cache records when
+                # RFC 9110 6.6.1: a cache records when
+                if response.headers.get_list("date") is None:
                     response.headers["date"] = formatdate(usegmt=True)
                 # The new response replaces what was stored for the same request (two entries
                 # of one second would leave "the most recent one" to chance).
                 variant = [
                     entry
-                    for entry in cache.entries(self._key)
+                    for entry in cache.entries(self._key, bodies=False)
                     if entry.request.method == self._request.method
                     and _vary_matches(self._request, entry)
                 ]

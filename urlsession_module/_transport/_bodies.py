@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import functools
 import io
 import os
 import time
@@ -244,8 +245,18 @@ class Sink:
 
 
 def charset(content_type: str | None) -> str:
+    """The text encoding a Content-Type names (utf-8 when none or unknown).
+
+    Cached by the header's text: a server sends the same few values on every response, and
+    the email package's parameter parser cost a task several µs on scenario b.
+    """
     if not content_type:
         return "utf-8"
+    return _charset(content_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _charset(content_type: str) -> str:
     msg = Message()
     msg["content-type"] = content_type
     charset = msg.get_param("charset")

@@ -59,12 +59,6 @@ _TEMPLATE: dict[str, Any] = {
     "countOfRequestBodyBytesSent": 0,
     "countOfResponseHeaderBytesReceived": 0,
     "countOfResponseBodyBytesReceived": 0,
-    # Set by an engine that read the phases up to the response head from its own clocks
-    # (curl): the transport then stamps only the body's end and its bytes. Not reported.
-    "engine_filled": False,
-    # An engine's wait (bounded) until it has filled the record (curl reads its clocks just
-    # after the head reaches the reader). Not reported.
-    "settle": None,
 }
 
 
@@ -77,7 +71,11 @@ class Transaction(dict[str, Any]):
     feature's whole budget on the benchmark).
     """
 
-    __slots__ = ()
+    # Not reported, so not keys: whether an engine read the phases up to the response head
+    # from its own clocks (curl: the transport then stamps only the body's end and its bytes),
+    # and that engine's wait (bounded) until it has (curl reads its clocks just after the head
+    # reaches the reader). Outside the dict, ``to_dict`` is one copy with nothing to take out.
+    __slots__ = ("_filled", "_settle")
     # (for type checkers: the keys, read and written as attributes)
     fetchStartDate: float
     domainLookupStartDate: float | None
@@ -103,13 +101,27 @@ class Transaction(dict[str, Any]):
     localAddress: str | None
     localPort: int | None
     negotiatedTLSProtocolVersion: str | None
-    engine_filled: bool
-    settle: Callable[[], None] | None
+    _filled: bool
+    _settle: Callable[[], None] | None
 
     def __init__(self, fetchStartDate: float, isProxyConnection: bool = False) -> None:
         super().__init__(_TEMPLATE)
         self["fetchStartDate"] = fetchStartDate
         self["isProxyConnection"] = isProxyConnection
+        _set_filled(self, False)
+        _set_settle(self, None)
+
+    @property
+    def engine_filled(self) -> bool:
+        return self._filled
+
+    def mark_filled(self) -> None:
+        """An engine read the phases up to the response head from its own clocks."""
+        _set_filled(self, True)
+
+    def settle_with(self, settle: Callable[[], None] | None) -> None:
+        """How to wait (bounded) until the engine has filled the record."""
+        _set_settle(self, settle)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -120,12 +132,17 @@ class Transaction(dict[str, Any]):
     __setattr__ = dict.__setitem__
 
     def to_dict(self) -> dict[str, Any]:
-        settle = self["settle"]
-        if settle is not None and not self["engine_filled"]:
+        settle = self._settle
+        if settle is not None and not self._filled:
             settle()
-        d = dict(self)
-        del d["engine_filled"], d["settle"]
-        return d
+        return dict(self)
+
+
+# (the slots written past ``__setattr__``, which writes keys)
+_set_filled: Callable[[Transaction, bool], None] = Transaction.__dict__["_filled"].__set__
+_set_settle: Callable[[Transaction, Callable[[], None] | None], None] = Transaction.__dict__[
+    "_settle"
+].__set__
 
 
 def head_size(status_line_len: int, headers: Any) -> int:
@@ -181,7 +198,7 @@ class TaskMetrics:
     def head(self, tx: Transaction, protocol: str, status_line: int, headers: Any) -> None:
         """The response head came (engines that do not stamp it themselves)."""
         tx["networkProtocolName"] = protocol or None
-        if tx["engine_filled"]:
+        if tx._filled:
             return
         if tx["responseStartDate"] is None:
             tx["responseStartDate"] = time.time()

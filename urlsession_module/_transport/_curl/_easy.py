@@ -70,8 +70,9 @@ class Transfer:
         proxy: str | None,
         unpause: Callable[[Transfer], None],
         cond: threading.Condition | None = None,
+        easy: pycurl.Curl | None = None,
     ) -> None:
-        self.easy = pycurl.Curl()
+        self.easy = easy if easy is not None else pycurl.Curl()
         self.request = request
         self.idle = idle
         self.deadline = deadline
@@ -368,7 +369,9 @@ class Transfer:
     def _fill_metrics(self) -> None:
         if self.tx is not None:
             secure = self.request.url[:6].lower() == "https:"
-            fill_metrics(self.tx, self.easy, self.started, secure, self.upload_end)
+            fill_metrics(
+                self.tx, self.easy, self.started, secure, self.upload_end, self.request.has_body
+            )
         with self.cond:
             self.metrics_read = True
             self.cond.notify_all()

@@ -35,7 +35,7 @@ from .._wire import OFF_LOOP, Steps, drive
 from . import _multi as _multi_module
 from ._easy import UPLOAD_DEPTH, Transfer
 from ._multi import Multi
-from ._options import configure
+from ._options import configure, session_template
 from ._response import CurlResponse
 from ._signal import Signal, SignalWaiter
 from ._upload import DirectRead
@@ -104,6 +104,7 @@ class CurlEngine:
         self._sockets: set[int] = set()  # the descriptors libcurl opened for this session
         self._retired: list[pycurl.CurlShare] = []  # shares a flush replaced, still in use
         self._closed = False
+        self._template = session_template(config)  # each transfer's handle is a copy
         self._multi = _acquire()
 
     def open(
@@ -175,18 +176,24 @@ class CurlEngine:
         # Its changes can wake a task that waits threadless, or go on with it on the network
         # thread (``run_on_wake``).
         signal = Signal(threading.Lock(), self._multi.call, self._multi.ident)
-        t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause, signal)
+        try:
+            easy = self._template.duphandle()
+        except pycurl.error:  # the session closed meanwhile (its template with it)
+            raise TransferError(ErrorCode.CANCELLED, "the session was closed") from None
+        t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause, signal, easy)
         t.group = self._live
         t.share = self._share
         t.sockets = self._sockets
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
         if t.tx is not None:
-            t.tx.settle = t.settle_metrics
+            t.tx.settle_with(t.settle_metrics)
         if direct and a.request.has_body:
             progress = Progress(a.ctl, BodySent, a.request.body_length)
             t.reader = DirectRead(t, a.request, a.ctl, progress.step)
             t.upload_progress = progress
-        configure(t, self.config, self._share, url, list(headers.iteritems()), version)
+        # (urllib3's lists read directly, in its order: ``iteritems`` is a generator step a line)
+        pairs = [(vs[0], v) for vs in headers._container.values() for v in vs[1:]]
+        configure(t, self.config, self._share, url, pairs, version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
         multi = self._multi
@@ -340,6 +347,7 @@ class CurlEngine:
             self._close_share(self._share)
 
         self._multi.call_and_wait(run)
+        self._template.close()
         _release()
 
 

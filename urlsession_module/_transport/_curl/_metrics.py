@@ -108,18 +108,10 @@ def _offset(easy: pycurl.Curl, what: int) -> float:
     return float(value) * _US if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
-_TIMES = (
-    pycurl.NAMELOOKUP_TIME_T,
-    pycurl.CONNECT_TIME_T,
-    pycurl.APPCONNECT_TIME_T,
-    pycurl.PRETRANSFER_TIME_T,
-    pycurl.STARTTRANSFER_TIME_T,
-)
+_CONNECTION_TIMES = (pycurl.NAMELOOKUP_TIME_T, pycurl.CONNECT_TIME_T, pycurl.APPCONNECT_TIME_T)
 _COUNTS = (
-    pycurl.NUM_CONNECTS,
     pycurl.HEADER_SIZE,
     pycurl.REQUEST_SIZE,
-    pycurl.SIZE_UPLOAD_T,
     pycurl.PRIMARY_IP,
     pycurl.PRIMARY_PORT,
     pycurl.LOCAL_IP,
@@ -128,28 +120,39 @@ _COUNTS = (
 
 
 def fill(
-    tx: Transaction, easy: pycurl.Curl, started: float, secure: bool, upload_end: float
+    tx: Transaction,
+    easy: pycurl.Curl,
+    started: float,
+    secure: bool,
+    upload_end: float,
+    body: bool = True,
 ) -> None:
     """Fill ``tx`` from ``easy``'s clocks and counters (network thread, before ``close``).
 
-    Every value in one go (a transfer's metrics are part of issue 16's 2 % budget on
-    scenario b: a Python call and a ``try`` per value cost more than libcurl's answers); a
-    libcurl that refuses one of them is asked value by value (:func:`_fill_each`).
+    Only what the record shows is asked (a transfer's metrics are part of issue 16's 2 %
+    budget on scenario b, and a ``getinfo`` costs about as much as the Python around it): a
+    reused connection's lookup, connect and handshake clocks are not read (they are ``None``
+    in the record), nor the bytes uploaded when the request had no ``body``. A libcurl that
+    refuses a value is asked value by value (:func:`_fill_each`).
     """
     get = easy.getinfo
     try:
-        times = [get(what) for what in _TIMES]
-        connects, header, request, sent, remote, rport, local, lport = [get(w) for w in _COUNTS]
+        connects = get(pycurl.NUM_CONNECTS)
+        pretransfer = get(pycurl.PRETRANSFER_TIME_T) * _US
+        first_byte = get(pycurl.STARTTRANSFER_TIME_T) * _US
+        header, request, remote, rport, local, lport = [get(w) for w in _COUNTS]
+        sent = get(pycurl.SIZE_UPLOAD_T) if body else 0
+        reused = connects == 0 and pretransfer > 0
+        if not reused:
+            lookup, connect, tls = [get(what) * _US for what in _CONNECTION_TIMES]
     except pycurl.error:
         _fill_each(tx, easy, started, secure, upload_end)
         return
-    lookup, connect, tls, pretransfer, first_byte = [t * _US if t > 0 else 0.0 for t in times]
     tx["fetchStartDate"] = started
-    reused = connects == 0 and pretransfer > 0
     tx["isReusedConnection"] = reused
     if not reused and connect > 0:
         tx["domainLookupStartDate"] = started
-        tx["domainLookupEndDate"] = tx["connectStartDate"] = started + lookup
+        tx["domainLookupEndDate"] = tx["connectStartDate"] = started + max(lookup, 0.0)
         if secure and tls > 0:
             tx["secureConnectionStartDate"] = started + connect
             tx["secureConnectionEndDate"] = started + tls
@@ -174,7 +177,7 @@ def fill(
     seen = getattr(easy, "tls_seen", None)
     if seen is not None:
         tx["negotiatedTLSProtocolVersion"] = _tls_version(easy, seen, tx)
-    tx["engine_filled"] = True
+    tx.mark_filled()
 
 
 def _fill_each(
@@ -223,4 +226,4 @@ def _fill_each(
     seen = getattr(easy, "tls_seen", None)
     if seen is not None:
         tx.negotiatedTLSProtocolVersion = _tls_version(easy, seen, tx)
-    tx.engine_filled = True
+    tx.mark_filled()

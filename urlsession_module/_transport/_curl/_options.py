@@ -25,6 +25,30 @@ _BUFFER = 1 << 20  # libcurl's receive buffer: fewer, larger write callbacks
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
 
+def session_template(config: ConfigValues) -> pycurl.Curl:
+    """A handle that holds what every request of a session tells libcurl alike (signals,
+    redirects and decoding off, buffers, certificate checks, the TLS floor, the client
+    certificate); each transfer's handle is a copy of it (``curl_easy_duphandle``: cheaper
+    than a new handle told all of this again, a few µs a task). :func:`configure` adds the
+    request's own options."""
+    e = pycurl.Curl()
+    e.setopt(pycurl.NOSIGNAL, 1)
+    # Wait for a connection being made to say whether it multiplexes (h2) rather than open
+    # another one: many tasks to one h2 host share one connection, as streams.
+    e.setopt(pycurl.PIPEWAIT, 1)
+    e.setopt(pycurl.FOLLOWLOCATION, 0)  # our redirect rules, not libcurl's
+    e.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # bodies are decoded above the engine
+    e.setopt(pycurl.BUFFERSIZE, _BUFFER)
+    if config.tlsVerify:
+        if config.caBundle:
+            e.setopt(pycurl.CAINFO, config.caBundle)
+    else:
+        e.setopt(pycurl.SSL_VERIFYPEER, 0)
+        e.setopt(pycurl.SSL_VERIFYHOST, 0)
+    secure.apply_session(e, config)
+    return e
+
+
 def configure(
     t: Transfer,
     config: ConfigValues,
@@ -33,32 +57,19 @@ def configure(
     headers: list[tuple[str, str]],
     http_version: int,
 ) -> None:
-    """Everything libcurl is told about one request, in one place."""
+    """What libcurl is told about one request, on a copy of :func:`session_template`."""
     e, request = t.easy, t.request
     if not url.isascii():  # percent-encoded as urllib3 sends it (libcurl takes bytes as they are)
         url = parse_url(url).url
     e.setopt(pycurl.URL, url)
     e.setopt(pycurl.SHARE, share)  # the session's connections, DNS cache and TLS sessions
-    e.setopt(pycurl.NOSIGNAL, 1)
     e.setopt(pycurl.HTTP_VERSION, http_version)
-    # Wait for a connection being made to say whether it multiplexes (h2) rather than open
-    # another one: many tasks to one h2 host share one connection, as streams.
-    e.setopt(pycurl.PIPEWAIT, 1)
-    e.setopt(pycurl.FOLLOWLOCATION, 0)  # our redirect rules, not libcurl's
-    e.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # bodies are decoded above the engine
-    e.setopt(pycurl.BUFFERSIZE, _BUFFER)
     e.setopt(pycurl.HEADERFUNCTION, t.on_header)
     e.setopt(pycurl.SOCKOPTFUNCTION, t.on_socket)
     e.setopt(pycurl.WRITEFUNCTION, t.on_body)
     e.setopt(
         pycurl.CONNECTTIMEOUT_MS, max(1, int(min(t.idle, t.deadline - time.monotonic()) * 1000))
     )
-    if config.tlsVerify:
-        if config.caBundle:
-            e.setopt(pycurl.CAINFO, config.caBundle)
-    else:
-        e.setopt(pycurl.SSL_VERIFYPEER, 0)
-        e.setopt(pycurl.SSL_VERIFYHOST, 0)
     secure.apply(t, config, url)  # proxy (never libcurl's own reading of the environment)
     method = request.method
     if method == "HEAD":

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import urllib3
+from urllib3.response import BytesQueueBuffer
 
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import Progress
@@ -122,7 +123,8 @@ class ResponseHead(urllib3.HTTPHeaderDict):
     def items(self) -> Any:  # the same pairs, in the same order, as urllib3's view
         listed = self._listed
         if listed is None:
-            listed = self._listed = list(super().items())
+            # (urllib3's view walks ``iteritems``, a generator step a line: its lists, read here)
+            listed = self._listed = [(vs[0], v) for vs in self._container.values() for v in vs[1:]]
         return listed
 
     def __setitem__(self, key: str, val: str) -> None:
@@ -144,12 +146,15 @@ class CurlResponse(urllib3.HTTPResponse):
     def __init__(self, t: Transfer, method: str, stop: Callable[[TransferError], None]) -> None:
         # libcurl took any chunked framing off; urllib3 reads the plain bytes from ``body`` (it
         # reads chunks itself only from an http.client response, which this is not).
-        headers = t.headers
         self.transfer = t
-        self._body_reader = CurlBody(t, stop)
+        body = self._body_reader = CurlBody(t, stop)
+        headers = ResponseHead(t.headers)
+        if _FAST_INIT:
+            _urllib3_fields(self, body, headers, t.status, method)
+            return
         super().__init__(
-            body=self._body_reader,
-            headers=ResponseHead(headers),
+            body=body,
+            headers=headers,
             status=t.status,
             reason=http.client.responses.get(t.status),
             preload_content=False,
@@ -194,3 +199,81 @@ class CurlResponse(urllib3.HTTPResponse):
     def close(self) -> None:
         self._body_reader.close()
         super().close()
+
+
+def _urllib3_fields(
+    r: urllib3.HTTPResponse, body: Any, headers: urllib3.HTTPHeaderDict, status: int, method: str
+) -> None:
+    """What urllib3's ``HTTPResponse.__init__`` sets for the arguments :class:`CurlResponse`
+    gives it, set directly: its keyword handling and checks for cases that never arise here
+    (preloading, a string body, an http.client original) cost a task a few µs. Used only
+    when :func:`_same_as_urllib3` found the result identical to urllib3's own, attribute for
+    attribute, for the urllib3 installed."""
+    d = r.__dict__
+    d["headers"] = headers
+    d["status"] = status
+    d["version"] = 0
+    d["version_string"] = "HTTP/?"
+    d["reason"] = http.client.responses.get(status)
+    d["decode_content"] = True
+    d["_has_decoded_content"] = False
+    d["_request_url"] = None
+    d["_retries"] = None
+    coding: str = headers.get("transfer-encoding") or ""
+    d["chunked"] = "chunked" in (c.strip() for c in coding.lower().split(","))
+    d["_decoder"] = None
+    d["_decoder_initialized"] = False
+    d["enforce_content_length"] = False
+    d["auto_close"] = True
+    d["_body"] = None
+    d["_uncached_read_occurred"] = False
+    d["_fp"] = body
+    d["_original_response"] = None
+    d["_fp_bytes_read"] = 0
+    d["msg"] = None
+    d["_pool"] = None
+    d["_connection"] = None
+    d["_sock_shutdown"] = None
+    d["chunk_left"] = None
+    d["length_remaining"] = r._init_length(method)
+    d["_decoded_buffer"] = BytesQueueBuffer()
+
+
+def _same_as_urllib3() -> bool:
+    """Whether :func:`_urllib3_fields` makes what urllib3's ``__init__`` makes (same names,
+    same values but the buffer), for a few heads: checked once, at import."""
+    cases = [
+        ([("Content-Length", "3")], 200, "GET"),
+        ([("Transfer-Encoding", "chunked"), ("Content-Length", "3")], 200, "GET"),
+        ([("Content-Length", "3")], 304, "GET"),
+        ([("Content-Length", "3, 3")], 200, "HEAD"),
+        ([], 204, "POST"),
+    ]
+    try:
+        for pairs, status, method in cases:
+            slow = urllib3.HTTPResponse(
+                body=io.BytesIO(),
+                headers=ResponseHead(pairs),
+                status=status,
+                reason=http.client.responses.get(status),
+                preload_content=False,
+                decode_content=True,
+                request_method=method,
+                enforce_content_length=False,
+            )
+            fast = urllib3.HTTPResponse.__new__(urllib3.HTTPResponse)
+            _urllib3_fields(fast, slow._fp, slow.headers, status, method)
+            mine, theirs = dict(vars(fast)), dict(vars(slow))
+            if mine.keys() != theirs.keys():
+                return False
+            for d in (mine, theirs):
+                if not isinstance(d.pop("_decoded_buffer"), BytesQueueBuffer):
+                    return False
+            if mine != theirs:
+                return False
+    except Exception:  # (an urllib3 whose internals differ: its own __init__, always)
+        return False
+    return True
+
+
+_FAST_INIT = _same_as_urllib3()

@@ -26,17 +26,10 @@ _TLS_MIN = {"TLSv1.2": pycurl.SSLVERSION_TLSv1_2, "TLSv1.3": pycurl.SSLVERSION_T
 _SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 
 
-def apply(t: Transfer, config: ConfigValues, url: str) -> None:
-    """Set the proxy (or none: libcurl would take ``http_proxy`` from the environment), the
-    client certificate."""
-    e = t.easy
+def apply_session(e: pycurl.Curl, config: ConfigValues) -> None:
+    """What every request of a session is told alike (the session's template handle): the
+    TLS floor and the client certificate."""
     e.setopt(pycurl.SSLVERSION, _TLS_MIN[config.tlsMinimumSupportedProtocolVersion])
-    secure = url[:6].lower() == "https:"
-    if secure and t.tx is not None:
-        watch_tls(e)  # negotiatedTLSProtocolVersion (see _metrics)
-    pins = pins_for(config.pinnedPublicKeys, urlsplit(url).hostname or "")
-    if pins and secure:
-        e.setopt(pycurl.PINNEDPUBLICKEY, curl_pins(pins))
     identity = client_identity(config)
     if identity is not None:
         e.setopt(pycurl.SSLCERT, identity.cert_file)
@@ -46,6 +39,20 @@ def apply(t: Transfer, config: ConfigValues, url: str) -> None:
             e.setopt(pycurl.SSLKEY, identity.key_file)
         if identity.password:
             e.setopt(pycurl.KEYPASSWD, identity.password)
+
+
+def apply(t: Transfer, config: ConfigValues, url: str) -> None:
+    """Set the proxy (or none: libcurl would take ``http_proxy`` from the environment) and the
+    host's pins (the rest is the session's: :func:`apply_session`)."""
+    e = t.easy
+    secure = url[:6].lower() == "https:"
+    if secure and t.tx is not None:
+        watch_tls(e)  # negotiatedTLSProtocolVersion (see _metrics)
+    pins: tuple[str, ...] = ()
+    if secure and config.pinnedPublicKeys:  # (no URL taken apart per request without pins)
+        pins = pins_for(config.pinnedPublicKeys, urlsplit(url).hostname or "")
+    if pins:
+        e.setopt(pycurl.PINNEDPUBLICKEY, curl_pins(pins))
     proxy = proxy_for(config, url)
     if proxy is None:
         e.setopt(pycurl.PROXY, "")
