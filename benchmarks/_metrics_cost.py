@@ -21,6 +21,15 @@ a noisy machine. Variants, per engine:
 
 Prints one row per variant (median seconds and CPU seconds of the timed part, and the ratio
 to ``off``).
+
+``--interleaved K``: a second figure, less bound to the machine's drift. Each round is one
+process per engine that alternates batches of ``K`` tasks with metrics on and off (the
+``TaskMetrics`` class swapped between batches, each batch waited for), ``--batches`` pairs,
+the order flipped from pair to pair; a pair's CPU ratio compares two batches run a fraction
+of a second apart in the same warm process, so the load drifting on a shared VM between
+processes (±5-10 % here) largely cancels. Printed: the median of all pairs' ratios, its
+interquartile range, and a 95 % bootstrap interval of the median (resampling whole rounds,
+as pairs within a process are not independent).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -119,6 +130,13 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             raise SystemExit("tasks did not finish")
         return {}
 
+    if spec.get("interleave"):
+        result = _interleaved(spec, session, _engine, _retrying)
+        if failures:
+            raise SystemExit(f"{len(failures)} tasks failed, e.g. {failures[0]}")
+        session.finishTasksAndInvalidate()
+        session.waitForInvalidation(10)
+        return result
     result = _contenders._timed(go)
     if failures:
         raise SystemExit(f"{len(failures)} tasks failed, e.g. {failures[0]}")
@@ -126,6 +144,92 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     session.waitForInvalidation(10)
     result["tls"] = seen.get("tls")
     return result
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _interleaved(
+    spec: dict[str, Any], session: Any, engine_mod: Any, retrying_mod: Any
+) -> dict[str, Any]:
+    """Batches of ``interleave`` tasks, metrics on and off in turn (see the module's text)."""
+    real = engine_mod.TaskMetrics
+    kinds = {"on": real, "off": NoMetrics}
+
+    def batch(kind: str) -> float:
+        engine_mod.TaskMetrics = retrying_mod.TaskMetrics = kinds[kind]
+        c0 = _cpu()
+        for _ in range(spec["interleave"]):
+            session.dataTask({"url": spec["url"], "method": "GET"})
+        if not session.waitForTasks(600):
+            raise SystemExit("tasks did not finish")
+        return _cpu() - c0
+
+    batch("on")  # warm both paths up
+    batch("off")
+    pairs: list[list[float]] = []
+    for i in range(spec["batches"]):
+        first, second = ("on", "off") if i % 2 == 0 else ("off", "on")
+        got = {first: batch(first), second: batch(second)}
+        pairs.append([got["on"], got["off"]])
+    engine_mod.TaskMetrics = retrying_mod.TaskMetrics = real
+    return {"pairs": pairs}
+
+
+def _quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], statistics.median(xs), q[2]
+
+
+def interleaved_main(
+    args: argparse.Namespace, url: str, env: dict[str, str], ca: str | None
+) -> None:
+    """``--interleaved``: one process per engine and round, batches on/off alternating."""
+    engines = args.engines.split(",")
+    rounds: dict[str, list[list[list[float]]]] = {e: [] for e in engines}
+    for r in range(args.rounds):
+        for engine in engines if r % 2 == 0 else engines[::-1]:
+            spec = {"variant": "on", "engine": engine, "url": url, "n": 0, "ca": ca}
+            spec.update(interleave=args.interleaved, batches=args.batches, gc_off=args.gc_off)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=1800,
+                check=False,
+            )
+            if out.returncode != 0:
+                raise SystemExit(f"interleaved[{engine}] failed: {out.stderr[-2000:]}")
+            rounds[engine].append(json.loads(out.stdout.strip().splitlines()[-1])["pairs"])
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    k = args.interleaved
+    print(
+        f"| interleaved b, {k} tasks a batch, {args.batches} pairs x {args.rounds} rounds "
+        "| CPU µs a task, on | off | on/off, median of pairs | IQR of pairs "
+        "| 95 % bootstrap of the median | median of rounds' medians |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    rng = random.Random(16)
+    for engine, got in rounds.items():
+        ratios = [on / off for rnd in got for on, off in rnd]
+        on_us = statistics.median(on for rnd in got for on, _ in rnd) / k * 1e6
+        off_us = statistics.median(off for rnd in got for _, off in rnd) / k * 1e6
+        lo, med, hi = _quartiles(ratios)
+        boots = []
+        for _ in range(2000):
+            pick = [got[rng.randrange(len(got))] for _ in got]
+            boots.append(statistics.median(on / off for rnd in pick for on, off in rnd))
+        boots.sort()
+        b_lo, b_hi = boots[int(0.025 * len(boots))], boots[int(0.975 * len(boots)) - 1]
+        per_round = statistics.median(statistics.median(on / off for on, off in rnd) for rnd in got)
+        print(
+            f"| {engine} | {on_us:.0f} | {off_us:.0f} | {med:.4f} | {lo:.4f}-{hi:.4f} "
+            f"| {b_lo:.4f}-{b_hi:.4f} | {per_round:.4f} |"
+        )
+    print(f"(at {time.strftime('%H:%M:%S')}; load {os.getloadavg()[0]:.1f})")
 
 
 def main() -> None:
@@ -140,6 +244,13 @@ def main() -> None:
         action="store_true",
         help="also curl with metrics on but no wait for libcurl's clocks (a probe)",
     )
+    parser.add_argument(
+        "--interleaved",
+        type=int,
+        metavar="K",
+        help="on/off alternating in batches of K tasks inside each process (see above)",
+    )
+    parser.add_argument("--batches", type=int, default=10, help="on/off pairs per process")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -163,6 +274,9 @@ def main() -> None:
         with Nginx(binary, root, certs=certs, access_log=False) as nginx:
             listener = "https" if args.https else "http"
             url = nginx.url(listener, "/files/1k.bin")
+            if args.interleaved:
+                interleaved_main(args, url, env, None if certs is None else str(certs.ca))
+                return
             variants = [("on", e) for e in args.engines.split(",")]
             variants += [("off", e) for e in args.engines.split(",")]
             if args.https and "curl" in args.engines:
