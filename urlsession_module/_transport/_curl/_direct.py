@@ -128,7 +128,8 @@ def direct_steps(
             a.sink.write(chunk)
             d.written += len(chunk)
         t.buffered = 0
-        t.direct = d
+        if not t.done:  # (once it ended no write comes, and ``ended`` no longer clears it)
+            t.direct = d
         wake, t.recv_paused = t.recv_paused, False
     if wake:
         t.resume_receiving()

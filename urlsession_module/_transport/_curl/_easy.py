@@ -359,6 +359,12 @@ class Transfer:
         self.easy.close()
         if self.reader is not None:
             self.reader.close()
+        # No callback comes now: drop what points back at this transfer (its direct writer,
+        # its transaction's wait), so refcounting frees it as its task lets go. A cycle left
+        # here made each task's transfer, handle, signal and sink garbage for the cyclic
+        # collector: 50 % more collections with metrics on, ~8 % of scenario b's CPU.
+        self.direct = None
+        self.tx = None
 
     def head_complete(self) -> None:
         """The final head came (network thread, outside libcurl's callbacks): read the
@@ -372,6 +378,7 @@ class Transfer:
             fill_metrics(
                 self.tx, self.easy, self.started, secure, self.upload_end, self.request.has_body
             )
+            self.tx.settle_with(None)  # filled: nothing to wait for (and no cycle through it)
         with self.cond:
             self.metrics_read = True
             self.cond.notify_all()
