@@ -194,6 +194,7 @@ def test_a_finished_transfer_is_freed_without_the_cyclic_collector(
     A cycle per task made collections 50 % more frequent on scenario b."""
     session = make_session(requestCachePolicy="reloadIgnoringLocalCacheData")
     rec = recorder(session)
+
     def make(url: str) -> str:
         if kind == "data":
             return str(session.dataTask(url=url, method="GET"))
