@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -242,12 +243,19 @@ class TaskRun(UnreliableDriver):
 
     def __init__(self, task: Task, machine: TaskMachine) -> None:
         super().__init__(machine, task._session._config)
-        self._task = task
+        # Not a strong reference: the task holds its run, and a cycle between the two made
+        # every finished task (some 20 objects) garbage for the cyclic collector once the
+        # session let it go. The session holds a task until its end is delivered.
+        self._task = weakref.ref(task)
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
-        submit = self._task._session._dispatcher.submit
+        task = self._task()
+        if task is None:  # (gone: nobody can hear it any more)
+            return
+        session = task._session
+        submit = session._dispatcher.submit
         for payload in payloads:
-            self._task._session._enqueue(self._task, self.ending(payload, submit))
+            session._enqueue(task, self.ending(payload, submit))
 
     def run(
         self, transport: Transport, directory: Callable[[], str] | None, cancelling: bool
