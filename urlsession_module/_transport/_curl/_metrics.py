@@ -108,17 +108,6 @@ def _offset(easy: pycurl.Curl, what: int) -> float:
     return float(value) * _US if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
-_CONNECTION_TIMES = (pycurl.NAMELOOKUP_TIME_T, pycurl.CONNECT_TIME_T, pycurl.APPCONNECT_TIME_T)
-_COUNTS = (
-    pycurl.HEADER_SIZE,
-    pycurl.REQUEST_SIZE,
-    pycurl.PRIMARY_IP,
-    pycurl.PRIMARY_PORT,
-    pycurl.LOCAL_IP,
-    pycurl.LOCAL_PORT,
-)
-
-
 def fill(
     tx: Transaction,
     easy: pycurl.Curl,
@@ -140,11 +129,19 @@ def fill(
         connects = get(pycurl.NUM_CONNECTS)
         pretransfer = get(pycurl.PRETRANSFER_TIME_T) * _US
         first_byte = get(pycurl.STARTTRANSFER_TIME_T) * _US
-        header, request, remote, rport, local, lport = [get(w) for w in _COUNTS]
+        # (one by one: a list made per transfer is one more object for the collector)
+        header = get(pycurl.HEADER_SIZE)
+        request = get(pycurl.REQUEST_SIZE)
+        remote = get(pycurl.PRIMARY_IP)
+        rport = get(pycurl.PRIMARY_PORT)
+        local = get(pycurl.LOCAL_IP)
+        lport = get(pycurl.LOCAL_PORT)
         sent = get(pycurl.SIZE_UPLOAD_T) if body else 0
         reused = connects == 0 and pretransfer > 0
         if not reused:
-            lookup, connect, tls = [get(what) * _US for what in _CONNECTION_TIMES]
+            lookup = get(pycurl.NAMELOOKUP_TIME_T) * _US
+            connect = get(pycurl.CONNECT_TIME_T) * _US
+            tls = get(pycurl.APPCONNECT_TIME_T) * _US
     except pycurl.error:
         _fill_each(tx, easy, started, secure, upload_end)
         return
