@@ -391,24 +391,33 @@ class Journal:
         with self._lock:
             return [_task(r) for r in self._db.execute(sql, (session,))]
 
-    def replay_rows(
-        self, session: str
-    ) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[Any, ...]]]:
-        """A replay's reads, as stored (JSON text, not decoded): ``session``'s unacknowledged
-        events (seq, task_id, name, fields) and the tasks they speak of (id, kind, state,
-        request, priority, description, begin_at, body_length).
+    def replay_page(
+        self, session: str, after: int, limit: int
+    ) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[Any, ...]], bool]:
+        """One page of a replay's reads, as stored (JSON text, not decoded): ``session``'s
+        unacknowledged events after ``after`` (seq, task_id, name, fields), at most ``limit``;
+        the tasks they speak of (id, kind, state, request, priority, description, begin_at,
+        body_length); and whether more events follow.
 
-        ``request`` is None where the stored text is not the object the journal writes (a
-        method, a URL, a body length >= 0): the replay then reads that task the slow way.
+        By pages, so that a replay's first chunk leaves before the last one is read: the host
+        starts on it while the rest is read and put together. ``request`` is None where the
+        stored text is not the object the journal writes (a method, a URL, a body length >= 0):
+        the replay then reads that task the slow way.
         """
         with self._lock:
             events = self._db.execute(
                 "SELECT seq, task_id, name, fields FROM outbox "
-                "WHERE session = ? AND acked = 0 ORDER BY seq",
-                (session,),
+                "WHERE session = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?",
+                (session, after, limit + 1),
             ).fetchall()
-            tasks = self._db.execute(_REPLAY_TASKS, (session,)).fetchall()
-        return events, tasks
+            more = len(events) > limit
+            del events[limit:]
+            tasks = (
+                self._db.execute(_REPLAY_TASKS, (session, after, events[-1][0])).fetchall()
+                if events
+                else []
+            )
+        return events, tasks, more
 
     def pending_by_session(self) -> dict[str, int]:
         """Events not yet acknowledged, per session, in one query."""
@@ -462,7 +471,9 @@ SELECT id, kind, state,
     THEN request END,
     priority, description, begin_at,
     CASE WHEN json_valid(request) THEN json_extract(request, '$.body_length') END
-FROM tasks WHERE id IN (SELECT task_id FROM outbox WHERE session = ? AND acked = 0)
+FROM tasks WHERE id IN (
+    SELECT task_id FROM outbox WHERE session = ? AND acked = 0 AND seq > ? AND seq <= ?
+)
 """
 
 _INSERT_TASK = f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})"
