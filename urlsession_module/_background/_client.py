@@ -136,8 +136,13 @@ class TransferClient:
             self._closing = False
         try:
             self._ensure_connected()
-            self.request(session._remote_attach_message())
+            # The lease goes right behind the attach, not after its reply: the transfer
+            # process answers it as soon as the replay is written, before this host's
+            # acknowledgements of that replay (which can take it a while) are read.
+            attach = session._remote_attach_message()
+            number = self._send_request(attach)
             self.handovers.prefetch(wait=True)
+            self._reply(number, attach)
         except BaseException:
             with self._cond:
                 if self._sessions.get(session.identifier) is session:
@@ -171,10 +176,18 @@ class TransferClient:
 
     def request(self, message: Message, timeout: float = REQUEST_TIMEOUT) -> Reply:
         """Send a request and wait (bounded) for its reply; a refusal raises, in plain words."""
+        return self._reply(self._send_request(message), message, timeout)
+
+    def _send_request(self, message: Message) -> int:
+        """Send a request; its number, for :meth:`_reply`."""
         number = next(self._numbers)
         d = message.to_dict()
         d["req"] = number
         self._send(d)
+        return number
+
+    def _reply(self, number: int, message: Message, timeout: float = REQUEST_TIMEOUT) -> Reply:
+        """Wait (bounded) for request ``number``'s reply; a refusal raises, in plain words."""
         with self._cond:
             if not self._cond.wait_for(
                 lambda: number in self._replies or self._conn is None, timeout

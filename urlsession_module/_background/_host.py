@@ -288,17 +288,24 @@ class BackgroundHost:
         announce = {"sessionIdentifier": message.session, "handlerId": message.handlerId}
 
         def deliver_all() -> None:
+            delivered = 0
             try:
                 if announce_now:
                     self._fire_on_module("backgroundtransfer", announce)
                 for seq, name, fields, task in batch:
-                    self._deliver(seq, name, fields, task)
+                    try:
+                        self._deliver_one(seq, name, fields, task)
+                    finally:
+                        self._delivered_seq = max(self._delivered_seq, seq)
+                        delivered += 1
                 if end_now:
                     done = {"sessionIdentifier": message.session}
                     self.session._dispatch_event(
                         Event("sessioneventscompleted", self.session, done)
                     )
             finally:
+                # One lock and (at most) one acknowledgement per chunk, not per event.
+                self._settle(delivered)
                 with self.session._lock:
                     self._replays -= 1
                     self.session._lock.notify_all()  # waitForTasks waits for the replay too
@@ -307,33 +314,43 @@ class BackgroundHost:
 
     def _deliver(self, seq: int, name: str, fields: dict[str, Any], task: Any) -> None:
         try:
-            if seq and seq <= self._delivered_seq:
-                return  # delivered before a reconnect replayed it again
-            if task is None:
-                self.session._dispatch_event(Event(name, self.session, fields))
-                return
-            try:
-                payload = payload_from_dict(name, _with_response_text(fields))
-            except (KeyError, TypeError):
-                task._dispatch_event(Event(name, task, fields))  # not a payload we know: as is
-                return
-            if isinstance(payload, SessionCompleted):
-                if not self._ledger.first(payload.taskIdentifier, seq):
-                    return  # the package drops duplicates before listeners (SPEC 5)
-                payload = self._answer_resume_callback(payload)
-                if isinstance(task._machine, RemoteTaskView):
-                    task._machine.mark_completed(payload.metrics)
-            self.session._deliver(task, payload)
+            self._deliver_one(seq, name, fields, task)
         finally:
             if seq:
                 self._delivered_seq = max(self._delivered_seq, seq)
-                with self.session._lock:
-                    self._queued -= 1
-                    batch_done = self._queued == 0
-                # Acknowledge once the listeners ran (at least once), in batches during a replay.
-                if batch_done:
-                    self.link.ack(self._delivered_seq)
-                    self._ledger.settled(self._delivered_seq)
+                self._settle(1)
+
+    def _settle(self, delivered: int) -> None:
+        """``delivered`` journaled events have reached their listeners: once none is left
+        queued, acknowledge them (at least once: after the listeners ran), in batches."""
+        if not delivered:
+            return
+        with self.session._lock:
+            self._queued -= delivered
+            batch_done = self._queued == 0
+        if batch_done:
+            self.link.ack(self._delivered_seq)
+            self._ledger.settled(self._delivered_seq)
+
+    def _deliver_one(self, seq: int, name: str, fields: dict[str, Any], task: Any) -> None:
+        if seq and seq <= self._delivered_seq:
+            return  # delivered before a reconnect replayed it again
+        if task is None:
+            self.session._dispatch_event(Event(name, self.session, fields))
+            return
+        try:
+            payload = payload_from_dict(name, _with_response_text(fields))
+        except (KeyError, TypeError):
+            task._dispatch_event(Event(name, task, fields))  # not a payload we know: as is
+            return
+        if isinstance(payload, SessionCompleted):
+            if not self._ledger.first(payload.taskIdentifier, seq):
+                return  # the package drops duplicates before listeners (SPEC 5)
+            if self.resume_callbacks:  # (read without the lock: empty but for a resume)
+                payload = self._answer_resume_callback(payload)
+            if isinstance(task._machine, RemoteTaskView):
+                task._machine.mark_completed(payload.metrics)
+        self.session._deliver(task, payload)
 
     def _answer_resume_callback(self, payload: SessionCompleted) -> SessionCompleted:
         """A task cancelled by ``cancelByProducingResumeData``: its callback gets the resume
