@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -436,16 +437,14 @@ class Journal:
 
     def acked_files(self, session: str, upto: int) -> list[str]:
         """The files named by the events an ``ack(session, upto)`` will settle (a data task's
-        body): read by SQLite's JSON functions, a replay's ack settles 10,000 at once."""
+        body): a replay's ack settles 10,000 at once, none of them decoded."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT json_extract(fields, '$.responseFile') FROM outbox "
-                "WHERE session = ? AND seq <= ? AND acked = 0 "
-                "AND fields LIKE '%\"responseFile\"%' AND json_valid(fields) "
-                "AND json_type(fields, '$.responseFile') = 'text'",
+                "SELECT fields FROM outbox WHERE session = ? AND seq <= ? AND acked = 0 "
+                "AND fields LIKE '%\"responseFile\"%'",
                 (session, upto),
             ).fetchall()
-        return [r[0] for r in rows]
+        return [path for (fields,) in rows if (path := response_file(fields)) is not None]
 
     def ack(self, session: str, upto: int) -> int:
         """Acknowledge every event of ``session`` up to ``upto``: they are never sent again."""
@@ -496,3 +495,22 @@ def _task(row: tuple[Any, ...]) -> TaskRecord:
     values = dict(zip(_TASK_COLUMNS, row, strict=True))
     values["request"] = json.loads(values["request"])
     return TaskRecord(**values)
+
+
+_FILE_KEY = '"responseFile": "'  # (json.dumps's separators, as append_event writes)
+
+
+def response_file(fields: str) -> str | None:
+    """The response file an event's stored fields name, read without decoding them.
+
+    ``store_response`` adds the file last and ``json.dumps`` keeps that order, so it is the
+    text's last member: ``, "responseFile": "<path>"}``. Anything else, None.
+    """
+    at = fields.rfind(_FILE_KEY)
+    if at < 0:
+        return None
+    try:
+        path, end = scanstring(fields, at + len(_FILE_KEY))
+    except ValueError:
+        return None
+    return path if fields[end:] == "}" and fields.startswith("{") else None

@@ -57,7 +57,7 @@ def send_replay(
     ``live``: the tasks whose machine runs now; their snapshot comes from ``snapshot``, which
     knows the machine (the journal knows no progress and no response).
     """
-    handler = f"{ident}-{uuid.uuid4().hex[:8]}"
+    handler: str | None = f"{ident}-{uuid.uuid4().hex[:8]}"
     tasks = _ENC([t.to_dict() for t in outstanding])  # (with the first chunk only)
     drained = _ENC(not outstanding)
     after, first, more = 0, True, True
