@@ -270,8 +270,15 @@ class BackgroundHost:
                 self._replay_delivered = False
             for snap in message.tasks:
                 self._task_locked(snap)
+            # A data task's body is read here, under the lock the delivering thread waits
+            # for, rather than there: each read there hands the GIL to this thread mid-chunk.
             batch = [
-                (e.seq, e.name, e.fields, self._task_locked(e.task) if e.task else None)
+                (
+                    e.seq,
+                    e.name,
+                    _with_response_text(e.fields),
+                    self._task_locked(e.task) if e.task else None,
+                )
                 for e in message.events
                 if e.seq > self._delivered_seq
             ]
