@@ -276,7 +276,7 @@ class BackgroundHost:
                 (
                     e.seq,
                     e.name,
-                    _with_response_text(e.fields),
+                    _read_ahead(e.fields),
                     self._task_locked(e.task) if e.task else None,
                 )
                 for e in message.events
@@ -377,6 +377,15 @@ class BackgroundHost:
         module = self.session._bubble_target
         if module is not None:
             module._dispatch_event(Event(name, module, fields))
+
+
+def _read_ahead(fields: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_with_response_text` on the reading thread; a read that fails is left for the
+    delivery to try again (and fail there, on that one event, not on its whole chunk)."""
+    try:
+        return _with_response_text(fields)
+    except OSError:
+        return fields
 
 
 def _with_response_text(fields: dict[str, Any]) -> dict[str, Any]:
