@@ -66,14 +66,17 @@ def send_replay(
         if first and not chunk:
             handler = None  # nothing missed: no handler to name
         snaps: dict[str, str] = {}
+        requests: dict[str, int] = {}  # each distinct stored request of the chunk, sent once
         for row in rows:
-            snap = _snapshot_json(row, live, journal, snapshot)
+            snap = _snapshot_json(row, live, journal, snapshot, requests)
             if snap is not None:  # (a task gone meanwhile: its events name no task, as before)
                 snaps[row[0]] = snap
         frame = "".join(
             (
                 f'{{"op":"replay","session":{_ENC(ident)},"handlerId":{_ENC(handler)}',
-                ',"snapshots":{',
+                ',"requests":[',
+                ",".join(requests),
+                '],"snapshots":{',
                 ",".join(_chunk_snapshots(chunk, snaps)),
                 '},"events":[',
                 ",".join(_events(chunk, snaps)),
@@ -108,30 +111,29 @@ def _snapshot_json(
     live: Container[str],
     journal: Journal,
     snapshot: Callable[[TaskRecord], TaskSnapshot],
+    requests: dict[str, int],
 ) -> str | None:
     """A task's snapshot as JSON: what ``TaskSnapshot.to_dict`` gives for a task with no running
-    machine, with the stored request spliced in; or through ``snapshot`` for the others."""
+    machine, naming its stored request by its index in ``requests`` (added there if new) and
+    leaving out what the host reads as the default when it is absent (no progress, response,
+    error, redirect); or, through ``snapshot``, the full one for the others."""
     task_id, kind, state, request, priority, description, begin_at, body_length = row
     if request is None or task_id in live:  # (None: not the request the journal writes)
         rec = journal.task(task_id)
         return None if rec is None else _ENC(snapshot(rec).to_dict())
-    rest = _ENC(
-        {
-            "id": task_id,
-            "kind": kind if kind in _KINDS else TaskKind.DATA.value,
-            "state": journal_task_state(state).value,
-            "current_request": None,
-            "priority": priority,
-            "description": description,
-            "begin_at": begin_at,
-            "received": 0,
-            "expected_receive": -1,
-            "sent": 0,
-            "expected_send": body_length or 0,
-            "response": None,
-            "error": None,
-            "session": None,
-            "journal_state": None,
-        }
-    )
-    return f'{{"request":{request},{rest[1:]}'
+    index = requests.setdefault(request, len(requests))
+    kind = kind if kind in _KINDS else TaskKind.DATA.value
+    parts = [
+        f'{{"id":{_ENC(task_id)},"kind":"{kind}","state":"{journal_task_state(state).value}"',
+        f',"request":{index}',
+    ]
+    if priority != 0.5:
+        parts.append(f',"priority":{_ENC(priority)}')
+    if description is not None:
+        parts.append(f',"description":{_ENC(description)}')
+    if begin_at is not None:
+        parts.append(f',"begin_at":{_ENC(begin_at)}')
+    if body_length:
+        parts.append(f',"expected_send":{int(body_length)}')
+    parts.append("}")
+    return "".join(parts)
