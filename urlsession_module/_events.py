@@ -155,8 +155,13 @@ _PAYLOADS: dict[str, type[Payload]] = {
 def payload_from_dict(name: str, fields: Mapping[str, Any]) -> Payload:
     """Rebuild a payload from ``(name, to_dict())``: how payloads cross a process boundary."""
     cls = _PAYLOADS[name]
-    known = {a.name for a in attrs.fields(cls)}
+    known = _KNOWN.get(cls)
+    if known is None:  # once per class: a replay rebuilds 10,000 payloads
+        known = _KNOWN[cls] = frozenset(a.name for a in attrs.fields(cls))
     return cls(**{k: v for k, v in fields.items() if k in known})
+
+
+_KNOWN: dict[type[Payload], frozenset[str]] = {}
 
 
 class Event(Mapping[str, Any]):

@@ -14,6 +14,7 @@ from urlsession_module._background._journal import (
     RUNNING,
     Journal,
     TaskRecord,
+    response_file,
 )
 
 
@@ -77,6 +78,27 @@ def test_outbox_order_ack_and_completion(tmp_path: Path) -> None:
     assert j.ack("s", s1) == 1
     assert [e.seq for e in j.pending_events("s")] == [s2]
     assert j.pending_events("other") == []
+    j.close()
+
+
+def test_an_ack_names_the_response_files_it_settles(tmp_path: Path) -> None:
+    """The files of the events an ack settles are read from the stored text (not decoded):
+    only a top-level ``responseFile`` written last, as ``store_response`` writes it."""
+    j = Journal(tmp_path / "j.sqlite3")
+    rec = _rec(j)
+    odd = 'x"y\\z é'
+    s1 = j.append_event("s", rec.id, "sessioncompleted", {"a": 1, "responseFile": f"/r/{odd}"})
+    j.append_event("s", rec.id, "other", {"metrics": {"responseFile": "/nested"}})
+    j.append_event("s", rec.id, "other", {"message": 'say "responseFile": "/no"'})
+    s4 = j.append_event("s", None, "sessioncompleted", {"responseFile": "/r/2"})
+    j.append_event("t", None, "sessioncompleted", {"responseFile": "/r/other-session"})
+    assert j.acked_files("s", s1) == [f"/r/{odd}"]
+    assert j.acked_files("s", s4) == [f"/r/{odd}", "/r/2"]
+    j.ack("s", s1)
+    assert j.acked_files("s", s4) == ["/r/2"]
+    assert response_file('{"responseFile": "/p"} ') is None
+    assert response_file('{"responseFile": "/p') is None
+    assert response_file('{"responseFile": 7}') is None
     j.close()
 
 

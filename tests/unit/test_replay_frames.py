@@ -76,6 +76,19 @@ def _expected(j: Journal, outstanding: tuple[TaskSnapshot, ...]) -> list[dict[st
     ]
 
 
+def _same(host: _Host, expected: list[dict[str, Any]]) -> None:
+    """The host reads the same Replay from each frame as from ``Replay.to_dict``'s (whose
+    snapshots carry their requests whole and every field), and the rest is the same JSON."""
+    got = _got(host)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert parse(g, from_host=False) == parse(e, from_host=False)
+        assert {k: v for k, v in g.items() if k not in ("requests", "snapshots")} == {
+            k: v for k, v in e.items() if k != "snapshots"
+        }
+        assert g["snapshots"].keys() == e["snapshots"].keys()
+
+
 def _got(host: _Host) -> list[dict[str, Any]]:
     out = []
     for frame in host.frames:
@@ -106,7 +119,7 @@ def test_a_replay_is_the_frames_decoding_and_encoding_gave(tmp_path: Path, count
     outstanding = tuple(snapshot(r, None) for r in recs[:2])
     host = _Host()
     _replay.send_replay(host, "s", j, lambda r: snapshot(r, None), outstanding)
-    assert _got(host) == _expected(j, outstanding)
+    _same(host, _expected(j, outstanding))
     assert len(host.frames) == -(-(2 * count - count // 2 + 1) // _replay.CHUNK)
     for frame in host.frames:
         assert isinstance(parse(json.loads(frame), from_host=False), Replay)
@@ -134,9 +147,36 @@ def test_odd_stored_requests_and_live_tasks_take_the_slow_path(tmp_path: Path) -
 
     host = _Host()
     _replay.send_replay(host, "s", j, snap, (), live={recs[-1].id})
-    assert _got(host) == _expected(j, ())
+    _same(host, _expected(j, ()))
     assert sorted(asked) == sorted(r.id for r in recs)
     j.close()
+
+
+def test_a_chunks_tasks_that_share_a_request_carry_it_once(tmp_path: Path) -> None:
+    """A loop's tasks share one request: each chunk sends it once, the snapshots name it, and
+    the host's snapshots share one Request."""
+    j = Journal(tmp_path / "j.sqlite3")
+    count = _replay.CHUNK + 3
+    _fill(j, [REQUEST] * (count - 1) + [{**REQUEST, "url": "http://127.0.0.1/other"}])
+    host = _Host()
+    _replay.send_replay(host, "s", j, lambda r: snapshot(r, None), ())
+    _same(host, _expected(j, ()))
+    frames = _got(host)
+    assert [len(f["requests"]) for f in frames] == [1, 2]
+    replay = parse(frames[0], from_host=False)
+    assert isinstance(replay, Replay)
+    requests = {id(e.task.request) for e in replay.events if e.task is not None}
+    assert len(requests) == 1
+    j.close()
+
+
+def test_a_snapshot_naming_no_sent_request_is_refused() -> None:
+    """An index that is not in ``requests`` is refused by name, either way."""
+    for d in ({**SNAPSHOT, "request": 0}, {**SNAPSHOT, "request": -1}):
+        with pytest.raises(MessageError, match="'request'"):
+            TaskSnapshot.from_dict(d)
+        with pytest.raises(MessageError, match="'request'"):
+            TaskSnapshot.checked_from_dict(d)
 
 
 def test_a_replay_of_nothing_is_one_empty_last_chunk(tmp_path: Path) -> None:

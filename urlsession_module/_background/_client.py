@@ -136,8 +136,13 @@ class TransferClient:
             self._closing = False
         try:
             self._ensure_connected()
-            self.request(session._remote_attach_message())
+            # The lease goes right behind the attach, not after its reply: the transfer
+            # process answers it as soon as the replay is written, before this host's
+            # acknowledgements of that replay (which can take it a while) are read.
+            attach = session._remote_attach_message()
+            number = self._send_request(attach)
             self.handovers.prefetch(wait=True)
+            self._reply(number, attach)
         except BaseException:
             with self._cond:
                 if self._sessions.get(session.identifier) is session:
@@ -171,10 +176,18 @@ class TransferClient:
 
     def request(self, message: Message, timeout: float = REQUEST_TIMEOUT) -> Reply:
         """Send a request and wait (bounded) for its reply; a refusal raises, in plain words."""
+        return self._reply(self._send_request(message), message, timeout)
+
+    def _send_request(self, message: Message) -> int:
+        """Send a request; its number, for :meth:`_reply`."""
         number = next(self._numbers)
         d = message.to_dict()
         d["req"] = number
         self._send(d)
+        return number
+
+    def _reply(self, number: int, message: Message, timeout: float = REQUEST_TIMEOUT) -> Reply:
+        """Wait (bounded) for request ``number``'s reply; a refusal raises, in plain words."""
         with self._cond:
             if not self._cond.wait_for(
                 lambda: number in self._replies or self._conn is None, timeout
@@ -393,8 +406,26 @@ def connect(home: Path, timeout: float = CONNECT_TIMEOUT, spawn: bool = True) ->
         if spawn and now - spawned_at > 3.0:
             spawn_process(home)
             spawned_at = time.monotonic()
+        if now - spawned_at < 1.0:
+            # One just started (it has imported; it opens its journal, then listens): ask
+            # often, not later and later, for a cold start waits on exactly this.
+            time.sleep(0.002)
+            continue
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+# What ``python -m urlsession_module._background._daemon`` does, without running the package's
+# ``__init__`` first: the public API (sessions, proxies, asyncio) is the hosts', not the transfer
+# process's, and importing it was about 35 ms of every cold start. The package's modules are
+# imported from its location as ever (``find_spec``); only its ``__init__`` is left out.
+_BOOT = (
+    "import importlib.util, sys; "
+    "spec = importlib.util.find_spec('urlsession_module'); "
+    "sys.modules['urlsession_module'] = importlib.util.module_from_spec(spec); "
+    "from urlsession_module._background._daemon import main; "
+    "sys.exit(main())"
+)
 
 
 def spawn_process(home: Path, runner: Callable[..., Any] = subprocess.run) -> None:
@@ -410,14 +441,7 @@ def spawn_process(home: Path, runner: Callable[..., Any] = subprocess.run) -> No
     fd = open_private(home / proto.STDERR_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         runner(
-            [
-                sys.executable,
-                "-m",
-                "urlsession_module._background._daemon",
-                "--home",
-                str(home),
-                "--detach",
-            ],
+            [sys.executable, "-c", _BOOT, "--home", str(home), "--detach"],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

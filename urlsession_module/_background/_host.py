@@ -270,8 +270,15 @@ class BackgroundHost:
                 self._replay_delivered = False
             for snap in message.tasks:
                 self._task_locked(snap)
+            # A data task's body is read here, under the lock the delivering thread waits
+            # for, rather than there: each read there hands the GIL to this thread mid-chunk.
             batch = [
-                (e.seq, e.name, e.fields, self._task_locked(e.task) if e.task else None)
+                (
+                    e.seq,
+                    e.name,
+                    _read_ahead(e.fields),
+                    self._task_locked(e.task) if e.task else None,
+                )
                 for e in message.events
                 if e.seq > self._delivered_seq
             ]
@@ -288,17 +295,24 @@ class BackgroundHost:
         announce = {"sessionIdentifier": message.session, "handlerId": message.handlerId}
 
         def deliver_all() -> None:
+            delivered = 0
             try:
                 if announce_now:
                     self._fire_on_module("backgroundtransfer", announce)
                 for seq, name, fields, task in batch:
-                    self._deliver(seq, name, fields, task)
+                    try:
+                        self._deliver_one(seq, name, fields, task)
+                    finally:
+                        self._delivered_seq = max(self._delivered_seq, seq)
+                        delivered += 1
                 if end_now:
                     done = {"sessionIdentifier": message.session}
                     self.session._dispatch_event(
                         Event("sessioneventscompleted", self.session, done)
                     )
             finally:
+                # One lock and (at most) one acknowledgement per chunk, not per event.
+                self._settle(delivered)
                 with self.session._lock:
                     self._replays -= 1
                     self.session._lock.notify_all()  # waitForTasks waits for the replay too
@@ -307,33 +321,43 @@ class BackgroundHost:
 
     def _deliver(self, seq: int, name: str, fields: dict[str, Any], task: Any) -> None:
         try:
-            if seq and seq <= self._delivered_seq:
-                return  # delivered before a reconnect replayed it again
-            if task is None:
-                self.session._dispatch_event(Event(name, self.session, fields))
-                return
-            try:
-                payload = payload_from_dict(name, _with_response_text(fields))
-            except (KeyError, TypeError):
-                task._dispatch_event(Event(name, task, fields))  # not a payload we know: as is
-                return
-            if isinstance(payload, SessionCompleted):
-                if not self._ledger.first(payload.taskIdentifier, seq):
-                    return  # the package drops duplicates before listeners (SPEC 5)
-                payload = self._answer_resume_callback(payload)
-                if isinstance(task._machine, RemoteTaskView):
-                    task._machine.mark_completed(payload.metrics)
-            self.session._deliver(task, payload)
+            self._deliver_one(seq, name, fields, task)
         finally:
             if seq:
                 self._delivered_seq = max(self._delivered_seq, seq)
-                with self.session._lock:
-                    self._queued -= 1
-                    batch_done = self._queued == 0
-                # Acknowledge once the listeners ran (at least once), in batches during a replay.
-                if batch_done:
-                    self.link.ack(self._delivered_seq)
-                    self._ledger.settled(self._delivered_seq)
+                self._settle(1)
+
+    def _settle(self, delivered: int) -> None:
+        """``delivered`` journaled events have reached their listeners: once none is left
+        queued, acknowledge them (at least once: after the listeners ran), in batches."""
+        if not delivered:
+            return
+        with self.session._lock:
+            self._queued -= delivered
+            batch_done = self._queued == 0
+        if batch_done:
+            self.link.ack(self._delivered_seq)
+            self._ledger.settled(self._delivered_seq)
+
+    def _deliver_one(self, seq: int, name: str, fields: dict[str, Any], task: Any) -> None:
+        if seq and seq <= self._delivered_seq:
+            return  # delivered before a reconnect replayed it again
+        if task is None:
+            self.session._dispatch_event(Event(name, self.session, fields))
+            return
+        try:
+            payload = payload_from_dict(name, _with_response_text(fields))
+        except (KeyError, TypeError):
+            task._dispatch_event(Event(name, task, fields))  # not a payload we know: as is
+            return
+        if isinstance(payload, SessionCompleted):
+            if not self._ledger.first(payload.taskIdentifier, seq):
+                return  # the package drops duplicates before listeners (SPEC 5)
+            if self.resume_callbacks:  # (read without the lock: empty but for a resume)
+                payload = self._answer_resume_callback(payload)
+            if isinstance(task._machine, RemoteTaskView):
+                task._machine.mark_completed(payload.metrics)
+        self.session._deliver(task, payload)
 
     def _answer_resume_callback(self, payload: SessionCompleted) -> SessionCompleted:
         """A task cancelled by ``cancelByProducingResumeData``: its callback gets the resume
@@ -353,6 +377,15 @@ class BackgroundHost:
         module = self.session._bubble_target
         if module is not None:
             module._dispatch_event(Event(name, module, fields))
+
+
+def _read_ahead(fields: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_with_response_text` on the reading thread; a read that fails is left for the
+    delivery to try again (and fail there, on that one event, not on its whole chunk)."""
+    try:
+        return _with_response_text(fields)
+    except OSError:
+        return fields
 
 
 def _with_response_text(fields: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -391,24 +392,33 @@ class Journal:
         with self._lock:
             return [_task(r) for r in self._db.execute(sql, (session,))]
 
-    def replay_rows(
-        self, session: str
-    ) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[Any, ...]]]:
-        """A replay's reads, as stored (JSON text, not decoded): ``session``'s unacknowledged
-        events (seq, task_id, name, fields) and the tasks they speak of (id, kind, state,
-        request, priority, description, begin_at, body_length).
+    def replay_page(
+        self, session: str, after: int, limit: int
+    ) -> tuple[list[tuple[int, str | None, str, str]], list[tuple[Any, ...]], bool]:
+        """One page of a replay's reads, as stored (JSON text, not decoded): ``session``'s
+        unacknowledged events after ``after`` (seq, task_id, name, fields), at most ``limit``;
+        the tasks they speak of (id, kind, state, request, priority, description, begin_at,
+        body_length); and whether more events follow.
 
-        ``request`` is None where the stored text is not the object the journal writes (a
-        method, a URL, a body length >= 0): the replay then reads that task the slow way.
+        By pages, so that a replay's first chunk leaves before the last one is read: the host
+        starts on it while the rest is read and put together. ``request`` is None where the
+        stored text is not the object the journal writes (a method, a URL, a body length >= 0):
+        the replay then reads that task the slow way.
         """
         with self._lock:
             events = self._db.execute(
                 "SELECT seq, task_id, name, fields FROM outbox "
-                "WHERE session = ? AND acked = 0 ORDER BY seq",
-                (session,),
+                "WHERE session = ? AND acked = 0 AND seq > ? ORDER BY seq LIMIT ?",
+                (session, after, limit + 1),
             ).fetchall()
-            tasks = self._db.execute(_REPLAY_TASKS, (session,)).fetchall()
-        return events, tasks
+            more = len(events) > limit
+            del events[limit:]
+            tasks = (
+                self._db.execute(_REPLAY_TASKS, (session, after, events[-1][0])).fetchall()
+                if events
+                else []
+            )
+        return events, tasks, more
 
     def pending_by_session(self) -> dict[str, int]:
         """Events not yet acknowledged, per session, in one query."""
@@ -425,15 +435,16 @@ class Journal:
                 for r in self._db.execute("SELECT DISTINCT session FROM outbox WHERE acked = 0")
             ]
 
-    def acked_fields(self, session: str, upto: int) -> list[dict[str, Any]]:
-        """The fields of the events an ``ack(session, upto)`` will settle that name a file."""
+    def acked_files(self, session: str, upto: int) -> list[str]:
+        """The files named by the events an ``ack(session, upto)`` will settle (a data task's
+        body): a replay's ack settles 10,000 at once, none of them decoded."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT fields FROM outbox WHERE session = ? AND seq <= ? AND acked = 0 "
                 "AND fields LIKE '%\"responseFile\"%'",
                 (session, upto),
             ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [path for (fields,) in rows if (path := response_file(fields)) is not None]
 
     def ack(self, session: str, upto: int) -> int:
         """Acknowledge every event of ``session`` up to ``upto``: they are never sent again."""
@@ -462,7 +473,9 @@ SELECT id, kind, state,
     THEN request END,
     priority, description, begin_at,
     CASE WHEN json_valid(request) THEN json_extract(request, '$.body_length') END
-FROM tasks WHERE id IN (SELECT task_id FROM outbox WHERE session = ? AND acked = 0)
+FROM tasks WHERE id IN (
+    SELECT task_id FROM outbox WHERE session = ? AND acked = 0 AND seq > ? AND seq <= ?
+)
 """
 
 _INSERT_TASK = f"INSERT INTO tasks ({', '.join(_TASK_COLUMNS)}) VALUES ({', '.join('?' for _ in _TASK_COLUMNS)})"
@@ -482,3 +495,22 @@ def _task(row: tuple[Any, ...]) -> TaskRecord:
     values = dict(zip(_TASK_COLUMNS, row, strict=True))
     values["request"] = json.loads(values["request"])
     return TaskRecord(**values)
+
+
+_FILE_KEY = '"responseFile": "'  # (json.dumps's separators, as append_event writes)
+
+
+def response_file(fields: str) -> str | None:
+    """The response file an event's stored fields name, read without decoding them.
+
+    ``store_response`` adds the file last and ``json.dumps`` keeps that order, so it is the
+    text's last member: ``, "responseFile": "<path>"}``. Anything else, None.
+    """
+    at = fields.rfind(_FILE_KEY)
+    if at < 0:
+        return None
+    try:
+        path, end = scanstring(fields, at + len(_FILE_KEY))
+    except ValueError:
+        return None
+    return path if fields[end:] == "}" and fields.startswith("{") else None

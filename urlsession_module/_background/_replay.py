@@ -9,7 +9,8 @@ before the attach is answered: the host has every missed event queued for delive
 The journal stores each event's fields and each task's request as JSON text. A replay used to
 decode all of it, make a :class:`TaskSnapshot` per task, and encode it all again: two thirds of
 a 10,000-event replay's time, for bytes that come out as they went in. So a chunk's frame is put
-together from the stored text (:meth:`~._journal.Journal.replay_rows`); only a task whose
+together from the stored text (:meth:`~._journal.Journal.replay_page`, a chunk's worth at a
+time, so the first chunk is on its way before the last is read); only a task whose
 machine runs in this process now, or whose stored request is not what the journal writes,
 still goes through :class:`TaskSnapshot` (the host reads the same JSON object either way).
 """
@@ -56,29 +57,37 @@ def send_replay(
     ``live``: the tasks whose machine runs now; their snapshot comes from ``snapshot``, which
     knows the machine (the journal knows no progress and no response).
     """
-    events, rows = journal.replay_rows(ident)
-    snaps: dict[str, str] = {}
-    for row in rows:
-        snap = _snapshot_json(row, live, journal, snapshot)
-        if snap is not None:  # (a task gone meanwhile: its events name no task, as before)
-            snaps[row[0]] = snap
-    handler = f"{ident}-{uuid.uuid4().hex[:8]}" if events else None
-    chunks = [events[i : i + CHUNK] for i in range(0, len(events), CHUNK)] or [[]]
+    handler: str | None = f"{ident}-{uuid.uuid4().hex[:8]}"
     tasks = _ENC([t.to_dict() for t in outstanding])  # (with the first chunk only)
-    head = f'{{"op":"replay","session":{_ENC(ident)},"handlerId":{_ENC(handler)},"snapshots":{{'
     drained = _ENC(not outstanding)
-    for i, chunk in enumerate(chunks):
+    after, first, more = 0, True, True
+    while more:  # a page read, put together and sent at a time: the host starts on the first
+        chunk, rows, more = journal.replay_page(ident, after, CHUNK)
+        if first and not chunk:
+            handler = None  # nothing missed: no handler to name
+        snaps: dict[str, str] = {}
+        requests: dict[str, int] = {}  # each distinct stored request of the chunk, sent once
+        for row in rows:
+            snap = _snapshot_json(row, live, journal, snapshot, requests)
+            if snap is not None:  # (a task gone meanwhile: its events name no task, as before)
+                snaps[row[0]] = snap
         frame = "".join(
             (
-                head,
+                f'{{"op":"replay","session":{_ENC(ident)},"handlerId":{_ENC(handler)}',
+                ',"requests":[',
+                ",".join(requests),
+                '],"snapshots":{',
                 ",".join(_chunk_snapshots(chunk, snaps)),
                 '},"events":[',
                 ",".join(_events(chunk, snaps)),
-                f'],"tasks":{tasks if i == 0 else "[]"},"drained":{drained}',
-                f',"first":{_ENC(i == 0)},"last":{_ENC(i == len(chunks) - 1)}}}',
+                f'],"tasks":{tasks if first else "[]"},"drained":{drained}',
+                f',"first":{_ENC(first)},"last":{_ENC(not more)}}}',
             )
         )
         host.send(Encoded(frame.encode()))
+        if chunk:
+            after = chunk[-1][0]
+        first = False
 
 
 def _chunk_snapshots(chunk: _Rows, snaps: dict[str, str]) -> Iterator[str]:
@@ -102,30 +111,29 @@ def _snapshot_json(
     live: Container[str],
     journal: Journal,
     snapshot: Callable[[TaskRecord], TaskSnapshot],
+    requests: dict[str, int],
 ) -> str | None:
     """A task's snapshot as JSON: what ``TaskSnapshot.to_dict`` gives for a task with no running
-    machine, with the stored request spliced in; or through ``snapshot`` for the others."""
+    machine, naming its stored request by its index in ``requests`` (added there if new) and
+    leaving out what the host reads as the default when it is absent (no progress, response,
+    error, redirect); or, through ``snapshot``, the full one for the others."""
     task_id, kind, state, request, priority, description, begin_at, body_length = row
     if request is None or task_id in live:  # (None: not the request the journal writes)
         rec = journal.task(task_id)
         return None if rec is None else _ENC(snapshot(rec).to_dict())
-    rest = _ENC(
-        {
-            "id": task_id,
-            "kind": kind if kind in _KINDS else TaskKind.DATA.value,
-            "state": journal_task_state(state).value,
-            "current_request": None,
-            "priority": priority,
-            "description": description,
-            "begin_at": begin_at,
-            "received": 0,
-            "expected_receive": -1,
-            "sent": 0,
-            "expected_send": body_length or 0,
-            "response": None,
-            "error": None,
-            "session": None,
-            "journal_state": None,
-        }
-    )
-    return f'{{"request":{request},{rest[1:]}'
+    index = requests.setdefault(request, len(requests))
+    kind = kind if kind in _KINDS else TaskKind.DATA.value
+    parts = [
+        f'{{"id":{_ENC(task_id)},"kind":"{kind}","state":"{journal_task_state(state).value}"',
+        f',"request":{index}',
+    ]
+    if priority != 0.5:
+        parts.append(f',"priority":{_ENC(priority)}')
+    if description is not None:
+        parts.append(f',"description":{_ENC(description)}')
+    if begin_at is not None:
+        parts.append(f',"begin_at":{_ENC(begin_at)}')
+    if body_length:
+        parts.append(f',"expected_send":{int(body_length)}')
+    parts.append("}")
+    return "".join(parts)

@@ -42,6 +42,7 @@ from .._transport import Transport
 from ..exceptions import ErrorCode
 from . import _protocol as proto
 from ._attempt import (
+    RESPONSE_FILE,
     Attempt,
     finish_recovered_download,
     machine_for,
@@ -277,8 +278,8 @@ class Runner:
                     self.control(rec.id, Action.CANCEL)
 
     def ack(self, ident: str, upto: int) -> None:
-        for fields in self.journal.acked_fields(ident, upto):
-            remove_response(fields)  # the host has read the body: its file is done with
+        for path in self.journal.acked_files(ident, upto):
+            remove_response({RESPONSE_FILE: path})  # the host has read the body: done with
         self.journal.ack(ident, upto)
 
     def status(self, every: bool = True) -> tuple[tuple[TaskSnapshot, ...], dict[str, int]]:

@@ -8,7 +8,7 @@ Sans-IO: no socket, no threads, no pyee, no urllib3.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -94,17 +94,24 @@ class TaskSnapshot:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> TaskSnapshot:
-        quick = _plain_snapshot(d)
-        return quick if quick is not None else cls.checked_from_dict(d)
+    def from_dict(cls, d: Any, requests: Sequence[Request] = ()) -> TaskSnapshot:
+        """``requests``: a replay's requests, each sent once; a snapshot may name one by its
+        index instead of carrying it (thousands of finished tasks share a few requests)."""
+        quick = _plain_snapshot(d, requests)
+        return quick if quick is not None else cls.checked_from_dict(d, requests)
 
     @classmethod
-    def checked_from_dict(cls, d: Any) -> TaskSnapshot:
+    def checked_from_dict(cls, d: Any, requests: Sequence[Request] = ()) -> TaskSnapshot:
         """Field by field, naming the first that is wrong (what :meth:`from_dict` falls back on)."""
         if not isinstance(d, Mapping):
             raise MessageError("'task' must be an object")
-        # Requests a snapshot shows were checked by the transfer process's intake (types still are)
-        request = request_from_dict(d.get("request"), url_checked=True)
+        raw = d.get("request")
+        if type(raw) is int:
+            if not 0 <= raw < len(requests):
+                raise MessageError("'request' must be an object or the index of one in 'requests'")
+            request = requests[raw]
+        else:  # Requests a snapshot shows were checked by the intake (types still are)
+            request = request_from_dict(raw, url_checked=True)
         current = d.get("current_request")
         err = d.get("error")
         if err is not None and not (
@@ -144,7 +151,7 @@ def _number(value: Any) -> bool:
     return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
-def _plain_snapshot(d: Any) -> TaskSnapshot | None:
+def _plain_snapshot(d: Any, requests: Sequence[Request] = ()) -> TaskSnapshot | None:
     """The common snapshot (``to_dict``'s, as JSON reads it) checked with no call per field: a
     replay reads 10,000. None: the checked path reads it, and says what is wrong."""
     if type(d) is not dict:
@@ -178,7 +185,12 @@ def _plain_snapshot(d: Any) -> TaskSnapshot | None:
         or not (journal_state is None or type(journal_state) is str)
     ):
         return None
-    request = plain_request(raw)
+    if type(raw) is int:
+        if not 0 <= raw < len(requests):
+            return None
+        request: Request | None = requests[raw]
+    else:
+        request = plain_request(raw)
     if request is None:
         return None
     return TaskSnapshot(

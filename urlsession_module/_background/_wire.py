@@ -356,7 +356,9 @@ class Replay(Message):
     """What a (re)attached host missed, in order, and the tasks still outstanding.
 
     On the wire each task's snapshot travels once (``snapshots``, by identifier), and events
-    name their task: a finished download has two events, and a replay can hold 10,000.
+    name their task: a finished download has two events, and a replay can hold 10,000. A
+    snapshot's request may be an index into ``requests`` (the transfer process sends each
+    distinct request of a chunk once: a loop's 10,000 tasks share one).
     """
 
     op: ClassVar[str] = "replay"
@@ -389,8 +391,12 @@ class Replay(Message):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Replay:
+        requests = tuple(
+            request_from_dict(r, "requests[]", url_checked=True)
+            for r in field(d, "requests", list, [])
+        )
         raw_snaps = field(d, "snapshots", dict, {})
-        snaps = {k: TaskSnapshot.from_dict(v) for k, v in raw_snaps.items()}
+        snaps = {k: TaskSnapshot.from_dict(v, requests) for k, v in raw_snaps.items()}
         events = []
         for item in field(d, "events", list):
             if not isinstance(item, list) or len(item) != 4:
