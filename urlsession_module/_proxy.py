@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -65,6 +66,9 @@ class _Emitter(EventEmitter):
         self._call_handlers(name, (event,), {})
 
 
+_EMITTER_MADE = threading.Lock()  # (only while a proxy's first listener makes its emitter)
+
+
 class Proxy:
     """Base of every public object (module, configuration, session, task).
 
@@ -74,14 +78,16 @@ class Proxy:
 
     _api_name: ClassVar[str] = "Titanium.Proxy"
     _creation_only: ClassVar[frozenset[str]] = frozenset()
-    _emitter: _Emitter
+    _emitter: _Emitter | None
     _bubble_target: Proxy | None
     bubbleParent: bool
     """Default True; False stops events from this proxy going on to its parent."""
 
     def _proxy_init(self, parent: Proxy | None = None) -> None:
         # A method, not __init__: the module proxy is a ModuleType whose __init__ we do not own.
-        object.__setattr__(self, "_emitter", _Emitter())
+        # The emitter (a dict and a lock) comes with the first listener: most task proxies
+        # never get one, and a background replay makes 10,000 of them in a row.
+        object.__setattr__(self, "_emitter", None)
         object.__setattr__(self, "_bubble_target", parent)
         object.__setattr__(self, "bubbleParent", True)
 
@@ -105,12 +111,26 @@ class Proxy:
                 UserWarning,
                 stacklevel=_caller_stacklevel(),
             )
-        self._emitter.add_listener(name, callback)
+        self._listening().add_listener(name, callback)
+
+    def _listening(self) -> _Emitter:
+        """This proxy's emitter, made by the first listener (once, whichever thread adds it)."""
+        emitter = self._emitter
+        if emitter is None:
+            with _EMITTER_MADE:
+                emitter = self._emitter
+                if emitter is None:
+                    emitter = _Emitter()
+                    object.__setattr__(self, "_emitter", emitter)
+        return emitter
 
     def removeEventListener(self, name: str, callback: Listener) -> None:
         """Remove ``callback``; an unknown name or callback is a no-op, as in Titanium."""
+        emitter = self._emitter
+        if emitter is None:
+            return
         with contextlib.suppress(KeyError, ValueError):
-            self._emitter.remove_listener(name, callback)
+            emitter.remove_listener(name, callback)
 
     def fireEvent(self, name: str, event: Mapping[str, Any] | None = None) -> None:
         """Deliver a synthesized event to this proxy's listeners, then bubble it to its parents."""
@@ -131,7 +151,8 @@ class Proxy:
 
     def hasListeners(self, name: str) -> bool:
         """Whether anyone listens for ``name`` here; lets hot paths skip building payloads."""
-        return bool(self._emitter.listeners(name))
+        emitter = self._emitter
+        return emitter is not None and bool(emitter.listeners(name))
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Creation-only keys refuse plain assignment too, not just applyProperties and proxy[key].
@@ -175,12 +196,16 @@ class Proxy:
 
     def _dispatch_event(self, event: Event) -> None:
         for proxy in self._bubble_chain():
-            proxy._emitter.deliver(event.type, event)
+            emitter = proxy._emitter
+            if emitter is not None:
+                emitter.deliver(event.type, event)
             if event.cancelBubble or not event.bubbles or not proxy.bubbleParent:
                 break
 
     def _drop_listeners(self) -> None:
-        self._emitter.remove_all_listeners()
+        emitter = self._emitter
+        if emitter is not None:
+            emitter.remove_all_listeners()
 
 
 def _check_listener_args(name: object, callback: object) -> None:
