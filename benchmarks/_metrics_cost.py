@@ -183,6 +183,21 @@ def _quartiles(xs: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(xs), q[2]
 
 
+def _child(spec: dict[str, Any], env: dict[str, str], timeout: float, label: str) -> Any:
+    """Run one variant in a process of its own; its last stdout line, as JSON."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{label} failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def interleaved_main(
     args: argparse.Namespace, url: str, env: dict[str, str], ca: str | None
 ) -> None:
@@ -193,17 +208,7 @@ def interleaved_main(
         for engine in engines if r % 2 == 0 else engines[::-1]:
             spec = {"variant": "on", "engine": engine, "url": url, "n": 0, "ca": ca}
             spec.update(interleave=args.interleaved, batches=args.batches, gc_off=args.gc_off)
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=1800,
-                check=False,
-            )
-            if out.returncode != 0:
-                raise SystemExit(f"interleaved[{engine}] failed: {out.stderr[-2000:]}")
-            rounds[engine].append(json.loads(out.stdout.strip().splitlines()[-1])["pairs"])
+            rounds[engine].append(_child(spec, env, 1800, f"interleaved[{engine}]")["pairs"])
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     k = args.interleaved
     print(
@@ -291,17 +296,7 @@ def main() -> None:
                     spec["gc_off"] = args.gc_off
                     if certs is not None:
                         spec["ca"] = str(certs.ca)
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--child", json.dumps(spec)],
-                        capture_output=True,
-                        text=True,
-                        env=env,
-                        timeout=900,
-                        check=False,
-                    )
-                    if out.returncode != 0:
-                        raise SystemExit(f"{variant}[{engine}] failed: {out.stderr[-2000:]}")
-                    runs[(variant, engine)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                    runs[(variant, engine)].append(_child(spec, env, 900, f"{variant}[{engine}]"))
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(
         f"| {listener} b, n={args.n}, {args.rounds} rounds | median s | median CPU s | "

@@ -40,6 +40,7 @@ from ._bodies import Sink, filename_for, raw_chunks
 from ._cached import CachedResponse
 from ._control import CancelledSignal, LetGoSignal, TransferControl
 from ._errors import map_exception
+from ._headerlists import add_pairs
 from ._metrics import TaskMetrics
 from ._proxies import check_proxy_answer, proxy_for
 from ._requests import MAX_REDIRECTS, REDIRECT_CODES, redirect_request
@@ -397,13 +398,7 @@ def _wire_headers(
     ``__setitem__`` per extra walked urllib3's ``extend``/``add`` per header, a few µs a task."""
     headers = urllib3.HTTPHeaderDict()
     container = headers._container
-    for name, value in pairs:
-        low = name.lower()
-        values = container.get(low)
-        if values is None:
-            container[low] = [name, value]
-        else:
-            values.append(value)
+    add_pairs(container, pairs)
     for name, value in extra:
         container[name.lower()] = [name, value]
     return headers

@@ -18,6 +18,7 @@ from urllib3.response import BytesQueueBuffer
 
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import Progress
+from .._headerlists import add_pairs
 from .._ratelimit import paced
 from .._wire import Steps
 from ._direct import direct_steps
@@ -103,14 +104,7 @@ class ResponseHead(urllib3.HTTPHeaderDict):
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__()
         self._listed: list[tuple[str, str]] | None = None
-        container = self._container
-        for name, value in pairs:
-            low = name.lower()
-            values = container.get(low)
-            if values is None:
-                container[low] = [name, value]
-            else:
-                values.append(value)
+        add_pairs(self._container, pairs)
 
     def get(self, key: str, default: Any = None) -> Any:
         if not isinstance(key, str):
