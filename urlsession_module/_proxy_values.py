@@ -271,6 +271,8 @@ def choose_proxy(
     else the environment read when the session was made; None to connect directly."""
     if proxy_url:
         return _proxy_url_choice(proxy_url)
+    if dictionary is None and not system:
+        return None  # (most sessions: the URL is not taken apart, twice a hop)
     parts = urlsplit(url)
     scheme, host = parts.scheme.lower(), parts.hostname or ""
     if dictionary is not None:

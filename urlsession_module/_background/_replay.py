@@ -26,6 +26,7 @@ from .._state import TaskKind
 from .._state._background import journal_task_state
 from ._journal import Journal, TaskRecord
 from ._protocol import Encoded
+from ._snapshot import DEFAULT_PRIORITY
 from ._wire import Message, TaskSnapshot
 
 __all__ = ["CHUNK", "send_replay"]
@@ -127,7 +128,7 @@ def _snapshot_json(
         f'{{"id":{_ENC(task_id)},"kind":"{kind}","state":"{journal_task_state(state).value}"',
         f',"request":{index}',
     ]
-    if priority != 0.5:
+    if priority != DEFAULT_PRIORITY:
         parts.append(f',"priority":{_ENC(priority)}')
     if description is not None:
         parts.append(f',"description":{_ENC(description)}')

@@ -34,6 +34,9 @@ __all__ = ["TaskSnapshot"]
 # -- the task snapshot ------------------------------------------------------------------------------
 
 
+DEFAULT_PRIORITY = 0.5  # URLSessionTask.defaultPriority: a snapshot without one has it
+
+
 @attrs.frozen
 class TaskSnapshot:
     """What a host's Task proxy (or ``urlsession status``) knows of a task of the transfer process.
@@ -46,7 +49,7 @@ class TaskSnapshot:
     state: TaskState
     request: Request
     current_request: Request
-    priority: float = 0.5
+    priority: float = DEFAULT_PRIORITY
     description: str | None = None
     begin_at: float | None = None
     received: int = 0
@@ -129,7 +132,7 @@ class TaskSnapshot:
             current_request=request
             if current is None
             else request_from_dict(current, "current_request", url_checked=True),
-            priority=float(number(d, "priority", 0.5)),
+            priority=float(number(d, "priority", DEFAULT_PRIORITY)),
             description=field(d, "description", str, None),
             begin_at=number(d, "begin_at", None),
             received=count(d, "received", 0),
@@ -158,7 +161,11 @@ def _plain_snapshot(d: Any, requests: Sequence[Request] = ()) -> TaskSnapshot | 
         return None
     g = d.get
     task_id, kind, state, raw = g("id"), g("kind"), g("state"), g("request")
-    priority, description, begin_at = g("priority", 0.5), g("description"), g("begin_at")
+    priority, description, begin_at = (
+        g("priority", DEFAULT_PRIORITY),
+        g("description"),
+        g("begin_at"),
+    )
     received, expected_receive = g("received", 0), g("expected_receive", -1)
     sent, expected_send = g("sent", 0), g("expected_send", 0)
     session, journal_state = g("session"), g("journal_state")

@@ -226,8 +226,8 @@ class CacheLookup:
                 response = state.response
                 if not _worth_storing(response.headers) or status in (206, 304):
                     return Outcome()
-                # RFC 9110 6.6.1: a cache records when
                 if response.headers.get_list("date") is None:
+                    # RFC 9110 6.6.1: a response without Date is dated when the cache got it
                     response.headers["date"] = formatdate(usegmt=True)
                 # The new response replaces what was stored for the same request (two entries
                 # of one second would leave "the most recent one" to chance).

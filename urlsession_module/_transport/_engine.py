@@ -215,8 +215,7 @@ class Transport:
                 continue
             except BaseException:
                 if a.metrics is not None:  # cut short (a reset, a retry): what came counts
-                    got = resp.tell() or max(0, a.sink.size - resume_at)
-                    a.metrics.received(a.metrics.current, got)
+                    a.metrics.received(a.metrics.current, _body_bytes(a, resp, resume_at))
                 raise
             finally:
                 a.ctl.set_abort(None)
@@ -225,8 +224,7 @@ class Transport:
                 resp.release_conn()
             break
         if a.metrics is not None:
-            wire = resp.tell() or max(0, a.sink.size - resume_at)
-            a.metrics.ended(a.metrics.current, wire)
+            a.metrics.ended(a.metrics.current, _body_bytes(a, resp, resume_at))
         info = ResponseInfo(a.request.url, resp.status, tuple(resp.headers.items()), a.protocol)
         if a.kind is not TaskKind.DOWNLOAD:
             return a.sink.text()
@@ -402,6 +400,12 @@ def _wire_headers(
     for name, value in extra:
         container[name.lower()] = [name, value]
     return headers
+
+
+def _body_bytes(a: Attempt, resp: urllib3.BaseHTTPResponse, resume_at: int) -> int:
+    """The body bytes this response carried: as read off the wire, else (an engine that wrote
+    them straight to the sink) what the sink gained past the resumed part."""
+    return resp.tell() or max(0, a.sink.size - resume_at)
 
 
 def _let_go(a: Attempt, resp: urllib3.BaseHTTPResponse) -> None:

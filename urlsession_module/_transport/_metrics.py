@@ -211,8 +211,7 @@ class TaskMetrics:
             return
         if tx["responseEndDate"] is None:
             tx["responseEndDate"] = time.time()
-        if body_bytes > tx["countOfResponseBodyBytesReceived"]:
-            tx["countOfResponseBodyBytesReceived"] = body_bytes
+        self.received(tx, body_bytes)
 
     def received(self, tx: Transaction | None, body_bytes: int) -> None:
         """A response cut short (a reset mid-body, a retry's abort): the bytes that came count,

@@ -45,10 +45,6 @@ def with_system_proxies(config: ConfigValues) -> ConfigValues:
 
 def proxy_for(config: ConfigValues, url: str) -> ProxyChoice | None:
     """The proxy ``url`` goes through under ``config``, or None for a direct connection."""
-    if not (
-        config.proxyURL or config.connectionProxyDictionary is not None or config.systemProxies
-    ):
-        return None  # (most sessions: no URL taken apart, twice a hop)
     return choose_proxy(
         url, config.proxyURL, config.connectionProxyDictionary, config.systemProxies
     )

@@ -29,6 +29,7 @@ from ..._state import BodySent
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, Progress
 from .._control import CancelledSignal
+from .._headerlists import pairs_of
 from .._ratelimit import paced
 from .._requests import IDEMPOTENT
 from .._wire import OFF_LOOP, Steps, drive
@@ -191,9 +192,7 @@ class CurlEngine:
             progress = Progress(a.ctl, BodySent, a.request.body_length)
             t.reader = DirectRead(t, a.request, a.ctl, progress.step)
             t.upload_progress = progress
-        # (urllib3's lists read directly, in its order: ``iteritems`` is a generator step a line)
-        pairs = [(vs[0], v) for vs in headers._container.values() for v in vs[1:]]
-        configure(t, self.config, self._share, url, pairs, version)
+        configure(t, self.config, self._share, url, pairs_of(headers._container), version)
         if fresh:
             t.easy.setopt(pycurl.FRESH_CONNECT, 1)
         multi = self._multi

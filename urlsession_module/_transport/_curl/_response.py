@@ -18,7 +18,7 @@ from urllib3.response import BytesQueueBuffer
 
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import Progress
-from .._headerlists import add_pairs
+from .._headerlists import add_pairs, pairs_of
 from .._ratelimit import paced
 from .._wire import Steps
 from ._direct import direct_steps
@@ -118,7 +118,7 @@ class ResponseHead(urllib3.HTTPHeaderDict):
         listed = self._listed
         if listed is None:
             # (urllib3's view walks ``iteritems``, a generator step a line: its lists, read here)
-            listed = self._listed = [(vs[0], v) for vs in self._container.values() for v in vs[1:]]
+            listed = self._listed = pairs_of(self._container)
         return listed
 
     def __setitem__(self, key: str, val: str) -> None:
