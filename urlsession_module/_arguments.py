@@ -108,6 +108,8 @@ def task_args(
         hit = _plain.get(key)
         if hit is not None and hit[0] is config:
             a = args[0]
+            if len(a) == 2:  # url and method only (the loop of plain GETs): nothing to check
+                return TaskArgs(kind, hit[1], 0.5, None, None)
             return TaskArgs(
                 kind,
                 hit[1],

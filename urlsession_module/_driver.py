@@ -11,6 +11,7 @@ in-process session and the background transfer process differ only in what ``pub
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import threading
@@ -30,7 +31,7 @@ class TaskDriver:
         # A plain (re-entrant) lock per task; the condition a suspended task's worker waits on
         # is made only when one waits (a Condition made per task was 8 % of a cached GET).
         # (named _cond for the subclasses that hold it: the background attempt)
-        self._cond = threading.RLock()
+        self._cond = _thread.RLock()  # (threading.RLock is a Python wrapper around this)
         self._resumed: threading.Condition | None = None
         self._abort: Callable[[], None] | None = None
 

@@ -183,6 +183,18 @@ class Event(Mapping[str, Any]):
         self.cancelBubble = False
         self._fields = dict(fields or {})
 
+    @classmethod
+    def _owning(cls, type: str, source: Any, fields: dict[str, Any]) -> Event:
+        """An event over ``fields`` as given, not a copy: for a dict made for this event alone
+        (delivery's, one per payload)."""
+        event = cls.__new__(cls)
+        event.type = type
+        event.source = source
+        event.bubbles = True
+        event.cancelBubble = False
+        event._fields = fields
+        return event
+
     def _all(self) -> dict[str, Any]:
         merged = dict(self._fields)
         merged.update(type=self.type, source=self.source, bubbles=self.bubbles)

@@ -96,16 +96,18 @@ class Runner:
 
     def add(self, task: Task) -> None:
         """Queue a new task and start what may start (it, if its host has a free slot)."""
-        with self._lock:
-            self._scheduler.add(task)
-        self.schedule(full=False)
+        self.schedule(full=False, added=task)  # (queued under the same lock hold)
 
     def reprioritized(self, task: Task) -> None:
         with self._lock:
             self._scheduler.update(task)  # False once it started: then nothing to re-order
 
     def schedule(
-        self, full: bool = True, ended: Task | None = None, again: bool = False
+        self,
+        full: bool = True,
+        ended: Task | None = None,
+        again: bool = False,
+        added: Task | None = None,
     ) -> list[Task]:
         """Start what may start now, and arm the timer for the next task that comes due.
 
@@ -119,6 +121,8 @@ class Runner:
         cost). Otherwise they go to the worker pool.
         """
         with self._lock:
+            if added is not None:
+                self._scheduler.add(added)
             if ended is not None:
                 self._scheduler.finished(ended)
                 if again:  # its run ended in a retry: it waits its turn (and time) again

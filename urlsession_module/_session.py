@@ -210,7 +210,8 @@ class Session(Proxy):
                     f"{a.kind.value}Task() called on an invalidated session"
                 )
             self._tasks[identifier] = task
-        log.debug("task %s: %s %s", identifier, a.request.method, redact(a.request.url))
+        if log.isEnabledFor(logging.DEBUG):  # (redact parses the URL: not for every task)
+            log.debug("task %s: %s %s", identifier, a.request.method, redact(a.request.url))
         self._runner.add(task)
         return identifier
 
@@ -241,7 +242,7 @@ class Session(Proxy):
             fields["data"] = Blob(
                 path=fields.pop("location"), mimeType=fields.pop("mimeType", None)
             )
-        task._dispatch_event(Event(name, task, fields))
+        task._dispatch_event(Event._owning(name, task, fields))
         if name == "sessioncompleted":
             if self._invalidating:
                 with self._lock:
