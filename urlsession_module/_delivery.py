@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._dispatch import Dispatcher, EventQueue, lending
+from ._dispatch import Dispatcher, EventQueue, ThreadDispatcher, lending
 from ._validate import check_timeout
 from .exceptions import InvalidArgumentTypeError, WouldDeadlockError
 
@@ -34,13 +34,20 @@ class Delivery:
         self.queue = queue
         self._loop = loop
         self._here = threading.local()
+        # A session's own serial queue knows which thread runs its turn: its callbacks need no
+        # wrapper marking the thread (a frame and three thread-local writes per payload).
+        # Queues that several sessions may share (an EventQueue, a loop) are marked per call.
+        self._own = queue if isinstance(queue, ThreadDispatcher) else None
 
     @property
     def host_drained(self) -> bool:
         return self.queue.host_drained
 
     def submit(self, fn: Callable[[], None]) -> None:
-        self.queue.submit(functools.partial(self._run, fn))
+        if self._own is not None:
+            self._own.submit(fn)
+        else:
+            self.queue.submit(functools.partial(self._run, fn))
 
     def _run(self, fn: Callable[[], None]) -> None:
         depth = getattr(self._here, "depth", 0)
@@ -62,6 +69,9 @@ class Delivery:
     @property
     def delivering_here(self) -> bool:
         """True on a thread that is running one of this queue's callbacks right now."""
+        own = self._own
+        if own is not None:
+            return own._turn_thread is threading.current_thread()
         return bool(getattr(self._here, "depth", 0))
 
     def wait(
