@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from ._dispatch import WorkerPool, gathered_wakeups
-from ._scheduler import Hold, Scheduler
+from ._scheduler import Hold, Plan, Scheduler
 from ._state import TaskKind, TaskState
 from ._task import Task, TaskRun
 from ._transport import Transport
@@ -128,7 +128,16 @@ class Runner:
                 if again:  # its run ended in a retry: it waits its turn (and time) again
                     self._scheduler.add(ended)
             now = time.time()
-            plan = self._scheduler.take(now, full=full)
+            due = None if added is None or ended is not None else _begin(added)
+            plan: Plan[Task]
+            if due is not None and due > now and added is not None and _hold(added) is Hold.READY:
+                # A task added for later: it cannot start now, and adding it lets no other task
+                # start, so there is no pass to make (a pass reads past every dated task of its
+                # host: thousands of tasks queued for later made each new one cost milliseconds).
+                # The timer is already armed for any earlier date.
+                plan = Plan([], due)
+            else:
+                plan = self._scheduler.take(now, full=full)
             ready = plan.start
             if ended is None:
                 for task in ready:

@@ -268,6 +268,28 @@ def test_earliest_begin_date_delays_the_start(
     assert requests_for(server, "when=later") == []
 
 
+def test_many_tasks_for_later_hold_up_neither_a_task_for_now_nor_their_cancel(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """Tasks queued for later take no slot: a task for now behind them starts at once, none
+    of them reaches the server early, and a cancel lets each report -999 at once."""
+    session = make_session()
+    rec = recorder(session)
+    later = [
+        session.dataTask(
+            url=server.url(f"/echo?when=later{i}"), method="GET", earliestBeginDate=time.time() + 60
+        )
+        for i in range(200)
+    ]
+    now = session.dataTask(url=server.url("/echo?when=now"), method="GET")
+    assert rec.completed(now, 5).success
+    assert all(session.getTask(t).state == "running" for t in later)
+    assert requests_for(server, "when=later") == []
+    session.invalidateAndCancel()
+    assert all(rec.completed(t, 5).errorCode == ErrorCode.CANCELLED for t in later)
+    assert requests_for(server, "when=later") == []
+
+
 # --------------------------------------------------------------------------- cancel
 
 
