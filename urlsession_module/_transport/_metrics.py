@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from itertools import chain
 from typing import Any
+
+from urllib3 import HTTPHeaderDict
 
 __all__ = ["TaskMetrics", "Transaction"]
 
@@ -115,22 +116,30 @@ class Transaction:
         return self.fields.copy()
 
 
+# urllib3's ``HTTPHeaderDict.items()`` view (its class is private): read through to its dict.
+_ITEMS_VIEW = type(HTTPHeaderDict().items())
+
+
 def head_size(status_line_len: int, headers: Any) -> int:
     """Bytes of a head on the wire (HTTP/1.1 framing): the status or request line, each
-    ``Name: value\\r\\n``, and the blank line. An estimate for engines that do not count.
+    ``Name: value\r\n``, and the blank line. An estimate for engines that do not count.
 
     ``headers``: pairs, or urllib3's ``HTTPHeaderDict`` (or its ``items()``), whose lists are
     read directly: its views make a generator step per line, which cost a task several µs
-    (issue 16's budget for all of its metrics is 2 % of scenario b, about 15 µs a task).
+    (issue 16's budget for all of its metrics is 2 % of scenario b, about 15 µs a task). A
+    plain loop over those lists, not ``sum(map(len, ...))`` chains: with a head's ten-odd
+    headers the loop costs half as much (1.4 vs 2.6 µs, timed on the shared VM).
     """
-    size = status_line_len + 2 + 2
-    container = getattr(getattr(headers, "_headers", headers), "_container", None)
-    if isinstance(container, dict):
-        entries = container.values()  # [name, value, value, ...]: a line per value
-        lines = sum(map(len, entries)) - len(container)
-        size += sum(map(len, chain.from_iterable(entries))) + 4 * lines
-        if lines != len(container):  # a repeated header: its name on each of its lines
-            size += sum(len(e[0]) * (len(e) - 2) for e in entries if len(e) > 2)
+    size = status_line_len + 4
+    if headers.__class__ is _ITEMS_VIEW:
+        headers = headers._headers
+    if isinstance(headers, HTTPHeaderDict):
+        for entry in headers._container.values():  # [name, value, value, ...]: a line each
+            if len(entry) == 2:
+                size += len(entry[0]) + len(entry[1]) + 4
+            else:  # a repeated header: its name on each of its lines
+                name = len(entry[0])
+                size += (len(entry) - 1) * (name + 4) + sum(map(len, entry)) - name
         return size
     for name, value in headers:
         size += len(name) + len(value) + 4

@@ -14,7 +14,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
-from urllib3 import HTTPResponse
+from urllib3 import HTTPHeaderDict, HTTPResponse
 from urllib3.connection import HTTPConnection
 
 from ._metrics import Transaction, head_size
@@ -70,7 +70,9 @@ class TimedConnection(HTTPConnection):
             headers = kw.get("headers") if len(args) < 2 else args[1]
             # the request line "METHOD url HTTP/1.1"
             line = len(method) + len(url) + 10
-            tx["countOfRequestHeaderBytesSent"] = head_size(line, (headers or {}).items())
+            if not isinstance(headers, HTTPHeaderDict):  # (both engines send urllib3's)
+                headers = (headers or {}).items()
+            tx["countOfRequestHeaderBytesSent"] = head_size(line, headers)
         super().request(method, url, *args, **kw)
         if tx is not None:
             tx["requestEndDate"] = time.time()
