@@ -387,7 +387,7 @@ class Transport:
                 fields["countOfRequestBodyBytesSent"] = (
                     request.body_length if request.has_body else 0
                 )
-            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers.items())
+            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers)
         return resp
 
 
