@@ -302,3 +302,25 @@ def test_curl_response_fields_are_urllib3s() -> None:
 
     assert _response._same_as_urllib3()
     assert _response._FAST_INIT
+
+
+@ENGINES
+def test_kept_transaction_records_are_not_tracked_by_the_collector(
+    eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A finished task's transactions and interval (kept for getTask) are plain dicts of atoms
+    the cyclic garbage collector does not track, through a redirect and over a reused
+    connection alike."""
+    import gc
+
+    session = make_session(engine=eng, httpMaximumConnectionsPerHost=1)
+    rec = recorder(session)
+    for url in (server.url("/bytes/100"), server.url("/redirect/1")):
+        done = rec.completed(session.dataTask(url=url, method="GET"))
+        assert done.success, done.message
+        m = done.metrics
+        assert m["transactionMetrics"]
+        for tx in m["transactionMetrics"]:
+            assert set(tx) == FIELDS
+            assert not gc.is_tracked(tx), tx
+        assert not gc.is_tracked(m["taskInterval"])
