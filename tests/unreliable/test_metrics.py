@@ -263,7 +263,10 @@ def test_curl_fill_in_one_go_matches_value_by_value(server: LocalServer) -> None
     finally:
         easy.close()
     assert one.fields == each.fields
-    assert one.fields["remotePort"] == server.port and one.fields["countOfResponseHeaderBytesReceived"] > 0
+    assert (
+        one.fields["remotePort"] == server.port
+        and one.fields["countOfResponseHeaderBytesReceived"] > 0
+    )
 
 
 def test_curl_fill_on_a_reused_connection_matches_value_by_value(server: LocalServer) -> None:
@@ -292,7 +295,10 @@ def test_curl_fill_on_a_reused_connection_matches_value_by_value(server: LocalSe
     assert one.fields == each.fields
     assert one.fields["isReusedConnection"] is True
     assert one.fields["connectStartDate"] is None and one.fields["domainLookupStartDate"] is None
-    assert one.fields["requestStartDate"] is not None and one.fields["countOfRequestBodyBytesSent"] == 0
+    assert (
+        one.fields["requestStartDate"] is not None
+        and one.fields["countOfRequestBodyBytesSent"] == 0
+    )
 
 
 def test_curl_response_fields_are_urllib3s() -> None:

@@ -90,18 +90,6 @@ class Transaction:
         self.filled = False
         self.settle: Callable[[], None] | None = None
 
-    @property
-    def engine_filled(self) -> bool:
-        return self.filled
-
-    def mark_filled(self) -> None:
-        """An engine read the phases up to the response head from its own clocks."""
-        self.filled = True
-
-    def settle_with(self, settle: Callable[[], None] | None) -> None:
-        """How to wait (bounded) until the engine has filled the record."""
-        self.settle = settle
-
     def __getattr__(self, name: str) -> Any:
         # (only names that are not slots come here: the record's fields)
         try:
@@ -122,7 +110,7 @@ _ITEMS_VIEW = type(HTTPHeaderDict().items())
 
 def head_size(status_line_len: int, headers: Any) -> int:
     """Bytes of a head on the wire (HTTP/1.1 framing): the status or request line, each
-    ``Name: value\r\n``, and the blank line. An estimate for engines that do not count.
+    ``Name: value\\r\\n``, and the blank line. An estimate for engines that do not count.
 
     ``headers``: pairs, or urllib3's ``HTTPHeaderDict`` (or its ``items()``), whose lists are
     read directly: its views make a generator step per line, which cost a task several µs
