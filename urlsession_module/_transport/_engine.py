@@ -381,10 +381,13 @@ class Transport:
             check_proxy_answer(a, resp, proxy_for(self.config, url))
         a.protocol = self.engine.protocol(resp)
         if tx is not None and a.metrics is not None:
-            if not tx.engine_filled:
-                tx.isReusedConnection = bool(a.reused)
-                tx.countOfRequestBodyBytesSent = request.body_length if request.has_body else 0
-            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers.items())
+            if not tx.filled:
+                fields = tx.fields
+                fields["isReusedConnection"] = bool(a.reused)
+                fields["countOfRequestBodyBytesSent"] = (
+                    request.body_length if request.has_body else 0
+                )
+            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers)
         return resp
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from itertools import chain
 from typing import Any
+
+from urllib3 import HTTPHeaderDict
 
 __all__ = ["TaskMetrics", "Transaction"]
 
@@ -50,6 +51,9 @@ _FIELDS = (
 )
 
 
+# Atoms only (floats, ints, strings, None, booleans): a copy of it is a dict the cyclic garbage
+# collector never tracks, and neither are the records made from it, which each finished task
+# keeps for ``getTask`` (a record per kept task the collector walked cost 2-3 µs a task).
 _TEMPLATE: dict[str, Any] = {
     **dict.fromkeys(_FIELDS),
     "isReusedConnection": False,
@@ -62,87 +66,46 @@ _TEMPLATE: dict[str, Any] = {
 }
 
 
-class Transaction(dict[str, Any]):
-    """``URLSessionTaskTransactionMetrics``: one request and its response, Apple's field
-    names as attributes.
+class Transaction:
+    """``URLSessionTaskTransactionMetrics``: one request and its response.
 
-    A dict underneath (not attrs): one is made per request and reported as plain data, and
-    copying a dict is what costs least (``attrs.asdict`` alone cost a task 28 µs, past the
-    feature's whole budget on the benchmark).
+    ``fields`` is the record itself, a plain dict with Apple's names that the engines write
+    into (``tx.fields["connectEndDate"] = ...``); fields are also read as attributes. Not a
+    dict subclass, nor attrs: one is made per request, and a subclass's copy (``to_dict``) is
+    tracked by the garbage collector while a plain dict of atoms is not; ``attrs.asdict``
+    alone cost a task 28 µs, past the feature's whole budget on the benchmark.
+
+    ``filled``: an engine read the phases up to the response head from its own clocks (curl:
+    the transport then stamps only the body's end and its bytes). ``settle``: that engine's
+    wait (bounded) until it has (curl reads its clocks just after the head reaches the reader).
     """
 
-    # Not reported, so not keys: whether an engine read the phases up to the response head
-    # from its own clocks (curl: the transport then stamps only the body's end and its bytes),
-    # and that engine's wait (bounded) until it has (curl reads its clocks just after the head
-    # reaches the reader). Outside the dict, ``to_dict`` is one copy with nothing to take out.
-    __slots__ = ("_filled", "_settle")
-    # (for type checkers: the keys, read and written as attributes)
-    fetchStartDate: float
-    domainLookupStartDate: float | None
-    domainLookupEndDate: float | None
-    connectStartDate: float | None
-    secureConnectionStartDate: float | None
-    secureConnectionEndDate: float | None
-    connectEndDate: float | None
-    requestStartDate: float | None
-    requestEndDate: float | None
-    responseStartDate: float | None
-    responseEndDate: float | None
-    networkProtocolName: str | None
-    isReusedConnection: bool
-    isProxyConnection: bool
-    resourceFetchType: str
-    countOfRequestHeaderBytesSent: int
-    countOfRequestBodyBytesSent: int
-    countOfResponseHeaderBytesReceived: int
-    countOfResponseBodyBytesReceived: int
-    remoteAddress: str | None
-    remotePort: int | None
-    localAddress: str | None
-    localPort: int | None
-    negotiatedTLSProtocolVersion: str | None
-    _filled: bool
-    _settle: Callable[[], None] | None
+    __slots__ = ("fields", "filled", "settle")
 
     def __init__(self, fetchStartDate: float, isProxyConnection: bool = False) -> None:
-        super().__init__(_TEMPLATE)
-        self["fetchStartDate"] = fetchStartDate
-        self["isProxyConnection"] = isProxyConnection
-        _set_filled(self, False)
-        _set_settle(self, None)
-
-    @property
-    def engine_filled(self) -> bool:
-        return self._filled
-
-    def mark_filled(self) -> None:
-        """An engine read the phases up to the response head from its own clocks."""
-        _set_filled(self, True)
-
-    def settle_with(self, settle: Callable[[], None] | None) -> None:
-        """How to wait (bounded) until the engine has filled the record."""
-        _set_settle(self, settle)
+        fields = self.fields = _TEMPLATE.copy()
+        fields["fetchStartDate"] = fetchStartDate
+        if isProxyConnection:
+            fields["isProxyConnection"] = True
+        self.filled = False
+        self.settle: Callable[[], None] | None = None
 
     def __getattr__(self, name: str) -> Any:
+        # (only names that are not slots come here: the record's fields)
         try:
-            return self[name]
+            return self.fields[name]
         except KeyError:
             raise AttributeError(name) from None
 
-    __setattr__ = dict.__setitem__
-
     def to_dict(self) -> dict[str, Any]:
-        settle = self._settle
-        if settle is not None and not self._filled:
+        settle = self.settle
+        if settle is not None and not self.filled:
             settle()
-        return dict(self)
+        return self.fields.copy()
 
 
-# (the slots written past ``__setattr__``, which writes keys)
-_set_filled: Callable[[Transaction, bool], None] = Transaction.__dict__["_filled"].__set__
-_set_settle: Callable[[Transaction, Callable[[], None] | None], None] = Transaction.__dict__[
-    "_settle"
-].__set__
+# urllib3's ``HTTPHeaderDict.items()`` view (its class is private): read through to its dict.
+_ITEMS_VIEW = type(HTTPHeaderDict().items())
 
 
 def head_size(status_line_len: int, headers: Any) -> int:
@@ -151,16 +114,20 @@ def head_size(status_line_len: int, headers: Any) -> int:
 
     ``headers``: pairs, or urllib3's ``HTTPHeaderDict`` (or its ``items()``), whose lists are
     read directly: its views make a generator step per line, which cost a task several µs
-    (issue 16's budget for all of its metrics is 2 % of scenario b, about 15 µs a task).
+    (issue 16's budget for all of its metrics is 2 % of scenario b, about 15 µs a task). A
+    plain loop over those lists, not ``sum(map(len, ...))`` chains: with a head's ten-odd
+    headers the loop costs half as much (1.4 vs 2.6 µs, timed on the shared VM).
     """
-    size = status_line_len + 2 + 2
-    container = getattr(getattr(headers, "_headers", headers), "_container", None)
-    if isinstance(container, dict):
-        entries = container.values()  # [name, value, value, ...]: a line per value
-        lines = sum(map(len, entries)) - len(container)
-        size += sum(map(len, chain.from_iterable(entries))) + 4 * lines
-        if lines != len(container):  # a repeated header: its name on each of its lines
-            size += sum(len(e[0]) * (len(e) - 2) for e in entries if len(e) > 2)
+    size = status_line_len + 4
+    if headers.__class__ is _ITEMS_VIEW:
+        headers = headers._headers
+    if isinstance(headers, HTTPHeaderDict):
+        for entry in headers._container.values():  # [name, value, value, ...]: a line each
+            if len(entry) == 2:
+                size += len(entry[0]) + len(entry[1]) + 4
+            else:  # a repeated header: its name on each of its lines
+                name = len(entry[0])
+                size += (len(entry) - 1) * (name + 4) + sum(map(len, entry)) - name
         return size
     for name, value in headers:
         size += len(name) + len(value) + 4
@@ -190,39 +157,48 @@ class TaskMetrics:
     def local_cache(self, protocol: str | None = None) -> None:
         """The cache answered the current request without the network (Apple: localCache)."""
         tx = self.current if self.current is not None else self.begin()
-        tx.resourceFetchType = "localCache"
-        tx.isProxyConnection = False
-        tx.networkProtocolName = protocol
-        tx.responseStartDate = tx.responseEndDate = time.time()
+        fields = tx.fields
+        fields["resourceFetchType"] = "localCache"
+        fields["isProxyConnection"] = False
+        fields["networkProtocolName"] = protocol
+        fields["responseStartDate"] = fields["responseEndDate"] = time.time()
 
     def head(self, tx: Transaction, protocol: str, status_line: int, headers: Any) -> None:
         """The response head came (engines that do not stamp it themselves)."""
-        tx["networkProtocolName"] = protocol or None
-        if tx._filled:
+        fields = tx.fields
+        fields["networkProtocolName"] = protocol or None
+        if tx.filled:
             return
-        if tx["responseStartDate"] is None:
-            tx["responseStartDate"] = time.time()
-        if not tx["countOfResponseHeaderBytesReceived"]:
-            tx["countOfResponseHeaderBytesReceived"] = head_size(status_line, headers)
+        if fields["responseStartDate"] is None:
+            fields["responseStartDate"] = time.time()
+        if not fields["countOfResponseHeaderBytesReceived"]:
+            fields["countOfResponseHeaderBytesReceived"] = head_size(status_line, headers)
 
     def ended(self, tx: Transaction | None, body_bytes: int) -> None:
         """The response's body was read (or dropped): ``body_bytes`` as they came off the wire."""
         if tx is None:
             return
-        if tx["responseEndDate"] is None:
-            tx["responseEndDate"] = time.time()
-        self.received(tx, body_bytes)
+        fields = tx.fields
+        if fields["responseEndDate"] is None:
+            fields["responseEndDate"] = time.time()
+        if body_bytes > fields["countOfResponseBodyBytesReceived"]:
+            fields["countOfResponseBodyBytesReceived"] = body_bytes
 
     def received(self, tx: Transaction | None, body_bytes: int) -> None:
         """A response cut short (a reset mid-body, a retry's abort): the bytes that came count,
         and it has no end date (it never ended)."""
-        if tx is not None and body_bytes > tx["countOfResponseBodyBytesReceived"]:
-            tx["countOfResponseBodyBytesReceived"] = body_bytes
+        if tx is not None and body_bytes > tx.fields["countOfResponseBodyBytesReceived"]:
+            tx.fields["countOfResponseBodyBytesReceived"] = body_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
+        txs = self.transactions
+        start = self.start
         return {
-            "taskInterval": {"start": self.start, "duration": max(0.0, time.time() - self.start)},
+            "taskInterval": {"start": start, "duration": max(0.0, time.time() - start)},
             "redirectCount": self.redirects,
-            "transactionMetrics": [tx.to_dict() for tx in self.transactions],
+            # (most tasks make one request: no comprehension's frame for it)
+            "transactionMetrics": (
+                [txs[0].to_dict()] if len(txs) == 1 else [tx.to_dict() for tx in txs]
+            ),
         }

@@ -14,7 +14,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
-from urllib3 import HTTPResponse
+from urllib3 import HTTPHeaderDict, HTTPResponse
 from urllib3.connection import HTTPConnection
 
 from ._metrics import Transaction, head_size
@@ -31,14 +31,19 @@ class TimedConnection(HTTPConnection):
     _tcp_done = 0.0
     _ends: tuple[Any, dict[str, Any]] | None = None  # (socket, its connection_ends)
 
-    def _tx(self) -> Transaction | None:
+    def _tx(self) -> dict[str, Any] | None:
+        """The current transaction's record (written as a plain dict: see :class:`Transaction`)."""
         attempt = self.attempt
-        return None if attempt is None or attempt.metrics is None else attempt.metrics.current
+        if attempt is None or attempt.metrics is None:
+            return None
+        tx: Transaction | None = attempt.metrics.current
+        return None if tx is None else tx.fields
 
     def _new_conn(self) -> Any:
         tx = self._tx()
         if tx is not None:
-            tx.domainLookupStartDate = tx.domainLookupEndDate = tx.connectStartDate = time.time()
+            now = time.time()
+            tx["domainLookupStartDate"] = tx["domainLookupEndDate"] = tx["connectStartDate"] = now
         sock = super()._new_conn()
         self._tcp_done = time.time()
         return sock
@@ -51,30 +56,32 @@ class TimedConnection(HTTPConnection):
         tx = self._tx()
         if tx is not None:
             now = time.time()
-            tx.connectEndDate = now
-            if tx.requestStartDate is not None:  # http.client connects inside request()
-                tx.requestStartDate = now
+            tx["connectEndDate"] = now
+            if tx["requestStartDate"] is not None:  # http.client connects inside request()
+                tx["requestStartDate"] = now
             if isinstance(self.sock, ssl.SSLSocket):
-                tx.secureConnectionStartDate = self._tcp_done or tx.connectStartDate
-                tx.secureConnectionEndDate = now
+                tx["secureConnectionStartDate"] = self._tcp_done or tx["connectStartDate"]
+                tx["secureConnectionEndDate"] = now
 
     def request(self, method: str, url: str, *args: Any, **kw: Any) -> None:
         tx = self._tx()
         if tx is not None:
-            tx.requestStartDate = time.time()
+            tx["requestStartDate"] = time.time()
             headers = kw.get("headers") if len(args) < 2 else args[1]
             # the request line "METHOD url HTTP/1.1"
             line = len(method) + len(url) + 10
-            tx.countOfRequestHeaderBytesSent = head_size(line, (headers or {}).items())
+            if not isinstance(headers, HTTPHeaderDict):  # (both engines send urllib3's)
+                headers = (headers or {}).items()
+            tx["countOfRequestHeaderBytesSent"] = head_size(line, headers)
         super().request(method, url, *args, **kw)
         if tx is not None:
-            tx.requestEndDate = time.time()
+            tx["requestEndDate"] = time.time()
 
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]
         tx = self._tx()
         resp = super().getresponse()
         if tx is not None:
-            tx.responseStartDate = time.time()
+            tx["responseStartDate"] = time.time()
             sock = self.sock
             if self._ends is None or self._ends[0] is not sock:
                 # Once per connection, not per request: two system calls and the TLS version.

@@ -378,7 +378,7 @@ class Transfer:
             fill_metrics(
                 self.tx, self.easy, self.started, secure, self.upload_end, self.request.has_body
             )
-            self.tx.settle_with(None)  # filled: nothing to wait for (and no cycle through it)
+            self.tx.settle = None  # filled: nothing to wait for (and no cycle through it)
         with self.cond:
             self.metrics_read = True
             self.cond.notify_all()

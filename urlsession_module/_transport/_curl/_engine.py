@@ -187,7 +187,7 @@ class CurlEngine:
         t.sockets = self._sockets
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
         if t.tx is not None:
-            t.tx.settle_with(t.settle_metrics)
+            t.tx.settle = t.settle_metrics
         if direct and a.request.has_body:
             progress = Progress(a.ctl, BodySent, a.request.body_length)
             t.reader = DirectRead(t, a.request, a.ctl, progress.step)

@@ -80,7 +80,8 @@ def _tls_version(easy: pycurl.Curl, seen: list[bytes], tx: Transaction) -> str |
     proxy), or its reused connection's."""
     with contextlib.suppress(pycurl.error):
         easy.setopt(pycurl.VERBOSE, 0)  # the head is in: the body needs no more lines
-    key = (tx.remoteAddress, tx.remotePort, tx.localPort)
+    f = tx.fields
+    key = (f["remoteAddress"], f["remotePort"], f["localPort"])
     version = None
     if seen:
         version = seen[-1][len(_TLS_LINE) :].split(b" ", 1)[0].decode("ascii", "replace")
@@ -89,7 +90,7 @@ def _tls_version(easy: pycurl.Curl, seen: list[bytes], tx: Transaction) -> str |
             del _BY_CONNECTION[next(iter(_BY_CONNECTION))]
         _BY_CONNECTION[key] = version
         return version
-    if tx.isReusedConnection:
+    if f["isReusedConnection"]:
         version = _BY_CONNECTION.get(key)
     if version is None and _get(easy, pycurl.INFO_HTTP_VERSION) == _HTTP3:
         version = "TLSv1.3"  # QUIC is TLS 1.3, always
@@ -108,6 +109,22 @@ def _offset(easy: pycurl.Curl, what: int) -> float:
     return float(value) * _US if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
+# libcurl's info codes as module names: ``pycurl.X`` is two lookups a read, ``_X`` one (cached).
+_NUM_CONNECTS = pycurl.NUM_CONNECTS
+_PRETRANSFER = pycurl.PRETRANSFER_TIME_T
+_STARTTRANSFER = pycurl.STARTTRANSFER_TIME_T
+_HEADER_SIZE = pycurl.HEADER_SIZE
+_REQUEST_SIZE = pycurl.REQUEST_SIZE
+_PRIMARY_IP = pycurl.PRIMARY_IP
+_PRIMARY_PORT = pycurl.PRIMARY_PORT
+_LOCAL_IP = pycurl.LOCAL_IP
+_LOCAL_PORT = pycurl.LOCAL_PORT
+_SIZE_UPLOAD = pycurl.SIZE_UPLOAD_T
+_NAMELOOKUP = pycurl.NAMELOOKUP_TIME_T
+_CONNECT = pycurl.CONNECT_TIME_T
+_APPCONNECT = pycurl.APPCONNECT_TIME_T
+
+
 def fill(
     tx: Transaction,
     easy: pycurl.Curl,
@@ -121,60 +138,62 @@ def fill(
     Only what the record shows is asked (a transfer's metrics are part of issue 16's 2 %
     budget on scenario b, and a ``getinfo`` costs about as much as the Python around it): a
     reused connection's lookup, connect and handshake clocks are not read (they are ``None``
-    in the record), nor the bytes uploaded when the request had no ``body``. A libcurl that
-    refuses a value is asked value by value (:func:`_fill_each`).
+    in the record), nor the bytes uploaded when the request had no ``body``, nor the TLS line
+    of a transfer that is not ``secure`` (a pycurl handle's missing attribute costs a raised
+    error, ~1 µs). A libcurl that refuses a value is asked value by value (:func:`_fill_each`).
     """
     get = easy.getinfo
     try:
-        connects = get(pycurl.NUM_CONNECTS)
-        pretransfer = get(pycurl.PRETRANSFER_TIME_T) * _US
-        first_byte = get(pycurl.STARTTRANSFER_TIME_T) * _US
+        connects = get(_NUM_CONNECTS)
+        pretransfer = get(_PRETRANSFER) * _US
+        first_byte = get(_STARTTRANSFER) * _US
         # (one by one: a list made per transfer is one more object for the collector)
-        header = get(pycurl.HEADER_SIZE)
-        request = get(pycurl.REQUEST_SIZE)
-        remote = get(pycurl.PRIMARY_IP)
-        rport = get(pycurl.PRIMARY_PORT)
-        local = get(pycurl.LOCAL_IP)
-        lport = get(pycurl.LOCAL_PORT)
-        sent = get(pycurl.SIZE_UPLOAD_T) if body else 0
+        header = get(_HEADER_SIZE)
+        request = get(_REQUEST_SIZE)
+        remote = get(_PRIMARY_IP)
+        rport = get(_PRIMARY_PORT)
+        local = get(_LOCAL_IP)
+        lport = get(_LOCAL_PORT)
+        sent = int(get(_SIZE_UPLOAD)) if body else 0
         reused = connects == 0 and pretransfer > 0
         if not reused:
-            lookup = get(pycurl.NAMELOOKUP_TIME_T) * _US
-            connect = get(pycurl.CONNECT_TIME_T) * _US
-            tls = get(pycurl.APPCONNECT_TIME_T) * _US
+            lookup = get(_NAMELOOKUP) * _US
+            connect = get(_CONNECT) * _US
+            tls = get(_APPCONNECT) * _US
     except pycurl.error:
         _fill_each(tx, easy, started, secure, upload_end)
         return
-    tx["fetchStartDate"] = started
-    tx["isReusedConnection"] = reused
+    f = tx.fields
+    f["fetchStartDate"] = started
+    f["isReusedConnection"] = reused
     if not reused and connect > 0:
-        tx["domainLookupStartDate"] = started
-        tx["domainLookupEndDate"] = tx["connectStartDate"] = started + max(lookup, 0.0)
+        f["domainLookupStartDate"] = started
+        f["domainLookupEndDate"] = f["connectStartDate"] = started + max(lookup, 0.0)
         if secure and tls > 0:
-            tx["secureConnectionStartDate"] = started + connect
-            tx["secureConnectionEndDate"] = started + tls
-        tx["connectEndDate"] = started + max(connect, tls)
+            f["secureConnectionStartDate"] = started + connect
+            f["secureConnectionEndDate"] = started + tls
+        f["connectEndDate"] = started + max(connect, tls)
     if pretransfer > 0:
-        tx["requestStartDate"] = start = started + pretransfer
-        tx["requestEndDate"] = max(start, upload_end)
+        f["requestStartDate"] = start = started + pretransfer
+        f["requestEndDate"] = start if start > upload_end else upload_end
     if first_byte > 0:
-        tx["responseStartDate"] = started + first_byte
-    body_sent = int(sent)
-    tx["countOfRequestBodyBytesSent"] = body_sent
-    tx["countOfRequestHeaderBytesSent"] = max(0, request - body_sent)
-    tx["countOfResponseHeaderBytesReceived"] = header
+        f["responseStartDate"] = started + first_byte
+    f["countOfRequestBodyBytesSent"] = sent
+    f["countOfRequestHeaderBytesSent"] = request - sent if request > sent else 0
+    f["countOfResponseHeaderBytesReceived"] = header
     if remote:
-        tx["remoteAddress"] = remote
+        f["remoteAddress"] = remote
     if local:
-        tx["localAddress"] = local
+        f["localAddress"] = local
     if rport > 0:
-        tx["remotePort"] = rport
+        f["remotePort"] = rport
     if lport > 0:
-        tx["localPort"] = lport
-    seen = getattr(easy, "tls_seen", None)
-    if seen is not None:
-        tx["negotiatedTLSProtocolVersion"] = _tls_version(easy, seen, tx)
-    tx.mark_filled()
+        f["localPort"] = lport
+    if secure:
+        seen = getattr(easy, "tls_seen", None)
+        if seen is not None:
+            f["negotiatedTLSProtocolVersion"] = _tls_version(easy, seen, tx)
+    tx.filled = True
 
 
 def _fill_each(
@@ -187,40 +206,41 @@ def _fill_each(
     pretransfer = _offset(easy, pycurl.PRETRANSFER_TIME_T)
     first_byte = _offset(easy, pycurl.STARTTRANSFER_TIME_T)
     connects = _get(easy, pycurl.NUM_CONNECTS)
-    tx.fetchStartDate = started
+    f = tx.fields
+    f["fetchStartDate"] = started
     reused = connects == 0 and pretransfer > 0
-    tx.isReusedConnection = reused
+    f["isReusedConnection"] = reused
     if not reused and connect > 0:
-        tx.domainLookupStartDate = started
-        tx.domainLookupEndDate = started + lookup
-        tx.connectStartDate = started + lookup
+        f["domainLookupStartDate"] = started
+        f["domainLookupEndDate"] = started + lookup
+        f["connectStartDate"] = started + lookup
         if secure and tls > 0:
-            tx.secureConnectionStartDate = started + connect
-            tx.secureConnectionEndDate = started + tls
-        tx.connectEndDate = started + max(connect, tls)
+            f["secureConnectionStartDate"] = started + connect
+            f["secureConnectionEndDate"] = started + tls
+        f["connectEndDate"] = started + max(connect, tls)
     if pretransfer > 0:
-        tx.requestStartDate = started + pretransfer
-        tx.requestEndDate = max(tx.requestStartDate, upload_end)
+        f["requestStartDate"] = started + pretransfer
+        f["requestEndDate"] = max(f["requestStartDate"], upload_end)
     if first_byte > 0:
-        tx.responseStartDate = started + first_byte
+        f["responseStartDate"] = started + first_byte
     header = _get(easy, pycurl.HEADER_SIZE)
     request = _get(easy, pycurl.REQUEST_SIZE)
     sent = _get(easy, pycurl.SIZE_UPLOAD_T)
     body_sent = int(sent) if isinstance(sent, (int, float)) else 0
-    tx.countOfRequestBodyBytesSent = body_sent
+    f["countOfRequestBodyBytesSent"] = body_sent
     if isinstance(request, int):
-        tx.countOfRequestHeaderBytesSent = max(0, request - body_sent)
+        f["countOfRequestHeaderBytesSent"] = max(0, request - body_sent)
     if isinstance(header, int):
-        tx.countOfResponseHeaderBytesReceived = header
+        f["countOfResponseHeaderBytesReceived"] = header
     for field, what in (("remoteAddress", pycurl.PRIMARY_IP), ("localAddress", pycurl.LOCAL_IP)):
         value = _get(easy, what)
         if isinstance(value, str) and value:
-            setattr(tx, field, value)
+            f[field] = value
     for field, what in (("remotePort", pycurl.PRIMARY_PORT), ("localPort", pycurl.LOCAL_PORT)):
         value = _get(easy, what)
         if isinstance(value, int) and value > 0:
-            setattr(tx, field, value)
+            f[field] = value
     seen = getattr(easy, "tls_seen", None)
     if seen is not None:
-        tx.negotiatedTLSProtocolVersion = _tls_version(easy, seen, tx)
-    tx.mark_filled()
+        f["negotiatedTLSProtocolVersion"] = _tls_version(easy, seen, tx)
+    tx.filled = True
