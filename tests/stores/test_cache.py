@@ -403,3 +403,55 @@ def test_the_same_representation_sent_again_refreshes_instead_of_storing() -> No
         assert len(cache.storage.get_entries(url)) == 1
     finally:
         cache.close()
+
+
+def test_responses_alike_share_one_storage_decision_and_change_nothing_twice() -> None:
+    """A burst of plain misses whose responses are alike (same head, same Date) asks hishel's
+    storage rules once and leaves the memory tier's entry as it was; a response without Date
+    is dated when it comes (never shared), and a different head is decided afresh."""
+    from urlsession_module._stores import HTTPCache
+
+    cache = HTTPCache(None, 10 * 1024 * 1024)
+    url = "http://127.0.0.1:1/alike"
+    policy = "reloadIgnoringLocalCacheData"
+
+    def answer(headers: list[tuple[str, str]]) -> bool:
+        outcome = cache.lookup("GET", url, [], policy).response(
+            200, headers, lambda: iter((b"one",))
+        )
+        if outcome.chunks is None:
+            return False
+        assert b"".join(outcome.chunks) == b"one"
+        return True
+
+    def served() -> list[tuple[str, str]]:
+        hit = cache.lookup("GET", url, [], "useProtocolCachePolicy").hit
+        assert hit is not None and b"".join(hit.chunks) == b"one"
+        return hit.headers
+
+    head = [
+        ("ETag", '"a"'),
+        ("Content-Length", "3"),
+        ("Cache-Control", "max-age=600"),
+        ("Date", "Wed, 02 Dec 2026 19:00:00 GMT"),
+    ]
+    try:
+        assert answer(list(head))
+        assert len(cache._decisions) == 1
+        first = served()
+        version = cache._memory.version
+        for _ in range(3):
+            assert not answer(list(head))  # the same bytes: refreshed with the same headers
+        assert len(cache._decisions) == 1 and cache._memory.version == version
+        assert served() == first
+        later = [*head[:3], ("Date", "Wed, 02 Dec 2026 19:00:01 GMT")]
+        assert not answer(later)
+        assert len(cache._decisions) == 2 and cache._memory.version > version
+        assert ("date", "Wed, 02 Dec 2026 19:00:01 GMT") in served()
+        assert not answer(head[:3])  # no Date: dated as it comes, decided every time
+        assert len(cache._decisions) == 2
+        assert dict(served())["date"] != "Wed, 02 Dec 2026 19:00:01 GMT"
+        assert answer([("ETag", '"b"'), *head[1:]])  # another representation: stored
+        assert len(cache.storage.get_entries(url)) == 1
+    finally:
+        cache.close()

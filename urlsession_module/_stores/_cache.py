@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -30,6 +31,7 @@ MEMORY_CACHE_SIZE = 10 * 1024 * 1024
 ENTRY_SHARE = 0.05
 # URLCache's memory capacity (4 MB on macOS): recently read entries, so a hit needs no SQLite.
 MEMORY_TIER_SIZE = 4 * 1024 * 1024
+_DECISIONS = 64  # hishel's storage answers kept (see HTTPCache.decided)
 
 # What SQLite keeps beside a database file (WAL mode: -wal and -shm; -journal if it ever leaves it).
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -124,11 +126,17 @@ class _MemoryTier:
     def refresh(self, key: str, entry_id: uuid.UUID, headers: hishel.Headers) -> None:
         """The entry's new headers (SQLite has them already); its body is unchanged."""
         with self._lock:
-            self.version += 1  # a read that overlapped this may hold the old headers
             item = self._items.get(key)
             if item is None:
+                self.version += 1  # a read that overlapped this may hold the old headers
                 return
             entries, size = item
+            for e, _ in entries:
+                if e.id == entry_id and (
+                    e.response.headers is headers or e.response.headers == headers
+                ):
+                    return  # the same headers again (a burst within one second): no change
+            self.version += 1  # a read that overlapped this may hold the old headers
             entries = [
                 (_entry_with(e, headers=headers) if e.id == entry_id else e, body)
                 for e, body in entries
@@ -258,6 +266,9 @@ class HTTPCache:
         self._memory = _MemoryTier(min(MEMORY_TIER_SIZE, max_size))
         self._memory_entry = int(min(MEMORY_TIER_SIZE, max_size) * ENTRY_SHARE)
         self._behind = _WriteBehind(lambda entry_id, h: self.storage.update_headers(entry_id, h))
+        # hishel's storage decisions for plain misses, by request and response (see
+        # CacheLookup._answer): the same answer for every response alike, worked out once.
+        self._decisions: dict[tuple[Any, ...], Any] = {}
         self.closed = False
         _live_caches.add(self)
 
@@ -321,6 +332,19 @@ class HTTPCache:
         if len(kept) == len(out):
             self._memory.put(key, kept, version)
         return out
+
+    def decision(self, memo: tuple[Any, ...]) -> Any:
+        """hishel's answer kept for a response like this one (None: not asked yet)."""
+        return self._decisions.get(memo)
+
+    def decided(self, memo: tuple[Any, ...], state: Any) -> None:
+        """Keep hishel's answer for ``memo``: a few heads at a time (each the same but for a
+        ``Date`` that moves on every second), so the oldest go first."""
+        decisions = self._decisions
+        if len(decisions) >= _DECISIONS:
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # (another thread)
+                del decisions[next(iter(decisions))]
+        decisions[memo] = state
 
     def in_memory(self, key: str) -> bool:
         """Whether ``key``'s entries are in the memory tier (reading them needs no SQLite)."""

@@ -105,6 +105,16 @@ def _worth_storing(headers: hishel.Headers) -> bool:
     )
 
 
+def _shareable(state: Any) -> bool:
+    """Whether hishel's answer may be kept for later responses alike (:meth:`CacheLookup._answer`):
+    only the final answers, and only for a response with its own ``Date`` (one without gets
+    the time it came, written into the state's headers)."""
+    return (
+        type(state) in (hishel.StoreAndUse, hishel.CouldNotBeStored)
+        and state.response.headers.get_list("date") is not None
+    )
+
+
 @attrs.define
 class Outcome:
     """What the transport does with a response after the cache has seen it.
@@ -177,12 +187,34 @@ class CacheLookup:
 
     def _answer(self, status: int, headers: Headers) -> Any:
         """hishel's first state for this response (worked out once: ``touches_storage`` and
-        ``response`` both need it, for the same ``headers`` object)."""
+        ``response`` both need it, for the same ``headers`` object).
+
+        A plain miss (a safe request that looked at no entry: ``reloadIgnoringLocalCacheData``)
+        asks hishel the same question for every response of a URL, and the answer depends on
+        nothing but the request's method, whether it carries ``Authorization``, and the
+        response's status and headers: the cache keeps it (:meth:`HTTPCache.decision`), so a
+        burst of tasks whose responses are alike (the same head but for ``Date``, which changes
+        once a second) runs hishel's storage rules once a second, not once a task."""
         seen = self._seen
         if seen is not None and seen[0] == status and seen[1] is headers:
             return seen[2]
+        memo: tuple[Any, ...] | None = None
+        miss = self._state
+        if (
+            type(miss) is hishel.CacheMiss
+            and not miss.entries_to_invalidate
+            and miss.options is _CACHE_OPTIONS
+        ):
+            request = self._request
+            memo = (request.method, "authorization" in request.headers, status, *headers)
+            state = self._cache.decision(memo)
+            if state is not None:
+                self._seen = (status, headers, state)
+                return state
         kept = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
-        state = self._state.next(hishel.Response(status, _hishel_headers(kept)))
+        state = miss.next(hishel.Response(status, _hishel_headers(kept)))
+        if memo is not None and _shareable(state):
+            self._cache.decided(memo, state)
         self._seen = (status, headers, state)
         return state
 
@@ -228,6 +260,7 @@ class CacheLookup:
                     return Outcome()
                 if response.headers.get_list("date") is None:
                     # RFC 9110 6.6.1: a response without Date is dated when the cache got it
+                    # (such a state is never shared: see _shareable)
                     response.headers["date"] = formatdate(usegmt=True)
                 # The new response replaces what was stored for the same request (two entries
                 # of one second would leave "the most recent one" to chance).
@@ -253,6 +286,10 @@ class CacheLookup:
                 storage = cache.storage
                 for entry in variant:
                     storage.remove_entry(entry.id)
+                # (a copy with its own headers: the state may be shared, see _answer)
+                response = hishel.Response(
+                    response.status_code, _hishel_headers(_pairs(response.headers))
+                )
                 response.stream = body()
                 entry = storage.create_entry(self._request, response, self._key)
                 chunks = cast(Iterator[bytes], entry.response.stream)

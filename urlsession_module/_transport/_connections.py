@@ -178,8 +178,10 @@ class _HeadReplay:
 
 def raw_reader(resp: urllib3.BaseHTTPResponse) -> _RawResponse | None:
     """The http.client response under ``resp`` when its body can be read as is (no decoding)."""
+    if type(resp) is not urllib3.HTTPResponse:
+        return None
     raw = getattr(resp, "_fp", None)
-    if not isinstance(raw, _RawResponse) or type(resp) is not urllib3.HTTPResponse:
+    if not isinstance(raw, _RawResponse):
         return None
     encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
     return raw if encoding in ("identity", "") else None
@@ -300,7 +302,8 @@ def socket_of(resp: urllib3.BaseHTTPResponse) -> socket.socket | None:
     if sock is None:
         # A "Connection: close" response: http.client handed the socket over to the response
         # (the connection's ``sock`` is None); it is under the response's file object.
-        fp = getattr(getattr(resp, "_fp", None), "fp", None)
+        # (read from the instance: a curl response makes its body reader only when read)
+        fp = getattr(vars(resp).get("_fp"), "fp", None)
         sock = getattr(getattr(fp, "raw", None), "_sock", None)
     return sock if isinstance(sock, (socket.socket, ssl.SSLSocket)) else None
 

@@ -225,9 +225,9 @@ class Transport:
             break
         if a.metrics is not None:
             a.metrics.ended(a.metrics.current, _body_bytes(a, resp, resume_at))
-        info = ResponseInfo(a.request.url, resp.status, tuple(resp.headers.items()), a.protocol)
         if a.kind is not TaskKind.DOWNLOAD:
             return a.sink.text()
+        info = ResponseInfo(a.request.url, resp.status, tuple(resp.headers.items()), a.protocol)
         assert a.download_dir is not None and a.sink.path is not None
         if a.ctl.cancelled:
             raise CancelledSignal

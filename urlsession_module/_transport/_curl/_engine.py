@@ -32,6 +32,7 @@ from .._control import CancelledSignal
 from .._headerlists import pairs_of
 from .._ratelimit import paced
 from .._requests import IDEMPOTENT
+from .._streams import send_blocks
 from .._wire import OFF_LOOP, Steps, drive
 from . import _multi as _multi_module
 from ._easy import UPLOAD_DEPTH, Transfer
@@ -131,8 +132,6 @@ class CurlEngine:
         before any answer goes once more, on a fresh connection; and when libcurl itself sends
         the request again (it rewinds the body), the body is queued afresh.
         """
-        from .._streams import send_blocks  # (a body for another try)
-
         if self._closed:
             raise TransferError(ErrorCode.CANCELLED, "the session was closed")
         # A body that needs no pacing is read by the network thread itself (_upload).

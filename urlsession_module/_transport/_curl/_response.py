@@ -11,7 +11,7 @@ import contextlib
 import http.client
 import io
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import urllib3
 from urllib3.response import BytesQueueBuffer
@@ -135,27 +135,90 @@ class ResponseHead(urllib3.HTTPHeaderDict):
 
 
 class CurlResponse(urllib3.HTTPResponse):
-    """urllib3's response over a :class:`CurlBody`: decoded by urllib3's decoders."""
+    """urllib3's response over a :class:`CurlBody`: decoded by urllib3's decoders.
+
+    Made once per response, on the network thread: what urllib3's ``__init__`` would set to
+    the same value for every curl response is a class attribute here (an instance attribute
+    of the same name takes over as soon as urllib3 assigns one), and the parts only a read
+    through urllib3 needs (the body reader, the remaining length, the decoded buffer) are
+    made on first use: a small body the network thread writes straight to its sink
+    (:meth:`to_sink`) never needs them. Checked once, at import, against urllib3's own
+    ``__init__`` (:func:`_same_as_urllib3`); urllib3's ``__init__`` otherwise.
+    """
+
+    version = 0
+    version_string = "HTTP/?"
+    decode_content = True
+    _has_decoded_content = False
+    _request_url = None
+    _retries = None
+    _decoder = None
+    _decoder_initialized = False
+    enforce_content_length = False  # libcurl enforces it (and says -1005 when short)
+    auto_close = True
+    _body = None
+    _uncached_read_occurred = False
+    _original_response = None
+    _fp_bytes_read = 0
+    msg = None
+    _pool = None
+    _connection = None
+    _sock_shutdown = None
+    chunk_left = None
 
     def __init__(self, t: Transfer, method: str, stop: Callable[[TransferError], None]) -> None:
         # libcurl took any chunked framing off; urllib3 reads the plain bytes from ``body`` (it
         # reads chunks itself only from an http.client response, which this is not).
         self.transfer = t
-        body = self._body_reader = CurlBody(t, stop)
+        self._stop = stop
+        self._method = method
         headers = ResponseHead(t.headers)
         if _FAST_INIT:
-            _urllib3_fields(self, body, headers, t.status, method)
+            d = self.__dict__
+            d["headers"] = headers
+            d["status"] = t.status
+            d["reason"] = http.client.responses.get(t.status)
+            coding: str = headers.get("transfer-encoding") or ""
+            d["chunked"] = "chunked" in (c.strip() for c in coding.lower().split(","))
             return
         super().__init__(
-            body=body,
+            body=CurlBody(t, stop),
             headers=headers,
             status=t.status,
             reason=http.client.responses.get(t.status),
             preload_content=False,
             decode_content=True,
             request_method=method,
-            enforce_content_length=False,  # libcurl enforces it (and says -1005 when short)
+            enforce_content_length=False,
         )
+
+    def __getattr__(self, name: str) -> Any:
+        """(Only for a name neither the instance nor the class has.) The parts made on first
+        use, as urllib3's ``__init__`` would have made them."""
+        d = self.__dict__
+        if name == "_fp":
+            body = d["_fp"] = CurlBody(self.transfer, self._stop)
+            return body
+        if name == "length_remaining":
+            length = d["length_remaining"] = self._init_length(self._method)
+            return length
+        if name == "_decoded_buffer":
+            buffer = d["_decoded_buffer"] = BytesQueueBuffer()
+            return buffer
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def closed(self) -> bool:
+        """urllib3's answer; without asking a body reader that was never made: a transfer that
+        ended with none has nothing to close (``io.IOBase`` asks this when the response is
+        freed, and would make the reader only to close it)."""
+        if "_fp" not in self.__dict__ and self.transfer.done:
+            return True
+        return bool(super().closed)
+
+    @property
+    def _body_reader(self) -> CurlBody:
+        return cast(CurlBody, self._fp)
 
     def body_waiter(self) -> SignalWaiter | None:
         """What to wait for before the next read, if it would wait now (no byte queued, the
@@ -177,7 +240,7 @@ class CurlResponse(urllib3.HTTPResponse):
         ctl = a.ctl
         if encoded or self._fp_bytes_read or paced(ctl):
             return None
-        return direct_steps(a, self.transfer, progress, self._body_reader.stop)
+        return direct_steps(a, self.transfer, progress, self._stop)
 
     def release_conn(self) -> None:
         """The connection stays libcurl's: one not read to its end is dropped, not pooled."""
@@ -195,47 +258,10 @@ class CurlResponse(urllib3.HTTPResponse):
         super().close()
 
 
-def _urllib3_fields(
-    r: urllib3.HTTPResponse, body: Any, headers: urllib3.HTTPHeaderDict, status: int, method: str
-) -> None:
-    """What urllib3's ``HTTPResponse.__init__`` sets for the arguments :class:`CurlResponse`
-    gives it, set directly: its keyword handling and checks for cases that never arise here
-    (preloading, a string body, an http.client original) cost a task a few µs. Used only
-    when :func:`_same_as_urllib3` found the result identical to urllib3's own, attribute for
-    attribute, for the urllib3 installed."""
-    d = r.__dict__
-    d["headers"] = headers
-    d["status"] = status
-    d["version"] = 0
-    d["version_string"] = "HTTP/?"
-    d["reason"] = http.client.responses.get(status)
-    d["decode_content"] = True
-    d["_has_decoded_content"] = False
-    d["_request_url"] = None
-    d["_retries"] = None
-    coding: str = headers.get("transfer-encoding") or ""
-    d["chunked"] = "chunked" in (c.strip() for c in coding.lower().split(","))
-    d["_decoder"] = None
-    d["_decoder_initialized"] = False
-    d["enforce_content_length"] = False
-    d["auto_close"] = True
-    d["_body"] = None
-    d["_uncached_read_occurred"] = False
-    d["_fp"] = body
-    d["_original_response"] = None
-    d["_fp_bytes_read"] = 0
-    d["msg"] = None
-    d["_pool"] = None
-    d["_connection"] = None
-    d["_sock_shutdown"] = None
-    d["chunk_left"] = None
-    d["length_remaining"] = r._init_length(method)
-    d["_decoded_buffer"] = BytesQueueBuffer()
-
-
 def _same_as_urllib3() -> bool:
-    """Whether :func:`_urllib3_fields` makes what urllib3's ``__init__`` makes (same names,
-    same values but the buffer), for a few heads: checked once, at import."""
+    """Whether :class:`CurlResponse` made the fast way reads as urllib3's ``__init__`` would
+    have made it (every attribute that sets, the same value but the body reader and the
+    buffer), for a few heads: checked once, at import."""
     cases = [
         ([("Content-Length", "3")], 200, "GET"),
         ([("Transfer-Encoding", "chunked"), ("Content-Length", "3")], 200, "GET"),
@@ -255,19 +281,26 @@ def _same_as_urllib3() -> bool:
                 request_method=method,
                 enforce_content_length=False,
             )
-            fast = urllib3.HTTPResponse.__new__(urllib3.HTTPResponse)
-            _urllib3_fields(fast, slow._fp, slow.headers, status, method)
-            mine, theirs = dict(vars(fast)), dict(vars(slow))
-            if mine.keys() != theirs.keys():
-                return False
-            for d in (mine, theirs):
-                if not isinstance(d.pop("_decoded_buffer"), BytesQueueBuffer):
+            t = Transfer.__new__(Transfer)
+            t.headers, t.status = pairs, status
+            fast = CurlResponse(t, method, lambda error: None)
+            for name, value in vars(slow).items():
+                mine = getattr(fast, name)
+                if name == "_decoded_buffer":
+                    if not isinstance(mine, BytesQueueBuffer):
+                        return False
+                elif name == "_fp":
+                    if not isinstance(mine, CurlBody):
+                        return False
+                elif name == "headers":
+                    if list(mine.items()) != list(value.items()):
+                        return False
+                elif mine != value or type(mine) is not type(value):
                     return False
-            if mine != theirs:
-                return False
     except Exception:  # (an urllib3 whose internals differ: its own __init__, always)
         return False
     return True
 
 
+_FAST_INIT = True  # (what the check below assumes while it runs)
 _FAST_INIT = _same_as_urllib3()
