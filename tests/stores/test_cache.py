@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -429,11 +431,13 @@ def test_responses_alike_share_one_storage_decision_and_change_nothing_twice() -
         assert hit is not None and b"".join(hit.chunks) == b"one"
         return hit.headers
 
+    now = time.time()
+    first_date, second_date = formatdate(now - 2, usegmt=True), formatdate(now - 1, usegmt=True)
     head = [
         ("ETag", '"a"'),
         ("Content-Length", "3"),
         ("Cache-Control", "max-age=600"),
-        ("Date", "Wed, 02 Dec 2026 19:00:00 GMT"),
+        ("Date", first_date),
     ]
     try:
         assert answer(list(head))
@@ -444,13 +448,13 @@ def test_responses_alike_share_one_storage_decision_and_change_nothing_twice() -
             assert not answer(list(head))  # the same bytes: refreshed with the same headers
         assert len(cache._decisions) == 1 and cache._memory.version == version
         assert served() == first
-        later = [*head[:3], ("Date", "Wed, 02 Dec 2026 19:00:01 GMT")]
+        later = [*head[:3], ("Date", second_date)]
         assert not answer(later)
         assert len(cache._decisions) == 2 and cache._memory.version > version
-        assert ("date", "Wed, 02 Dec 2026 19:00:01 GMT") in served()
+        assert ("date", second_date) in served()
         assert not answer(head[:3])  # no Date: dated as it comes, decided every time
         assert len(cache._decisions) == 2
-        assert dict(served())["date"] != "Wed, 02 Dec 2026 19:00:01 GMT"
+        assert dict(served())["date"] != second_date
         assert answer([("ETag", '"b"'), *head[1:]])  # another representation: stored
         assert len(cache.storage.get_entries(url)) == 1
     finally:
