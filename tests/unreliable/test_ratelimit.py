@@ -98,6 +98,25 @@ def test_idle_credit_is_capped_so_bursts_stay_short() -> None:
     assert pacer.take("a", MiB) == pytest.approx(1.0 - BURST)
 
 
+def test_a_paced_read_takes_an_eighth_of_a_second_of_the_share() -> None:
+    """After a wait, the socket may hold seconds of a fast server's bytes: one read of a
+    64 KiB/s task takes 8 KiB of them, not the whole 1 MiB block (it took 800 KB at once)."""
+
+    class Ctl:
+        pacing: _ratelimit.TaskPacing | None = None
+
+    ctl = Ctl()
+    assert _ratelimit.read_cap(ctl, MiB) == MiB  # not paced: the whole block
+    limits = _ratelimit.SessionLimits(64 * 1024, Clock())
+    ctl.pacing = _ratelimit.TaskPacing(limits, "a", None, False)
+    ctl.pacing.start()
+    assert _ratelimit.read_cap(ctl, MiB) == 8 * 1024
+    limits.set_rate(1000)
+    assert _ratelimit.read_cap(ctl, MiB) == 4096  # never below a page
+    limits.set_rate(None)
+    assert _ratelimit.read_cap(ctl, MiB) == MiB
+
+
 @pytest.mark.parametrize("eng", ["curl", "urllib3"])
 def test_limited_download_is_paced_and_whole(
     eng: str,

@@ -365,8 +365,9 @@ class BodySplice:
             fcntl.fcntl(pipe[1], _F_SETPIPE_SZ, PIPE_SIZE)
         return cls(raw, sock, pipe)
 
-    def move(self, sink: Sink) -> int:
-        """Move what the socket has (up to the pipe's size) into ``sink``; 0 at the body's end.
+    def move(self, sink: Sink, most: int = PIPE_SIZE) -> int:
+        """Move what the socket has (up to ``most``, at most the pipe's size) into ``sink``; 0
+        at the body's end.
 
         Waits for bytes as long as the socket's own timeout (urllib3's read timeout) and raises
         ``TimeoutError`` after, as a read would.
@@ -380,7 +381,7 @@ class BodySplice:
                 n = os.splice(
                     self._sock.fileno(),
                     self._write_end,
-                    min(raw.length, PIPE_SIZE),
+                    min(raw.length, most, PIPE_SIZE),
                     flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK,
                 )
                 break

@@ -39,6 +39,7 @@ __all__ = [
     "limits_for",
     "paced",
     "pacing_for",
+    "read_cap",
     "set_session_rate",
 ]
 
@@ -178,3 +179,16 @@ def paced(ctl: Any) -> bool:
     if getattr(ctl, "pacing", None) is not None:
         return True
     return getattr(getattr(ctl, "_transport", None), "_rate_limits", None) is not None
+
+
+def read_cap(ctl: Any, block: int) -> int:
+    """The most one read of a paced task's body may take: an eighth of a second of its share
+    (at least 4 KiB), else ``block``.
+
+    A read takes what the socket holds; after a task waited out its share, that can be a
+    second or more of a fast server's bytes, all at once (a 64 KiB/s task moving 800 KB in
+    one read). Smaller reads keep the pace steady and let TCP's window hold the server back.
+    """
+    pacing = getattr(ctl, "pacing", None)
+    share = None if pacing is None else pacing.share()
+    return block if share is None else min(block, max(4096, share // 8))

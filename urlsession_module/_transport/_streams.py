@@ -23,6 +23,7 @@ from ._connections import (
 )
 from ._control import CancelledSignal, LetGoSignal
 from ._errors import file_error
+from ._ratelimit import read_cap
 from ._wire import OFF_LOOP, Steps
 
 log = logging.getLogger(__name__)
@@ -151,15 +152,16 @@ def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> Steps[None]:
             ):
                 progress.flush()
             chunk: bytes | memoryview | None = None
+            most = read_cap(ctl, READ_BLOCK)  # smaller while a bandwidth limit paces the task
             if splice is not None:
                 try:
-                    n = splice.move(sink)  # straight to the file
+                    n = splice.move(sink, most)  # straight to the file
                 except SpliceUnsupported:
                     splice.close()
                     splice = None
                     continue
             elif raw is not None:
-                n = raw.readinto1(view)
+                n = raw.readinto1(view if most == READ_BLOCK else view[:most])
                 chunk = view[:n]
                 if may_splice and n:  # http.client's buffer is empty now: the rest may splice
                     splice = BodySplice.open(raw, sock)
@@ -171,7 +173,7 @@ def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> Steps[None]:
                     if ctl.cancelled:
                         raise CancelledSignal
                     continue
-                chunk = resp.read1(READ_BLOCK, decode_content=True)
+                chunk = resp.read1(most, decode_content=True)
                 n = len(chunk)
             if not n:
                 break

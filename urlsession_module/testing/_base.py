@@ -265,7 +265,9 @@ class ServerBase:
             logger.debug("%s: connection %d from %s ended: %r", self._name, number, addr, exc)
         finally:
             with self._lock:
-                sock = self._conns.pop(number, conn)
+                sock = self._conns.get(number, conn)
             for each in (sock, conn):
                 with contextlib.suppress(OSError):
                     each.close()
+            with self._lock:  # after the close: none counted open has its socket open
+                self._conns.pop(number, None)
