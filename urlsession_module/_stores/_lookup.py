@@ -66,17 +66,20 @@ def _stored(response: hishel.Response) -> Stored:
 
 
 def _value(headers: hishel.Headers, name: str) -> str | None:
-    """``headers.get(name)`` without the ``KeyError`` hishel's ABC ``get`` raises and catches
-    for a header that is not there."""
-    values = headers.get_list(name)
-    return None if values is None else ", ".join(values)
+    """``headers.get(name)`` (``name`` in lower case) without the ``KeyError`` hishel's ABC
+    ``get`` raises and catches for a header that is not there; hishel keeps its headers in
+    ``_headers`` by lower-case name, read directly (``get_list`` lowers the name each call)."""
+    values = headers._headers.get(name)
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else ", ".join(values)
 
 
 def _vary_matches(request: hishel.Request, entry: hishel.Entry) -> bool:
     vary = _value(entry.response.headers, "vary")
     if not vary:
         return True
-    for name in (v.strip() for v in vary.split(",")):
+    for name in (v.strip().lower() for v in vary.split(",")):
         if name == "*" or _value(request.headers, name) != _value(entry.request.headers, name):
             return False
     return True

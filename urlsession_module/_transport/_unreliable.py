@@ -61,8 +61,8 @@ class UnreliableDriver(TaskDriver):
         return None if self.again is None else self.again.requeue_at
 
     def feed(self, event: Input) -> None:
-        if isinstance(event, ResponseStarted):
-            self._validator = event.response.resume_validator
+        if isinstance(event, ResponseStarted) and self.machine.kind is TaskKind.DOWNLOAD:
+            self._validator = event.response.resume_validator  # (only a download's is read)
         again = self.again
         if again is not None:
             with self._cond:

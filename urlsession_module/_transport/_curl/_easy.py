@@ -51,6 +51,8 @@ _MAX_INTERIMS = 100  # interim (1xx) responses before the final one, as the urll
 _MAX_HEAD_LINES = 1000
 _MAX_HEAD_BYTES = 256 * 1024
 _MAX_LINE = 65536
+_BLANK = (b"\r\n", b"\n")
+_monotonic = time.monotonic
 
 _PROTOCOLS = {b"HTTP/1.1": "http/1.1", b"HTTP/1.0": "http/1.0", b"HTTP/2": "h2", b"HTTP/3": "h3"}
 
@@ -70,7 +72,7 @@ class Transfer:
     _head_seen = False  # (network thread) the final head is complete
     metrics_read = False  # libcurl's clocks were read into ``tx``
     _interims = 0
-    _head_lines = 0
+    _lines: list[bytes] | None = None  # (network thread) the lines of the head coming in
     _sends = 0
     _held_back = False  # the first send was refused before a byte went (dead conn.)
     _head_bytes = 0
@@ -122,47 +124,71 @@ class Transfer:
     # -- callbacks (network thread) -------------------------------------------------------------
 
     def on_header(self, line: bytes) -> int | None:
-        """Gather the final head's lines; interim (1xx) heads and trailers are dropped."""
-        self.last = time.monotonic()
+        """Gather the final head's lines; interim (1xx) heads and trailers are dropped.
+
+        libcurl calls this once a line: a line is only checked against the limits and kept
+        here, and the head is parsed when its blank line comes (:meth:`_head_end`), in one
+        loop rather than a callback's worth of work per line.
+        """
+        self.last = _monotonic()
         if self._head_seen:
             return None  # trailers of a chunked body: not part of the head
-        if line.startswith(b"HTTP/"):
-            version, _, rest = line.partition(b" ")
-            code = rest[:3]
-            if not (code.isdigit() and rest[3:4] in (b" ", b"\r", b"\n", b"") and code[:1] != b"0"):
-                return self._refuse("the response does not start with an HTTP status line")
-            self.protocol = _PROTOCOLS.get(version, "http/1.1")
-            self.status = int(code)
-            self.headers = []
-            self._head_lines = self._head_bytes = 0
-            return None
-        if len(line) > _MAX_LINE:
+        lines = self._lines
+        if lines is None:  # a head begins (the first, or the one after an interim 1xx)
+            return self._status_line(line)
+        n = len(line)
+        self._head_bytes += n
+        if n > _MAX_LINE:
             return self._refuse("a response header line is too long")
-        self._head_lines += 1
-        self._head_bytes += len(line)
-        if self._head_lines > _MAX_HEAD_LINES + 1 or self._head_bytes > _MAX_HEAD_BYTES:
+        if len(lines) > _MAX_HEAD_LINES or self._head_bytes > _MAX_HEAD_BYTES:
             return self._refuse("response head too large")
-        if line in (b"\r\n", b"\n"):
-            if 100 <= self.status < 200 and self.status != 101:
-                self._interims += 1
-                if self._interims > _MAX_INTERIMS:
-                    return self._refuse("too many interim (1xx) responses")
-                return None
-            # The head is in: the reader has it now; its metrics are read right after this
-            # callback (libcurl's clocks cannot be read inside one): see _metrics.
-            self._head_seen = True
-            HEADS.append(self)
-            with self.cond:
-                self.head_done = True
-                self.cond.notify_all()
+        if n > 2 or line not in _BLANK:
+            lines.append(line)
             return None
-        text = line.decode("latin-1").rstrip("\r\n")
-        if text[:1] in (" ", "\t") and self.headers:  # an obsolete folded continuation
-            name, value = self.headers[-1]
-            self.headers[-1] = (name, f"{value} {text.strip()}")
-        elif ":" in text:
-            name, _, value = text.partition(":")
-            self.headers.append((name.strip(), value.strip()))
+        return self._head_end(lines)
+
+    def _status_line(self, line: bytes) -> int | None:
+        version, _, rest = line.partition(b" ")
+        code = rest[:3]
+        if not (
+            version[:5] == b"HTTP/"
+            and code.isdigit()
+            and rest[3:4] in (b" ", b"\r", b"\n", b"")
+            and code[:1] != b"0"
+        ):
+            return self._refuse("the response does not start with an HTTP status line")
+        self.protocol = _PROTOCOLS.get(version, "http/1.1")
+        self.status = int(code)
+        self._lines = []
+        self._head_bytes = 0
+        return None
+
+    def _head_end(self, lines: list[bytes]) -> int | None:
+        """The blank line: an interim head is dropped; the final one is parsed and handed
+        to the reader."""
+        self._lines = None
+        if 100 <= self.status < 200 and self.status != 101:
+            self._interims += 1
+            if self._interims > _MAX_INTERIMS:
+                return self._refuse("too many interim (1xx) responses")
+            return None
+        headers: list[tuple[str, str]] = []
+        for raw in lines:
+            text = raw.decode("latin-1").rstrip("\r\n")
+            if text[:1] in (" ", "\t") and headers:  # an obsolete folded continuation
+                name, value = headers[-1]
+                headers[-1] = (name, f"{value} {text.strip()}")
+            elif ":" in text:
+                name, _, value = text.partition(":")
+                headers.append((name.strip(), value.strip()))
+        self.headers = headers
+        # The head is in: the reader has it now; its metrics are read right after this
+        # callback (libcurl's clocks cannot be read inside one): see _metrics.
+        self._head_seen = True
+        HEADS.append(self)
+        with self.cond:
+            self.head_done = True
+            self.cond.notify_all()
         return None
 
     @property
