@@ -4,6 +4,9 @@ negotiatedTLSProtocolVersion costs over https.
     python benchmarks/_metrics_cost.py                    # b over http, metrics on vs off
     python benchmarks/_metrics_cost.py --https            # the same over https (nginx, TLS)
     python benchmarks/_metrics_cost.py --rounds 5 --n 3000
+    python benchmarks/_metrics_cost.py --interleaved 300 --rounds 30 [--aa]
+    python benchmarks/_metrics_cost.py --callgrind --n 1000 --rounds 2   # instructions (valgrind)
+    python benchmarks/_metrics_cost.py --parts --rounds 5                # the pieces timed alone
 
 Scenario b's workload (``_contenders.small_us``: ``n`` 1 KiB GETs from nginx over 6
 connections, every task on the wire) in a process of its own per run, the variants one after
@@ -29,7 +32,12 @@ the order flipped from pair to pair; a pair's CPU ratio compares two batches run
 of a second apart in the same warm process, so the load drifting on a shared VM between
 processes (±5-10 % here) largely cancels. Printed: the median of all pairs' ratios, its
 interquartile range, and a 95 % bootstrap interval of the median (resampling whole rounds,
-as pairs within a process are not independent).
+as pairs within a process are not independent). ``--aa`` runs metrics on in both batches of
+a pair: the method's own noise floor (0.961, 95 % interval 0.944-1.002 on 2026-12-03, a shared
+2-core VM: it cannot resolve 2 % there).
+
+``--callgrind``: instructions instead of seconds (see :func:`callgrind_main`); ``--parts``:
+each piece of the metrics' own work timed alone against b's CPU a task (:func:`parts_main`).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import statistics
 import subprocess
@@ -156,7 +165,7 @@ def _interleaved(
 ) -> dict[str, Any]:
     """Batches of ``interleave`` tasks, metrics on and off in turn (see the module's text)."""
     real = engine_mod.TaskMetrics
-    kinds = {"on": real, "off": NoMetrics}
+    kinds = {"on": real, "off": real if spec.get("aa") else NoMetrics}
 
     def batch(kind: str) -> float:
         engine_mod.TaskMetrics = retrying_mod.TaskMetrics = kinds[kind]
@@ -208,11 +217,13 @@ def interleaved_main(
         for engine in engines if r % 2 == 0 else engines[::-1]:
             spec = {"variant": "on", "engine": engine, "url": url, "n": 0, "ca": ca}
             spec.update(interleave=args.interleaved, batches=args.batches, gc_off=args.gc_off)
+            spec["aa"] = args.aa
             rounds[engine].append(_child(spec, env, 1800, f"interleaved[{engine}]")["pairs"])
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     k = args.interleaved
+    aa = " (A/A: metrics on in both batches)" if args.aa else ""
     print(
-        f"| interleaved b, {k} tasks a batch, {args.batches} pairs x {args.rounds} rounds "
+        f"| interleaved b{aa}, {k} tasks a batch, {args.batches} pairs x {args.rounds} rounds "
         "| CPU µs a task, on | off | on/off, median of pairs | IQR of pairs "
         "| 95 % bootstrap of the median | median of rounds' medians |"
     )
@@ -237,6 +248,139 @@ def interleaved_main(
     print(f"(at {time.strftime('%H:%M:%S')}; load {os.getloadavg()[0]:.1f})")
 
 
+def _instructions(spec: dict[str, Any], env: dict[str, str]) -> int:
+    """The instructions one run executes (all its threads), counted by valgrind's callgrind."""
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--child",
+            json.dumps(spec),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+        check=False,
+    )
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if out.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind run failed: {out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def callgrind_main(args: argparse.Namespace, url: str, env: dict[str, str]) -> None:
+    """``--callgrind``: metrics on and off counted in instructions, not seconds.
+
+    CPU seconds on this shared VM drift by more than the 2 % budget between batches of the same
+    code (``--interleaved K --aa`` shows it). The instructions a run executes do not depend on
+    the neighbours: each variant runs ``n`` and ``3 n`` tasks under callgrind, and
+    ``(I(3n) - I(n)) / 2n`` is a task's count without the start-up (imports, nginx, the
+    session). ``--rounds`` repeats each run (two at a time, one per core) to show the spread.
+    What instructions cannot see: time a task spends waiting on memory or on another thread.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = args.n
+    jobs = []
+    for engine in args.engines.split(","):
+        for variant in ("on", "off"):
+            for size in (n, 3 * n):
+                for r in range(args.rounds):
+                    spec = {"variant": variant, "engine": engine, "url": url, "n": size}
+                    jobs.append(((engine, variant, size, r), spec))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(
+            zip(
+                [key for key, _ in jobs],
+                pool.map(lambda job: _instructions(job[1], env), jobs),
+                strict=True,
+            )
+        )
+    print(
+        f"| b under callgrind, n={n} and {3 * n}, {args.rounds} rounds "
+        "| instructions a task, on | off | on/off | on/off, each round |"
+    )
+    print("|---|---|---|---|---|")
+    for engine in args.engines.split(","):
+        per: dict[str, list[float]] = {}
+        for variant in ("on", "off"):
+            per[variant] = [
+                (counts[(engine, variant, 3 * n, r)] - counts[(engine, variant, n, r)]) / (2 * n)
+                for r in range(args.rounds)
+            ]
+        for variant in ("on", "off"):
+            raw = [
+                (counts[(engine, variant, n, r)], counts[(engine, variant, 3 * n, r)])
+                for r in range(args.rounds)
+            ]
+            print(f"<!-- {engine} {variant}: I(n), I(3n) each round: {raw} -->")
+        on, off = statistics.median(per["on"]), statistics.median(per["off"])
+        each = ", ".join(f"{a / b:.4f}" for a, b in zip(per["on"], per["off"], strict=True))
+        print(f"| {engine} | {on:,.0f} | {off:,.0f} | {on / off:.4f} | {each} |")
+    print(f"(at {time.strftime('%H:%M:%S')})")
+
+
+def parts_main(args: argparse.Namespace, url: str, env: dict[str, str]) -> None:
+    """``--parts``: the metrics' own work a task, each piece timed alone (``timeit``, a real
+    easy handle after two requests to the same nginx, so its connection was reused as in b),
+    against the CPU a task of b with metrics off, measured in the same run (``--rounds``
+    fresh processes, the median)."""
+    import io
+    import timeit
+
+    import pycurl
+
+    from urlsession_module._transport._curl._metrics import fill
+    from urlsession_module._transport._metrics import TaskMetrics
+
+    easy = pycurl.Curl()
+    easy.setopt(pycurl.URL, url)
+    easy.setopt(pycurl.WRITEDATA, io.BytesIO())
+    easy.perform()
+    easy.perform()  # (the second on the first's connection)
+    connections: dict[int, tuple[Any, ...]] = {}
+    made = TaskMetrics()
+    tx = made.begin()
+    pieces = {
+        "TaskMetrics() and begin (the transaction)": lambda: TaskMetrics().begin(),
+        "fill (libcurl's clocks and counters)": lambda: fill(
+            tx, easy, 1.0, False, 0.0, False, connections
+        ),
+        "ended": lambda: made.ended(tx, 1024),
+        "to_dict (the payload's record)": lambda: made.to_dict(),
+    }
+    number = 100_000
+    empty = min(timeit.repeat(lambda: None, number=number, repeat=5)) / number
+    total = 0.0
+    rows = []
+    for name, call in pieces.items():
+        seconds = min(timeit.repeat(call, number=number, repeat=5)) / number - empty
+        total += seconds
+        rows.append((name, seconds))
+    easy.close()
+    cpus = []
+    for _ in range(args.rounds):
+        spec = {"variant": "off", "engine": "curl", "url": url, "n": args.n}
+        got = _child(spec, env, 900, "off[curl]")
+        cpus.append(got["cpu"] / args.n)
+    per_task = statistics.median(cpus)
+    print("| the metrics' own work, curl engine | µs a task |")
+    print("|---|---:|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds * 1e6:.2f} |")
+    print(f"| **all** | **{total * 1e6:.2f}** |")
+    print(
+        f"| b with metrics off, CPU a task (median of {args.rounds} runs of {args.n}) "
+        f"| {per_task * 1e6:.0f} |"
+    )
+    print(f"| **share of a task** | **{total / per_task * 100:.2f} %** |")
+    print(f"(at {time.strftime('%H:%M:%S')}; load {os.getloadavg()[0]:.1f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--https", action="store_true", help="over TLS (nginx's https listener)")
@@ -256,6 +400,21 @@ def main() -> None:
         help="on/off alternating in batches of K tasks inside each process (see above)",
     )
     parser.add_argument("--batches", type=int, default=10, help="on/off pairs per process")
+    parser.add_argument(
+        "--aa",
+        action="store_true",
+        help="with --interleaved: metrics on in both batches (the method's own noise floor)",
+    )
+    parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="time the metrics' pieces alone, against b's CPU a task (curl engine)",
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count instructions under valgrind instead of timing (use --n 300)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -281,6 +440,12 @@ def main() -> None:
             url = nginx.url(listener, "/files/1k.bin")
             if args.interleaved:
                 interleaved_main(args, url, env, None if certs is None else str(certs.ca))
+                return
+            if args.parts:
+                parts_main(args, url, env)
+                return
+            if args.callgrind:
+                callgrind_main(args, url, env)
                 return
             variants = [("on", e) for e in args.engines.split(",")]
             variants += [("off", e) for e in args.engines.split(",")]

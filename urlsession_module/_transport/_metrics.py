@@ -149,7 +149,7 @@ class TaskMetrics:
 
     def begin(self) -> Transaction:
         """A new request goes out (or to the cache): its transaction, now the current one."""
-        tx = Transaction(fetchStartDate=time.time(), isProxyConnection=self.proxy)
+        tx = Transaction(time.time(), self.proxy)  # (positional: a third cheaper call)
         self.transactions.append(tx)
         self.current = tx
         return tx
@@ -194,11 +194,16 @@ class TaskMetrics:
         """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
         txs = self.transactions
         start = self.start
+        now = time.time()
+        if len(txs) == 1:  # most tasks make one request: its record read here, no call
+            tx = txs[0]
+            if tx.settle is not None and not tx.filled:
+                tx.settle()
+            listed = [tx.fields.copy()]
+        else:
+            listed = [tx.to_dict() for tx in txs]
         return {
-            "taskInterval": {"start": start, "duration": max(0.0, time.time() - start)},
+            "taskInterval": {"start": start, "duration": now - start if now > start else 0.0},
             "redirectCount": self.redirects,
-            # (most tasks make one request: no comprehension's frame for it)
-            "transactionMetrics": (
-                [txs[0].to_dict()] if len(txs) == 1 else [tx.to_dict() for tx in txs]
-            ),
+            "transactionMetrics": listed,
         }

@@ -91,6 +91,7 @@ class Transfer:
     stale = False  # ended on a reused connection that was dead (see :meth:`outcome`)
     group: set[Transfer] | None = None  # the session's live transfers (network thread)
     share: pycurl.CurlShare | None = None  # the session's share it runs through
+    connections: dict[int, tuple[object, ...]] | None = None  # its ends, by id (_metrics.fill)
     tx: Transaction | None = None  # the transaction it fills as it ends (see _metrics.fill)
     upload_end = 0.0
 
@@ -403,7 +404,13 @@ class Transfer:
         if self.tx is not None:
             secure = self.request.url[:6].lower() == "https:"
             fill_metrics(
-                self.tx, self.easy, self.started, secure, self.upload_end, self.request.has_body
+                self.tx,
+                self.easy,
+                self.started,
+                secure,
+                self.upload_end,
+                self.request.has_body,
+                self.connections,
             )
             self.tx.settle = None  # filled: nothing to wait for (and no cycle through it)
         with self.cond:

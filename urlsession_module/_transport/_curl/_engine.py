@@ -90,6 +90,17 @@ def _versions() -> dict[str, int]:
     }
 
 
+def _new_share() -> pycurl.CurlShare:
+    """A session's share: its connections, DNS cache and TLS sessions, apart from other
+    sessions'. It carries ``connections``: what the metrics know of each of its connections
+    by libcurl's id (see ``_metrics.fill``), so they go when the share does."""
+    share = pycurl.CurlShare()
+    for data in (pycurl.LOCK_DATA_CONNECT, pycurl.LOCK_DATA_DNS, pycurl.LOCK_DATA_SSL_SESSION):
+        share.setopt(pycurl.SH_SHARE, data)
+    share.connections = {}  # type: ignore[attr-defined]
+    return share
+
+
 class CurlEngine:
     """One per session: its libcurl share, on the process's network thread."""
 
@@ -97,9 +108,7 @@ class CurlEngine:
 
     def __init__(self, config: ConfigValues) -> None:
         self.config = config
-        self._share = pycurl.CurlShare()
-        for data in (pycurl.LOCK_DATA_CONNECT, pycurl.LOCK_DATA_DNS, pycurl.LOCK_DATA_SSL_SESSION):
-            self._share.setopt(pycurl.SH_SHARE, data)
+        self._share = _new_share()
         self._version = _versions()[getattr(config, "httpVersion", "auto")]
         self._proxy = _proxy_address(config.proxyURL)
         self._live: set[Transfer] = set()  # (network thread only)
@@ -182,7 +191,8 @@ class CurlEngine:
             raise TransferError(ErrorCode.CANCELLED, "the session was closed") from None
         t = Transfer(a.request, a.idle, a.deadline, self._proxy, self._unpause, signal, easy)
         t.group = self._live
-        t.share = self._share
+        t.share = share = self._share
+        t.connections = share.connections  # type: ignore[attr-defined]
         t.sockets = self._sockets
         t.tx = a.metrics.current if a.metrics is not None else None  # (metrics, see _metrics)
         if t.tx is not None:
@@ -310,10 +320,7 @@ class CurlEngine:
     def clear_idle(self) -> None:
         """New tasks get fresh connections: a new share; the old one goes with its last task."""
         old = self._share
-        share = pycurl.CurlShare()
-        for data in (pycurl.LOCK_DATA_CONNECT, pycurl.LOCK_DATA_DNS, pycurl.LOCK_DATA_SSL_SESSION):
-            share.setopt(pycurl.SH_SHARE, data)
-        self._share = share
+        self._share = _new_share()
         self._multi.call_and_wait(lambda: self._close_share(old))
 
     def _close_share(self, share: pycurl.CurlShare) -> None:

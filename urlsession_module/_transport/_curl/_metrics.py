@@ -23,7 +23,7 @@ transfer on a reused connection takes the version its connection's handshake gav
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pycurl
 
@@ -120,6 +120,8 @@ _PRIMARY_PORT = pycurl.PRIMARY_PORT
 _LOCAL_IP = pycurl.LOCAL_IP
 _LOCAL_PORT = pycurl.LOCAL_PORT
 _SIZE_UPLOAD = pycurl.SIZE_UPLOAD_T
+_CONN_ID = getattr(pycurl, "CONN_ID", None)  # libcurl 8.2
+_CONNECTIONS_NAMED = 1024  # a session's connections whose ends are kept (then forgotten at once)
 _NAMELOOKUP = pycurl.NAMELOOKUP_TIME_T
 _CONNECT = pycurl.CONNECT_TIME_T
 _APPCONNECT = pycurl.APPCONNECT_TIME_T
@@ -132,6 +134,7 @@ def fill(
     secure: bool,
     upload_end: float,
     body: bool = True,
+    connections: dict[int, tuple[Any, ...]] | None = None,
 ) -> None:
     """Fill ``tx`` from ``easy``'s clocks and counters (network thread, before ``close``).
 
@@ -141,6 +144,10 @@ def fill(
     in the record), nor the bytes uploaded when the request had no ``body``, nor the TLS line
     of a transfer that is not ``secure`` (a pycurl handle's missing attribute costs a raised
     error, ~1 µs). A libcurl that refuses a value is asked value by value (:func:`_fill_each`).
+
+    A connection's two ends never change: ``connections`` (the session's, by libcurl's
+    ``CONN_ID``, unique within the share's pool) keeps them from its first transfer, so a
+    transfer on a reused connection asks one value instead of four (a ``getinfo`` is ~0.5 µs).
     """
     get = easy.getinfo
     try:
@@ -150,10 +157,22 @@ def fill(
         # (one by one: a list made per transfer is one more object for the collector)
         header = get(_HEADER_SIZE)
         request = get(_REQUEST_SIZE)
-        remote = get(_PRIMARY_IP)
-        rport = get(_PRIMARY_PORT)
-        local = get(_LOCAL_IP)
-        lport = get(_LOCAL_PORT)
+        ends = None
+        if connections is not None and _CONN_ID is not None:
+            conn = get(_CONN_ID)
+            ends = connections.get(conn)
+            if ends is None:
+                ends = (get(_PRIMARY_IP), get(_PRIMARY_PORT), get(_LOCAL_IP), get(_LOCAL_PORT))
+                if conn >= 0 and ends[3] > 0:  # (-1: no connection was made)
+                    if len(connections) >= _CONNECTIONS_NAMED:
+                        connections.clear()
+                    connections[conn] = ends
+            remote, rport, local, lport = ends
+        else:
+            remote = get(_PRIMARY_IP)
+            rport = get(_PRIMARY_PORT)
+            local = get(_LOCAL_IP)
+            lport = get(_LOCAL_PORT)
         sent = int(get(_SIZE_UPLOAD)) if body else 0
         reused = connects == 0 and pretransfer > 0
         if not reused:
