@@ -194,7 +194,6 @@ class TaskMetrics:
         """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
         txs = self.transactions
         start = self.start
-        now = time.time()
         if len(txs) == 1:  # most tasks make one request: its record read here, no call
             tx = txs[0]
             if tx.settle is not None and not tx.filled:
@@ -202,6 +201,7 @@ class TaskMetrics:
             listed = [tx.fields.copy()]
         else:
             listed = [tx.to_dict() for tx in txs]
+        now = time.time()  # (after a settle: the interval ends when the record is made)
         return {
             "taskInterval": {"start": start, "duration": now - start if now > start else 0.0},
             "redirectCount": self.redirects,
