@@ -194,13 +194,8 @@ class TaskMetrics:
         """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
         txs = self.transactions
         start = self.start
-        if len(txs) == 1:  # most tasks make one request: its record read here, no call
-            tx = txs[0]
-            if tx.settle is not None and not tx.filled:
-                tx.settle()
-            listed = [tx.fields.copy()]
-        else:
-            listed = [tx.to_dict() for tx in txs]
+        # (most tasks make one request: no comprehension's frame for it)
+        listed = [txs[0].to_dict()] if len(txs) == 1 else [tx.to_dict() for tx in txs]
         now = time.time()  # (after a settle: the interval ends when the record is made)
         return {
             "taskInterval": {"start": start, "duration": now - start if now > start else 0.0},

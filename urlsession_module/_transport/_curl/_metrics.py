@@ -157,22 +157,17 @@ def fill(
         # (one by one: a list made per transfer is one more object for the collector)
         header = get(_HEADER_SIZE)
         request = get(_REQUEST_SIZE)
-        ends = None
+        conn = -1  # (also libcurl's answer when no connection was made)
         if connections is not None and _CONN_ID is not None:
             conn = get(_CONN_ID)
-            ends = connections.get(conn)
-            if ends is None:
-                ends = (get(_PRIMARY_IP), get(_PRIMARY_PORT), get(_LOCAL_IP), get(_LOCAL_PORT))
-                if conn >= 0 and ends[3] > 0:  # (-1: no connection was made)
-                    if len(connections) >= _CONNECTIONS_NAMED:
-                        connections.clear()
-                    connections[conn] = ends
-            remote, rport, local, lport = ends
-        else:
-            remote = get(_PRIMARY_IP)
-            rport = get(_PRIMARY_PORT)
-            local = get(_LOCAL_IP)
-            lport = get(_LOCAL_PORT)
+        ends = connections.get(conn) if connections is not None and conn >= 0 else None
+        if ends is None:
+            ends = (get(_PRIMARY_IP), get(_PRIMARY_PORT), get(_LOCAL_IP), get(_LOCAL_PORT))
+            if connections is not None and conn >= 0 and ends[3] > 0:
+                if len(connections) >= _CONNECTIONS_NAMED:
+                    connections.clear()
+                connections[conn] = ends
+        remote, rport, local, lport = ends
         sent = int(get(_SIZE_UPLOAD)) if body else 0
         reused = connects == 0 and pretransfer > 0
         if not reused:
