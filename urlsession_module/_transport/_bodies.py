@@ -129,12 +129,23 @@ class Sink:
             )
 
     def write(self, data: bytes | memoryview) -> None:
-        self.check_room(len(data))
-        if self._fd is None:
+        # Called for each piece libcurl gives (16 KiB: 65,536 times a GiB), so the usual case
+        # is one call with no nested ones: a call is ~0.5 µs here, and four of them per piece
+        # were a tenth of a download's CPU.
+        n = len(data)
+        if self.limit is not None and self.size + n > self.limit:
+            self.check_room(n)  # raises -1103
+        fd = self._fd
+        if fd is None:
             self._take_text(data)
         else:
-            self._write_file(self._fd, memoryview(data))
-        self.size += len(data)
+            try:
+                done = os.write(fd, data)
+            except OSError as exc:
+                raise file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self.path or "") from None
+            if done < n:  # a short write (a full disk says so on the next one)
+                self._write_file(fd, memoryview(data)[done:])
+        self.size += n
 
     def _take_text(self, data: bytes | memoryview) -> None:
         if self._decoder is None:

@@ -17,6 +17,7 @@ takes this path (its blocks are paced on its own thread).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -38,15 +39,27 @@ log = logging.getLogger(__name__)
 
 
 class DirectWrite:
-    """The network thread's side: each piece into the sink, the task woken per step."""
+    """The network thread's side: each piece into the sink, the task woken per step.
+
+    A piece is written without the transfer's lock: the lock held across each ``os.write``
+    made the task's thread, woken per step, wait for it and wake again (ten or more context
+    switches a step, a tenth of a download's throughput). What the lock gave, that no write
+    is under way once the task has let go of the file, :meth:`close` gives by waiting for
+    the one under way (``busy``); both sides set their flag before they look at the other's,
+    and the GIL orders the two, so one of them always sees the other.
+    """
 
     __slots__ = (
         "_ctl",
+        "_idle",
         "_last",
+        "_mutex",
+        "_pace_at",
         "_sink",
         "_step",
         "_t",
         "_told",
+        "busy",
         "closed",
         "reported",
         "written",
@@ -54,44 +67,77 @@ class DirectWrite:
 
     def __init__(self, t: Transfer, sink: Sink, ctl: TransferControl, step: int) -> None:
         self._t = t
+        signal = t.cond
+        assert isinstance(signal, Signal)
+        self._mutex = signal.mutex
         self._sink = sink
         self._ctl = ctl
         self._step = step
         self._last = time.monotonic()
         self._told = 0  # bytes the task was woken for
+        self._pace_at = 0  # when ``written`` passes this, look for a limit again
+        self._idle: threading.Event | None = None  # set by a write that ends after close()
         self.written = 0  # bytes in the sink (read by the task under the transfer's lock)
         self.reported = 0  # bytes the task has reported (and paced, when a limit applies)
+        self.busy = False  # (network thread) a piece is being written
         self.closed = False  # the task let go of the sink: write no more
 
     def write(self, data: bytes) -> int | None:
-        """libcurl's write callback for this transfer (network thread)."""
+        """libcurl's write callback for this transfer (network thread).
+
+        It runs for every 16 KiB piece (libcurl's most per call, whatever its buffer), so what
+        is rare is looked at rarely: a bandwidth limit once per window, not per piece.
+        """
         t = self._t
         if not self._ctl.wait_running(0):  # suspended: libcurl keeps the piece for the resume
-            with t.cond:
-                t.recv_paused = True
-                t.cond.notify_all()
-            return pycurl.WRITEFUNC_PAUSE
-        if self.written - self.reported >= _PACED_WINDOW and paced(self._ctl):
-            # A bandwidth limit came to apply (the session's rate was set while this ran): the
-            # task's thread paces what it reports; the wire waits until it has caught up.
-            with t.cond:
-                t.recv_paused = True
-                t.cond.notify_all()
-            return pycurl.WRITEFUNC_PAUSE
-        # Under the transfer's lock: once the task has let go (``closed``, see
-        # direct_steps), no write is under way and none starts, so its file is its own again.
-        with t.cond:
-            if self.closed:
-                return 0  # libcurl stops with a write error
-            try:
-                self._sink.write(data)
-            except TransferError as exc:  # past the cap (-1103) or the file refused it
-                t.fail_body(exc)
-                return 0  # libcurl stops with a write error; the transfer reports ours
-            self.written += len(data)
-            if self.written - self._told >= self._step:
+            return self._pause()
+        if self.written >= self._pace_at:
+            self._pace_at = self.written + _PACE_LOOK
+            if self.written - self.reported >= _PACED_WINDOW and paced(self._ctl):
+                # A bandwidth limit came to apply (the session's rate was set while this
+                # ran): the task's thread paces what it reports; the wire waits until it has
+                # caught up. (Looked at again at the next piece, until it has.)
+                self._pace_at = self.written
+                return self._pause()
+        self.busy = True  # (before ``closed`` is looked at: see the class)
+        try:
+            if self.closed or t.error is not None:
+                return 0  # libcurl stops with a write error (a cancel, or the task let go)
+            self._sink.write(data)
+        except TransferError as exc:  # past the cap (-1103) or the file refused it
+            t.fail_body(exc)
+            return 0  # libcurl stops with a write error; the transfer reports ours
+        finally:
+            self.busy = False
+            if self.closed:  # close() may be waiting for this piece
+                idle = self._idle
+                if idle is not None:
+                    idle.set()
+        self.written += len(data)
+        if self.written - self._told >= self._step:
+            with self._mutex:  # (the condition's notify wants its lock held)
                 self._tell()
         return None
+
+    def close(self) -> None:
+        """(task's thread) Let go of the sink: no write starts after this, and the one under
+        way, if any, has ended when this returns, so the file is the task's own again."""
+        if self._t.done:  # libcurl let go of the transfer: no callback comes any more
+            self.closed = True
+            return
+        idle = self._idle = threading.Event()  # (before ``closed``: a write that sees it sets it)
+        self.closed = True
+        if self.busy and not idle.wait(_CLOSE_WAIT):  # pragma: no cover (a write stuck in the OS)
+            log.warning(
+                "a download's write did not end within %s s of its task letting go", _CLOSE_WAIT
+            )
+
+    def _pause(self) -> int:
+        t = self._t
+        with t.cond:
+            t.recv_paused = True
+            t.cond.notify_all()
+        return pycurl.WRITEFUNC_PAUSE
 
     def tick(self, now: float) -> None:
         """(network thread, on the clock) Bytes that waited a progress interval are told."""
@@ -107,6 +153,10 @@ class DirectWrite:
 
 #: How far the wire may run ahead of a paced task's reports before libcurl is paused.
 _PACED_WINDOW = 256 * 1024
+#: How often (in bytes written) the write callback looks whether a limit came to apply.
+_PACE_LOOK = 64 * 1024
+#: How long a task letting go of its file waits for the piece being written (one ``os.write``).
+_CLOSE_WAIT = 30.0
 
 
 def direct_steps(
@@ -136,8 +186,7 @@ def direct_steps(
     try:
         yield from _report(a, t, d, progress, stop)
     finally:
-        with signal:
-            d.closed = True
+        d.close()
 
 
 def _report(

@@ -283,7 +283,10 @@ class Transfer:
     def on_body(self, data: bytes) -> int | None:
         """Queue a piece of the body for the reader; pause when the reader is behind (or
         write it to the task's sink, once the reader handed that over: :mod:`._direct`)."""
-        self.last = time.monotonic()
+        self.last = _monotonic()
+        direct = self.direct  # (set once, under the lock: seen set, it stays so)
+        if direct is not None:
+            return direct.write(data)  # (it looks for a cancel itself)
         with self.cond:
             if self.error is not None:
                 return 0  # cancelled meanwhile: libcurl stops with a write error

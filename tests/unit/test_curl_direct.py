@@ -1,0 +1,82 @@
+"""The curl engine's direct write (a download's pieces written on the network thread): a piece
+is written without the transfer's lock, so letting go of the file must wait for the piece under
+way and refuse the ones after it. The sink's write is the fault injection point (held mid-way);
+the threads, the file and the transfer's condition are real."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from urlsession_module._transport._bodies import Sink
+from urlsession_module._transport._curl._direct import DirectWrite
+from urlsession_module._transport._curl._easy import Transfer
+from urlsession_module._transport._curl._signal import Signal
+from urlsession_module.exceptions import ErrorCode, TransferError
+
+PIECE = bytes(range(256)) * 64  # 16 KiB, libcurl's most per write callback
+
+
+class _Running:
+    """The task's side as the writer sees it: running, no bandwidth limit."""
+
+    pacing = None
+    cancelled = False
+
+    def wait_running(self, timeout: float) -> bool:
+        return True
+
+
+def _writer(tmp_path: Path) -> tuple[Transfer, Sink, DirectWrite]:
+    signal = Signal(threading.Lock(), lambda job: job(), None)
+    t = Transfer(None, 60.0, float("inf"), None, lambda _t: None, cond=signal)  # type: ignore[arg-type]
+    sink = Sink(str(tmp_path / "body.part"))
+    d = DirectWrite(t, sink, _Running(), 1 << 20)  # type: ignore[arg-type]
+    return t, sink, d
+
+
+def test_letting_go_waits_for_the_piece_being_written(tmp_path: Path, mocker: Any) -> None:
+    _t, sink, d = _writer(tmp_path)
+    inside, release = threading.Event(), threading.Event()
+    real_write = sink.write
+
+    def held(data: bytes) -> None:
+        inside.set()
+        assert release.wait(10)
+        real_write(data)
+
+    mocker.patch.object(sink, "write", side_effect=held)
+    results: list[Any] = []
+    writer = threading.Thread(target=lambda: results.append(d.write(PIECE)))
+    writer.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=d.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close() returned while a piece was still being written"
+    release.set()
+    writer.join(10)
+    closer.join(10)
+    assert not closer.is_alive() and not writer.is_alive()
+    assert results == [None]
+    assert (tmp_path / "body.part").read_bytes() == PIECE  # the piece under way, whole
+    mocker.stopall()
+    assert d.write(PIECE) == 0  # after the let-go: refused (libcurl stops with a write error)
+    assert (tmp_path / "body.part").stat().st_size == len(PIECE)
+
+
+def test_a_piece_after_letting_go_is_refused_unwritten(tmp_path: Path) -> None:
+    _t, sink, d = _writer(tmp_path)
+    assert d.write(PIECE) is None
+    d.close()
+    assert d.write(PIECE) == 0
+    assert sink.size == len(PIECE) == (tmp_path / "body.part").stat().st_size
+    assert d.written == len(PIECE)
+
+
+def test_a_cancelled_transfer_takes_no_more_pieces(tmp_path: Path) -> None:
+    t, sink, d = _writer(tmp_path)
+    assert t.cancel(TransferError(ErrorCode.CANCELLED, "cancelled"))
+    assert d.write(PIECE) == 0
+    assert sink.size == 0
