@@ -104,7 +104,9 @@ def test_a_download_is_written_by_the_network_thread(
     mocker.patch.object(_direct.DirectWrite, "write", write)
     session = make_session()
     rec = recorder(session)
-    tid = session.downloadTask(url=server.url(f"/bytes/{n}?direct=1{framing}"))
+    # Paced (~0.4 s): a body that all came before the task handed its file over would be
+    # queued and written by the task's thread, as it must be (and this test would see no write).
+    tid = session.downloadTask(url=server.url(f"/bytes/{n}?rate={8 << 20}{framing}"))
     done = rec.completed(tid)
     assert done.success, done.message
     assert threads == {"urlsession-curl"}
