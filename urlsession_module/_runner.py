@@ -209,12 +209,13 @@ class Runner:
                 else:
                     self.pool.submit(functools.partial(self._work, following))
 
-    def _light(self, task: Task) -> bool:
+    def _light(self, task: Task, waiter: object = None) -> bool:
         """Whether ``task`` may go on on an engine's network thread when its waiter wakes there.
 
         Its steps then run there until they end or reach an ``OFF_LOOP`` (a step that may
         block: a store's file, the cache's SQLite, a wait while suspended). Not a download
-        (its file is opened, moved and synced), not a paced task (its driver sleeps between
+        (its file is opened, moved and synced), unless the waiter says the steps after it
+        only report its body's bytes (``light``); not a paced task (its driver sleeps between
         blocks), not a suspended one.
         """
         run = task._run
@@ -222,7 +223,7 @@ class Runner:
             return False
         machine = run.machine
         return (
-            machine.kind is not TaskKind.DOWNLOAD
+            (machine.kind is not TaskKind.DOWNLOAD or getattr(waiter, "light", False))
             and machine.state is TaskState.RUNNING
             and not paced(run)
         )
@@ -248,7 +249,7 @@ class Runner:
                     self.pool.submit(functools.partial(self._work, following))
                 raise
             on_wake = getattr(waiter, "run_on_wake", None)
-            if on_wake is not None and self._light(task):
+            if on_wake is not None and self._light(task, waiter):
                 on_wake(functools.partial(self._resume_here, task, steps))
                 return False
             if here:  # a step that may block, or a waiter only a worker can wait for

@@ -117,6 +117,42 @@ def test_a_download_is_written_by_the_network_thread(
 
 
 @pytest.mark.engine("curl")
+def test_a_downloads_progress_is_reported_on_the_network_thread_and_its_file_moved_off_it(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+) -> None:
+    """The body's progress steps go on on the network thread that wakes them (no worker woken
+    per step); what follows the body (the file closed, moved) goes to a worker."""
+    from urlsession_module._transport import _bodies
+
+    n = 4 * (1 << 20)
+    reported: list[str] = []
+    finished: list[str] = []
+    real_add, real_finish = _bodies.Progress.add, _bodies.Sink.finish
+
+    def add(self: Any, k: int) -> None:
+        reported.append(threading.current_thread().name)
+        real_add(self, k)
+
+    def finish(self: Any, *args: Any) -> Any:
+        finished.append(threading.current_thread().name)
+        return real_finish(self, *args)
+
+    mocker.patch.object(_bodies.Progress, "add", add)
+    mocker.patch.object(_bodies.Sink, "finish", finish)
+    session = make_session()
+    rec = recorder(session)
+    tid = session.downloadTask(url=server.url(f"/bytes/{n}?rate={8 << 20}"))  # ~0.5 s
+    done = rec.completed(tid)
+    assert done.success, done.message
+    assert reported.count("urlsession-curl") >= len(reported) // 2 > 0, reported
+    assert finished and "urlsession-curl" not in finished, finished
+    (completed,) = rec.of(tid, "downloadcompleted")
+    assert file_sha256(completed.data.nativePath) == content_sha256(n)
+    progress = rec.of(tid, "downloadprogress")
+    assert sum(e.bytesWritten for e in progress) == n == progress[-1].totalBytesWritten
+
+
+@pytest.mark.engine("curl")
 @pytest.mark.parametrize("from_file", [False, True], ids=["bytes", "file"])
 def test_an_upload_is_read_by_the_network_thread(
     server: LocalServer,

@@ -209,11 +209,14 @@ def _report(
             progress.add(n)  # (paced here when a bandwidth limit applies: see _unreliable)
             seen += n
         d.reported = seen
-        if a.ctl.cancelled:
-            raise CancelledSignal
-        if error is not None:
-            raise TransferError(error.code, error.message)
-        if done:
+        if a.ctl.cancelled or error is not None or done:
+            # What follows the body closes, moves or syncs the file (or keeps it for a
+            # resume): not on the network thread, where a download's waits below may run.
+            yield OFF_LOOP
+            if a.ctl.cancelled:
+                raise CancelledSignal
+            if error is not None:
+                raise TransferError(error.code, error.message)
             return
         if paused:
             yield OFF_LOOP  # the wait below blocks: not on the network thread
@@ -227,4 +230,7 @@ def _report(
                 t.recv_paused = False
             t.resume_receiving()
             continue
-        yield SignalWaiter(signal, generation)
+        # Until one of the above, a step only counts and reports bytes: it may go on on the
+        # network thread that wakes it, even for a download (``light``), instead of waking a
+        # worker per progress step (a thread hand-off each, ~1,000 a GiB).
+        yield SignalWaiter(signal, generation, light=True)

@@ -71,11 +71,14 @@ class SignalWaiter:
     """A task waiting for its transfer to change: ``seen`` is the signal's generation when it
     looked and found nothing to do."""
 
-    __slots__ = ("_seen", "_signal")
+    __slots__ = ("_seen", "_signal", "light")
 
-    def __init__(self, signal: Signal, seen: int) -> None:
+    def __init__(self, signal: Signal, seen: int, light: bool = False) -> None:
         self._signal = signal
         self._seen = seen
+        # The steps after this wait do no blocking work until their next ``OFF_LOOP``, even
+        # for a task that may not otherwise go on on the network thread (a download's body).
+        self.light = light
 
     def block(self, timeout: float) -> bool:
         with self._signal:
