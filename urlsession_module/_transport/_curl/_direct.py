@@ -210,9 +210,11 @@ def _report(
             seen += n
         d.reported = seen
         if a.ctl.cancelled or error is not None or done:
-            # What follows the body closes, moves or syncs the file (or keeps it for a
-            # resume): not on the network thread, where a download's waits below may run.
-            yield OFF_LOOP
+            if a.sink.path is not None:
+                # What follows a download's body closes, moves or syncs its file (or keeps it
+                # for a resume): not on the network thread, where the waits below may run. (A
+                # data task's end goes on there, as it did before its body came.)
+                yield OFF_LOOP
             if a.ctl.cancelled:
                 raise CancelledSignal
             if error is not None:
