@@ -43,7 +43,7 @@ class DirectWrite:
 
     A piece is written without the transfer's lock: the lock held across each ``os.write``
     made the task's thread, woken per step, wait for it and wake again (ten or more context
-    switches a step, a tenth of a download's throughput). What the lock gave, that no write
+    switches a step, measured). What the lock gave, that no write
     is under way once the task has let go of the file, :meth:`close` gives by waiting for
     the one under way (``busy``); both sides set their flag before they look at the other's,
     and the GIL orders the two, so one of them always sees the other.
@@ -53,7 +53,6 @@ class DirectWrite:
         "_ctl",
         "_idle",
         "_last",
-        "_mutex",
         "_pace_at",
         "_sink",
         "_step",
@@ -67,9 +66,6 @@ class DirectWrite:
 
     def __init__(self, t: Transfer, sink: Sink, ctl: TransferControl, step: int) -> None:
         self._t = t
-        signal = t.cond
-        assert isinstance(signal, Signal)
-        self._mutex = signal.mutex
         self._sink = sink
         self._ctl = ctl
         self._step = step
@@ -115,7 +111,7 @@ class DirectWrite:
                     idle.set()
         self.written += len(data)
         if self.written - self._told >= self._step:
-            with self._mutex:  # (the condition's notify wants its lock held)
+            with t.cond:  # (the condition's notify wants its lock held)
                 self._tell()
         return None
 

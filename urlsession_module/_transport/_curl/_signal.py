@@ -38,9 +38,6 @@ class Signal(threading.Condition):
             self._waiters: collections.deque[Any] = collections.deque()
         else:
             super().__init__(lock)
-        # The lock itself, for a path that takes it per 16 KiB piece (a download's write
-        # callback): ``with`` on it costs no Python call, ``with`` on the condition two.
-        self.mutex = lock
         self.generation = 0
         self.wake: Callable[[], None] | None = None
         self.loop = loop  # runs a job on the network thread, after the current callbacks
