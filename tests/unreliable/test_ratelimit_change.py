@@ -114,3 +114,97 @@ def test_bad_session_rate_is_refused_and_changes_nothing(
     assert session.configuration.maximumBytesPerSecond == MiB
     session.setMaximumBytesPerSecond(None)
     assert session.configuration.maximumBytesPerSecond is None
+
+
+@pytest.mark.engine("curl")
+def test_a_limit_set_mid_download_never_paces_on_the_network_thread(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+) -> None:
+    """A download's progress goes on on the network thread; once its session gets a limit,
+    its pacing waits (seconds at 64 KiB/s) happen on a worker: the network thread, which
+    moves every session's transfers, keeps moving them (another session's task ends)."""
+    from urlsession_module._transport._unreliable import UnreliableDriver
+
+    waits: list[str] = []
+    real_wait = UnreliableDriver.wait_cancelled
+
+    def wait_cancelled(self: Any, timeout: float) -> bool:
+        waits.append(threading.current_thread().name)
+        return real_wait(self, timeout)
+
+    mocker.patch.object(UnreliableDriver, "wait_cancelled", wait_cancelled)
+    session, other = make_session(), make_session()
+    rec, other_rec = recorder(session), recorder(other)
+    written = [0]
+    session.addEventListener(
+        "downloadprogress", lambda e: written.__setitem__(0, e.totalBytesWritten)
+    )
+    tid = session.downloadTask(url=server.url(f"/bytes/{4 * 1000 * 1000}?rate=1000000"))
+    deadline = time.monotonic() + 10
+    while written[0] < 300_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert written[0] >= 300_000
+    session.setMaximumBytesPerSecond(64 * KiB)
+    deadline = time.monotonic() + 10
+    while not waits and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert waits, "the download was never paced"
+    quick = other.dataTask(url=server.url("/bytes/100"), method="GET")
+    done = other_rec.completed(quick, 3.0)  # (not behind a pacing sleep of several seconds)
+    assert done.success, done.message
+    session.getTask(tid).cancel()
+    rec.completed(tid, 10)
+    assert "urlsession-curl" not in waits, waits
+
+
+@pytest.mark.engine("curl")
+def test_a_limit_set_mid_upload_holds_the_wire_without_pacing_on_the_network_thread(
+    server: LocalServer,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    mocker: Any,
+    tmp_path: Any,
+) -> None:
+    """An upload's body is read by the network thread (libcurl's read callback); once the
+    session gets a limit, the callback pauses the wire a window ahead of the task's paced
+    reports, and those reports wait on a worker: the wire moves ~64 KiB/s, and no pacing wait
+    runs on the network thread."""
+    from urlsession_module._transport._curl import _upload
+    from urlsession_module._transport._unreliable import UnreliableDriver
+
+    waits: list[str] = []
+    real_wait = UnreliableDriver.wait_cancelled
+
+    def wait_cancelled(self: Any, timeout: float) -> bool:
+        waits.append(threading.current_thread().name)
+        return real_wait(self, timeout)
+
+    mocker.patch.object(UnreliableDriver, "wait_cancelled", wait_cancelled)
+    wire = [0]
+    real_read = _upload.DirectRead.read
+
+    def read(self: Any, size: int) -> Any:
+        piece = real_read(self, size)
+        if isinstance(piece, bytes):
+            wire[0] += len(piece)
+        return piece
+
+    mocker.patch.object(_upload.DirectRead, "read", read)
+    body = tmp_path / "body.bin"
+    body.write_bytes(bytes(range(256)) * (64 * 1024))  # 16 MiB
+    session = make_session()
+    rec = recorder(session)
+    tid = session.uploadTask(url=server.url("/upload?name=paced"), data=str(body), method="PUT")
+    deadline = time.monotonic() + 10
+    while wire[0] < 256 * KiB and time.monotonic() < deadline:
+        time.sleep(0.005)
+    session.setMaximumBytesPerSecond(64 * KiB)
+    time.sleep(1.0)
+    before = wire[0]
+    time.sleep(2.0)
+    moved = wire[0] - before
+    session.getTask(tid).cancel()
+    rec.completed(tid, 10)
+    assert moved < 700_000, moved  # 16 MiB unthrottled would be gone in well under a second
+    assert wire[0] < 16 * MiB
+    assert waits and "urlsession-curl" not in waits, waits

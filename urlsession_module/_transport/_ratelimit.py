@@ -171,6 +171,13 @@ def pacing_for(
     return TaskPacing(limits_for(owner, session_rate), key, own, sends)
 
 
+#: How far the wire may run ahead of a paced task's reports before libcurl is paused (a curl
+#: body moved by the network thread itself, whose task's thread paces what it reports).
+PACED_WINDOW = 256 * 1024
+#: How often (in bytes moved) such a body's callback looks whether a limit came to apply.
+PACE_LOOK = 64 * 1024
+
+
 def paced(ctl: Any) -> bool:
     """Whether a bandwidth limit applies to a task now: its driver paces it, or its session's
     rate was set while it ran (its driver paces the next block it hears of). An engine that

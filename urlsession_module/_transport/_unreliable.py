@@ -28,7 +28,7 @@ from .._storage import part_name
 from ._ratelimit import TaskPacing, limits_for, pacing_for
 from ._resume import ResumeData, adopt, finish_partial
 from ._retrying import RunAgain
-from ._wire import Steps
+from ._wire import Steps, on_network_thread
 
 if TYPE_CHECKING:
     from ._engine import Transport
@@ -83,7 +83,11 @@ class UnreliableDriver(TaskDriver):
                 pacing = self._pace()  # the session's rate was set while this task ran
             received = event.n if isinstance(event, BodyReceived) else 0
             wait = pacing.delay(received, event.n - received)
-            if wait > 0:  # ahead of its share: the read (or send) loop waits, cancellably
+            # Ahead of its share: the read (or send) loop waits, cancellably. Never on an
+            # engine's network thread (it moves every session's bytes): a step there looked
+            # for a limit just before reporting, so only a rate set in between gets here; the
+            # pacer keeps the debt, and the task's next report, on a worker, waits it out.
+            if wait > 0 and not on_network_thread():
                 self.wait_cancelled(wait)
 
     def _pace(self) -> TaskPacing:

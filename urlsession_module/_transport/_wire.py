@@ -11,6 +11,7 @@ and cached the same way whichever engine carried it).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -64,6 +65,20 @@ class OffLoop:
 
 #: The one :class:`OffLoop`: ``yield OFF_LOOP`` before a step that may block.
 OFF_LOOP = OffLoop()
+
+_role = threading.local()
+
+
+def mark_network_thread() -> None:
+    """Called by an engine's network thread as it starts: nothing may wait on it."""
+    _role.network = True
+
+
+def on_network_thread() -> bool:
+    """Whether this is an engine's network thread, where a step must not wait (a pacing
+    sleep that came to apply after the step looked, see ``_unreliable``, is skipped there)."""
+    return getattr(_role, "network", False)
+
 
 #: A transfer's steps: yields what it waits for; returns its result.
 Steps = Generator[Waiter, None, T]

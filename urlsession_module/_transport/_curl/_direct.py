@@ -27,7 +27,7 @@ import pycurl
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, PROGRESS_INTERVAL, Progress, Sink
 from .._control import CancelledSignal, LetGoSignal, TransferControl
-from .._ratelimit import paced
+from .._ratelimit import PACE_LOOK, PACED_WINDOW, paced
 from .._wire import OFF_LOOP, Steps
 from ._signal import Signal, SignalWaiter
 
@@ -88,8 +88,8 @@ class DirectWrite:
         if not self._ctl.wait_running(0):  # suspended: libcurl keeps the piece for the resume
             return self._pause()
         if self.written >= self._pace_at:
-            self._pace_at = self.written + _PACE_LOOK
-            if self.written - self.reported >= _PACED_WINDOW and paced(self._ctl):
+            self._pace_at = self.written + PACE_LOOK
+            if self.written - self.reported >= PACED_WINDOW and paced(self._ctl):
                 # A bandwidth limit came to apply (the session's rate was set while this
                 # ran): the task's thread paces what it reports; the wire waits until it has
                 # caught up. (Looked at again at the next piece, until it has.)
@@ -147,10 +147,6 @@ class DirectWrite:
         self._t.cond.notify_all()
 
 
-#: How far the wire may run ahead of a paced task's reports before libcurl is paused.
-_PACED_WINDOW = 256 * 1024
-#: How often (in bytes written) the write callback looks whether a limit came to apply.
-_PACE_LOOK = 64 * 1024
 #: How long a task letting go of its file waits for the piece being written (one ``os.write``).
 _CLOSE_WAIT = 30.0
 
@@ -197,6 +193,10 @@ def _report(
     assert isinstance(signal, Signal)
     seen = 0
     while True:
+        if paced(a.ctl):
+            # Its reports wait out the pacing (a limit set while it ran): on a worker, not on
+            # the network thread that may have woken it (``light``).
+            yield OFF_LOOP
         with signal:
             written, paused, done, error = d.written, t.recv_paused, t.done, t.error
             generation = signal.generation

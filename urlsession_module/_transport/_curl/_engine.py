@@ -265,6 +265,8 @@ class CurlEngine:
         while True:
             if a.ctl.cancelled:
                 raise CancelledSignal
+            if reader is not None and paced(a.ctl):
+                yield OFF_LOOP  # its reports wait out the pacing: not on the network thread
             with signal:
                 over = t.head_done or t.error is not None or t.done or t.rewound
                 seen = signal.generation
@@ -273,6 +275,8 @@ class CurlEngine:
                 n = min(sent - told, BLOCK)  # counted a block at most at a time, as queued
                 progress.add(n)
                 told += n
+            if reader is not None:
+                reader.reported = told
             if over:
                 break
             if paused:  # suspended while the network thread reads the body: wait here

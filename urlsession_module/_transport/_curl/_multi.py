@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import pycurl
 
 from ...exceptions import ErrorCode, TransferError
+from .._wire import mark_network_thread
 from ._metrics import complete_heads
 
 if TYPE_CHECKING:
@@ -255,6 +256,7 @@ class Multi:
         self._timer = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
 
     def _run(self) -> None:
+        mark_network_thread()
         next_check = 0.0
         try:
             while True:

@@ -26,6 +26,7 @@ from ...exceptions import ErrorCode
 from .._bodies import PROGRESS_INTERVAL
 from .._control import TransferControl
 from .._errors import file_error
+from .._ratelimit import PACE_LOOK, PACED_WINDOW, paced
 
 if TYPE_CHECKING:
     from ._easy import Transfer
@@ -36,7 +37,20 @@ UPLOAD_BUFFER = 1 << 20  # libcurl's upload buffer for a body it reads itself: f
 class DirectRead:
     """libcurl's read callback over the request's body (network thread, but ``close``)."""
 
-    __slots__ = ("_at", "_ctl", "_fd", "_last", "_path", "_step", "_t", "_told", "_view", "sent")
+    __slots__ = (
+        "_at",
+        "_ctl",
+        "_fd",
+        "_last",
+        "_pace_at",
+        "_path",
+        "_step",
+        "_t",
+        "_told",
+        "_view",
+        "reported",
+        "sent",
+    )
 
     def __init__(self, t: Transfer, request: Request, ctl: TransferControl, step: int) -> None:
         self._t = t
@@ -45,6 +59,8 @@ class DirectRead:
         self._last = time.monotonic()
         self._told = 0  # bytes the task was woken for
         self.sent = 0  # bytes handed to libcurl (read by the task under the transfer's lock)
+        self.reported = 0  # bytes the task has reported (and paced, when a limit applies)
+        self._pace_at = 0  # when ``sent`` passes this, look for a limit again
         self._at = 0
         self._fd: int | None = None
         self._view: memoryview | None = None
@@ -65,6 +81,16 @@ class DirectRead:
                 t.send_paused = True
                 t.cond.notify_all()
             return int(pycurl.READFUNC_PAUSE)
+        if self.sent >= self._pace_at:
+            self._pace_at = self.sent + PACE_LOOK
+            if self.sent - self.reported >= PACED_WINDOW and paced(self._ctl):
+                # A limit came to apply (the session's rate was set while this ran): the
+                # task's thread paces what it reports, and the wire waits until it caught up.
+                self._pace_at = self.sent
+                with t.cond:
+                    t.send_paused = True
+                    t.cond.notify_all()
+                return int(pycurl.READFUNC_PAUSE)
         if self._fd is not None:
             try:
                 data = os.read(self._fd, size)
