@@ -45,6 +45,50 @@ def test_set_rate_re_divides_the_shares_and_the_pacing() -> None:
     a.stop()
 
 
+def _limit_mid_download(session: Any, server: LocalServer) -> tuple[str, list[int]]:
+    """A 4 MB download the server sends at 1 MB/s, its session limited to 64 KiB/s once
+    300 KB came: its task and the bytes written so far (kept up to date)."""
+    written = [0]
+    session.addEventListener(
+        "downloadprogress", lambda e: written.__setitem__(0, e.totalBytesWritten)
+    )
+    tid = session.downloadTask(url=server.url(f"/bytes/{4 * 1000 * 1000}?rate=1000000"))
+    deadline = time.monotonic() + 10
+    while written[0] < 300_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert written[0] >= 300_000
+    session.setMaximumBytesPerSecond(64 * KiB)
+    return tid, written
+
+
+def _moved_then_cancel(session: Any, rec: Any, tid: str, count: list[int]) -> int:
+    """The bytes ``count`` grew by over the 2 s that start a second after a limit was set;
+    then the task is cancelled (and has ended)."""
+    time.sleep(1.0)
+    before = count[0]
+    time.sleep(2.0)
+    moved = count[0] - before
+    session.getTask(tid).cancel()
+    rec.completed(tid, 10)
+    return moved
+
+
+@pytest.fixture
+def pacing_waits(mocker: Any) -> list[str]:
+    """The threads each pacing wait ran on (a spy on the driver's cancellable wait)."""
+    from urlsession_module._transport._unreliable import UnreliableDriver
+
+    waits: list[str] = []
+    real_wait = UnreliableDriver.wait_cancelled
+
+    def wait_cancelled(self: Any, timeout: float) -> bool:
+        waits.append(threading.current_thread().name)
+        return real_wait(self, timeout)
+
+    mocker.patch.object(UnreliableDriver, "wait_cancelled", wait_cancelled)
+    return waits
+
+
 @ENGINES
 def test_raising_the_rate_mid_download_takes_effect(
     eng: str,
@@ -75,22 +119,8 @@ def test_a_limit_set_mid_download_slows_it_within_a_second(
     about 128 KiB, not the 2 MB it would have."""
     session = make_session(engine=eng)
     rec = recorder(session)
-    written = [0]
-    session.addEventListener(
-        "downloadprogress", lambda e: written.__setitem__(0, e.totalBytesWritten)
-    )
-    tid = session.downloadTask(url=server.url(f"/bytes/{4 * 1000 * 1000}?rate=1000000"))
-    deadline = time.monotonic() + 10
-    while written[0] < 300_000 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert written[0] >= 300_000
-    session.setMaximumBytesPerSecond(64 * KiB)
-    time.sleep(1.0)
-    before = written[0]
-    time.sleep(2.0)
-    moved = written[0] - before
-    session.getTask(tid).cancel()
-    rec.completed(tid, 10)
+    tid, written = _limit_mid_download(session, server)
+    moved = _moved_then_cancel(session, rec, tid, written)
     assert moved < 700_000, moved  # (a busy machine's reads are larger blocks: may be 0)
     assert written[0] < 4_000_000
 
@@ -118,43 +148,24 @@ def test_bad_session_rate_is_refused_and_changes_nothing(
 
 @pytest.mark.engine("curl")
 def test_a_limit_set_mid_download_never_paces_on_the_network_thread(
-    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, pacing_waits: list[str]
 ) -> None:
     """A download's progress goes on on the network thread; once its session gets a limit,
     its pacing waits (seconds at 64 KiB/s) happen on a worker: the network thread, which
     moves every session's transfers, keeps moving them (another session's task ends)."""
-    from urlsession_module._transport._unreliable import UnreliableDriver
-
-    waits: list[str] = []
-    real_wait = UnreliableDriver.wait_cancelled
-
-    def wait_cancelled(self: Any, timeout: float) -> bool:
-        waits.append(threading.current_thread().name)
-        return real_wait(self, timeout)
-
-    mocker.patch.object(UnreliableDriver, "wait_cancelled", wait_cancelled)
     session, other = make_session(), make_session()
     rec, other_rec = recorder(session), recorder(other)
-    written = [0]
-    session.addEventListener(
-        "downloadprogress", lambda e: written.__setitem__(0, e.totalBytesWritten)
-    )
-    tid = session.downloadTask(url=server.url(f"/bytes/{4 * 1000 * 1000}?rate=1000000"))
+    tid, _written = _limit_mid_download(session, server)
     deadline = time.monotonic() + 10
-    while written[0] < 300_000 and time.monotonic() < deadline:
+    while not pacing_waits and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert written[0] >= 300_000
-    session.setMaximumBytesPerSecond(64 * KiB)
-    deadline = time.monotonic() + 10
-    while not waits and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert waits, "the download was never paced"
+    assert pacing_waits, "the download was never paced"
     quick = other.dataTask(url=server.url("/bytes/100"), method="GET")
     done = other_rec.completed(quick, 3.0)  # (not behind a pacing sleep of several seconds)
     assert done.success, done.message
     session.getTask(tid).cancel()
     rec.completed(tid, 10)
-    assert "urlsession-curl" not in waits, waits
+    assert "urlsession-curl" not in pacing_waits, pacing_waits
 
 
 @pytest.mark.engine("curl")
@@ -164,22 +175,14 @@ def test_a_limit_set_mid_upload_holds_the_wire_without_pacing_on_the_network_thr
     recorder: MakeRecorder,
     mocker: Any,
     tmp_path: Any,
+    pacing_waits: list[str],
 ) -> None:
     """An upload's body is read by the network thread (libcurl's read callback); once the
     session gets a limit, the callback pauses the wire a window ahead of the task's paced
     reports, and those reports wait on a worker: the wire moves ~64 KiB/s, and no pacing wait
     runs on the network thread."""
     from urlsession_module._transport._curl import _upload
-    from urlsession_module._transport._unreliable import UnreliableDriver
 
-    waits: list[str] = []
-    real_wait = UnreliableDriver.wait_cancelled
-
-    def wait_cancelled(self: Any, timeout: float) -> bool:
-        waits.append(threading.current_thread().name)
-        return real_wait(self, timeout)
-
-    mocker.patch.object(UnreliableDriver, "wait_cancelled", wait_cancelled)
     wire = [0]
     real_read = _upload.DirectRead.read
 
@@ -199,12 +202,7 @@ def test_a_limit_set_mid_upload_holds_the_wire_without_pacing_on_the_network_thr
     while wire[0] < 256 * KiB and time.monotonic() < deadline:
         time.sleep(0.005)
     session.setMaximumBytesPerSecond(64 * KiB)
-    time.sleep(1.0)
-    before = wire[0]
-    time.sleep(2.0)
-    moved = wire[0] - before
-    session.getTask(tid).cancel()
-    rec.completed(tid, 10)
+    moved = _moved_then_cancel(session, rec, tid, wire)
     assert moved < 700_000, moved  # 16 MiB unthrottled would be gone in well under a second
     assert wire[0] < 16 * MiB
-    assert waits and "urlsession-curl" not in waits, waits
+    assert pacing_waits and "urlsession-curl" not in pacing_waits, pacing_waits
