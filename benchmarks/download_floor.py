@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,12 +96,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     size = args.mib << 20
-    os.environ.setdefault("URLSESSION_HOME", tempfile.mkdtemp(prefix="home-", dir=RAM))
-    work = Path(tempfile.mkdtemp(prefix="floor-", dir=RAM))
     nginx = ensure_nginx(False)
     if nginx is None:
         raise SystemExit("nginx is needed (benchmarks/run.py installs it)")
-    server = Nginx(nginx, work, size, work)
+    work = Path(tempfile.mkdtemp(prefix="floor-", dir=RAM))  # (removed at the end, with the file)
+    os.environ.setdefault("URLSESSION_HOME", str(work / "home"))
+    try:
+        server = Nginx(nginx, work, size, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     url = server.url(server.download_path)
     sessions: list[Any] = []
     contenders = {
@@ -124,8 +129,8 @@ def main() -> None:
     finally:
         for session in sessions:
             session.invalidateAndCancel()
-        out.unlink(missing_ok=True)
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     ref = statistics.median(mbs for mbs, _ in figures["urllib3 read(1 MiB)"])
     print(f"{args.mib} MiB to {RAM}, medians of {args.rounds} alternated rounds")
     print("| contender | MB/s | CPU s | vs urllib3 |\n|---|---:|---:|---:|")
