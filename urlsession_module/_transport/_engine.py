@@ -381,15 +381,13 @@ class Transport:
             check_proxy_answer(a, resp, proxy_for(self.config, url))
         a.protocol = self.engine.protocol(resp)
         if tx is not None and a.metrics is not None:
-            if tx.filled:  # (the engine read the rest from its clocks: see TaskMetrics.head)
-                tx.fields["networkProtocolName"] = a.protocol or None
-            else:
+            if not tx.filled:
                 fields = tx.fields
                 fields["isReusedConnection"] = bool(a.reused)
                 fields["countOfRequestBodyBytesSent"] = (
                     request.body_length if request.has_body else 0
                 )
-                a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers)
+            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers)
         return resp
 
 
