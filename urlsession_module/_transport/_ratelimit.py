@@ -173,9 +173,20 @@ def pacing_for(
 
 #: How far the wire may run ahead of a paced task's reports before libcurl is paused (a curl
 #: body moved by the network thread itself, whose task's thread paces what it reports).
-PACED_WINDOW = 256 * 1024
+_PACED_WINDOW = 256 * 1024
 #: How often (in bytes moved) such a body's callback looks whether a limit came to apply.
-PACE_LOOK = 64 * 1024
+_PACE_LOOK = 64 * 1024
+
+
+def look_for_limit(ctl: Any, moved: int, reported: int) -> tuple[bool, int]:
+    """For a body an engine's network thread moves itself (libcurl's write or read callback),
+    which looks whether a bandwidth limit came to apply once per ``_PACE_LOOK`` bytes, not per
+    piece: whether the wire must wait for the task's paced reports to catch up (a limit
+    applies and it is a window ahead), and at what count to look again (the next piece while
+    it must wait)."""
+    if moved - reported >= _PACED_WINDOW and paced(ctl):
+        return True, moved
+    return False, moved + _PACE_LOOK
 
 
 def paced(ctl: Any) -> bool:

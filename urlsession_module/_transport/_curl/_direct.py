@@ -27,7 +27,7 @@ import pycurl
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, PROGRESS_INTERVAL, Progress, Sink
 from .._control import CancelledSignal, LetGoSignal, TransferControl
-from .._ratelimit import PACE_LOOK, PACED_WINDOW, paced
+from .._ratelimit import look_for_limit, paced
 from .._wire import OFF_LOOP, Steps
 from ._signal import Signal, SignalWaiter
 
@@ -88,12 +88,11 @@ class DirectWrite:
         if not self._ctl.wait_running(0):  # suspended: libcurl keeps the piece for the resume
             return self._pause()
         if self.written >= self._pace_at:
-            self._pace_at = self.written + PACE_LOOK
-            if self.written - self.reported >= PACED_WINDOW and paced(self._ctl):
+            hold, self._pace_at = look_for_limit(self._ctl, self.written, self.reported)
+            if hold:
                 # A bandwidth limit came to apply (the session's rate was set while this
-                # ran): the task's thread paces what it reports; the wire waits until it has
-                # caught up. (Looked at again at the next piece, until it has.)
-                self._pace_at = self.written
+                # ran): the task's thread paces what it reports; the wire waits until it
+                # has caught up.
                 return self._pause()
         self.busy = True  # (before ``closed`` is looked at: see the class)
         try:

@@ -26,7 +26,7 @@ from ...exceptions import ErrorCode
 from .._bodies import PROGRESS_INTERVAL
 from .._control import TransferControl
 from .._errors import file_error
-from .._ratelimit import PACE_LOOK, PACED_WINDOW, paced
+from .._ratelimit import look_for_limit
 
 if TYPE_CHECKING:
     from ._easy import Transfer
@@ -82,11 +82,10 @@ class DirectRead:
                 t.cond.notify_all()
             return int(pycurl.READFUNC_PAUSE)
         if self.sent >= self._pace_at:
-            self._pace_at = self.sent + PACE_LOOK
-            if self.sent - self.reported >= PACED_WINDOW and paced(self._ctl):
+            hold, self._pace_at = look_for_limit(self._ctl, self.sent, self.reported)
+            if hold:
                 # A limit came to apply (the session's rate was set while this ran): the
-                # task's thread paces what it reports, and the wire waits until it caught up.
-                self._pace_at = self.sent
+                # task's thread paces what it reports; the wire waits until it has caught up.
                 with t.cond:
                     t.send_paused = True
                     t.cond.notify_all()
