@@ -30,6 +30,7 @@ from typing import Protocol
 __all__ = [
     "Dispatcher",
     "EventQueue",
+    "HeldWakeups",
     "LoopDispatcher",
     "ThreadDispatcher",
     "WorkerPool",
@@ -261,22 +262,55 @@ def lending() -> contextlib.AbstractContextManager[None]:
 _gathering = threading.local()
 
 
+class HeldWakeups:
+    """The delivery queues' wake-ups this thread causes, held until :meth:`flush`.
+
+    A thread that feeds payloads in bursts (an engine's network thread, which ends many tasks
+    and reports many progress steps in a row) holds them, so a queue is woken once for what
+    came meanwhile instead of once per payload: on a small VM a thread wake-up costs 50-75 µs
+    of CPU (measured), more than delivering a small payload. Made on the thread whose
+    wake-ups it holds; the holder flushes them (before it sleeps, and when they have waited
+    long enough) and :meth:`release` ends the hold.
+    """
+
+    __slots__ = ("_pending", "since")
+
+    def __init__(self) -> None:
+        self._pending: list[Callback] = []
+        self.since: float | None = None  # when the holder first saw a wake-up held
+        _gathering.pending = self._pending
+
+    @property
+    def held(self) -> bool:
+        return bool(self._pending)
+
+    def flush(self) -> None:
+        pending = self._pending
+        self.since = None
+        while pending:
+            woken = pending[:]
+            pending.clear()
+            for wake in woken:
+                wake()
+
+    def release(self) -> None:
+        _gathering.pending = None
+        self.flush()
+
+
 @contextlib.contextmanager
 def gathered_wakeups() -> Iterator[None]:
-    """Around a burst of work on one thread (a turn of an engine's network thread, which ends
-    many tasks at once): each delivery queue it feeds is woken once, at the end, with all its
-    payloads in one turn, instead of a thread wake-up for the first payload of each task."""
+    """Around a burst of work on one thread: each delivery queue it feeds is woken once, at
+    the end, with all its payloads in one turn, instead of a thread wake-up for the first
+    payload of each task (:class:`HeldWakeups` for one block)."""
     if getattr(_gathering, "pending", None) is not None:  # nested: the outer one wakes
         yield
         return
-    pending: list[Callback] = []
-    _gathering.pending = pending
+    hold = HeldWakeups()
     try:
         yield
     finally:
-        _gathering.pending = None
-        for wake in pending:
-            wake()
+        hold.release()
 
 
 class _PrivateThread(_OnDemandThreads):

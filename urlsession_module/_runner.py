@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._dispatch import WorkerPool, gathered_wakeups
+from ._dispatch import HeldWakeups, WorkerPool
 from ._scheduler import Hold, Plan, Scheduler
 from ._state import TaskKind, TaskState
 from ._task import Task, TaskRun
@@ -86,8 +86,8 @@ class Runner:
         )
         self.pool = WorkerPool()
         gather = getattr(transport.engine, "gather_turns", None)
-        if gather is not None:  # tasks go on on its network thread: one wake-up per turn
-            gather(gathered_wakeups)
+        if gather is not None:  # tasks go on on its network thread: a wake-up per burst
+            gather(HeldWakeups)
         self._timer: threading.Timer | None = None
         self._timer_due = 0.0
         self._closed = False

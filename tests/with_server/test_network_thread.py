@@ -15,11 +15,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pycurl
 import pytest
 
 from urlsession_module import _dispatch
 from urlsession_module._stores._cache import HTTPCache
 from urlsession_module._transport import _engine
+from urlsession_module._transport._curl import _multi
 from urlsession_module._transport._curl._direct import DirectWrite
 from urlsession_module._transport._curl._easy import Transfer
 from urlsession_module._transport._curl._signal import Signal
@@ -182,6 +184,75 @@ def test_gathered_wakeups_wake_a_queue_once_at_the_end() -> None:
     finally:
         queue.close()
         queue.join(5.0)
+
+
+def test_held_wakeups_wake_each_queue_once_when_flushed(mocker: Any) -> None:
+    """A thread that holds its wake-ups (the network thread does) wakes each queue it fed
+    once, when it flushes them, with that queue's payloads in order; once it lets go of the
+    hold, a payload wakes its queue at once again."""
+    queues = [_dispatch.ThreadDispatcher(), _dispatch.ThreadDispatcher()]
+    ran: list[tuple[int, int]] = []
+    wakeups = mocker.spy(_dispatch._OnDemandThreads, "submit")
+    hold = _dispatch.HeldWakeups()
+    try:
+        for i in range(3):
+            for q, queue in enumerate(queues):
+                queue.submit(lambda q=q, i=i: ran.append((q, i)))
+        time.sleep(0.2)  # held: no thread was woken, nothing can run yet
+        assert ran == [] and hold.held and wakeups.call_count == 0
+        hold.flush()
+        assert not hold.held and wakeups.call_count == 2
+        wait_until(lambda: len(ran) == 6, 5.0, "the held payloads delivered")
+        assert [i for q, i in ran if q == 0] == [0, 1, 2]
+        assert [i for q, i in ran if q == 1] == [0, 1, 2]
+    finally:
+        hold.release()
+    try:
+        queues[0].submit(lambda: ran.append((0, 3)))
+        wait_until(lambda: len(ran) == 7, 5.0, "a payload after the release, at once")
+    finally:
+        for queue in queues:
+            queue.close()
+            queue.join(5.0)
+
+
+@pytest.mark.engine("curl")
+def test_the_network_thread_lets_held_wakeups_go_before_it_sleeps(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+) -> None:
+    """With the busy bound out of the way (an hour), a task's end is still delivered: the
+    network thread wakes the queues it holds before it waits for the network."""
+    mocker.patch.object(_multi, "_LINGER", 3600.0)
+    session = make_session(requestCachePolicy="reloadIgnoringLocalCacheData")
+    rec = recorder(session)
+    for i in range(3):
+        tid = session.dataTask(url=server.url(f"/cache?no_store=1&n={i}"), method="GET")
+        done = rec.completed(tid, timeout=5.0)
+        assert (done.success, done.statusCode) == (True, 200)
+
+
+@pytest.mark.engine("curl")
+def test_a_busy_network_thread_lets_held_wakeups_go_within_the_linger(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+) -> None:
+    """A network thread that never finds itself idle (here its poller always has something:
+    libcurl's timeout) still wakes the queues it holds, ``_LINGER`` after it held them."""
+    real_wait = _multi._Epoll.wait
+
+    def never_idle(self: Any, timeout: float) -> list[tuple[int, int]]:
+        ready = real_wait(self, 0.0)
+        if not ready:
+            time.sleep(0.001)
+            ready = [(pycurl.SOCKET_TIMEOUT, 0)]
+        return ready
+
+    mocker.patch.object(_multi._Epoll, "wait", never_idle)
+    session = make_session(requestCachePolicy="reloadIgnoringLocalCacheData")
+    rec = recorder(session)
+    for i in range(3):
+        tid = session.dataTask(url=server.url(f"/cache?no_store=1&n={i}"), method="GET")
+        done = rec.completed(tid, timeout=5.0)
+        assert (done.success, done.statusCode) == (True, 200)
 
 
 @pytest.mark.engine("curl")

@@ -313,10 +313,10 @@ class CurlEngine:
 
         self._multi.call(run)
 
-    def gather_turns(self, scope: Callable[[], contextlib.AbstractContextManager[None]]) -> None:
-        """Run each turn of the network thread's commands (where tasks go on, see
-        ``_wire.Waiter``) inside ``scope``: the runner gathers delivery wake-ups there."""
-        _multi_module.turn_scope = scope
+    def gather_turns(self, hold: Callable[[], _multi_module.WakeupHold]) -> None:
+        """Hold the delivery wake-ups the network thread causes (where tasks go on, see
+        ``_wire.Waiter``) in what ``hold`` makes there: the runner's ``HeldWakeups``."""
+        _multi_module.hold_wakeups = hold
 
     def protocol(self, resp: urllib3.BaseHTTPResponse) -> str:
         return resp.transfer.protocol if isinstance(resp, CurlResponse) else "http/1.1"

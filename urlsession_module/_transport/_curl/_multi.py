@@ -6,7 +6,9 @@ next needs a call (``TIMERFUNCTION``); the thread waits on epoll (a selector whe
 never longer than ``_TICK``, and hands each ready socket to ``socket_action``. Other threads
 never touch the multi or an easy handle that is in it: they post a command (add, remove,
 un-pause, close a session's share) and wake the thread through a pipe, as Downloads.jl's
-``Multi.jl`` and swift-corelibs-foundation's ``MultiHandle.swift`` do.
+``Multi.jl`` and swift-corelibs-foundation's ``MultiHandle.swift`` do. The delivery wake-ups
+its tasks cause (their events) are held while it is busy and go when it would sleep, or after
+``_LINGER``: a queue is woken once for a burst of payloads, not once for each.
 
 The thread lives while some session uses the curl engine: the first engine starts it, the last
 one's ``close`` stops and joins it, so an invalidated session leaves no thread behind.
@@ -23,7 +25,7 @@ import selectors
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pycurl
 
@@ -36,11 +38,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: What each turn of the thread's commands runs inside: set from above the transport (the
-#: runner gathers the delivery queues' wake-ups to one per turn, ``_dispatch``).
-turn_scope: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+
+class WakeupHold(Protocol):
+    """The delivery wake-ups the network thread causes, held (``_dispatch.HeldWakeups``)."""
+
+    since: float | None
+
+    @property
+    def held(self) -> bool: ...
+
+    def flush(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+#: Set from above the transport (the runner): makes, on the network thread, the hold of the
+#: delivery wake-ups its tasks cause (see :meth:`Multi._run`); None: each wakes at once.
+hold_wakeups: Callable[[], WakeupHold] | None = None
 
 _TICK = 0.05  # the longest the thread sleeps: how late an idle timeout or deadline may fire
+#: The longest a held delivery wake-up waits while the thread stays busy (it goes at once
+#: when the thread would sleep): under the progress interval, so progress stays as steady.
+_LINGER = 0.002
 _JOIN = 5.0  # how long the last session's close waits for the thread to end
 
 
@@ -258,8 +277,11 @@ class Multi:
     def _run(self) -> None:
         mark_network_thread()
         next_check = 0.0
+        held: WakeupHold | None = None
         try:
             while True:
+                if held is None and hold_wakeups is not None:
+                    held = hold_wakeups()  # (on this thread: the first turn after a runner set it)
                 self._run_commands()
                 if self._stopping and not self._transfers:
                     return
@@ -267,7 +289,12 @@ class Multi:
                 wait = _TICK
                 if self._timer is not None:
                     wait = max(0.0, min(wait, self._timer - now))
-                for fd, flags in self._poller.wait(wait):
+                ready = self._poller.wait(0.0 if held is not None and held.held else wait)
+                if not ready and wait > 0 and held is not None and held.held:
+                    # Nothing to do now: the thread would sleep, so the held wake-ups go first.
+                    held.flush()
+                    ready = self._poller.wait(wait)
+                for fd, flags in ready:
                     if fd == self._wake_r:
                         self._drain_wake()
                         continue
@@ -280,23 +307,28 @@ class Multi:
                 if now >= next_check:
                     next_check = now + _TICK
                     self._check_clocks(now)
+                if held is not None and held.held:
+                    if held.since is None:
+                        held.since = now
+                    elif now - held.since >= _LINGER:
+                        held.flush()
         except BaseException:  # pragma: no cover (a bug here must not strand the tasks)
             log.exception("the curl network thread failed")
             for t in list(self._transfers.values()):
                 self.remove(t, TransferError(ErrorCode.UNKNOWN, "the network thread failed"))
             raise
+        finally:
+            if held is not None:
+                held.release()
 
     def _run_commands(self) -> None:
         commands = self._commands
-        if not commands:
-            return
-        with turn_scope():
-            while commands:
-                command = commands.popleft()
-                try:
-                    command()
-                except Exception:
-                    log.exception("a curl network command failed")
+        while commands:
+            command = commands.popleft()
+            try:
+                command()
+            except Exception:
+                log.exception("a curl network command failed")
 
     def _drain_wake(self) -> None:
         self._woken = False

@@ -83,7 +83,7 @@ def configure(
         e.setopt(pycurl.UPLOAD, 1)
         e.setopt(pycurl.INFILESIZE_LARGE, request.body_length)
         e.setopt(pycurl.READFUNCTION, t.on_read)
-        e.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER if t.reader else 256 * 1024)
+        e.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER)
         e.setopt(pycurl.CUSTOMREQUEST, method)
         if not request.has_body:
             t.upload_done = True

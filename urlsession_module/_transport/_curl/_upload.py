@@ -31,7 +31,11 @@ from .._ratelimit import look_for_limit
 if TYPE_CHECKING:
     from ._easy import Transfer
 
-UPLOAD_BUFFER = 1 << 20  # libcurl's upload buffer for a body it reads itself: few callbacks
+# libcurl's upload buffer for a body it reads itself. 256 KiB rather than 1 MiB: each block is
+# copied three times (the file into a new bytes, that into libcurl's buffer, that into the
+# socket), and blocks that stay in the CPU's cache made a 256 MiB upload ~10 % faster, for three
+# more (cheap) callbacks a MiB (measured with pycurl alone and with this engine, 64 KiB-1 MiB).
+UPLOAD_BUFFER = 256 * 1024
 
 
 class DirectRead:
