@@ -14,12 +14,18 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from pytest_mock import MockerFixture
 
 from urlsession_module._stores import COOKIES_NAME, STORES_DIR
+from urlsession_module._stores._cookies import CookieStore
+from urlsession_module._stores._shared import _SharedFile
 from urlsession_module.testing import LocalServer
 
 from ._util import cookies_of, get, seen, tag
 from .conftest import HOST_SCRIPT
+
+# (the module: the package's own ``_shared`` is the table of shared stores)
+_shared = sys.modules[_SharedFile.__module__]
 
 MakeSession = Callable[..., Any]
 MakeRecorder = Callable[[Any], Any]
@@ -244,3 +250,30 @@ def test_two_processes_writing_at_once_lose_nothing(
     session = make_session()
     expected = {f"{who}{i}": str(i) for who in ("a", "b") for i in range(10)}
     assert cookies_of(get(session, recorder(session), server.url("/cookies"))) == expected
+
+
+def test_a_read_trusts_the_jar_file_briefly_and_a_write_never(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
+    """A read looks at the shared file at most once per ``_TRUST`` (every task reads the jar:
+    an ``lstat`` each was ~6 % of a small task's time); past it, what another process wrote
+    is taken. A write always looks first, so it merges with what another process wrote even
+    inside the window and loses nothing."""
+    now = [100.0]
+    mocker.patch.object(_shared, "_clock", lambda: now[0])
+    lock = tmp_path / "lock"
+    here = CookieStore(_SharedFile(tmp_path / "cookies.txt", lock))
+    other = CookieStore(_SharedFile(tmp_path / "cookies.txt", lock))  # another process's view
+    url = "http://127.0.0.1/"
+    looks = mocker.spy(_SharedFile, "stamp")
+    assert here.header(url) is None
+    other.extract(url, ["a=1; Max-Age=600"])
+    looks.reset_mock()
+    assert here.header(url) is None  # within the window: the file is not looked at
+    assert looks.call_count == 0
+    now[0] += _shared._TRUST
+    assert here.header(url) == "a=1"  # past it: what the other wrote is taken
+    other.extract(url, ["b=2; Max-Age=600"])
+    here.extract(url, ["c=3; Max-Age=600"])  # inside the new window, but a write looks first
+    now[0] += _shared._TRUST
+    assert sorted(str(other.header(url)).split("; ")) == ["a=1", "b=2", "c=3"]

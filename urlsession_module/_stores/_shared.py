@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -78,6 +79,16 @@ class _SharedFile:
             os.unlink(self.path)
 
 
+#: How long a read trusts the file's stamp it last looked at. Every task reads the cookie jar,
+#: and an ``lstat`` per task was ~6 % of a small task's time on the curl network thread
+#: (py-spy, scenario b); a burst of tasks now looks once per window. What another process
+#: wrote shows this much later at most (Apple's stores, too, sync between processes in the
+#: background); a write always looks first (reload before merge), and this process's own
+#: sessions share one store object, so they see each other's changes at once.
+_TRUST = 0.01
+_clock = time.monotonic  # (a test's clock replaces it)
+
+
 class _SharedStore:
     """What a store kept in memory and, with a file, shared with other processes does the same
     way whatever it holds: every read first takes what another process wrote (the file's stamp
@@ -90,6 +101,7 @@ class _SharedStore:
         self._file = file
         self._lock = threading.RLock()
         self._stamp: tuple[int, int, int] | None = None
+        self._trusted_until = 0.0  # (monotonic) a read before this skips looking at the file
         self._reset()
 
     def _reset(self) -> None:
@@ -102,11 +114,16 @@ class _SharedStore:
     def _dump(self) -> str:
         raise NotImplementedError
 
-    def _refresh(self) -> None:
-        """Take what another process (or session) wrote since we last looked."""
+    def _refresh(self, *, always: bool = False) -> None:
+        """Take what another process wrote since we last looked (a read: unless it looked
+        within ``_TRUST``; ``always``: a write, which must merge with the latest)."""
         if self._file is None:
             return
+        now = _clock()
+        if not always and now < self._trusted_until:
+            return
         stamp = self._file.stamp()
+        self._trusted_until = now + _TRUST
         if stamp == self._stamp:
             return
         self._reset()
@@ -122,7 +139,7 @@ class _SharedStore:
                 change()
                 return
             with self._file.locked():
-                self._refresh()
+                self._refresh(always=True)
                 if change() is not False:
                     self._file.write(self._dump())
                     self._stamp = self._file.stamp()
