@@ -68,6 +68,24 @@ def test_a_task_waiting_for_its_body_holds_no_worker_thread(
 
 
 @pytest.mark.engine("curl")
+def test_a_body_that_keeps_coming_outlasts_the_idle_timeout(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """A download that takes 2.5 idle timeouts but never pauses that long succeeds: libcurl
+    hands the pieces to the task's writer itself, and the clock's tick counts them as the
+    wire being alive (``DirectWrite.tick``)."""
+    session = make_session(timeoutIntervalForRequest=0.8)
+    rec = recorder(session)
+    n = 500_000
+    tid = session.downloadTask(url=server.url(f"/bytes/{n}?rate=250000&key=alive"))
+    done = rec.completed(tid)
+    assert (done.success, done.statusCode) == (True, 200), done.message
+    (completed,) = rec.of(tid, "downloadcompleted")
+    assert completed.data.length == n
+    assert file_sha256(completed.data.nativePath) == content_sha256(n)
+
+
+@pytest.mark.engine("curl")
 def test_cancel_wakes_a_parked_task_at_once(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:
