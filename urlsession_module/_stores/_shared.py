@@ -91,9 +91,9 @@ _clock = time.monotonic  # (a test's clock replaces it)
 
 class _SharedStore:
     """What a store kept in memory and, with a file, shared with other processes does the same
-    way whatever it holds: every read first takes what another process wrote (the file's stamp
-    changed), every write happens under the file's ``flock`` after such a refresh
-    (reload-before-merge) and replaces the file. Subclasses say how their content is emptied
+    way whatever it holds: a read first takes what another process wrote (the file's stamp
+    changed; looked at once per ``_TRUST`` at most), every write happens under the file's
+    ``flock`` after such a refresh (reload-before-merge, always) and replaces the file. Subclasses say how their content is emptied
     (:meth:`_reset`), read from the file (:meth:`_load`) and written (:meth:`_dump`).
     """
 
