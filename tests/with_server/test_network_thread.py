@@ -216,6 +216,19 @@ def test_held_wakeups_wake_each_queue_once_when_flushed(mocker: Any) -> None:
             queue.join(5.0)
 
 
+def _three_tasks_are_delivered(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """Three small GETs, one after the other, each heard within 5 s (a held wake-up that
+    never went would leave its end undelivered)."""
+    session = make_session(requestCachePolicy="reloadIgnoringLocalCacheData")
+    rec = recorder(session)
+    for i in range(3):
+        tid = session.dataTask(url=server.url(f"/cache?no_store=1&n={i}"), method="GET")
+        done = rec.completed(tid, timeout=5.0)
+        assert (done.success, done.statusCode) == (True, 200)
+
+
 @pytest.mark.engine("curl")
 def test_the_network_thread_lets_held_wakeups_go_before_it_sleeps(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
@@ -223,12 +236,7 @@ def test_the_network_thread_lets_held_wakeups_go_before_it_sleeps(
     """With the busy bound out of the way (an hour), a task's end is still delivered: the
     network thread wakes the queues it holds before it waits for the network."""
     mocker.patch.object(_multi, "_LINGER", 3600.0)
-    session = make_session(requestCachePolicy="reloadIgnoringLocalCacheData")
-    rec = recorder(session)
-    for i in range(3):
-        tid = session.dataTask(url=server.url(f"/cache?no_store=1&n={i}"), method="GET")
-        done = rec.completed(tid, timeout=5.0)
-        assert (done.success, done.statusCode) == (True, 200)
+    _three_tasks_are_delivered(server, make_session, recorder)
 
 
 @pytest.mark.engine("curl")
@@ -247,12 +255,7 @@ def test_a_busy_network_thread_lets_held_wakeups_go_within_the_linger(
         return ready
 
     mocker.patch.object(_multi._Epoll, "wait", never_idle)
-    session = make_session(requestCachePolicy="reloadIgnoringLocalCacheData")
-    rec = recorder(session)
-    for i in range(3):
-        tid = session.dataTask(url=server.url(f"/cache?no_store=1&n={i}"), method="GET")
-        done = rec.completed(tid, timeout=5.0)
-        assert (done.success, done.statusCode) == (True, 200)
+    _three_tasks_are_delivered(server, make_session, recorder)
 
 
 @pytest.mark.engine("curl")
