@@ -74,10 +74,10 @@ def test_a_body_that_keeps_coming_outlasts_the_idle_timeout(
     """A download that takes 2.5 idle timeouts but never pauses that long succeeds: libcurl
     hands the pieces to the task's writer itself, and the clock's tick counts them as the
     wire being alive (``DirectWrite.tick``)."""
-    session = make_session(timeoutIntervalForRequest=0.8)
+    session = make_session(timeoutIntervalForRequest=1.0)
     rec = recorder(session)
     n = 500_000
-    tid = session.downloadTask(url=server.url(f"/bytes/{n}?rate=250000&key=alive"))
+    tid = session.downloadTask(url=server.url(f"/bytes/{n}?rate=200000&key=alive"))
     done = rec.completed(tid)
     assert (done.success, done.statusCode) == (True, 200), done.message
     (completed,) = rec.of(tid, "downloadcompleted")
