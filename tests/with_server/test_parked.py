@@ -68,6 +68,33 @@ def test_a_task_waiting_for_its_body_holds_no_worker_thread(
 
 
 @pytest.mark.engine("curl")
+def test_a_plain_download_is_written_by_libcurl_itself(
+    server: LocalServer, make_session: MakeSession, recorder: MakeRecorder, mocker: Any
+) -> None:
+    """A download to a file with no cap and no limit is handed to libcurl's own ``os.write``
+    once its body starts (counted mode): the task's writer sees at most the pieces before the
+    hand-over, the count is taken on the network thread, and file and progress add up."""
+    from urlsession_module._transport._curl import _direct
+
+    n = 4 * (1 << 20) + 777
+    spy_write = mocker.spy(_direct.DirectWrite, "write")
+    spy_count = mocker.spy(_direct.DirectWrite, "count")
+    session = make_session()
+    rec = recorder(session)
+    tid = session.downloadTask(url=server.url(f"/bytes/{n}?rate={8 << 20}&key=counted"))
+    done = rec.completed(tid)
+    assert done.success, done.message
+    assert spy_count.call_count > 0
+    assert spy_write.call_count * 16384 < n // 2  # most pieces never passed through Python
+    (completed,) = rec.of(tid, "downloadcompleted")
+    assert completed.data.length == n
+    assert file_sha256(completed.data.nativePath) == content_sha256(n)
+    progress = rec.of(tid, "downloadprogress")
+    assert len(progress) >= 4  # still a step per MiB or so, not one at the end
+    assert sum(e.bytesWritten for e in progress) == n == progress[-1].totalBytesWritten
+
+
+@pytest.mark.engine("curl")
 def test_a_body_that_keeps_coming_outlasts_the_idle_timeout(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:
@@ -108,18 +135,25 @@ def test_a_download_is_written_by_the_network_thread(
     framing: str,
 ) -> None:
     """A download's body goes from libcurl's write callback to its file, on the network
-    thread (no queue, no read per piece on a worker), and its progress still adds up."""
+    thread (no queue, no read per piece on a worker), and its progress still adds up. (The
+    callback is the task's writer, or ``os.write`` itself in counted mode, whose count is
+    taken after each ``socket_action``: both are watched.)"""
     from urlsession_module._transport._curl import _direct
 
     n = 3 * (1 << 20) + 12345
     threads: set[str] = set()
-    real = _direct.DirectWrite.write
+    real_write, real_count = _direct.DirectWrite.write, _direct.DirectWrite.count
 
     def write(self: Any, data: bytes) -> Any:
         threads.add(threading.current_thread().name)
-        return real(self, data)
+        return real_write(self, data)
+
+    def count(self: Any) -> None:
+        threads.add(threading.current_thread().name)
+        real_count(self)
 
     mocker.patch.object(_direct.DirectWrite, "write", write)
+    mocker.patch.object(_direct.DirectWrite, "count", count)
     session = make_session()
     rec = recorder(session)
     # Paced (~0.4 s): a body that all came before the task handed its file over would be

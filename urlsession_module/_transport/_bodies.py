@@ -108,6 +108,12 @@ class Sink:
             if keep:
                 self.truncate(keep)
 
+    @property
+    def file_descriptor(self) -> int | None:
+        """The open file a download's body goes to (None: a data task's text); an engine that
+        writes it itself (the curl engine's counted mode) keeps ``size`` up to date."""
+        return self._fd
+
     def begin(self, offset: int, charset: str = "utf-8") -> None:
         """A response body starts: keep ``offset`` bytes (a 206 continues there, a 200 starts
         over at 0); a data task's text is decoded as ``charset`` (utf-8 if Python has no such

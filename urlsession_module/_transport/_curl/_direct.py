@@ -12,12 +12,21 @@ What the queue path does per block is kept: the sink's cap fails the transfer wi
 before a byte past it is written; a suspended task pauses the transfer (libcurl keeps the
 piece and offers it again on resume); a cancel stops it at the next piece; a paced task never
 takes this path (its blocks are paced on its own thread).
+
+A download to a file with no cap and no limit goes one step further once its body has started
+(*counted mode*, :meth:`DirectWrite.hand_to_libcurl`): libcurl's write callback is ``os.write``
+on the file itself, no Python frame per piece, and what the Python writer did per piece is
+done once per ``socket_action`` (:func:`count_written`): the count (the file's offset), a
+progress step, a suspend (the transfer paused), a limit that came to apply (back to the
+Python writer). Letting go of the file first stops that on the network thread.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +37,7 @@ import pycurl
 from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, PROGRESS_INTERVAL, Progress, Sink
 from .._control import CancelledSignal, LetGoSignal, TransferControl
+from .._errors import file_error
 from .._ratelimit import look_for_limit, paced
 from .._wire import OFF_LOOP, Steps
 from ._signal import Signal, SignalWaiter
@@ -51,9 +61,12 @@ class DirectWrite:
     """
 
     __slots__ = (
+        "_base",
+        "_counted",
         "_ctl",
         "_idle",
         "_last",
+        "_offset",
         "_pace_at",
         "_sink",
         "_step",
@@ -80,6 +93,11 @@ class DirectWrite:
         self.reported = 0  # bytes the task has reported (and paced, when a limit applies)
         self.busy = False  # (network thread) a piece is being written
         self.closed = False  # the task let go of the sink: write no more
+        # Counted mode (:meth:`hand_to_libcurl`): libcurl writes each piece with ``os.write``
+        # itself and ``written`` is read from the file's offset after each ``socket_action``.
+        self._counted = False
+        self._base = 0  # ``written`` when counting began
+        self._offset = 0  # the file's offset then
 
     def write(self, data: bytes) -> int | None:
         """libcurl's write callback for this transfer (network thread).
@@ -120,9 +138,30 @@ class DirectWrite:
     def close(self) -> None:
         """(task's thread) Let go of the sink: no write starts after this, and the one under
         way, if any, has ended when this returns, so the file is the task's own again."""
-        if self._t.done:  # libcurl let go of the transfer: no callback comes any more
+        t = self._t
+        if t.done:  # libcurl let go of the transfer: no callback comes any more
             self.closed = True
             return
+        if self._counted:  # libcurl writes the file itself: that stops on the network thread
+            signal = t.cond
+            assert isinstance(signal, Signal)
+            if signal.loop_thread == threading.get_ident():
+                self.stop_counting()
+            else:
+                stopped = threading.Event()
+
+                def stop() -> None:
+                    self.stop_counting()
+                    stopped.set()
+
+                signal.loop(stop)
+                deadline = time.monotonic() + _CLOSE_WAIT
+                # (a transfer that ended meanwhile calls no writer any more, and the thread
+                # that would run ``stop`` may be gone with the session)
+                while not stopped.wait(0.05) and not t.done:
+                    if time.monotonic() > deadline:  # pragma: no cover (the thread is stuck)
+                        log.warning("a download's writer was not stopped in %s s", _CLOSE_WAIT)
+                        break
         idle = self._idle = threading.Event()  # (before ``closed``: a write that sees it sets it)
         self.closed = True
         if self.busy and not idle.wait(_CLOSE_WAIT):  # pragma: no cover (a write stuck in the OS)
@@ -141,6 +180,8 @@ class DirectWrite:
         """(network thread, on the clock) Bytes that waited a progress interval are told; bytes
         written since the last tick keep the transfer alive for its idle timeout (libcurl
         calls :meth:`write` itself, not ``Transfer.on_body``, which notes each piece's time)."""
+        if self._counted:
+            self.count()
         if self.written != self._ticked:
             self._ticked = self.written
             self._t.last = now
@@ -152,6 +193,110 @@ class DirectWrite:
         self._told = self.written
         self._last = time.monotonic()
         self._t.cond.notify_all()
+
+    # -- counted mode (network thread) ------------------------------------------------------------
+
+    def hand_to_libcurl(self) -> None:
+        """(network thread, between libcurl's calls) libcurl calls a writer itself from now on.
+
+        For a download to a file with no cap and no bandwidth limit, that writer is
+        ``os.write`` on the file, with no Python frame around it (pycurl takes the count it
+        returns; a short one stops the transfer with a write error): the least a piece can
+        cost, 65,536 times a GiB. What the Python writer does per piece is then done per
+        ``socket_action`` (:func:`count_written`): the count, a progress step, a suspend (the
+        transfer paused), a limit that came to apply (back to :meth:`write`). Otherwise it is
+        :meth:`write` (``Transfer.on_body`` only passed each piece on to it).
+        """
+        t = self._t
+        if t.done or t.direct is not self:
+            return  # (a transfer that ended meanwhile has no handle left to tell)
+        fd = self._sink.file_descriptor
+        if fd is None or self._sink.limit is not None or paced(self._ctl):
+            t.easy.setopt(pycurl.WRITEFUNCTION, self.write)
+            return
+        self._offset = os.lseek(fd, 0, os.SEEK_CUR)
+        self._base = self.written
+        t.easy.setopt(pycurl.WRITEFUNCTION, functools.partial(os.write, fd))
+        self._counted = True
+        _COUNTED.add(self)
+
+    def count(self) -> None:
+        """(network thread, outside libcurl's calls) Count what libcurl wrote: the file's
+        offset moved by it, exactly (libcurl's own byte count also takes in what it holds
+        back while the transfer is paused)."""
+        t = self._t
+        fd = self._sink.file_descriptor
+        if fd is None:
+            return
+        written = self._base + os.lseek(fd, 0, os.SEEK_CUR) - self._offset
+        more = written - self.written
+        if more > 0:
+            self._sink.size += more
+            self.written = written
+            if written - self._told >= self._step:
+                with t.cond:
+                    self._tell()
+
+    def _after_action(self) -> None:
+        """What :meth:`write` looks at per piece, looked at once a ``socket_action``."""
+        self.count()
+        t = self._t
+        if t.error is not None or self.closed:
+            return  # a cancel: the transfer is being removed
+        if paced(self._ctl):  # a limit came to apply: the Python writer paces the wire
+            self.stop_counting()
+        elif not self._ctl.wait_running(0) and not t.recv_paused:
+            t.easy.pause(pycurl.PAUSE_RECV)  # suspended: libcurl keeps the rest for the resume
+            with t.cond:
+                t.recv_paused = True
+                t.cond.notify_all()
+
+    def stop_counting(self) -> None:
+        """(network thread) libcurl calls :meth:`write` again (a limit, the task letting go,
+        the transfer's end): the count is taken first."""
+        if not self._counted:
+            return
+        _COUNTED.discard(self)
+        self._counted = False
+        if self._t.done:
+            return
+        self.count()
+        self._t.easy.setopt(pycurl.WRITEFUNCTION, self.write)
+
+    def finish(self) -> None:
+        """(network thread) The transfer ends: the last count, while its handle is open."""
+        if self._counted:
+            _COUNTED.discard(self)
+            self._counted = False
+            self.count()
+
+    def write_error(self) -> TransferError | None:
+        """The error behind libcurl's write error in counted mode (None: not counted): the
+        file refused a piece (a full disk, a file size limit), found by asking it for one
+        byte more, since ``os.write``'s own error stayed in pycurl."""
+        fd = self._sink.file_descriptor
+        if not self._counted or fd is None:
+            return None
+        size = os.fstat(fd).st_size
+        try:
+            os.posix_fallocate(fd, size, 1)
+        except OSError as exc:
+            return file_error(ErrorCode.CANNOT_WRITE_TO_FILE, exc, self._sink.path or "")
+        os.ftruncate(fd, size)
+        short = OSError(errno.EIO, "a write to the file came up short")
+        return file_error(ErrorCode.CANNOT_WRITE_TO_FILE, short, self._sink.path or "")
+
+
+#: Downloads in counted mode (:meth:`DirectWrite.hand_to_libcurl`); network thread only.
+_COUNTED: set[DirectWrite] = set()
+
+
+def count_written() -> None:
+    """(network thread, after each ``socket_action``) Count what libcurl wrote for the
+    downloads in counted mode, and look at what their Python writer would have per piece."""
+    if _COUNTED:
+        for d in list(_COUNTED):
+            d._after_action()
 
 
 #: How long a task letting go of its file waits for the piece being written (one ``os.write``).
@@ -184,20 +329,11 @@ def direct_steps(
     if wake:
         t.resume_receiving()
     if going:
-        signal.loop(functools.partial(_write_directly, t, d))
+        signal.loop(d.hand_to_libcurl)
     try:
         yield from _report(a, t, d, progress, stop)
     finally:
         d.close()
-
-
-def _write_directly(t: Transfer, d: DirectWrite) -> None:
-    """(network thread, between libcurl's calls) libcurl calls the writer itself from now on:
-    a Python call a piece fewer (65,536 a GiB; ~3 % of a download's CPU, measured with
-    ``perform``), as ``Transfer.on_body`` only passed the piece on. (A transfer that ended
-    meanwhile has no handle left to tell.)"""
-    if not t.done and t.direct is d:
-        t.easy.setopt(pycurl.WRITEFUNCTION, d.write)
 
 
 def _report(

@@ -33,7 +33,7 @@ from ...exceptions import ErrorCode, TransferError
 from .._metrics import Transaction
 from .._proxies import ProxyAuthenticationRequired
 from .._tls import alert_code, pin_mismatch, refused_certificate
-from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, Outcome, curl_error
+from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, WRITE_ERROR, Outcome, curl_error
 from ._metrics import HEADS
 from ._metrics import fill as fill_metrics
 
@@ -328,6 +328,10 @@ class Transfer:
         """The error libcurl's ``code`` means for this transfer (None: it went well)."""
         if self._head_error is not None:
             return self._head_error
+        if code == WRITE_ERROR and self.direct is not None:
+            refused = self.direct.write_error()  # libcurl wrote the file itself (counted mode)
+            if refused is not None:
+                return refused
         if code == 0:
             if self.head_done:
                 return None
@@ -379,6 +383,8 @@ class Transfer:
         """The network thread let go of the transfer: wake the reader, free the handle."""
         if self.group is not None:
             self.group.discard(self)
+        if self.direct is not None:
+            self.direct.finish()  # (libcurl's count of what it wrote: read while the handle is open)
         if not self.done and not self.metrics_read:
             self._fill_metrics()  # what happened until now (before a head, or just after one)
         with self.cond:

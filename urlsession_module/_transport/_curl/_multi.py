@@ -31,6 +31,7 @@ import pycurl
 
 from ...exceptions import ErrorCode, TransferError
 from .._wire import mark_network_thread
+from ._direct import count_written
 from ._metrics import complete_heads
 
 if TYPE_CHECKING:
@@ -342,6 +343,7 @@ class Multi:
         except pycurl.error as exc:  # pragma: no cover (a socket libcurl already forgot)
             log.debug("socket_action(%s): %s", fd, exc)
         complete_heads()  # heads that came in it: read their metrics
+        count_written()  # bodies libcurl wrote itself: their counts, steps, suspends
 
     def _collect(self) -> None:
         """Finish every transfer libcurl says is done, with its outcome."""
