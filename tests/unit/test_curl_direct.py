@@ -5,11 +5,13 @@ the threads, the file and the transfer's condition are real."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from urlsession_module._transport._bodies import Sink
+from urlsession_module._transport._curl import _direct
 from urlsession_module._transport._curl._direct import DirectWrite
 from urlsession_module._transport._curl._easy import Transfer
 from urlsession_module._transport._curl._signal import Signal
@@ -80,3 +82,55 @@ def test_a_cancelled_transfer_takes_no_more_pieces(tmp_path: Path) -> None:
     assert t.cancel(TransferError(ErrorCode.CANCELLED, "cancelled"))
     assert d.write(PIECE) == 0
     assert sink.size == 0
+
+
+# -- counted mode: libcurl's own os.write on the file, counted from its offset -------------------
+
+
+def test_counted_mode_counts_what_was_written_from_the_file_offset(tmp_path: Path) -> None:
+    t, sink, d = _writer(tmp_path)
+    assert d.write(PIECE) is None  # a piece before the hand-over, through Python
+    t.direct = d
+    d.hand_to_libcurl()
+    assert d in _direct._COUNTED
+    fd = sink.file_descriptor
+    assert fd is not None
+    os.write(fd, PIECE)  # as libcurl's callback, functools.partial(os.write, fd), would
+    os.write(fd, PIECE[:100])
+    d.count()
+    assert d.written == sink.size == 2 * len(PIECE) + 100
+    d.close()  # stops counted mode first (here the "network thread" runs it at once)
+    assert d not in _direct._COUNTED and d.written == 2 * len(PIECE) + 100
+    assert d.write(PIECE) == 0  # and then refuses, as after any let-go
+
+
+def test_a_hand_over_after_letting_go_changes_nothing(tmp_path: Path) -> None:
+    t, _sink, d = _writer(tmp_path)
+    t.direct = d
+    d.close()
+    d.hand_to_libcurl()  # queued before the let-go, run after it
+    assert d not in _direct._COUNTED
+
+
+def test_letting_go_during_the_hand_over_undoes_it(tmp_path: Path, mocker: Any) -> None:
+    """close() on the task's thread while the network thread hands the file to libcurl: the
+    hand-over sees the let-go once it is in and undoes it; close() waits for it to end."""
+    t, _sink, d = _writer(tmp_path)
+    t.direct = d
+    real_lseek = os.lseek
+    closer: list[threading.Thread] = []
+
+    def lseek(fd: int, pos: int, how: int) -> int:
+        if not closer:  # mid-way through the hand-over: the task lets go
+            closer.append(threading.Thread(target=d.close))
+            closer[0].start()
+            closer[0].join(0.3)
+            assert closer[0].is_alive(), "close() returned during the hand-over"
+        return real_lseek(fd, pos, how)
+
+    mocker.patch.object(_direct.os, "lseek", side_effect=lseek)
+    d.hand_to_libcurl()
+    closer[0].join(10)
+    assert not closer[0].is_alive()
+    assert d not in _direct._COUNTED
+    assert d.write(PIECE) == 0

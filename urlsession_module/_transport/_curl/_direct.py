@@ -210,15 +210,25 @@ class DirectWrite:
         t = self._t
         if t.done or t.direct is not self:
             return  # (a transfer that ended meanwhile has no handle left to tell)
-        fd = self._sink.file_descriptor
-        if fd is None or self._sink.limit is not None or paced(self._ctl):
-            t.easy.setopt(pycurl.WRITEFUNCTION, self.write)
-            return
-        self._offset = os.lseek(fd, 0, os.SEEK_CUR)
-        self._base = self.written
-        t.easy.setopt(pycurl.WRITEFUNCTION, functools.partial(os.write, fd))
-        self._counted = True
-        _COUNTED.add(self)
+        self.busy = True  # (before ``closed`` is looked at, as :meth:`write` does)
+        try:
+            if self.closed:
+                return  # the task let go of the file already
+            fd = self._sink.file_descriptor
+            if fd is None or self._sink.limit is not None or paced(self._ctl):
+                t.easy.setopt(pycurl.WRITEFUNCTION, self.write)
+                return
+            self._offset = os.lseek(fd, 0, os.SEEK_CUR)
+            self._base = self.written
+            t.easy.setopt(pycurl.WRITEFUNCTION, functools.partial(os.write, fd))
+            self._counted = True
+            _COUNTED.add(self)
+            if self.closed:  # the task let go meanwhile (it waits for ``busy``): undo it
+                self.stop_counting()
+        finally:
+            self.busy = False
+            if self.closed and self._idle is not None:
+                self._idle.set()
 
     def count(self) -> None:
         """(network thread, outside libcurl's calls) Count what libcurl wrote: the file's
@@ -246,9 +256,10 @@ class DirectWrite:
         if paced(self._ctl):  # a limit came to apply: the Python writer paces the wire
             self.stop_counting()
         elif not self._ctl.wait_running(0) and not t.recv_paused:
-            t.easy.pause(pycurl.PAUSE_RECV)  # suspended: libcurl keeps the rest for the resume
             with t.cond:
                 t.recv_paused = True
+            t.easy.pause(t.pause_mask())  # suspended: libcurl keeps the rest for the resume
+            with t.cond:
                 t.cond.notify_all()
 
     def stop_counting(self) -> None:
