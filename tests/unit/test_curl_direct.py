@@ -5,6 +5,7 @@ the threads, the file and the transfer's condition are real."""
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -134,3 +135,46 @@ def test_letting_go_during_the_hand_over_undoes_it(tmp_path: Path, mocker: Any) 
     assert not closer[0].is_alive()
     assert d not in _direct._COUNTED
     assert d.write(PIECE) == 0
+
+
+def test_counted_mode_leaves_a_disk_that_fills_up_to_the_python_writer(
+    tmp_path: Path, mocker: Any
+) -> None:
+    """``os.write`` raising inside pycurl is printed on stderr, so counted mode keeps away from
+    a disk short of room: none is entered, and one under way hands back to :meth:`write`."""
+    t, sink, d = _writer(tmp_path)
+    t.direct = d
+    room = mocker.patch.object(_direct, "_room_for", return_value=False)
+    d.hand_to_libcurl()
+    assert d not in _direct._COUNTED
+    room.return_value = True
+    d.hand_to_libcurl()
+    assert d in _direct._COUNTED
+    fd = sink.file_descriptor
+    assert fd is not None
+    os.write(fd, bytes(_direct._ROOM_LOOK))  # as libcurl would, a look's worth
+    room.return_value = False
+    d._after_action()
+    assert d not in _direct._COUNTED and d.written == _direct._ROOM_LOOK
+    d.close()
+
+
+def test_a_write_error_in_counted_mode_is_named_by_the_file(tmp_path: Path, mocker: Any) -> None:
+    """libcurl reports only that a write failed: the file is asked for a byte more, and its
+    answer names the error (-3003); a file that takes it is left as it was."""
+    t, sink, d = _writer(tmp_path)
+    t.direct = d
+    d.hand_to_libcurl()
+    fd = sink.file_descriptor
+    assert fd is not None
+    os.write(fd, PIECE)
+    quota = OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    mocker.patch.object(_direct.os, "posix_fallocate", side_effect=quota)
+    error = d.write_error()
+    assert error is not None and error.code == ErrorCode.CANNOT_WRITE_TO_FILE
+    assert os.strerror(errno.EDQUOT) in error.message
+    mocker.stopall()
+    error = d.write_error()  # the file takes a byte more: the short write is all there is
+    assert error is not None and error.code == ErrorCode.CANNOT_WRITE_TO_FILE
+    assert (tmp_path / "body.part").stat().st_size == len(PIECE)
+    d.close()

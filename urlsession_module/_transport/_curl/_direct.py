@@ -68,6 +68,7 @@ class DirectWrite:
         "_last",
         "_offset",
         "_pace_at",
+        "_roomy_at",
         "_sink",
         "_step",
         "_t",
@@ -98,6 +99,7 @@ class DirectWrite:
         self._counted = False
         self._base = 0  # ``written`` when counting began
         self._offset = 0  # the file's offset then
+        self._roomy_at = 0  # ``written`` when the disk's free space was last looked at
 
     def write(self, data: bytes) -> int | None:
         """libcurl's write callback for this transfer (network thread).
@@ -215,7 +217,13 @@ class DirectWrite:
             if self.closed:
                 return  # the task let go of the file already
             fd = self._sink.file_descriptor
-            if fd is None or self._sink.limit is not None or paced(self._ctl):
+            if (
+                fd is None
+                or self._sink.limit is not None
+                or paced(self._ctl)
+                or _file_size_limited()
+                or not _room_for(fd)
+            ):
                 t.easy.setopt(pycurl.WRITEFUNCTION, self.write)
                 return
             self._offset = os.lseek(fd, 0, os.SEEK_CUR)
@@ -253,6 +261,12 @@ class DirectWrite:
         t = self._t
         if t.error is not None or self.closed:
             return  # a cancel: the transfer is being removed
+        if self.written - self._roomy_at >= _ROOM_LOOK:
+            fd = self._sink.file_descriptor
+            if fd is None or not _room_for(fd):  # a disk filling up: the Python writer
+                self.stop_counting()
+                return
+            self._roomy_at = self.written
         if paced(self._ctl):  # a limit came to apply: the Python writer paces the wire
             self.stop_counting()
         elif not self._ctl.wait_running(0) and not t.recv_paused:
@@ -283,8 +297,10 @@ class DirectWrite:
 
     def write_error(self) -> TransferError | None:
         """The error behind libcurl's write error in counted mode (None: not counted): the
-        file refused a piece (a full disk, a file size limit), found by asking it for one
-        byte more, since ``os.write``'s own error stayed in pycurl."""
+        file refused a piece, found by asking it for one byte more, since ``os.write``'s own
+        error stayed in pycurl (which prints it: counted mode keeps away from a full disk and
+        a file size limit, see :func:`_room_for`, so this is for what it cannot see coming,
+        such as a quota)."""
         fd = self._sink.file_descriptor
         if not self._counted or fd is None:
             return None
@@ -296,6 +312,32 @@ class DirectWrite:
         os.ftruncate(fd, size)
         short = OSError(errno.EIO, "a write to the file came up short")
         return file_error(ErrorCode.CANNOT_WRITE_TO_FILE, short, self._sink.path or "")
+
+
+#: The free space under which a download leaves counted mode for the Python writer: pycurl
+#: prints the exception of a callback that raises (``PyErr_Print``), and ``os.write`` raises on
+#: a full disk (16 KiB pieces fill a page-sized file system exactly); the Python writer turns
+#: it into -3003 quietly. One ``socket_action`` moves a few MiB to a few tens.
+_ROOM = 256 << 20
+_ROOM_LOOK = 4 << 20  # bytes written between two looks at the free space
+
+
+def _room_for(fd: int) -> bool:
+    try:
+        st = os.fstatvfs(fd)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= _ROOM
+
+
+def _file_size_limited() -> bool:
+    """A file size limit (``RLIMIT_FSIZE``) makes ``os.write`` raise at it: no counted mode."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (not POSIX)
+        return False
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return bool(soft != resource.RLIM_INFINITY)
 
 
 #: Downloads in counted mode (:meth:`DirectWrite.hand_to_libcurl`); network thread only.
