@@ -19,28 +19,15 @@ Prints MB/s and CPU seconds (this process, all threads), medians of ``--rounds``
 
 from __future__ import annotations
 
-import argparse
 import os
-import resource
-import shutil
-import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _servers import Nginx, ensure_nginx
-
-RAM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+from _floor import RAM, alternate, arguments, nginx_on_ram, print_table, session_on
 
 
 def raw_urllib3(url: str, out: Path) -> None:
@@ -71,13 +58,7 @@ def raw_pycurl(url: str, out: Path) -> None:
 
 
 def ours(engine: str, sessions: list[Any]) -> Callable[[str, Path], None]:
-    import urlsession_module as URLSession
-
-    props: Any = {"engine": engine}
-    cfg = URLSession.createSessionConfiguration(props)
-    session = URLSession.createSession({"configuration": cfg})
-    sessions.append(session)
-    session.addEventListener("downloadprogress", lambda e: None)
+    session = session_on(engine, sessions, "downloadprogress")
     done: dict[str, str] = {}
     session.addEventListener("downloadcompleted", lambda e: done.update(p=e.data.nativePath))
 
@@ -91,53 +72,32 @@ def ours(engine: str, sessions: list[Any]) -> Callable[[str, Path], None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mib", type=int, default=512)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = arguments(__doc__ or "", 512, 3)
     size = args.mib << 20
-    nginx = ensure_nginx(False)
-    if nginx is None:
-        raise SystemExit("nginx is needed (benchmarks/run.py installs it)")
-    work = Path(tempfile.mkdtemp(prefix="floor-", dir=RAM))  # (removed at the end, with the file)
-    os.environ.setdefault("URLSESSION_HOME", str(work / "home"))
-    try:
-        server = Nginx(nginx, work, size, work)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    url = server.url(server.download_path)
     sessions: list[Any] = []
-    contenders = {
-        "urllib3 read(1 MiB)": raw_urllib3,
-        "pycurl, os.write a piece": raw_pycurl,
-        "us[curl]": ours("curl", sessions),
-        "us[urllib3]": ours("urllib3", sessions),
-    }
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-    out = work / "out.bin"
-    try:
-        for _ in range(args.rounds):
-            for name, run in contenders.items():
+    with nginx_on_ram("floor-", size) as (server, work):
+        url = server.url(server.download_path)
+        out = work / "out.bin"
+
+        def fresh(run: Callable[[str, Path], None], name: str) -> Callable[[], None]:
+            def go() -> None:
                 out.unlink(missing_ok=True)
-                c0, t0 = _cpu(), time.perf_counter()
                 run(url, out)
-                seconds, cpu = time.perf_counter() - t0, _cpu() - c0
                 if out.stat().st_size != size:
                     raise SystemExit(f"{name}: {out.stat().st_size} bytes, not {size}")
-                figures[name].append((size / seconds / 1e6, cpu))
-    finally:
-        for session in sessions:
-            session.invalidateAndCancel()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    ref = statistics.median(mbs for mbs, _ in figures["urllib3 read(1 MiB)"])
-    print(f"{args.mib} MiB to {RAM}, medians of {args.rounds} alternated rounds")
-    print("| contender | MB/s | CPU s | vs urllib3 |\n|---|---:|---:|---:|")
-    for name, rows in figures.items():
-        mbs = statistics.median(r[0] for r in rows)
-        cpu = statistics.median(r[1] for r in rows)
-        print(f"| {name} | {mbs:,.0f} | {cpu:.2f} | {mbs / ref:.2f}x |")
+
+            return go
+
+        runs = {
+            "urllib3 read(1 MiB)": raw_urllib3,
+            "pycurl, os.write a piece": raw_pycurl,
+            "us[curl]": ours("curl", sessions),
+            "us[urllib3]": ours("urllib3", sessions),
+        }
+        contenders = {name: fresh(run, name) for name, run in runs.items()}
+        figures = alternate(contenders, args.rounds, size, sessions)
+    title = f"{args.mib} MiB to {RAM}, medians of {args.rounds} alternated rounds"
+    print_table(figures, title, "urllib3 read(1 MiB)", "urllib3")
 
 
 if __name__ == "__main__":

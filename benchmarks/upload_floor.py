@@ -17,28 +17,15 @@ Prints MB/s and CPU seconds (this process, all threads), medians of ``--rounds``
 
 from __future__ import annotations
 
-import argparse
 import os
-import resource
-import shutil
-import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _servers import Nginx, ensure_nginx
-
-RAM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+from _floor import RAM, alternate, arguments, nginx_on_ram, print_table, session_on
 
 
 def raw_urllib3(url: str, path: Path) -> None:
@@ -74,13 +61,7 @@ def raw_pycurl(url: str, path: Path) -> None:
 
 
 def ours(engine: str, sessions: list[Any]) -> Callable[[str, Path], None]:
-    import urlsession_module as URLSession
-
-    props: Any = {"engine": engine}
-    cfg = URLSession.createSessionConfiguration(props)
-    session = URLSession.createSession({"configuration": cfg})
-    sessions.append(session)
-    session.addEventListener("uploadprogress", lambda e: None)
+    session = session_on(engine, sessions, "uploadprogress")
     status: dict[str, int] = {}
     session.addEventListener("sessioncompleted", lambda e: status.update(code=e.statusCode))
 
@@ -93,54 +74,30 @@ def ours(engine: str, sessions: list[Any]) -> Callable[[str, Path], None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mib", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    args = arguments(__doc__ or "", 256, 5)
     size = args.mib << 20
-    nginx = ensure_nginx(False)
-    if nginx is None:
-        raise SystemExit("nginx is needed (benchmarks/run.py installs it)")
-    work = Path(tempfile.mkdtemp(prefix="upfloor-", dir=RAM))  # (removed at the end)
-    os.environ.setdefault("URLSESSION_HOME", str(work / "home"))
-    try:
-        server = Nginx(nginx, work, 1 << 20, work)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    body = work / "upload.bin"
-    block = os.urandom(1 << 20)
-    with open(body, "wb") as f:
-        for _ in range(args.mib):
-            f.write(block)
     sessions: list[Any] = []
-    contenders = {
-        "urllib3 PUT": raw_urllib3,
-        "pycurl, os.read 256 KiB": raw_pycurl,
-        "us[curl]": ours("curl", sessions),
-        "us[urllib3]": ours("urllib3", sessions),
-    }
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-    try:
-        for _ in range(args.rounds):
-            for i, (name, run) in enumerate(contenders.items()):
-                url = server.url(f"{server.upload_prefix}floor-{i}.bin")
-                c0, t0 = _cpu(), time.perf_counter()
-                run(url, body)
-                seconds, cpu = time.perf_counter() - t0, _cpu() - c0
-                figures[name].append((size / seconds / 1e6, cpu))
-    finally:
-        for session in sessions:
-            session.invalidateAndCancel()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    ref = statistics.median(mbs for mbs, _ in figures["pycurl, os.read 256 KiB"])
-    print(f"{args.mib} MiB from {RAM}, medians of {args.rounds} alternated rounds")
-    print("| contender | MB/s | CPU s | vs pycurl |\n|---|---:|---:|---:|")
-    for name, rows in figures.items():
-        mbs = statistics.median(r[0] for r in rows)
-        cpu = statistics.median(r[1] for r in rows)
-        print(f"| {name} | {mbs:,.0f} | {cpu:.2f} | {mbs / ref:.2f}x |")
+    with nginx_on_ram("upfloor-", 1 << 20) as (server, work):
+        body = work / "upload.bin"
+        block = os.urandom(1 << 20)
+        with open(body, "wb") as f:
+            for _ in range(args.mib):
+                f.write(block)
+        runs = {
+            "urllib3 PUT": raw_urllib3,
+            "pycurl, os.read 256 KiB": raw_pycurl,
+            "us[curl]": ours("curl", sessions),
+            "us[urllib3]": ours("urllib3", sessions),
+        }
+
+        def to(run: Callable[[str, Path], None], i: int) -> Callable[[], None]:
+            url = server.url(f"{server.upload_prefix}floor-{i}.bin")
+            return lambda: run(url, body)
+
+        contenders = {name: to(run, i) for i, (name, run) in enumerate(runs.items())}
+        figures = alternate(contenders, args.rounds, size, sessions)
+    title = f"{args.mib} MiB from {RAM}, medians of {args.rounds} alternated rounds"
+    print_table(figures, title, "pycurl, os.read 256 KiB", "pycurl")
 
 
 if __name__ == "__main__":
