@@ -270,26 +270,20 @@ class DirectWrite:
         if paced(self._ctl):  # a limit came to apply: the Python writer paces the wire
             self.stop_counting()
         elif not self._ctl.wait_running(0) and not t.recv_paused:
-            with t.cond:
-                t.recv_paused = True
-            t.easy.pause(t.pause_mask())  # suspended: libcurl keeps the rest for the resume
-            with t.cond:
-                t.cond.notify_all()
+            self._pause()  # suspended: as the Python writer marks it, and libcurl is told
+            t.easy.pause(t.pause_mask())  # (it keeps the rest for the resume)
 
     def stop_counting(self) -> None:
-        """(network thread) libcurl calls :meth:`write` again (a limit, the task letting go,
-        the transfer's end): the count is taken first."""
-        if not self._counted:
-            return
-        _COUNTED.discard(self)
-        self._counted = False
-        if self._t.done:
-            return
-        self.count()
-        self._t.easy.setopt(pycurl.WRITEFUNCTION, self.write)
+        """(network thread) libcurl calls :meth:`write` again (a limit, a disk filling up, the
+        task letting go): the count is taken first."""
+        if self._counted:
+            self.finish()
+            if not self._t.done:  # (an ended transfer's handle is closed: nothing to tell)
+                self._t.easy.setopt(pycurl.WRITEFUNCTION, self.write)
 
     def finish(self) -> None:
-        """(network thread) The transfer ends: the last count, while its handle is open."""
+        """(network thread) Counted mode ends (the transfer ends, or :meth:`stop_counting`):
+        the last count, while the file is still the transfer's."""
         if self._counted:
             _COUNTED.discard(self)
             self._counted = False
