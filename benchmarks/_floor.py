@@ -62,6 +62,22 @@ def session_on(engine: str, sessions: list[Any], progress: str) -> Any:
     return session
 
 
+def pycurl_perform(url: str, fd: int, options: dict[int, Any]) -> None:
+    """pycurl alone: one ``Curl.perform`` of ``url`` with ``options`` (its callbacks on ``fd``),
+    the handle and ``fd`` closed after, however it ends."""
+    import pycurl
+
+    c = pycurl.Curl()
+    try:
+        c.setopt(pycurl.URL, url)
+        for option, value in options.items():
+            c.setopt(option, value)
+        c.perform()
+    finally:
+        c.close()
+        os.close(fd)
+
+
 def arguments(doc: str, mib: int, rounds: int) -> argparse.Namespace:
     """``--mib`` (the body's size) and ``--rounds``, with these defaults."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _floor import RAM, alternate, arguments, nginx_on_ram, print_table, session_on
+from _floor import RAM, alternate, arguments, nginx_on_ram, print_table, pycurl_perform, session_on
 
 
 def raw_urllib3(url: str, out: Path) -> None:
@@ -46,15 +46,14 @@ def raw_pycurl(url: str, out: Path) -> None:
     import pycurl
 
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    c = pycurl.Curl()
-    try:
-        c.setopt(pycurl.URL, url)
-        c.setopt(pycurl.BUFFERSIZE, 1 << 20)
-        c.setopt(pycurl.WRITEFUNCTION, lambda data: os.write(fd, data) and None)
-        c.perform()
-    finally:
-        c.close()
-        os.close(fd)
+    pycurl_perform(
+        url,
+        fd,
+        {
+            pycurl.BUFFERSIZE: 1 << 20,
+            pycurl.WRITEFUNCTION: lambda data: os.write(fd, data) and None,
+        },
+    )
 
 
 def ours(engine: str, sessions: list[Any]) -> Callable[[str, Path], None]:

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _floor import RAM, alternate, arguments, nginx_on_ram, print_table, session_on
+from _floor import RAM, alternate, arguments, nginx_on_ram, print_table, pycurl_perform, session_on
 
 
 def raw_urllib3(url: str, path: Path) -> None:
@@ -45,19 +45,18 @@ def raw_pycurl(url: str, path: Path) -> None:
     from urlsession_module._transport._curl._upload import UPLOAD_BUFFER
 
     fd = os.open(path, os.O_RDONLY)
-    c = pycurl.Curl()
-    try:
-        c.setopt(pycurl.URL, url)
-        c.setopt(pycurl.UPLOAD, 1)
-        c.setopt(pycurl.INFILESIZE_LARGE, os.fstat(fd).st_size)
-        c.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER)
-        c.setopt(pycurl.READFUNCTION, lambda size: os.read(fd, size))
-        c.setopt(pycurl.WRITEFUNCTION, lambda _data: None)
-        c.setopt(pycurl.HTTPHEADER, ["Expect:"])
-        c.perform()
-    finally:
-        c.close()
-        os.close(fd)
+    pycurl_perform(
+        url,
+        fd,
+        {
+            pycurl.UPLOAD: 1,
+            pycurl.INFILESIZE_LARGE: os.fstat(fd).st_size,
+            pycurl.UPLOAD_BUFFERSIZE: UPLOAD_BUFFER,
+            pycurl.READFUNCTION: lambda size: os.read(fd, size),
+            pycurl.WRITEFUNCTION: lambda _data: None,
+            pycurl.HTTPHEADER: ["Expect:"],
+        },
+    )
 
 
 def ours(engine: str, sessions: list[Any]) -> Callable[[str, Path], None]:
