@@ -99,8 +99,9 @@ def test_a_body_that_keeps_coming_outlasts_the_idle_timeout(
     server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:
     """A download that takes 2.5 idle timeouts but never pauses that long succeeds: libcurl
-    hands the pieces to the task's writer itself, and the clock's tick counts them as the
-    wire being alive (``DirectWrite.tick``)."""
+    calls the writer itself (the task's, or ``os.write`` in counted mode), not
+    ``Transfer.on_body``, and the clock's tick counts what was written as the wire being
+    alive (``DirectWrite.tick``)."""
     session = make_session(timeoutIntervalForRequest=1.0)
     rec = recorder(session)
     n = 500_000

@@ -384,7 +384,7 @@ class Transfer:
         if self.group is not None:
             self.group.discard(self)
         if self.direct is not None:
-            self.direct.finish()  # (libcurl's count of what it wrote: read while the handle is open)
+            self.direct.finish()  # (the last count of what libcurl wrote itself, counted mode)
         if not self.done and not self.metrics_read:
             self._fill_metrics()  # what happened until now (before a head, or just after one)
         with self.cond:
