@@ -34,7 +34,6 @@ from .._metrics import Transaction
 from .._proxies import ProxyAuthenticationRequired
 from .._tls import alert_code, pin_mismatch, refused_certificate
 from ._errors import GOT_NOTHING, RECV_ERROR, SEND_ERROR, WRITE_ERROR, Outcome, curl_error
-from ._metrics import HEADS
 from ._metrics import fill as fill_metrics
 
 if TYPE_CHECKING:
@@ -69,10 +68,10 @@ class Transfer:
     status = 0
     protocol = "http/1.1"
     head_done = False
-    _head_seen = False  # (network thread) the final head is complete
     metrics_read = False  # libcurl's clocks were read into ``tx``
     _interims = 0
     _lines: list[bytes] | None = None  # (network thread) the lines of the head coming in
+    scanned = 0  # (network thread) the lines of ``raw`` already taken in (scan_head)
     _sends = 0
     _held_back = False  # the first send was refused before a byte went (dead conn.)
     _head_bytes = 0
@@ -113,7 +112,8 @@ class Transfer:
         self._unpause = unpause
         self.cond = cond if cond is not None else threading.Condition(threading.Lock())
         self.last = time.monotonic()  # when a byte last moved (or the transfer started)
-        # the head
+        # the head: libcurl appends each line to ``raw`` (its header callback), scan_head reads
+        self.raw: list[bytes] = []
         self.headers: list[tuple[str, str]] = []
         # the body
         self.chunks: collections.deque[bytes] = collections.deque()
@@ -124,29 +124,53 @@ class Transfer:
 
     # -- callbacks (network thread) -------------------------------------------------------------
 
-    def on_header(self, line: bytes) -> int | None:
-        """Gather the final head's lines; interim (1xx) heads and trailers are dropped.
+    def scan_head(self) -> bool:
+        """(network thread, after ``socket_action``) Take in the head's lines libcurl gave
+        since the last look; True when the transfer must end over a head we refuse.
 
-        libcurl calls this once a line: a line is only checked against the limits and kept
-        here, and the head is parsed when its blank line comes (:meth:`_head_end`), in one
-        loop rather than a callback's worth of work per line.
+        libcurl's header callback is ``raw.append`` itself (no Python frame a line, ~10 a
+        task): the lines are checked against the limits and gathered here, once per
+        ``socket_action``, and the head is parsed when its blank line comes
+        (:meth:`_head_end`); interim (1xx) heads are dropped. libcurl bounds what it hands
+        over between two looks (a line ≤ 100 KiB, a response's heads ≤ 300 KiB). Once the
+        final head is in, the network thread gives libcurl :meth:`on_trailer` instead.
         """
-        self.last = _monotonic()
-        if self._head_seen:
-            return None  # trailers of a chunked body: not part of the head
+        raw = self.raw
+        i, end = self.scanned, len(raw)
+        self.scanned = end
+        self.last = _monotonic()  # (a head that trickles in is not idle)
         lines = self._lines
-        if lines is None:  # a head begins (the first, or the one after an interim 1xx)
-            return self._status_line(line)
-        n = len(line)
-        self._head_bytes += n
-        if n > _MAX_LINE:
-            return self._refuse("a response header line is too long")
-        if len(lines) > _MAX_HEAD_LINES or self._head_bytes > _MAX_HEAD_BYTES:
-            return self._refuse("response head too large")
-        if n > 2 or line not in _BLANK:
-            lines.append(line)
-            return None
-        return self._head_end(lines)
+        while i < end:
+            line = raw[i]
+            i += 1
+            if lines is None:  # a head begins (the first, or the one after an interim 1xx)
+                if self._status_line(line) is not None:
+                    return True
+                lines = self._lines
+                continue
+            n = len(line)
+            self._head_bytes += n
+            if n > _MAX_LINE:
+                self._refuse("a response header line is too long")
+                return True
+            if len(lines) > _MAX_HEAD_LINES or self._head_bytes > _MAX_HEAD_BYTES:
+                self._refuse("response head too large")
+                return True
+            if n > 2 or line not in _BLANK:
+                lines.append(line)
+                continue
+            if self._head_end(lines) is not None:
+                return True
+            if self.head_done:
+                raw.clear()  # (what followed it in this look: trailers, dropped)
+                return False
+            lines = None
+        return False
+
+    def on_trailer(self, _line: bytes) -> None:
+        """libcurl's header callback once the final head is in: trailers of a chunked body
+        are not part of the head, only a sign of life."""
+        self.last = _monotonic()
 
     def _status_line(self, line: bytes) -> int | None:
         version, _, rest = line.partition(b" ")
@@ -183,10 +207,9 @@ class Transfer:
                 name, _, value = text.partition(":")
                 headers.append((name.strip(), value.strip()))
         self.headers = headers
-        # The head is in: the reader has it now; its metrics are read right after this
-        # callback (libcurl's clocks cannot be read inside one): see _metrics.
-        self._head_seen = True
-        HEADS.append(self)
+        # The head is in (outside libcurl's callbacks: its clocks can be read now): its
+        # metrics first, then the reader has it.
+        self.head_complete()
         with self.cond:
             self.head_done = True
             self.cond.notify_all()
@@ -275,8 +298,8 @@ class Transfer:
         self._unpause(self)
 
     def _refuse(self, words: str) -> int:
-        """End the transfer over a head we will not take (-1011): libcurl stops at a write
-        error, and :meth:`outcome` reports ours instead."""
+        """End the transfer over a head we will not take (-1011): the network thread removes
+        it (:meth:`scan_head` says so), and :meth:`outcome` reports ours."""
         self._head_error = TransferError(ErrorCode.BAD_SERVER_RESPONSE, words)
         return 0
 

@@ -32,7 +32,7 @@ import pycurl
 from ...exceptions import ErrorCode, TransferError
 from .._wire import mark_network_thread
 from ._direct import count_written
-from ._metrics import complete_heads
+from ._errors import WRITE_ERROR
 
 if TYPE_CHECKING:
     from ._easy import Transfer
@@ -186,6 +186,7 @@ class Multi:
         self._woken = False
         self._timer: float | None = None  # when libcurl next wants socket_action(TIMEOUT)
         self._transfers: dict[pycurl.Curl, Transfer] = {}
+        self._heading: set[Transfer] = set()  # transfers whose final head has not come yet
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="urlsession-curl", daemon=True)
         self._thread.start()
@@ -245,6 +246,7 @@ class Multi:
     def add(self, t: Transfer) -> None:
         """Start ``t`` (network thread only)."""
         self._transfers[t.easy] = t
+        self._heading.add(t)
         self._multi.add_handle(t.easy)
 
     def remove(self, t: Transfer, error: TransferError | None = None) -> None:
@@ -252,6 +254,7 @@ class Multi:
         connection if the exchange was not complete. Network thread only."""
         if self._transfers.pop(t.easy, None) is None:
             return
+        self._heading.discard(t)
         with contextlib.suppress(pycurl.error):
             self._multi.remove_handle(t.easy)
         t.ended(error)
@@ -342,12 +345,29 @@ class Multi:
             self._multi.socket_action(fd, flags)
         except pycurl.error as exc:  # pragma: no cover (a socket libcurl already forgot)
             log.debug("socket_action(%s): %s", fd, exc)
-        complete_heads()  # heads that came in it: read their metrics
+        if self._heading:
+            self._scan_heads()
         count_written()  # bodies libcurl wrote itself: their counts, steps, suspends
+
+    def _scan_heads(self) -> None:
+        """Take in the head lines libcurl gave in the ``socket_action`` that just returned
+        (:meth:`Transfer.scan_head`): heads that are complete go to their readers, with their
+        metrics; a head we refuse ends its transfer (-1011) before its ``done`` is read."""
+        came = refused = None
+        for t in self._heading:
+            if len(t.raw) != t.scanned:
+                if t.scan_head():
+                    refused = [*(refused or ()), t]
+                elif t.head_done:
+                    came = [*(came or ()), t]
+        for t in came or ():
+            self._heading.discard(t)
+            t.easy.setopt(pycurl.HEADERFUNCTION, t.on_trailer)
+        for t in refused or ():
+            self.remove(t, t.outcome(WRITE_ERROR, ""))
 
     def _collect(self) -> None:
         """Finish every transfer libcurl says is done, with its outcome."""
-        complete_heads()  # heads that came meanwhile: read their metrics
         while True:
             _queued, ok, failed = self._multi.info_read()
             for easy in ok:

@@ -64,7 +64,7 @@ def configure(
     e.setopt(pycurl.URL, url)
     e.setopt(pycurl.SHARE, share)  # the session's connections, DNS cache and TLS sessions
     e.setopt(pycurl.HTTP_VERSION, http_version)
-    e.setopt(pycurl.HEADERFUNCTION, t.on_header)
+    e.setopt(pycurl.HEADERFUNCTION, t.raw.append)  # read by Transfer.scan_head
     e.setopt(pycurl.SOCKOPTFUNCTION, t.on_socket)
     e.setopt(pycurl.WRITEFUNCTION, t.on_body)
     e.setopt(
