@@ -47,7 +47,7 @@ from ._task import Task, new_task_identifier
 from ._transport import Transport, with_system_proxies
 from ._transport._ratelimit import set_session_rate
 from ._validate import bytes_per_second
-from .exceptions import InvalidArgumentValueError, SessionInvalidatedError
+from .exceptions import SessionInvalidatedError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -123,16 +123,14 @@ class Session(Proxy):
     def setMaximumBytesPerSecond(self, rate: int | None) -> None:
         """Change the session's ``maximumBytesPerSecond`` (None: no limit) while it runs: its
         running tasks' shares follow within a block, later tasks start with it. The one
-        configuration value that can change after creation (docs/unreliable-networks.md)."""
+        configuration value that can change after creation (docs/unreliable-networks.md); a
+        background session's transfer process is told, and keeps it across its restarts."""
         rate = bytes_per_second("maximumBytesPerSecond", rate)
-        if self._config.is_background:
-            raise InvalidArgumentValueError(
-                "maximumBytesPerSecond",
-                "a background session's rate is set when it is created "
-                "(the transfer process has its configuration)",
-            )
         self._config = attrs.evolve(self._config, maximumBytesPerSecond=rate)
-        set_session_rate(self._transport, rate)
+        if self._remote is not None:
+            self._remote.set_rate(self._config)
+        else:
+            set_session_rate(self._transport, rate)
 
     @property
     def identifier(self) -> str | None:

@@ -197,6 +197,33 @@ def test_failed_task_has_metrics_too(
 
 
 @ENGINES
+def test_a_refused_connection_sent_no_request_and_reused_nothing(
+    eng: str, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """Attempts refused by a port nobody listens on (waiting for connectivity until the
+    resource timeout): each is a transaction, and none of them sent a request, got a response
+    or reused a connection (libcurl reads a request time even so; http.client had counted the
+    request's head before connecting)."""
+    probe = LocalServer()
+    probe.start()
+    port = probe.port
+    probe.stop()
+    session = make_session(engine=eng, waitsForConnectivity=True, timeoutIntervalForResource=1.5)
+    rec = recorder(session)
+    done = rec.completed(session.dataTask(url=f"http://127.0.0.1:{port}/x", method="GET"))
+    assert done.errorCode == -1001
+    txs = done.metrics["transactionMetrics"]
+    assert len(txs) >= 2
+    for tx in txs:
+        assert tx["fetchStartDate"] is not None
+        assert (tx["requestStartDate"], tx["requestEndDate"]) == (None, None), tx
+        assert (tx["responseStartDate"], tx["connectEndDate"]) == (None, None), tx
+        assert tx["isReusedConnection"] is False
+        assert tx["countOfRequestHeaderBytesSent"] == 0
+        assert tx["countOfResponseHeaderBytesReceived"] == 0
+
+
+@ENGINES
 def test_a_cache_answer_is_a_local_cache_load(
     eng: str, server: LocalServer, make_session: MakeSession, recorder: MakeRecorder
 ) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.with_server.test_background import Transfer, _bg_session
+from urlsession_module.exceptions import InvalidArgumentValueError
 from urlsession_module.testing import LocalServer
 
 
@@ -96,6 +99,13 @@ def test_background_session_follows_its_retry_policy(
     assert len([r for r in server.requests if marker in r.path]) == 3
     assert done500.success and done500.statusCode == 500, done500.message
     assert len([r for r in server.requests if other in r.path]) == 3
+    # Each retry shows in the metrics: one transaction per request the task made, in order.
+    for finished in (done, done500):
+        txs = finished.metrics["transactionMetrics"]
+        assert len(txs) == 3
+        starts = [tx["fetchStartDate"] for tx in txs]
+        assert starts == sorted(starts) and starts[0] >= finished.metrics["taskInterval"]["start"]
+        assert all(tx["remotePort"] == server.port for tx in txs)
     session.finishTasksAndInvalidate()
     assert session.waitForInvalidation(10)
 
@@ -122,5 +132,107 @@ def test_background_session_without_a_policy_keeps_its_own_retry_rule(
     assert len([r for r in server.requests if marker in r.path]) >= 2
     assert done500.statusCode == 500
     assert len([r for r in server.requests if other in r.path]) == 1
+    session.finishTasksAndInvalidate()
+    assert session.waitForInvalidation(10)
+
+
+def _journaled_metrics(transfer: Transfer, task_id: str) -> str | None:
+    db = sqlite3.connect(f"file:{transfer.home / 'journal.sqlite3'}?mode=ro", uri=True, timeout=5)
+    try:
+        row = db.execute("SELECT metrics FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else None
+
+
+def test_background_metrics_keep_the_attempts_before_a_restart(
+    transfer: Transfer, recorder: Any
+) -> None:
+    """An attempt refused by a port that is not listening yet is journaled with its metrics;
+    the transfer process is SIGKILLed, and the one that recovers the task finishes it: the
+    task's metrics still list the refused attempt, before the request that got the answer."""
+    probe = LocalServer()
+    probe.start()
+    port = probe.port
+    probe.stop()
+    session = _bg_session()
+    rec = recorder(session)
+    tid = session.downloadTask({"url": f"http://127.0.0.1:{port}/bytes/1000"})
+    deadline = time.monotonic() + 20
+    while _journaled_metrics(transfer, tid) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kept = _journaled_metrics(transfer, tid)
+    assert kept is not None, "the refused attempt was not journaled"
+    transfer.kill()
+    late = LocalServer(port=port)
+    late.start()
+    try:
+        done = rec.completed(tid, 30)
+    finally:
+        late.stop()
+    assert done.success and done.statusCode == 200, done.message
+    txs = done.metrics["transactionMetrics"]
+    assert len(txs) >= 2
+    assert txs[0] == json.loads(kept)["transactionMetrics"][0]  # the refused one, as journaled
+    assert txs[0]["responseStartDate"] is None
+    assert txs[-1]["remotePort"] == port and txs[-1]["responseStartDate"] is not None
+    assert done.metrics["taskInterval"]["start"] == json.loads(kept)["taskInterval"]["start"]
+    session.finishTasksAndInvalidate()
+    assert session.waitForInvalidation(10)
+
+
+@pytest.mark.parametrize("eng", ["curl", "urllib3"])
+def test_background_session_rate_changes_while_its_task_runs(
+    eng: str,
+    server: LocalServer,
+    transfer: Transfer,
+    recorder: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """setMaximumBytesPerSecond reaches the transfer process: a download that started
+    unlimited (the server sends 1 MB/s) is held to 64 KiB/s within a second, and raised
+    again it ends; the journal keeps the session's last rate."""
+    monkeypatch.setenv("URLSESSION_ENGINE", eng)
+    session = _bg_session()
+    rec = recorder(session)
+    written = [0]
+    session.addEventListener(
+        "downloadprogress", lambda e: written.__setitem__(0, e.totalBytesWritten)
+    )
+    tid = session.downloadTask({"url": server.url(f"/bytes/{4 * 1000 * 1000}?rate=1000000")})
+    deadline = time.monotonic() + 20
+    while written[0] < 300_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert written[0] >= 300_000
+    session.setMaximumBytesPerSecond(64 * 1024)
+    time.sleep(1.0)
+    before = written[0]
+    time.sleep(2.0)
+    moved = written[0] - before
+    assert moved < 700_000, moved  # about 128 KiB; unlimited it would be 2 MB
+    session.setMaximumBytesPerSecond(None)
+    done = rec.completed(tid, 20)
+    assert done.success, done.message
+    assert session.configuration.maximumBytesPerSecond is None
+    db = sqlite3.connect(f"file:{transfer.home / 'journal.sqlite3'}?mode=ro", uri=True, timeout=5)
+    try:
+        (config,) = db.execute(
+            "SELECT config FROM sessions WHERE identifier = ?", ("com.test.bg",)
+        ).fetchone()
+    finally:
+        db.close()
+    assert "maximumBytesPerSecond" in json.loads(config)
+    assert json.loads(config)["maximumBytesPerSecond"] is None
+    session.finishTasksAndInvalidate()
+    assert session.waitForInvalidation(10)
+
+
+def test_background_session_rate_is_checked_at_the_call(transfer: Transfer) -> None:
+    """A bad rate is refused in the host, naming the argument; the session keeps its rate."""
+    session = _bg_session(maximumBytesPerSecond=1024 * 1024)
+    with pytest.raises(InvalidArgumentValueError) as info:
+        session.setMaximumBytesPerSecond(0)
+    assert info.value.argument == "maximumBytesPerSecond"  # type: ignore[attr-defined]
+    assert session.configuration.maximumBytesPerSecond == 1024 * 1024
     session.finishTasksAndInvalidate()
     assert session.waitForInvalidation(10)

@@ -16,6 +16,7 @@ A data task's body is kept in a private file under the state directory, never in
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -45,7 +46,9 @@ from .._state import (
 )
 from .._state._retry import CONNECTIVITY_CODES, RetryPolicy, background_retry
 from .._storage import open_private, part_name, private_dir
-from .._transport._ratelimit import TaskPacing, pacing_for
+from .._transport._metrics import TaskMetrics
+from .._transport._proxies import proxy_for
+from .._transport._ratelimit import TaskPacing, joined_late, pacing_for
 from .._urls import origin
 from ..exceptions import ErrorCode
 from ._fields import MessageError, request_from_dict
@@ -53,7 +56,14 @@ from ._journal import DOWNLOADED, SUSPENDED, Journal, TaskRecord
 from ._resumable import download_dir
 from ._snapshot import TaskSnapshot
 
-__all__ = ["Attempt", "download_dir", "machine_for", "snapshot", "store_response"]
+__all__ = [
+    "Attempt",
+    "carried_metrics",
+    "download_dir",
+    "machine_for",
+    "snapshot",
+    "store_response",
+]
 
 log = logging.getLogger("urlsession_module.transfer")
 
@@ -91,6 +101,10 @@ class Attempt(TaskDriver):
         # partial file), and the bandwidth limit this attempt is paced by (None: none).
         self.keeps_partial_on_cancel = False
         self.pacing: TaskPacing | None = None
+        self._transport: object = None  # the transport it runs on, while it runs (paced)
+        # The task's metrics, going on from its earlier attempts' (:func:`carried_metrics`);
+        # journaled when this attempt ends in a retry.
+        self.metrics: TaskMetrics | None = None
 
     @property
     def user_cancelled(self) -> bool:
@@ -130,8 +144,17 @@ class Attempt(TaskDriver):
                 abort = self._abort
         if retry is None:
             super().feed(event)
+            if not isinstance(event, (BodyReceived, BodySent)):
+                return
             pacing = self.pacing
-            if pacing is not None and isinstance(event, (BodyReceived, BodySent)):
+            if pacing is None:  # the session's rate set while it ran (SetRate)?
+                pacing = self.pacing = joined_late(
+                    self._transport,
+                    self.rec.id,
+                    self.rec.rate,
+                    self.machine.original_request.has_body,
+                )
+            if pacing is not None:
                 received = event.n if isinstance(event, BodyReceived) else 0
                 wait = pacing.delay(received, event.n - received)
                 if wait > 0:  # ahead of its share: the read (or send) loop waits, cancellably
@@ -144,26 +167,46 @@ class Attempt(TaskDriver):
         """The session's ``maximumBytesPerSecond`` (shared by its running tasks; ``owner`` is
         its transport, where the shares live) and the task's own, while the transfer runs."""
         request = self.machine.original_request
+        # Where the session's limits live: a rate set while the attempt runs applies to it too
+        # (``feed`` joins then; ``paced()`` tells an engine moving the body itself).
+        self._transport = owner
         pacing = pacing_for(owner, session_rate, self.rec.id, self.rec.rate, request.has_body)
-        if pacing is None:
-            yield
-            return
         self.pacing = pacing
-        pacing.start()
+        if pacing is not None:
+            pacing.start()
         try:
             yield
         finally:
-            pacing.stop()
-            self.pacing = None
+            if self.pacing is not None:
+                self.pacing.stop()
+                self.pacing = None
+            self._transport = None
 
     def give_up(self) -> None:
         """Retrying is over: the machine ends the task with the failure the retry rule names."""
         assert self.retry is not None
         retry, self.retry = self.retry, None
-        super().feed(retry.give_up(self.user_cancelled))
+        failed = retry.give_up(self.user_cancelled)
+        if self.metrics is not None:  # every attempt's requests, the last one's too
+            failed = attrs.evolve(failed, metrics=self.metrics.to_dict())
+        super().feed(failed)
 
     def publish(self, event: Input, payloads: list[Payload]) -> None:
         self._on_payloads(self, event, payloads)
+
+
+def carried_metrics(rec: TaskRecord, config: ConfigValues) -> TaskMetrics:
+    """The metrics an attempt records into: the task's earlier attempts' (journaled at each
+    retry, so a restarted transfer process has them too) with this one's requests added, so
+    its ``sessioncompleted`` lists every request the task made, as in a foreground session. A
+    journaled record this version cannot read is dropped: the task goes on from now."""
+    proxy = proxy_for(config, rec.request.get("url", "")) is not None
+    if rec.metrics is not None:
+        try:
+            return TaskMetrics.carried(json.loads(rec.metrics), proxy)
+        except ValueError:
+            log.warning("task %s: its earlier attempts' metrics are not readable", rec.id)
+    return TaskMetrics(proxy)
 
 
 def waiting_for_connectivity(run: Attempt) -> WaitingForConnectivity | None:

@@ -169,6 +169,11 @@ class BackgroundHost:
     def detach(self, cancel: bool) -> None:
         self.link.detach(cancel)
 
+    def set_rate(self, config: ConfigValues) -> None:
+        """The session's configuration with a new ``maximumBytesPerSecond``: for the transfer
+        process now, and for every attach after (a restarted process gets it again)."""
+        self.link.set_rate(config)
+
     @property
     def idle(self) -> bool:
         """Nothing the transfer process sent is waiting for delivery (the replay included)."""

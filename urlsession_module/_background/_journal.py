@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     error_code INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     rate INTEGER,
-    policy_retries INTEGER NOT NULL DEFAULT 0
+    policy_retries INTEGER NOT NULL DEFAULT 0,
+    metrics TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, session);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -72,6 +73,7 @@ _ADDED_COLUMNS = (
     ("location", "TEXT"),
     ("rate", "INTEGER"),  # the task's own maximumBytesPerSecond (issue 16)
     ("policy_retries", "INTEGER NOT NULL DEFAULT 0"),  # retryPolicy retries made, across restarts
+    ("metrics", "TEXT"),  # earlier attempts' metrics (JSON), carried to the task's end
 )
 
 # Task states in the journal. All but 'completed' are outstanding; a restart puts every 'running'
@@ -107,6 +109,7 @@ class TaskRecord:
     created: float = 0.0
     rate: int | None = None
     policy_retries: int = 0
+    metrics: str | None = None  # the earlier attempts' metrics record, as JSON text
 
 
 @attrs.frozen

@@ -23,7 +23,7 @@ from ._client import TransferClient
 from ._fields import request_to_dict
 from ._settings import config_to_dict
 from ._snapshot import TaskSnapshot
-from ._wire import Ack, Action, Attach, Control, Create, Message
+from ._wire import Ack, Action, Attach, Control, Create, Message, SetRate
 
 __all__ = ["BackgroundLink"]
 
@@ -126,6 +126,12 @@ class BackgroundLink:
 
     def control(self, task_id: str, action: Action) -> None:
         self.client.send(Control(task_id, action))
+
+    def set_rate(self, config: ConfigValues) -> None:
+        """A new ``maximumBytesPerSecond``: kept for the next attach (what a transfer process
+        that is not reachable now gets when the link comes back), and sent."""
+        self.config = config
+        self.client.send(SetRate(self.identifier, config.maximumBytesPerSecond))
 
     def ack(self, upto: int) -> None:
         self.client.send(Ack(self.identifier, upto))

@@ -7,6 +7,7 @@ transfer process goes on counting where the killed one stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -52,6 +53,7 @@ def retry_or_fail(runner: Runner, run: Attempt, cfg: ConfigValues) -> None:
             attempts=attempts,
             next_attempt_at=time.time() + delay,
             policy_retries=policy_retries,
+            metrics=None if run.metrics is None else json.dumps(run.metrics.to_dict()),
         )
         run.requeued = True
         with runner.cond:

@@ -39,11 +39,13 @@ from .._state import (
 from .._storage import private_dir
 from .._stores import persistent_stores
 from .._transport import Transport
+from .._transport._ratelimit import set_session_rate
 from ..exceptions import ErrorCode
 from . import _protocol as proto
 from ._attempt import (
     RESPONSE_FILE,
     Attempt,
+    carried_metrics,
     finish_recovered_download,
     machine_for,
     placeholder_machine,
@@ -196,6 +198,22 @@ class Runner:
             self.session_host[ident] = host
             host.sessions.add(ident)
             send_replay(host, ident, self.journal, self._snapshot, tasks, self.running)
+
+    def set_rate(self, ident: str, rate: int | None) -> None:
+        """A session's new ``maximumBytesPerSecond`` (None: no limit): its running attempts
+        are paced by it from their next block, later ones start with it, and the journal's
+        copy of its configuration has it (a restart, a host attaching again)."""
+        with self.cond:
+            config = self.configs.get(ident)
+            if config is None:
+                raise Refused(WireError.NOT_ATTACHED)
+            self.configs[ident] = attrs.evolve(config, maximumBytesPerSecond=rate)
+            transport = self.transports.get(ident)
+        raw = self.journal.session_config(ident)
+        if raw is not None:
+            self.journal.upsert_session(ident, {**raw, "maximumBytesPerSecond": rate})
+        if transport is not None:
+            set_session_rate(transport, rate)
 
     def create(self, m: Create) -> TaskSnapshot:
         if m.session not in self.configs:
@@ -504,6 +522,7 @@ class Runner:
             if resume is not None:
                 run.machine.restore_received(resume[0])
             transport = self._transport(rec.session, cfg)
+            run.metrics = carried_metrics(rec, cfg)
             with run.paced(transport, cfg.maximumBytesPerSecond):
                 transport.run(
                     run,
@@ -514,6 +533,7 @@ class Runner:
                     durable=True,
                     resume=resume,
                     keep_partial=True,
+                    metrics=run.metrics,
                 )
             if run.retry is not None:  # the transport has reported the failure: retry or not
                 retry_or_fail(self, run, cfg)

@@ -38,6 +38,7 @@ from ._wire import (
     MessageError,
     OkReply,
     Reply,
+    SetRate,
     Shutdown,
     Status,
     StatusReply,
@@ -232,6 +233,8 @@ class Server:
             return LeaseReply(req, runner.lease(m.count), m.count)
         elif isinstance(m, Control):
             runner.control(m.task, m.action)
+        elif isinstance(m, SetRate):
+            runner.set_rate(m.session, m.rate)
         elif isinstance(m, Ack):
             runner.ack(m.session, m.upto)
         elif isinstance(m, Invalidate):

@@ -59,6 +59,7 @@ __all__ = [
     "Replay",
     "ReplayEvent",
     "Reply",
+    "SetRate",
     "Shutdown",
     "Status",
     "StatusReply",
@@ -233,6 +234,21 @@ class Control(Message):
         return cls(
             field(d, "task", str), enum_field(d, "action", Action), field(d, "req", int, None)
         )
+
+
+@attrs.frozen
+class SetRate(Message):
+    """A session's new ``maximumBytesPerSecond`` (None: no limit) for its running and later
+    tasks (``Session.setMaximumBytesPerSecond``; a host sends it without ``req``)."""
+
+    op: ClassVar[str] = "rate"
+    session: str
+    rate: int | None = None
+    req: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SetRate:
+        return cls(session_field(d), rate_field(d), field(d, "req", int, None))
 
 
 @attrs.frozen
@@ -429,7 +445,7 @@ REPLY_TO: dict[type[Message], type[Reply]] = {
 }
 
 _REQUESTS: dict[str, type[Message]] = {
-    m.op: m for m in (Attach, Create, Control, Ack, Invalidate, Status, Shutdown, Lease)
+    m.op: m for m in (Attach, Create, Control, SetRate, Ack, Invalidate, Status, Shutdown, Lease)
 }
 _PUSHED: dict[str, type[Message]] = {m.op: m for m in (EventMessage, Replay, Journaled)}
 

@@ -147,6 +147,28 @@ class TaskMetrics:
         self.transactions: list[Transaction] = []
         self.current: Transaction | None = None
 
+    @classmethod
+    def carried(cls, record: Any, proxy: bool = False) -> TaskMetrics:
+        """The metrics of earlier attempts of a task (a record :meth:`to_dict` made, kept by
+        the transfer process across its retries and its restarts), to go on with: their
+        start, redirects and transactions. Raises ``ValueError`` for a record it did not make.
+        """
+        try:
+            start = float(record["taskInterval"]["start"])
+            redirects = int(record["redirectCount"])
+            kept = [dict(tx) for tx in record["transactionMetrics"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a metrics record: {exc}") from None
+        metrics = cls(proxy)
+        metrics.start, metrics.redirects = start, redirects
+        for fields in kept:
+            if set(fields) != set(_FIELDS):
+                raise ValueError("not a metrics record: a transaction's fields differ")
+            tx = Transaction(0.0)
+            tx.fields, tx.filled = fields, True
+            metrics.transactions.append(tx)
+        return metrics
+
     def begin(self) -> Transaction:
         """A new request goes out (or to the cache): its transaction, now the current one."""
         tx = Transaction(time.time(), self.proxy)  # (positional: a third cheaper call)

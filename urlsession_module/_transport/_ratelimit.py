@@ -36,6 +36,7 @@ __all__ = [
     "Pacer",
     "SessionLimits",
     "TaskPacing",
+    "joined_late",
     "limits_for",
     "paced",
     "pacing_for",
@@ -169,6 +170,17 @@ def pacing_for(
     if not session_rate and not own and getattr(owner, "_rate_limits", None) is None:
         return None
     return TaskPacing(limits_for(owner, session_rate), key, own, sends)
+
+
+def joined_late(owner: Any, key: Hashable, own: int | None, sends: bool) -> TaskPacing | None:
+    """The pacing of a task that started without one, once its session's rate was set while
+    it ran (``owner``: the transport it runs on); None while no rate was ever set there. The
+    task joins the shares now and is paced from its next block."""
+    if getattr(owner, "_rate_limits", None) is None:
+        return None
+    pacing = TaskPacing(limits_for(owner, None), key, own, sends)
+    pacing.start()
+    return pacing
 
 
 #: How far the wire may run ahead of a paced task's reports before libcurl is paused (a curl

@@ -73,7 +73,13 @@ class TimedConnection(HTTPConnection):
             if not isinstance(headers, HTTPHeaderDict):  # (both engines send urllib3's)
                 headers = (headers or {}).items()
             tx["countOfRequestHeaderBytesSent"] = head_size(line, headers)
-        super().request(method, url, *args, **kw)
+        try:
+            super().request(method, url, *args, **kw)  # (http.client connects in here)
+        except BaseException:
+            if tx is not None and self.sock is None:  # the connect failed: nothing went out
+                tx["requestStartDate"] = None
+                tx["countOfRequestHeaderBytesSent"] = 0
+            raise
         if tx is not None:
             tx["requestEndDate"] = time.time()
 

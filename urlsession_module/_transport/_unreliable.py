@@ -25,7 +25,7 @@ from .._driver import TaskDriver
 from .._events import Payload, SessionCompleted
 from .._state import BodyReceived, BodySent, Input, ResponseStarted, TaskKind, TaskMachine
 from .._storage import part_name
-from ._ratelimit import TaskPacing, limits_for, pacing_for
+from ._ratelimit import TaskPacing, joined_late, pacing_for
 from ._resume import ResumeData, adopt, finish_partial
 from ._retrying import RunAgain
 from ._wire import Steps, on_network_thread
@@ -78,9 +78,15 @@ class UnreliableDriver(TaskDriver):
         if isinstance(event, (BodyReceived, BodySent)):
             pacing = self.pacing
             if pacing is None:
-                if getattr(self._transport, "_rate_limits", None) is None:
+                machine = self.machine
+                pacing = self.pacing = joined_late(  # the session's rate set while it ran?
+                    self._transport,
+                    machine.identifier,
+                    self.rate,
+                    machine.original_request.has_body,
+                )
+                if pacing is None:
                     return
-                pacing = self._pace()  # the session's rate was set while this task ran
             received = event.n if isinstance(event, BodyReceived) else 0
             wait = pacing.delay(received, event.n - received)
             # Ahead of its share: the read (or send) loop waits, cancellably. Never on an
@@ -89,17 +95,6 @@ class UnreliableDriver(TaskDriver):
             # pacer keeps the debt, and the task's next report, on a worker, waits it out.
             if wait > 0 and not on_network_thread():
                 self.wait_cancelled(wait)
-
-    def _pace(self) -> TaskPacing:
-        machine = self.machine
-        pacing = self.pacing = TaskPacing(
-            limits_for(self._transport, None),
-            machine.identifier,
-            self.rate,
-            machine.original_request.has_body,
-        )
-        pacing.start()
-        return pacing
 
     def ending(self, payload: Payload, submit: Callable[[Callable[[], None]], None]) -> Payload:
         """A payload about to be delivered; a download's ``sessioncompleted`` settles its

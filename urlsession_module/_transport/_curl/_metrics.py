@@ -1,10 +1,10 @@
 """A curl transfer's metrics, from libcurl's own clocks (``curl_easy_getinfo``).
 
 Read once, on the network thread, right after the ``socket_action`` that completed the final
-response head (pycurl refuses ``getinfo`` inside libcurl's callbacks), or as the transfer ends
-when no head came. The reader has the head at once; the task's thread waits for the metrics
-only if it reports them before that ``socket_action`` has returned (bounded: see
-``Transfer.settle_metrics``). The body's end and its bytes are stamped by the transport as it
+response head (pycurl refuses ``getinfo`` inside libcurl's callbacks; the head's lines are
+taken in there too, ``Transfer.scan_head``), before the reader is told of the head; or as the
+transfer ends when no head came. A task's thread that reports them first waits, bounded
+(``Transfer.settle_metrics``). The body's end and its bytes are stamped by the transport as it
 reads them, as for every engine. libcurl
 measures every phase from the transfer's start in microseconds (``*_TIME_T``); the dates are
 that start (taken as the transfer is made) plus each offset. A transfer that made no connection
@@ -23,28 +23,13 @@ transfer on a reused connection takes the version its connection's handshake gav
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pycurl
 
 from .._metrics import Transaction
 
-if TYPE_CHECKING:
-    from ._easy import Transfer
-
 _US = 1e-6
-
-# Transfers whose final head came during the current ``socket_action`` (network thread only):
-# pycurl refuses ``getinfo`` inside libcurl's callbacks, so the head callback queues the
-# transfer here and the network thread reads its clocks as soon as ``socket_action`` returns.
-HEADS: list[Transfer] = []
-
-
-def complete_heads() -> None:
-    """Read the metrics of the transfers whose head just came."""
-    while HEADS:
-        HEADS.pop(0).head_complete()
-
 
 _TLS_LINE = b"SSL connection using "
 _HTTP3 = getattr(pycurl, "CURL_HTTP_VERSION_3", 30)
@@ -169,7 +154,10 @@ def fill(
                 connections[conn] = ends
         remote, rport, local, lport = ends
         sent = int(get(_SIZE_UPLOAD)) if body else 0
-        reused = connects == 0 and pretransfer > 0
+        # (a connect that failed reads a pretransfer and first-byte time too, with nothing
+        # sent: no request, no response, and no connection reused)
+        went = request > 0
+        reused = connects == 0 and pretransfer > 0 and went
         if not reused:
             lookup = get(_NAMELOOKUP) * _US
             connect = get(_CONNECT) * _US
@@ -187,10 +175,10 @@ def fill(
             f["secureConnectionStartDate"] = started + connect
             f["secureConnectionEndDate"] = started + tls
         f["connectEndDate"] = started + max(connect, tls)
-    if pretransfer > 0:
+    if pretransfer > 0 and went:
         f["requestStartDate"] = start = started + pretransfer
         f["requestEndDate"] = start if start > upload_end else upload_end
-    if first_byte > 0:
+    if first_byte > 0 and header > 0:
         f["responseStartDate"] = started + first_byte
     f["countOfRequestBodyBytesSent"] = sent
     f["countOfRequestHeaderBytesSent"] = request - sent if request > sent else 0
@@ -220,9 +208,13 @@ def _fill_each(
     pretransfer = _offset(easy, pycurl.PRETRANSFER_TIME_T)
     first_byte = _offset(easy, pycurl.STARTTRANSFER_TIME_T)
     connects = _get(easy, pycurl.NUM_CONNECTS)
+    header = _get(easy, pycurl.HEADER_SIZE)
+    request = _get(easy, pycurl.REQUEST_SIZE)
+    went = not isinstance(request, int) or request > 0  # (as in fill; unknown: as it reads)
+    answered = not isinstance(header, int) or header > 0
     f = tx.fields
     f["fetchStartDate"] = started
-    reused = connects == 0 and pretransfer > 0
+    reused = connects == 0 and pretransfer > 0 and went
     f["isReusedConnection"] = reused
     if not reused and connect > 0:
         f["domainLookupStartDate"] = started
@@ -232,13 +224,11 @@ def _fill_each(
             f["secureConnectionStartDate"] = started + connect
             f["secureConnectionEndDate"] = started + tls
         f["connectEndDate"] = started + max(connect, tls)
-    if pretransfer > 0:
+    if pretransfer > 0 and went:
         f["requestStartDate"] = started + pretransfer
         f["requestEndDate"] = max(f["requestStartDate"], upload_end)
-    if first_byte > 0:
+    if first_byte > 0 and answered:
         f["responseStartDate"] = started + first_byte
-    header = _get(easy, pycurl.HEADER_SIZE)
-    request = _get(easy, pycurl.REQUEST_SIZE)
     sent = _get(easy, pycurl.SIZE_UPLOAD_T)
     body_sent = int(sent) if isinstance(sent, (int, float)) else 0
     f["countOfRequestBodyBytesSent"] = body_sent
