@@ -177,6 +177,27 @@ s.finishTasksAndInvalidate(); s.waitForInvalidation(5)
 """
     )
 
+    print("\n## 3. bandwidth in a background session: setMaximumBytesPerSecond mid-download")
+    python(
+        f"""
+import time, urlsession_module as U
+cfg = U.createSessionConfiguration({{'identifier': 'demo-rate-{engine}', 'engine': '{engine}'}})
+s = U.createSession({{'configuration': cfg}})
+seen = [0]
+s.addEventListener('downloadprogress', lambda e: seen.__setitem__(0, e.totalBytesWritten))
+t0 = time.monotonic()
+s.downloadTask({{'url': '{origin.url("/bytes/4000000?rate=1000000")}'}})
+while seen[0] < 300000 and time.monotonic() - t0 < 20: time.sleep(0.02)
+s.setMaximumBytesPerSecond(64 * 1024)
+time.sleep(1.0); a = seen[0]; time.sleep(2.0)
+print(f'after 64 KiB/s was set: {{(seen[0] - a) / 2 / 1024:.0f}} KiB/s over 2 s (the server sends ~977)')
+s.setMaximumBytesPerSecond(None); t1 = time.monotonic()
+s.waitForTasks(30)
+print(f'limit lifted: the rest took {{time.monotonic() - t1:.2f}} s; configuration now', s.configuration.maximumBytesPerSecond)
+s.finishTasksAndInvalidate(); s.waitForInvalidation(10)
+"""
+    )
+
     print(
         "\n## 4. resume data: -C - after a reset mid-body (FaultServer), then the run that continues"
     )
@@ -245,6 +266,7 @@ s.finishTasksAndInvalidate(); s.waitForInvalidation(5)
             "-q",
             "--retry",
             "3",
+            "--timing",
             "--background",
             f"demo-{engine}",
             url,
