@@ -45,13 +45,20 @@ def test_set_rate_re_divides_the_shares_and_the_pacing() -> None:
     a.stop()
 
 
-def _limit_mid_download(session: Any, server: LocalServer) -> tuple[str, list[int]]:
+def _limit_mid_download(
+    session: Any, server: LocalServer, heard: list[float] | None = None
+) -> tuple[str, list[int]]:
     """A 4 MB download the server sends at 1 MB/s, its session limited to 64 KiB/s once
-    300 KB came: its task and the bytes written so far (kept up to date)."""
+    300 KB came: its task and the bytes written so far (kept up to date; ``heard`` gets the
+    time of each progress event)."""
     written = [0]
-    session.addEventListener(
-        "downloadprogress", lambda e: written.__setitem__(0, e.totalBytesWritten)
-    )
+
+    def progress(e: Any) -> None:
+        written[0] = e.totalBytesWritten
+        if heard is not None:
+            heard.append(time.monotonic())
+
+    session.addEventListener("downloadprogress", progress)
     tid = session.downloadTask(url=server.url(f"/bytes/{4 * 1000 * 1000}?rate=1000000"))
     deadline = time.monotonic() + 10
     while written[0] < 300_000 and time.monotonic() < deadline:
@@ -71,6 +78,16 @@ def _moved_then_cancel(session: Any, rec: Any, tid: str, count: list[int]) -> in
     session.getTask(tid).cancel()
     rec.completed(tid, 10)
     return moved
+
+
+def assert_held_steadily(moved: int, heard: list[float], since: float) -> None:
+    """64 KiB/s for 2 s is ~128 KiB: far from the 2 MB the server sends meanwhile, and not
+    nothing; and the progress events of those seconds come steadily, never a second apart
+    (a window's worth of bytes then seconds of pacing was what a limit set mid-way gave)."""
+    assert 16 * KiB <= moved < 700_000, moved
+    window = [t for t in heard if since + 1.0 <= t <= since + 3.0]
+    gaps = [b - a for a, b in zip([since + 1.0, *window], [*window, since + 3.0], strict=True)]
+    assert max(gaps) < 1.0, gaps
 
 
 @pytest.fixture
@@ -116,12 +133,14 @@ def test_a_limit_set_mid_download_slows_it_within_a_second(
 ) -> None:
     """A download with no limit (the server sends 1 MB/s) is held to 64 KiB/s once the
     session gets that limit: over the 2 s that start a second after the change, it moves
-    about 128 KiB, not the 2 MB it would have."""
+    about 128 KiB, not the 2 MB it would have, with progress events all along."""
     session = make_session(engine=eng)
     rec = recorder(session)
-    tid, written = _limit_mid_download(session, server)
+    heard: list[float] = []
+    tid, written = _limit_mid_download(session, server, heard)
+    since = time.monotonic()
     moved = _moved_then_cancel(session, rec, tid, written)
-    assert moved < 700_000, moved  # (a busy machine's reads are larger blocks: may be 0)
+    assert_held_steadily(moved, heard, since)
     assert written[0] < 4_000_000
 
 

@@ -212,13 +212,21 @@ def paced(ctl: Any) -> bool:
 
 
 def read_cap(ctl: Any, block: int) -> int:
-    """The most one read of a paced task's body may take: an eighth of a second of its share
-    (at least 4 KiB), else ``block``.
+    """The most one read of a paced task's body may take (or one report may count, of bytes
+    an engine moved off the task's thread: curl's direct paths): an eighth of a second of its
+    share (at least 4 KiB), else ``block``; 4 KiB for a task whose session got a rate while it
+    ran, until it joins the shares (at the report of those 4 KiB).
 
     A read takes what the socket holds; after a task waited out its share, that can be a
     second or more of a fast server's bytes, all at once (a 64 KiB/s task moving 800 KB in
-    one read). Smaller reads keep the pace steady and let TCP's window hold the server back.
+    one read). Smaller reads keep the pace steady and let TCP's window hold the server back;
+    each is paced before the next, so progress comes steadily, not as a window's worth of
+    bytes followed by seconds of nothing.
     """
     pacing = getattr(ctl, "pacing", None)
-    share = None if pacing is None else pacing.share()
+    if pacing is None:
+        if getattr(getattr(ctl, "_transport", None), "_rate_limits", None) is None:
+            return block
+        return min(block, 4096)  # a rate set while it ran: it joins at this read's report
+    share = pacing.share()
     return block if share is None else min(block, max(4096, share // 8))

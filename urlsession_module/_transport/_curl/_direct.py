@@ -38,7 +38,7 @@ from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, PROGRESS_INTERVAL, Progress, Sink
 from .._control import CancelledSignal, LetGoSignal, TransferControl
 from .._errors import file_error
-from .._ratelimit import look_for_limit, paced
+from .._ratelimit import look_for_limit, paced, read_cap
 from .._wire import OFF_LOOP, Steps
 from ._signal import Signal, SignalWaiter
 
@@ -395,15 +395,17 @@ def _report(
     assert isinstance(signal, Signal)
     seen = 0
     while True:
+        most = BLOCK
         if paced(a.ctl):
             # Its reports wait out the pacing (a limit set while it ran): on a worker, not on
-            # the network thread that may have woken it (``light``).
+            # the network thread that may have woken it (``light``); small ones, each paced.
             yield OFF_LOOP
+            most = read_cap(a.ctl, BLOCK)
         with signal:
             written, paused, done, error = d.written, t.recv_paused, t.done, t.error
             generation = signal.generation
         while written > seen:  # counted a piece at most at a time, as libcurl gives them
-            n = min(written - seen, BLOCK)
+            n = min(written - seen, most)
             progress.add(n)  # (paced here when a bandwidth limit applies: see _unreliable)
             seen += n
         d.reported = seen

@@ -30,7 +30,7 @@ from ...exceptions import ErrorCode, TransferError
 from .._bodies import BLOCK, Progress
 from .._control import CancelledSignal
 from .._headerlists import pairs_of
-from .._ratelimit import paced
+from .._ratelimit import paced, read_cap
 from .._requests import IDEMPOTENT
 from .._streams import send_blocks
 from .._wire import OFF_LOOP, Steps, drive
@@ -265,14 +265,16 @@ class CurlEngine:
         while True:
             if a.ctl.cancelled:
                 raise CancelledSignal
+            most = BLOCK
             if reader is not None and paced(a.ctl):
                 yield OFF_LOOP  # its reports wait out the pacing: not on the network thread
+                most = read_cap(a.ctl, BLOCK)  # (small ones, each paced: steady progress)
             with signal:
                 over = t.head_done or t.error is not None or t.done or t.rewound
                 seen = signal.generation
                 sent, paused = (0, False) if reader is None else (reader.sent, t.send_paused)
             while progress is not None and sent > told:  # the network thread read the body
-                n = min(sent - told, BLOCK)  # counted a block at most at a time, as queued
+                n = min(sent - told, most)  # counted a block at most at a time, as queued
                 progress.add(n)
                 told += n
             if reader is not None:
