@@ -124,3 +124,24 @@ def test_tls_h1_and_h2_agree_on_a_post(
     done = _get(session, rec, nginx_peer.url("https", "/redirect/302"))
     assert done.success and done.statusCode == 200
     assert done.networkProtocolName == ("h2" if engine == "curl" else "http/1.1")
+
+
+def test_an_http_1_1_task_never_waits_for_anothers_connection(
+    server: Any, make_session: MakeSession, recorder: MakeRecorder
+) -> None:
+    """Two tasks to one http:// host at once from a new session, the first answered 0.5 s
+    late: the second gets a connection of its own and ends first. (libcurl's PIPEWAIT, set for an HTTP/1.1 request,
+    kept the second waiting for the first's connection to be free in some of the pairs: a
+    paced download started seconds late.)"""
+    for i in range(12):  # (a fresh session each: the race is with the first connection made)
+        session = make_session(engine="curl")
+        rec = recorder(session)
+        slow = session.dataTask(url=server.url(f"/slow?delay=0.5&pair={i}"), method="GET")
+        quick = session.dataTask(url=server.url(f"/bytes/100?pair={i}"), method="GET")
+        done_quick, done_slow = rec.completed(quick, 10), rec.completed(slow, 10)
+        assert done_quick.success and done_slow.success
+        first_quick = done_quick.metrics["transactionMetrics"][0]
+        assert (
+            first_quick["responseEndDate"]
+            < done_slow.metrics["transactionMetrics"][0]["responseStartDate"]
+        ), f"pair {i}: the quick task waited for the slow one"

@@ -23,6 +23,16 @@ __all__ = ["configure"]
 
 _BUFFER = 1 << 20  # libcurl's receive buffer: fewer, larger write callbacks
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+# libcurl's HTTP versions that multiplex whatever the scheme (h2c prior knowledge, HTTP/3),
+# and those that do over TLS only, where ALPN may choose h2.
+_MULTIPLEXED = frozenset(
+    {
+        pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE,
+        getattr(pycurl, "CURL_HTTP_VERSION_3", 30),
+        getattr(pycurl, "CURL_HTTP_VERSION_3ONLY", 31),
+    }
+)
+_BY_ALPN = frozenset({pycurl.CURL_HTTP_VERSION_2TLS, pycurl.CURL_HTTP_VERSION_2_0})
 
 
 def session_template(config: ConfigValues) -> pycurl.Curl:
@@ -33,9 +43,6 @@ def session_template(config: ConfigValues) -> pycurl.Curl:
     request's own options."""
     e = pycurl.Curl()
     e.setopt(pycurl.NOSIGNAL, 1)
-    # Wait for a connection being made to say whether it multiplexes (h2) rather than open
-    # another one: many tasks to one h2 host share one connection, as streams.
-    e.setopt(pycurl.PIPEWAIT, 1)
     e.setopt(pycurl.FOLLOWLOCATION, 0)  # our redirect rules, not libcurl's
     e.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # bodies are decoded above the engine
     e.setopt(pycurl.BUFFERSIZE, _BUFFER)
@@ -64,6 +71,13 @@ def configure(
     e.setopt(pycurl.URL, url)
     e.setopt(pycurl.SHARE, share)  # the session's connections, DNS cache and TLS sessions
     e.setopt(pycurl.HTTP_VERSION, http_version)
+    if http_version in _MULTIPLEXED or (http_version in _BY_ALPN and url[:6].lower() == "https:"):
+        # Wait for a connection being made to say whether it multiplexes (h2, h3) rather than
+        # open another one: many tasks to one such host share one connection, as streams.
+        # Never where it cannot (HTTP/1.1): libcurl then kept a transfer added while the
+        # first connection was being made waiting for that connection to be free, the whole
+        # of the other's response (a paced download started seconds late).
+        e.setopt(pycurl.PIPEWAIT, 1)
     e.setopt(pycurl.HEADERFUNCTION, t.raw.append)  # read by Transfer.scan_head
     e.setopt(pycurl.SOCKOPTFUNCTION, t.on_socket)
     e.setopt(pycurl.WRITEFUNCTION, t.on_body)
