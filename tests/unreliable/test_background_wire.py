@@ -93,3 +93,15 @@ def test_carried_metrics_go_on_from_the_journaled_record() -> None:
     for bad in ({}, {"taskInterval": {}}, {**record, "transactionMetrics": [{"x": 1}]}):
         with pytest.raises(ValueError, match="not a metrics record"):
             TaskMetrics.carried(bad)
+
+
+def test_a_task_retried_for_long_keeps_its_first_and_latest_requests() -> None:
+    """Metrics keep at most MOST_KEPT transactions: the first, then the latest."""
+    from urlsession_module._transport._metrics import MOST_KEPT, TaskMetrics
+
+    m = TaskMetrics()
+    for i in range(MOST_KEPT + 50):
+        m.begin().fields["remotePort"] = i
+    ports = [tx["remotePort"] for tx in m.to_dict()["transactionMetrics"]]
+    assert len(ports) == MOST_KEPT
+    assert ports[0] == 0 and ports[1:] == list(range(51, MOST_KEPT + 50))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.with_server._util import closed_port
 from urlsession_module.testing import LocalServer
 
 MakeSession = Callable[..., Any]
@@ -204,10 +205,7 @@ def test_a_refused_connection_sent_no_request_and_reused_nothing(
     resource timeout): each is a transaction, and none of them sent a request, got a response
     or reused a connection (libcurl reads a request time even so; http.client had counted the
     request's head before connecting)."""
-    probe = LocalServer()
-    probe.start()
-    port = probe.port
-    probe.stop()
+    port = closed_port()
     session = make_session(engine=eng, waitsForConnectivity=True, timeoutIntervalForResource=1.5)
     rec = recorder(session)
     done = rec.completed(session.dataTask(url=f"http://127.0.0.1:{port}/x", method="GET"))

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.unreliable.test_ratelimit_change import assert_held_steadily
+from tests.with_server._util import closed_port
 from tests.with_server.test_background import Transfer, _bg_session
 from urlsession_module.exceptions import InvalidArgumentValueError
 from urlsession_module.testing import LocalServer
@@ -152,10 +153,7 @@ def test_background_metrics_keep_the_attempts_before_a_restart(
     """An attempt refused by a port that is not listening yet is journaled with its metrics;
     the transfer process is SIGKILLed, and the one that recovers the task finishes it: the
     task's metrics still list the refused attempt, before the request that got the answer."""
-    probe = LocalServer()
-    probe.start()
-    port = probe.port
-    probe.stop()
+    port = closed_port()
     session = _bg_session()
     rec = recorder(session)
     tid = session.downloadTask({"url": f"http://127.0.0.1:{port}/bytes/1000"})

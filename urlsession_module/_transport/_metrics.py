@@ -20,7 +20,12 @@ from typing import Any
 
 from urllib3 import HTTPHeaderDict
 
-__all__ = ["TaskMetrics", "Transaction"]
+__all__ = ["MOST_KEPT", "TaskMetrics", "Transaction"]
+
+#: The transactions a task's metrics keep: a task that waits for connectivity or retries for
+#: hours makes a request per attempt; past this many, the first and the latest are kept (the
+#: record, journaled at each background retry, stays small).
+MOST_KEPT = 100
 
 
 _FIELDS = (
@@ -172,7 +177,10 @@ class TaskMetrics:
     def begin(self) -> Transaction:
         """A new request goes out (or to the cache): its transaction, now the current one."""
         tx = Transaction(time.time(), self.proxy)  # (positional: a third cheaper call)
-        self.transactions.append(tx)
+        txs = self.transactions
+        if len(txs) >= MOST_KEPT:
+            del txs[1]  # a task retried for days keeps its first request and its latest ones
+        txs.append(tx)
         self.current = tx
         return tx
 
