@@ -78,8 +78,10 @@ class UnreliableDriver(TaskDriver):
         if isinstance(event, (BodyReceived, BodySent)):
             pacing = self.pacing
             if pacing is None:
+                if getattr(self._transport, "_rate_limits", None) is None:
+                    return  # (most tasks: no rate was ever set, nothing more to look at)
                 machine = self.machine
-                pacing = self.pacing = joined_late(  # the session's rate set while it ran?
+                pacing = self.pacing = joined_late(  # the session's rate was set while it ran
                     self._transport,
                     machine.identifier,
                     self.rate,
