@@ -60,9 +60,15 @@ class Transfer:
         return pid
 
     def task_state(self, task_id: str) -> str | None:
+        state: str | None = self.journal_value("SELECT state FROM tasks WHERE id = ?", task_id)
+        return state
+
+    def journal_value(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row ``sql`` reads from the journal (read-only; None
+        when no row matches)."""
         db = sqlite3.connect(f"file:{self.home / 'journal.sqlite3'}?mode=ro", uri=True, timeout=5)
         try:
-            row = db.execute("SELECT state FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = db.execute(sql, args).fetchone()
         finally:
             db.close()
         return row[0] if row else None

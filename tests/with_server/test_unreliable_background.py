@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import uuid
@@ -139,12 +138,8 @@ def test_background_session_without_a_policy_keeps_its_own_retry_rule(
 
 
 def _journaled_metrics(transfer: Transfer, task_id: str) -> str | None:
-    db = sqlite3.connect(f"file:{transfer.home / 'journal.sqlite3'}?mode=ro", uri=True, timeout=5)
-    try:
-        row = db.execute("SELECT metrics FROM tasks WHERE id = ?", (task_id,)).fetchone()
-    finally:
-        db.close()
-    return row[0] if row else None
+    kept: str | None = transfer.journal_value("SELECT metrics FROM tasks WHERE id = ?", task_id)
+    return kept
 
 
 def test_background_metrics_keep_the_attempts_before_a_restart(
@@ -217,13 +212,9 @@ def test_background_session_rate_changes_while_its_task_runs(
     done = rec.completed(tid, 20)
     assert done.success, done.message
     assert session.configuration.maximumBytesPerSecond is None
-    db = sqlite3.connect(f"file:{transfer.home / 'journal.sqlite3'}?mode=ro", uri=True, timeout=5)
-    try:
-        (config,) = db.execute(
-            "SELECT config FROM sessions WHERE identifier = ?", ("com.test.bg",)
-        ).fetchone()
-    finally:
-        db.close()
+    config = transfer.journal_value(
+        "SELECT config FROM sessions WHERE identifier = ?", "com.test.bg"
+    )
     assert "maximumBytesPerSecond" in json.loads(config)
     assert json.loads(config)["maximumBytesPerSecond"] is None
     session.finishTasksAndInvalidate()
