@@ -128,7 +128,8 @@ class Session(Proxy):
         rate = bytes_per_second("maximumBytesPerSecond", rate)
         self._config = attrs.evolve(self._config, maximumBytesPerSecond=rate)
         if self._remote is not None:
-            self._remote.set_rate(self._config)
+            if not self._invalidated:  # (an invalidated session has let go of the process)
+                self._remote.set_rate(self._config)
         else:
             set_session_rate(self._transport, rate)
 

@@ -13,6 +13,7 @@ import pytest
 from tests.unreliable.test_ratelimit_change import assert_held_steadily
 from tests.with_server._util import closed_port
 from tests.with_server.test_background import Transfer, _bg_session
+from urlsession_module._background._client import TransferClient
 from urlsession_module.exceptions import InvalidArgumentValueError
 from urlsession_module.testing import LocalServer
 
@@ -230,3 +231,10 @@ def test_background_session_rate_is_checked_at_the_call(transfer: Transfer) -> N
     assert session.configuration.maximumBytesPerSecond == 1024 * 1024
     session.finishTasksAndInvalidate()
     assert session.waitForInvalidation(10)
+    # Once invalidated, the session has let go of the transfer process: a new rate is only
+    # its own (no connection made again to send it).
+    clients = list(TransferClient._instances.values())
+    connected = [c._conn is not None for c in clients]
+    session.setMaximumBytesPerSecond(2048)
+    assert session.configuration.maximumBytesPerSecond == 2048
+    assert [c._conn is not None for c in clients] == connected
