@@ -72,7 +72,7 @@ from ._launch import Launcher
 from ._replay import send_replay
 from ._requeue import retry_or_fail
 from ._resumable import download_dir, settle_partial
-from ._settings import config_from_dict
+from ._settings import config_from_dict, config_to_dict
 from ._wire import (
     Action,
     Create,
@@ -207,11 +207,9 @@ class Runner:
             config = self.configs.get(ident)
             if config is None:
                 raise Refused(WireError.NOT_ATTACHED)
-            self.configs[ident] = attrs.evolve(config, maximumBytesPerSecond=rate)
+            config = self.configs[ident] = attrs.evolve(config, maximumBytesPerSecond=rate)
             transport = self.transports.get(ident)
-        raw = self.journal.session_config(ident)
-        if raw is not None:
-            self.journal.upsert_session(ident, {**raw, "maximumBytesPerSecond": rate})
+        self.journal.upsert_session(ident, config_to_dict(config))  # (as a host's attach has it)
         if transport is not None:
             set_session_rate(transport, rate)
 

@@ -353,18 +353,12 @@ class Multi:
         """Take in the head lines libcurl gave in the ``socket_action`` that just returned
         (:meth:`Transfer.scan_head`): heads that are complete go to their readers, with their
         metrics; a head we refuse ends its transfer (-1011) before its ``done`` is read."""
-        came = refused = None
-        for t in self._heading:
-            if len(t.raw) != t.scanned:
-                if t.scan_head():
-                    refused = [*(refused or ()), t]
-                elif t.head_done:
-                    came = [*(came or ()), t]
-        for t in came or ():
-            self._heading.discard(t)
-            t.easy.setopt(pycurl.HEADERFUNCTION, t.on_trailer)
-        for t in refused or ():
-            self.remove(t, t.outcome(WRITE_ERROR, ""))
+        for t in [t for t in self._heading if len(t.raw) != t.scanned]:
+            if t.scan_head():
+                self.remove(t, t.outcome(WRITE_ERROR, ""))  # (leaves ``_heading`` too)
+            elif t.head_done:
+                self._heading.discard(t)
+                t.easy.setopt(pycurl.HEADERFUNCTION, t.on_trailer)
 
     def _collect(self) -> None:
         """Finish every transfer libcurl says is done, with its outcome."""
