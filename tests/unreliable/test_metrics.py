@@ -326,6 +326,42 @@ def test_curl_fill_on_a_reused_connection_matches_value_by_value(server: LocalSe
     )
 
 
+def test_curl_fill_knows_a_reused_connection_by_its_id(server: LocalServer) -> None:
+    """With the session's ``connections`` (by libcurl's connection id), a transfer on a
+    connection an earlier transfer named is read as reused without asking libcurl for its
+    count of new connections: the record is still what asking value by value gives, and the
+    first transfer's (which made the connection) is not reused."""
+    import io
+
+    import pycurl
+
+    from urlsession_module._transport._curl import _metrics as cm
+    from urlsession_module._transport._metrics import Transaction
+
+    if cm._CONN_ID is None:
+        pytest.skip("libcurl before 8.2 has no connection id")
+    connections: dict[int, tuple[object, ...]] = {}
+    easy = pycurl.Curl()
+    try:
+        easy.setopt(pycurl.URL, server.url("/bytes/2000"))
+        easy.setopt(pycurl.WRITEDATA, io.BytesIO())
+        easy.perform()
+        first = Transaction(1.0)
+        cm.fill(first, easy, 1000.0, False, 0.0, False, connections)
+        easy.perform()  # the same connection again
+        one, each = Transaction(1.0), Transaction(1.0)
+        cm.fill(one, easy, 1000.0, False, 0.0, False, connections)
+        cm._fill_each(each, easy, 1000.0, False, 0.0)
+    finally:
+        easy.close()
+    assert first.fields["isReusedConnection"] is False
+    assert first.fields["connectStartDate"] is not None
+    assert len(connections) == 1
+    assert one.fields == each.fields
+    assert one.fields["isReusedConnection"] is True
+    assert one.fields["localPort"] == first.fields["localPort"]
+
+
 def test_curl_response_fields_are_urllib3s() -> None:
     """The curl response sets urllib3's fields itself (cheaper than urllib3's ``__init__``)
     only because they came out identical for the installed urllib3, name for name."""

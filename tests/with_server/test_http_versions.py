@@ -145,3 +145,83 @@ def test_an_http_1_1_task_never_waits_for_anothers_connection(
             first_quick["responseEndDate"]
             < done_slow.metrics["transactionMetrics"][0]["responseStartDate"]
         ), f"pair {i}: the quick task waited for the slow one"
+
+
+def _heads_counted_as_libcurl_does(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Spy on the curl transfers' metrics: (the heads' bytes the transfer counted itself,
+    libcurl's ``HEADER_SIZE``) for each transfer whose head came."""
+    import pycurl
+
+    from urlsession_module._transport._curl import _easy
+
+    seen: list[tuple[int, int]] = []
+    real = _easy.fill_metrics
+
+    def fill(tx: Any, easy: Any, *args: Any) -> None:
+        header = args[-1]
+        if header is not None:
+            seen.append((header, easy.getinfo(pycurl.HEADER_SIZE)))
+        real(tx, easy, *args)
+
+    monkeypatch.setattr(_easy, "fill_metrics", fill)
+    return seen
+
+
+@pytest.mark.parametrize("where", ["http/1.1", "h2", "h2c"])
+def test_curl_counts_the_heads_bytes_as_libcurl_does(
+    where: str,
+    nginx_peer: Nginx,
+    peer_certs: PeerCerts,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """countOfResponseHeaderBytesReceived on the curl engine is the transfer's own count of
+    the head's lines (one ``getinfo`` fewer a task): libcurl's count, on each version."""
+    seen = _heads_counted_as_libcurl_does(monkeypatch)
+    options: dict[str, Any] = {"engine": "curl", "caBundle": str(peer_certs.ca)}
+    scheme = "https"
+    if where == "http/1.1":
+        options["httpVersion"] = "1.1"
+    elif where == "h2c":
+        options["httpVersion"], scheme = "2", "h2c"
+    session = make_session(**options)
+    rec = recorder(session)
+    for _ in range(2):  # a new connection, then a reused one
+        done = _get(session, rec, nginx_peer.url(scheme, "/files/1k.bin"))
+        assert done.success, done.message
+        assert done.networkProtocolName == ("http/1.1" if where == "http/1.1" else "h2")
+        counted = done.metrics["transactionMetrics"][-1]["countOfResponseHeaderBytesReceived"]
+        assert counted == seen[-1][0] > 20
+    assert len(seen) == 2 and all(ours == libcurls for ours, libcurls in seen), seen
+
+
+def test_curl_counts_interim_heads_as_libcurl_does(
+    make_session: MakeSession, recorder: MakeRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interim 100 before the final head counts too, as libcurl counts it."""
+    from urlsession_module.testing import LocalServer
+
+    seen = _heads_counted_as_libcurl_does(monkeypatch)
+    with LocalServer() as server:
+        session = make_session(engine="curl")
+        rec = recorder(session)
+        done = _get(session, rec, server.url("/status/100"))
+        assert done.success and done.statusCode == 200, done.message
+    assert len(seen) == 1 and seen[0][0] == seen[0][1], seen
+    assert seen[0][0] > len("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")
+
+
+def test_curl_counts_an_h3_head_as_libcurl_does(
+    h3_peer: Hypercorn,
+    peer_certs: PeerCerts,
+    make_session: MakeSession,
+    recorder: MakeRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = _heads_counted_as_libcurl_does(monkeypatch)
+    session = make_session(engine="curl", caBundle=str(peer_certs.ca), httpVersion="3")
+    rec = recorder(session)
+    done = _get(session, rec, h3_peer.url("/bytes/1000"))
+    assert done.success and done.networkProtocolName == "h3", done.message
+    assert len(seen) == 1 and seen[0][0] == seen[0][1], seen

@@ -381,13 +381,15 @@ class Transport:
             check_proxy_answer(a, resp, proxy_for(self.config, url))
         a.protocol = self.engine.protocol(resp)
         if tx is not None and a.metrics is not None:
-            if not tx.filled:
+            if tx.filled:  # (the engine read it all: only the protocol, without a call)
+                tx.fields["networkProtocolName"] = a.protocol or None
+            else:
                 fields = tx.fields
                 fields["isReusedConnection"] = bool(a.reused)
                 fields["countOfRequestBodyBytesSent"] = (
                     request.body_length if request.has_body else 0
                 )
-            a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers)
+                a.metrics.head(tx, a.protocol, 12 + len(resp.reason or ""), resp.headers)
         return resp
 
 

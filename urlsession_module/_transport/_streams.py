@@ -120,6 +120,16 @@ def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> Steps[None]:
     ctl, sink = a.ctl, a.sink
     encoded = _encoded(resp)
     progress = Progress(ctl, BodyReceived, _expected(resp))
+    to_sink = getattr(resp, "to_sink", None)  # the curl engine writes a download's file itself
+    direct = None if to_sink is None else to_sink(a, progress, encoded)
+    if direct is not None:  # (before the readers below: a curl response has none of them)
+        try:
+            yield from direct
+        finally:
+            progress.flush()  # before downloadcompleted, a resume's Range or the failure
+        if ctl.cancelled:
+            raise CancelledSignal
+        return
     raw = raw_reader(resp)
     sock = socket_of(resp)
     poller = None
@@ -130,16 +140,6 @@ def receive(a: Attempt, resp: urllib3.BaseHTTPResponse) -> Steps[None]:
     splice: BodySplice | None = None
     may_splice = raw is not None and sink.path is not None
     body_waiter = getattr(resp, "body_waiter", None)
-    to_sink = getattr(resp, "to_sink", None)  # the curl engine writes a download's file itself
-    direct = None if to_sink is None else to_sink(a, progress, encoded)
-    if direct is not None:
-        try:
-            yield from direct
-        finally:
-            progress.flush()  # before downloadcompleted, a resume's Range or the failure
-        if ctl.cancelled:
-            raise CancelledSignal
-        return
     try:
         while True:
             # Bytes wait to be reported: if the wire stays quiet past the interval, report

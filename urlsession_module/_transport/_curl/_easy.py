@@ -75,6 +75,7 @@ class Transfer:
     _sends = 0
     _held_back = False  # the first send was refused before a byte went (dead conn.)
     _head_bytes = 0
+    head_size = 0  # (network thread) the bytes of the heads that ended: status lines and all
     _head_error: TransferError | None = None
     buffered = 0
     recv_paused = False
@@ -186,12 +187,14 @@ class Transfer:
         self.status = int(code)
         self._lines = []
         self._head_bytes = 0
+        self.head_size += len(line)
         return None
 
     def _head_end(self, lines: list[bytes]) -> int | None:
         """The blank line: an interim head is dropped; the final one is parsed and handed
         to the reader."""
         self._lines = None
+        self.head_size += self._head_bytes  # (its lines and the blank one, as libcurl counts)
         if 100 <= self.status < 200 and self.status != 101:
             self._interims += 1
             if self._interims > _MAX_INTERIMS:
@@ -208,10 +211,11 @@ class Transfer:
                 headers.append((name.strip(), value.strip()))
         self.headers = headers
         # The head is in (outside libcurl's callbacks: its clocks can be read now): its
-        # metrics first, then the reader has it.
-        self.head_complete()
+        # metrics first, then the reader has both, with one wake-up.
+        if self.tx is not None and not self.metrics_read:
+            self._read_clocks(self.head_size)
         with self.cond:
-            self.head_done = True
+            self.metrics_read = self.head_done = True
             self.cond.notify_all()
         return None
 
@@ -408,8 +412,8 @@ class Transfer:
             self.group.discard(self)
         if self.direct is not None:
             self.direct.finish()  # (the last count of what libcurl wrote itself, counted mode)
-        if not self.done and not self.metrics_read:
-            self._fill_metrics()  # what happened until now (before a head, or just after one)
+        if not self.done and not self.metrics_read and self.tx is not None:
+            self._read_clocks()  # what happened until now (before a head, or just after one)
         with self.cond:
             if not self.done:
                 self.done = True
@@ -426,28 +430,25 @@ class Transfer:
         self.direct = None
         self.tx = None
 
-    def head_complete(self) -> None:
-        """The final head came (network thread, outside libcurl's callbacks): read the
-        metrics up to it."""
-        if not self.done and not self.metrics_read:
-            self._fill_metrics()
-
-    def _fill_metrics(self) -> None:
-        if self.tx is not None:
-            secure = self.request.url[:6].lower() == "https:"
-            fill_metrics(
-                self.tx,
-                self.easy,
-                self.started,
-                secure,
-                self.upload_end,
-                self.request.has_body,
-                self.connections,
-            )
-            self.tx.settle = None  # filled: nothing to wait for (and no cycle through it)
-        with self.cond:
-            self.metrics_read = True
-            self.cond.notify_all()
+    def _read_clocks(self, header: int | None = None) -> None:
+        """(network thread, outside libcurl's callbacks) Fill the transaction from libcurl's
+        clocks (``header``: the heads' bytes, when they were all counted here); the caller then
+        sets ``metrics_read`` (or ``done``) under ``cond``, which releases a task's thread
+        waiting in :meth:`settle_metrics`."""
+        tx, request = self.tx, self.request
+        assert tx is not None
+        fill_metrics(
+            tx,
+            self.easy,
+            self.started,
+            # (https? and a body? as plain loads: a call each was part of issue 16's budget)
+            request.url[4:5] in ("s", "S"),
+            self.upload_end,
+            request.body is not None or request.body_path is not None,
+            self.connections,
+            header,
+        )
+        tx.settle = None  # filled: nothing to wait for (and no cycle through it)
 
     def settle_metrics(self, patience: float = 0.5) -> None:
         """(task's thread) Wait, bounded, until the metrics were read: at most the rest of

@@ -134,6 +134,27 @@ class ResponseHead(urllib3.HTTPHeaderDict):
         super().add(key, val, combine=combine)
 
 
+class _MadeOnFirstRead:
+    """A class attribute whose first read on an instance makes the value with ``make`` and
+    keeps it in the instance (a non-data descriptor: the instance's own value, or one urllib3
+    assigns, takes over from then on)."""
+
+    __slots__ = ("make", "name")
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        self.make = make
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.make(obj)
+        return value
+
+
 class CurlResponse(urllib3.HTTPResponse):
     """urllib3's response over a :class:`CurlBody`: decoded by urllib3's decoders.
 
@@ -192,20 +213,12 @@ class CurlResponse(urllib3.HTTPResponse):
             enforce_content_length=False,
         )
 
-    def __getattr__(self, name: str) -> Any:
-        """(Only for a name neither the instance nor the class has.) The parts made on first
-        use, as urllib3's ``__init__`` would have made them."""
-        d = self.__dict__
-        if name == "_fp":
-            body = d["_fp"] = CurlBody(self.transfer, self._stop)
-            return body
-        if name == "length_remaining":
-            length = d["length_remaining"] = self._init_length(self._method)
-            return length
-        if name == "_decoded_buffer":
-            buffer = d["_decoded_buffer"] = BytesQueueBuffer()
-            return buffer
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    # The parts made on first use, as urllib3's ``__init__`` would have made them (descriptors,
+    # not a ``__getattr__``: with one, no attribute read of the class is specialised by the
+    # interpreter, and a response's attributes are read some fifty times a task).
+    _fp = _MadeOnFirstRead(lambda self: CurlBody(self.transfer, self._stop))
+    length_remaining = _MadeOnFirstRead(lambda self: self._init_length(self._method))
+    _decoded_buffer = _MadeOnFirstRead(lambda self: BytesQueueBuffer())
 
     @property
     def closed(self) -> bool:
