@@ -179,7 +179,11 @@ def test_curl_counts_the_heads_bytes_as_libcurl_does(
     """countOfResponseHeaderBytesReceived on the curl engine is the transfer's own count of
     the head's lines (one ``getinfo`` fewer a task): libcurl's count, on each version."""
     seen = _heads_counted_as_libcurl_does(monkeypatch)
-    options: dict[str, Any] = {"engine": "curl", "caBundle": str(peer_certs.ca)}
+    options: dict[str, Any] = {
+        "engine": "curl",
+        "caBundle": str(peer_certs.ca),
+        "requestCachePolicy": "reloadIgnoringLocalCacheData",  # (both to the server)
+    }
     scheme = "https"
     if where == "http/1.1":
         options["httpVersion"] = "1.1"

@@ -143,7 +143,7 @@ class Transport:
         attempt: Attempt | None = None
         keep, validator = resume if resume is not None and resume[0] > 0 else (0, None)
         if metrics is None:
-            metrics = TaskMetrics(proxy=proxy_for(cfg, request.url) is not None)
+            metrics = TaskMetrics(proxy_for(cfg, request.url) is not None)  # (positional: cheaper)
         try:
             if kind is TaskKind.DOWNLOAD:
                 assert download_dir is not None
