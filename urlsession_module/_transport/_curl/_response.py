@@ -215,7 +215,7 @@ class CurlResponse(urllib3.HTTPResponse):
 
     # The parts made on first use, as urllib3's ``__init__`` would have made them (descriptors,
     # not a ``__getattr__``: with one, no attribute read of the class is specialised by the
-    # interpreter, and a response's attributes are read some fifty times a task).
+    # interpreter, and a response's attributes are read many times a task, by urllib3 too).
     _fp = _MadeOnFirstRead(lambda self: CurlBody(self.transfer, self._stop))
     length_remaining = _MadeOnFirstRead(lambda self: self._init_length(self._method))
     _decoded_buffer = _MadeOnFirstRead(lambda self: BytesQueueBuffer())
