@@ -197,7 +197,7 @@ def test_curl_counts_the_heads_bytes_as_libcurl_does(
         assert done.networkProtocolName == ("http/1.1" if where == "http/1.1" else "h2")
         counted = done.metrics["transactionMetrics"][-1]["countOfResponseHeaderBytesReceived"]
         assert counted == seen[-1][0] > 20
-    assert len(seen) == 2 and all(ours == libcurls for ours, libcurls in seen), seen
+    assert len(seen) >= 2 and all(ours == libcurls for ours, libcurls in seen), seen
 
 
 def test_curl_counts_interim_heads_as_libcurl_does(
