@@ -75,12 +75,12 @@ class Transaction:
     """``URLSessionTaskTransactionMetrics``: one request and its response.
 
     ``fields`` is the record itself, a plain dict with Apple's names that the engines write
-    into and read (``tx.fields["connectEndDate"] = ...``). Not a dict subclass, nor attrs: one
-    is made per request, and a subclass's copy (``to_dict``) is tracked by the garbage
-    collector while a plain dict of atoms is not; ``attrs.asdict`` alone cost a task 28 µs,
-    past the feature's whole budget on the benchmark. No ``__getattr__`` either (fields as
-    attributes): a class with one has every attribute read go the slow way, its slots too
-    (the interpreter does not specialise them).
+    into and read (``tx.fields["connectEndDate"] = ...``). Not a dict subclass, nor attrs:
+    one is made per request, and a subclass's copy (:meth:`TaskMetrics.to_dict`) is tracked
+    by the garbage collector while a plain dict of atoms is not; ``attrs.asdict`` alone cost a
+    task 28 µs, past the feature's whole budget on the benchmark. No ``__getattr__`` either
+    (fields as attributes): a class with one has every attribute read go the slow way, its
+    slots too (the interpreter does not specialise them).
 
     ``filled``: an engine read the phases up to the response head from its own clocks (curl:
     the transport then stamps only the body's end and its bytes). ``settle``: that engine's
@@ -96,12 +96,6 @@ class Transaction:
             fields["isProxyConnection"] = True
         self.filled = False
         self.settle: Callable[[], None] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        settle = self.settle
-        if settle is not None and not self.filled:
-            settle()
-        return self.fields.copy()
 
 
 # urllib3's ``HTTPHeaderDict.items()`` view (its class is private): read through to its dict.
@@ -219,16 +213,14 @@ class TaskMetrics:
         """The JSON-safe record ``sessioncompleted`` carries and ``Task.metrics`` returns."""
         txs = self.transactions
         start = self.start
-        if len(txs) == 1:  # (most tasks make one request: no frame but this one for it)
-            tx = txs[0]
+        listed: list[dict[str, Any]] = []
+        for tx in txs:  # (no call a transaction: most tasks make one request)
             if tx.settle is not None and not tx.filled:
                 tx.settle()
             # The record itself, not a copy, once no engine will write it (no wait pending,
-            # and the transport ended its response before asking): a copy of its 24 fields
+            # and the transport ended its responses before asking): a copy of its 24 fields
             # was ~1,900 instructions a task, a tenth of the metrics' budget on b.
-            listed = [tx.fields if tx.settle is None else tx.fields.copy()]
-        else:
-            listed = [tx.to_dict() for tx in txs]
+            listed.append(tx.fields if tx.settle is None else tx.fields.copy())
         now = time.time()  # (after a settle: the interval ends when the record is made)
         return {
             "taskInterval": {"start": start, "duration": now - start if now > start else 0.0},

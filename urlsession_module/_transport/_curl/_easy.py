@@ -93,6 +93,7 @@ class Transfer:
     share: pycurl.CurlShare | None = None  # the session's share it runs through
     connections: dict[int, tuple[object, ...]] | None = None  # its ends, by id (_metrics.fill)
     tx: Transaction | None = None  # the transaction it fills as it ends (see _metrics.fill)
+    https = False  # its URL's scheme is https (set by ``_options.configure``)
     upload_end = 0.0
 
     def __init__(
@@ -441,9 +442,9 @@ class Transfer:
             tx,
             self.easy,
             self.started,
-            # (https? and a body? as plain loads: a call each was part of issue 16's budget)
-            request.url[4:5] in ("s", "S"),
+            self.https,
             self.upload_end,
+            # (a body? as plain loads: a property call was part of issue 16's budget)
             request.body is not None or request.body_path is not None,
             self.connections,
             header,

@@ -71,7 +71,8 @@ def configure(
     e.setopt(pycurl.URL, url)
     e.setopt(pycurl.SHARE, share)  # the session's connections, DNS cache and TLS sessions
     e.setopt(pycurl.HTTP_VERSION, http_version)
-    if http_version in _MULTIPLEXED or (http_version in _BY_ALPN and url[:6].lower() == "https:"):
+    https = t.https = url[:6].lower() == "https:"  # (read again by the TLS watch and metrics)
+    if http_version in _MULTIPLEXED or (http_version in _BY_ALPN and https):
         # Wait for a connection being made to say whether it multiplexes (h2, h3) rather than
         # open another one: many tasks to one such host share one connection, as streams.
         # Never where it cannot (HTTP/1.1): libcurl then kept a transfer added while the

@@ -45,7 +45,7 @@ def apply(t: Transfer, config: ConfigValues, url: str) -> None:
     """Set the proxy (or none: libcurl would take ``http_proxy`` from the environment) and the
     host's pins (the rest is the session's: :func:`apply_session`)."""
     e = t.easy
-    secure = url[:6].lower() == "https:"
+    secure = t.https  # (configure looked)
     if secure and t.tx is not None:
         watch_tls(e)  # negotiatedTLSProtocolVersion (see _metrics)
     pins: tuple[str, ...] = ()
